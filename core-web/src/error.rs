@@ -1,0 +1,289 @@
+//! [`AppError`]: every error a handler or the framework returns, rendered as one JSON shape.
+//!
+//! ```json
+//! {"message": "Article not found", "error_code": "NOT_FOUND", "request_id": "…"}
+//! {"message": "Validation failed", "error_code": "VALIDATION_ERROR",
+//!  "errors": {"items[0].name": ["…"]}, "request_id": "…"}
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::messages;
+use crate::request_id;
+
+/// Field path → messages, as carried by [`AppError::Validation`]. Nested fields are dotted and
+/// list items indexed: `items[0].name`.
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
+/// An error that leaves a handler as a JSON response.
+///
+/// Any error type converts into [`AppError::Internal`] with `?`, so handlers can propagate database
+/// or I/O errors directly; the details are logged with the request id and hidden from the client in
+/// release builds.
+///
+/// ```
+/// use core_web::{AppError, ApiResult, ApiResponse};
+///
+/// async fn find(id: u64) -> ApiResult<String> {
+///     if id == 0 {
+///         return Err(AppError::NotFound(format!("No article {id}")));
+///     }
+///     let text = std::fs::read_to_string("/definitely/missing")?; // io::Error → Internal
+///     Ok(ApiResponse::success(text, ""))
+/// }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AppError {
+    /// 500 `INTERNAL_ERROR`. The error is logged; clients see a generic message in release builds.
+    Internal(anyhow::Error),
+    /// 404 `NOT_FOUND`.
+    NotFound(String),
+    /// 400 `BAD_REQUEST`.
+    BadRequest(String),
+    /// 400 `BAD_REQUEST` with messages per field: input that is well-formed but of the wrong
+    /// shape, such as a string where a JSON body needs a number.
+    InvalidInput {
+        /// Summary message.
+        message: String,
+        /// Field path → messages.
+        errors: FieldErrors,
+    },
+    /// 401 `UNAUTHORIZED`.
+    Unauthorized(String),
+    /// 403 `FORBIDDEN`.
+    Forbidden(String),
+    /// 409 `CONFLICT`.
+    Conflict(String),
+    /// 408 `REQUEST_TIMEOUT`: the request took longer than the configured timeout.
+    Timeout(String),
+    /// 413 `PAYLOAD_TOO_LARGE`.
+    PayloadTooLarge(String),
+    /// 422 `VALIDATION_ERROR`, without field details.
+    UnprocessableEntity(String),
+    /// 422 `VALIDATION_ERROR` with messages per field.
+    Validation {
+        /// Summary message.
+        message: String,
+        /// Field path → messages.
+        errors: FieldErrors,
+    },
+    /// 429 `RATE_LIMITED`, with a `Retry-After` header (whole seconds, rounded up) when given.
+    TooManyRequests {
+        /// Message for the client.
+        message: String,
+        /// How long the client should wait.
+        retry_after: Option<Duration>,
+    },
+    /// 503 `SERVICE_UNAVAILABLE`.
+    ServiceUnavailable(String),
+    /// Any other status with its own error code, for statuses the variants above do not name
+    /// (405 `METHOD_NOT_ALLOWED`, 415 `UNSUPPORTED_MEDIA_TYPE`, …).
+    Status {
+        /// HTTP status.
+        status: StatusCode,
+        /// Machine-readable code, `SCREAMING_SNAKE_CASE`.
+        error_code: String,
+        /// Message for the client.
+        message: String,
+    },
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Human-readable message, in the request's locale.
+    pub message: String,
+    /// Machine-readable code such as `NOT_FOUND`.
+    pub error_code: String,
+    /// Field errors, present for validation failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<FieldErrors>,
+    /// The request id (also in the `x-request-id` header).
+    pub request_id: Option<String>,
+}
+
+impl AppError {
+    /// 422 with a single field error; a shortcut for [`AppError::Validation`].
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut errors = FieldErrors::new();
+        errors.insert(field.into(), vec![message.into()]);
+        AppError::Validation {
+            message: messages::text("errors.validation"),
+            errors,
+        }
+    }
+
+    /// The HTTP status this error is sent with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) | AppError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnprocessableEntity(_) | AppError::Validation { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Status { status, .. } => *status,
+        }
+    }
+
+    /// The machine-readable `error_code`.
+    pub fn error_code(&self) -> &str {
+        match self {
+            AppError::Internal(_) => "INTERNAL_ERROR",
+            AppError::NotFound(_) => "NOT_FOUND",
+            AppError::BadRequest(_) | AppError::InvalidInput { .. } => "BAD_REQUEST",
+            AppError::Unauthorized(_) => "UNAUTHORIZED",
+            AppError::Forbidden(_) => "FORBIDDEN",
+            AppError::Conflict(_) => "CONFLICT",
+            AppError::Timeout(_) => "REQUEST_TIMEOUT",
+            AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            AppError::UnprocessableEntity(_) | AppError::Validation { .. } => "VALIDATION_ERROR",
+            AppError::TooManyRequests { .. } => "RATE_LIMITED",
+            AppError::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
+            AppError::Status { error_code, .. } => error_code,
+        }
+    }
+
+    /// The message sent to the client. For [`AppError::Internal`] this is a generic message in
+    /// release builds and the error chain in debug builds.
+    pub fn client_message(&self) -> String {
+        match self {
+            AppError::Internal(err) => {
+                if cfg!(debug_assertions) {
+                    format!("{}: {err:#}", messages::text("errors.internal"))
+                } else {
+                    messages::text("errors.internal")
+                }
+            }
+            AppError::NotFound(m)
+            | AppError::BadRequest(m)
+            | AppError::Unauthorized(m)
+            | AppError::Forbidden(m)
+            | AppError::Conflict(m)
+            | AppError::Timeout(m)
+            | AppError::PayloadTooLarge(m)
+            | AppError::UnprocessableEntity(m)
+            | AppError::ServiceUnavailable(m)
+            | AppError::Validation { message: m, .. }
+            | AppError::InvalidInput { message: m, .. }
+            | AppError::TooManyRequests { message: m, .. }
+            | AppError::Status { message: m, .. } => m.clone(),
+        }
+    }
+
+    /// The JSON body this error renders to, with the current request's id.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            message: self.client_message(),
+            error_code: self.error_code().to_owned(),
+            errors: match self {
+                AppError::Validation { errors, .. } | AppError::InvalidInput { errors, .. } => {
+                    Some(errors.clone())
+                }
+                _ => None,
+            },
+            request_id: request_id::current(),
+        }
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppError::Internal(err) => write!(f, "{}: {err:#}", self.error_code()),
+            other => write!(f, "{}: {}", other.error_code(), other.client_message()),
+        }
+    }
+}
+
+/// `?` turns any error into [`AppError::Internal`].
+///
+/// `AppError` deliberately does not implement `std::error::Error`, which is what lets this blanket
+/// conversion coexist with `From<AppError> for AppError`.
+impl<E> From<E> for AppError
+where
+    E: Into<anyhow::Error>,
+{
+    fn from(err: E) -> Self {
+        AppError::Internal(err.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let AppError::Internal(err) = &self {
+            // Logged inside the request span, so the line carries the request id.
+            tracing::error!(error = format!("{err:#}"), "internal error");
+        } else if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "server error");
+        }
+        let retry_after = match &self {
+            AppError::TooManyRequests {
+                retry_after: Some(d),
+                ..
+            } => {
+                let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                HeaderValue::from_str(&secs.to_string()).ok()
+            }
+            _ => None,
+        };
+        let mut response = (status, Json(self.body())).into_response();
+        if let Some(value) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors of `core-web` outside a request: configuration, start-up and serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting has a value it does not accept.
+    #[error("invalid setting {variable}={value:?}: expected {expected}")]
+    InvalidSetting {
+        /// The environment variable (or TOML key, in lower case).
+        variable: &'static str,
+        /// The rejected value.
+        value: String,
+        /// What the variable accepts.
+        expected: &'static str,
+    },
+    /// A configuration file could not be read or parsed.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The server could not bind its address.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An I/O error while serving.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The tracing subscriber could not be installed.
+    #[error("logging: {0}")]
+    Telemetry(String),
+}

@@ -1,0 +1,139 @@
+//! The safety net that makes every error response JSON.
+//!
+//! Handlers that return [`AppError`] already answer in the framework's shape. Everything else that
+//! can answer with an error — axum's extractor rejections (`Path`, `Query`, `Json`, body limits),
+//! the router's 404 and 405, a handler returning `(StatusCode, &str)` — is rewritten here into the
+//! same `{"message", "error_code", "errors"?, "request_id"}` body, keeping the status and headers
+//! such as `Allow`.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::AppError;
+use crate::messages;
+
+/// The configured body limit, stored in request extensions by the middleware stack so errors can
+/// name it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+tokio::task_local! {
+    static LIMIT: usize;
+}
+
+/// The 413 message, naming the limit when the stack configured one.
+pub(crate) fn payload_too_large_message() -> String {
+    match LIMIT.try_with(|l| *l) {
+        Ok(limit) => messages::text_args("errors.payload_too_large", &[("limit", &limit)]),
+        Err(_) => messages::text("errors.payload_too_large").replace(" :limit", ""),
+    }
+}
+
+/// Middleware: rewrites non-JSON error responses into the framework's JSON error body.
+pub async fn middleware(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
+    let response = match limit {
+        Some(limit) => LIMIT.scope(limit, next.run(req)).await,
+        None => next.run(req).await,
+    };
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let detail = read_detail(body).await;
+    let error = match limit {
+        Some(limit) => LIMIT.sync_scope(limit, || from_status(status, detail, &method, &path)),
+        None => from_status(status, detail, &method, &path),
+    };
+    let mut rewritten = error.into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let mime = v.split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+        })
+        .unwrap_or(false)
+}
+
+/// The original body's text, when it is short enough to be a message.
+async fn read_detail(body: Body) -> String {
+    match to_bytes(body, 2048).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+/// The framework error for a bare status with an optional plain-text detail.
+pub fn from_status(status: StatusCode, detail: String, method: &Method, path: &str) -> AppError {
+    let or = |key: &str| {
+        if detail.is_empty() {
+            messages::text(key)
+        } else {
+            detail.clone()
+        }
+    };
+    match status {
+        StatusCode::BAD_REQUEST => AppError::BadRequest(or("errors.bad_request")),
+        StatusCode::UNAUTHORIZED => AppError::Unauthorized(or("errors.unauthorized")),
+        StatusCode::FORBIDDEN => AppError::Forbidden(or("errors.forbidden")),
+        StatusCode::NOT_FOUND => AppError::NotFound(if detail.is_empty() {
+            messages::text_args(
+                "errors.route_not_found",
+                &[("method", &method), ("path", &path)],
+            )
+        } else {
+            detail
+        }),
+        StatusCode::METHOD_NOT_ALLOWED => AppError::Status {
+            status,
+            error_code: "METHOD_NOT_ALLOWED".to_owned(),
+            message: messages::text("errors.method_not_allowed"),
+        },
+        StatusCode::REQUEST_TIMEOUT => AppError::Timeout(or("errors.timeout")),
+        StatusCode::CONFLICT => AppError::Conflict(or("errors.conflict")),
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(payload_too_large_message()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::Status {
+            status,
+            error_code: "UNSUPPORTED_MEDIA_TYPE".to_owned(),
+            message: or("errors.unsupported_media_type"),
+        },
+        StatusCode::UNPROCESSABLE_ENTITY => AppError::UnprocessableEntity(or("errors.validation")),
+        StatusCode::TOO_MANY_REQUESTS => AppError::TooManyRequests {
+            message: or("errors.rate_limited"),
+            retry_after: None,
+        },
+        StatusCode::SERVICE_UNAVAILABLE => {
+            AppError::ServiceUnavailable(or("errors.service_unavailable"))
+        }
+        s if s.is_server_error() => AppError::Status {
+            status: s,
+            error_code: "INTERNAL_ERROR".to_owned(),
+            message: messages::text("errors.internal"),
+        },
+        s => AppError::Status {
+            status: s,
+            error_code: s
+                .canonical_reason()
+                .unwrap_or("HTTP_ERROR")
+                .to_ascii_uppercase()
+                .replace([' ', '-'], "_"),
+            message: or("errors.bad_request"),
+        },
+    }
+}

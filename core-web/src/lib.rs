@@ -1,0 +1,54 @@
+//! Rustforge's HTTP layer.
+//!
+//! - [`AppError`] and [`ApiResponse`]: every handler answers `{"data", "message"?}` on success and
+//!   `{"message", "error_code", "errors"?, "request_id"}` on failure — including the framework's
+//!   own rejections, timeouts, panics and oversized bodies.
+//! - [`ValidatedJson`]: a JSON body checked with `validator`; failures come back as 422 with
+//!   dotted field paths and messages in the request's locale.
+//! - [`middleware::stack`]: request id, trace span, locale, JSON errors, panic catching, timeout,
+//!   body limit, CORS and compression in one call.
+//! - [`datatable::DataTable`]: a declarative list endpoint (pagination, sorting, filters, search)
+//!   over PostgreSQL or SQLite, every value bound.
+//! - [`server`]: serving with graceful shutdown on SIGINT/SIGTERM.
+//! - [`config::Settings`]: typed settings from the environment, `.env` and TOML;
+//!   [`telemetry::init`] for logs.
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use core_web::{ApiResponse, ApiResult, ValidatedJson, config::HttpConfig};
+//! use serde::Deserialize;
+//! use validator::Validate;
+//!
+//! #[derive(Deserialize, Validate)]
+//! struct Greeting {
+//!     #[validate(length(min = 1, max = 40))]
+//!     name: String,
+//! }
+//!
+//! async fn greet(ValidatedJson(g): ValidatedJson<Greeting>) -> ApiResult<String> {
+//!     Ok(ApiResponse::success(format!("Hello, {}!", g.name), ""))
+//! }
+//!
+//! let app: Router = core_web::middleware::stack(
+//!     Router::new().route("/greet", post(greet)),
+//!     &HttpConfig::default(),
+//! );
+//! # let _ = app;
+//! ```
+
+pub mod config;
+pub mod datatable;
+pub mod error;
+pub mod json_errors;
+pub mod messages;
+pub mod middleware;
+pub mod request_id;
+pub mod response;
+pub mod server;
+pub mod telemetry;
+pub mod validation;
+
+pub use error::{AppError, Error, ErrorBody, FieldErrors, Result};
+pub use request_id::RequestId;
+pub use response::{ApiResponse, ApiResult};
+pub use validation::ValidatedJson;

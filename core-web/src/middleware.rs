@@ -1,0 +1,137 @@
+//! The middleware stack, applied in one call with [`stack`].
+//!
+//! From the outside in: compression → CORS → request id and trace span → locale → JSON error
+//! bodies → panic → timeout → body limit → handler. Every error any of them produces leaves as the
+//! framework's JSON error body.
+
+use std::any::Any;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, Any as CorsAny, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::config::HttpConfig;
+use crate::error::AppError;
+use crate::json_errors::{self, BodyLimit};
+use crate::{messages, request_id};
+
+/// Wraps `router` in the framework's middleware stack, configured by `config`.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use core_web::config::HttpConfig;
+///
+/// let app: Router = core_web::middleware::stack(
+///     Router::new().route("/health", get(|| async { "ok" })),
+///     &HttpConfig::default(),
+/// );
+/// # let _ = app;
+/// ```
+pub fn stack<S>(router: Router<S>, config: &HttpConfig) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    messages::ensure_loaded();
+    let limit = config.body_limit;
+    let layers = ServiceBuilder::new()
+        .layer(CompressionLayer::new())
+        .option_layer(cors(&config.cors_allowed_origins))
+        .layer(from_fn(request_id::middleware))
+        .layer(core_i18n::LocaleLayer::new())
+        .layer(from_fn(move |mut req: Request, next: Next| async move {
+            req.extensions_mut().insert(BodyLimit(limit));
+            json_errors::middleware(req, next).await
+        }))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn_with_state(config.request_timeout, timeout))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestBodyLimitLayer::new(limit));
+    router.layer(layers)
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let base = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(CorsAny)
+        .expose_headers([request_id::HEADER])
+        .max_age(Duration::from_secs(3600));
+    if origins.iter().any(|o| o == "*") {
+        return Some(base.allow_origin(CorsAny));
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(base.allow_origin(AllowOrigin::list(list)))
+}
+
+async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout_ms = limit.as_millis() as u64, "request timed out");
+            let seconds = format_seconds(limit);
+            AppError::Timeout(messages::text_args(
+                "errors.timeout",
+                &[("seconds", &seconds)],
+            ))
+            .into_response()
+        }
+    }
+}
+
+fn format_seconds(d: Duration) -> String {
+    let s = format!("{:.3}", d.as_secs_f64());
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    };
+    tracing::error!(panic = %detail, "handler panicked");
+    let mut response = AppError::Status {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        error_code: "INTERNAL_ERROR".to_owned(),
+        message: messages::text("errors.panic"),
+    }
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_printed_without_trailing_zeros() {
+        assert_eq!(format_seconds(Duration::from_millis(100)), "0.1");
+        assert_eq!(format_seconds(Duration::from_secs(30)), "30");
+        assert_eq!(format_seconds(Duration::from_millis(1500)), "1.5");
+    }
+}

@@ -1,0 +1,99 @@
+//! Request ids: accepted from `x-request-id` or generated, echoed on the response, carried by
+//! the request's tracing span and readable anywhere in the request with [`current`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+/// The header a request id is read from and written to.
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static CURRENT: RequestId;
+}
+
+/// The id of the current request. Extract it in a handler, or call [`current`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(Arc<str>);
+
+impl RequestId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId(Arc::from(generate()))))
+    }
+}
+
+/// The current request's id, when called inside a request handled by the middleware stack.
+pub fn current() -> Option<String> {
+    CURRENT.try_with(|id| id.0.to_string()).ok()
+}
+
+/// A client's id is kept when it is 1–128 visible ASCII characters; anything else is replaced.
+fn accept(value: &HeaderValue) -> Option<String> {
+    let bytes = value.as_bytes();
+    let ok = !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic());
+    ok.then(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
+fn generate() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Middleware: assigns the id, opens the request's span (id, method, path), logs the outcome and
+/// echoes the id in the response header.
+pub async fn middleware(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&HEADER)
+        .and_then(accept)
+        .unwrap_or_else(generate);
+    let request_id = RequestId(Arc::from(id.as_str()));
+    req.extensions_mut().insert(request_id.clone());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let started = Instant::now();
+    let mut response = CURRENT
+        .scope(request_id, next.run(req))
+        .instrument(span.clone())
+        .await;
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request finished"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(HEADER, value);
+    }
+    response
+}

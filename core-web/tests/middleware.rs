@@ -1,0 +1,246 @@
+//! The middleware stack: request ids, panics, timeouts, locale, CORS.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use common::{assert_error, get as get_req, send};
+use core_web::config::HttpConfig;
+use core_web::{ApiResponse, AppError, RequestId};
+
+fn app(config: HttpConfig) -> Router {
+    core_web::middleware::stack(
+        Router::new()
+            .route(
+                "/id",
+                get(|id: RequestId| async move {
+                    ApiResponse::success((id.to_string(), core_web::request_id::current()), "")
+                }),
+            )
+            .route(
+                "/panic",
+                get(|| async {
+                    if true {
+                        panic!("handler exploded");
+                    }
+                    ApiResponse::success((), "")
+                }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    ApiResponse::success("late", "")
+                }),
+            )
+            .route(
+                "/missing",
+                get(|| async {
+                    Err::<ApiResponse<()>, _>(AppError::NotFound(core_i18n::t("errors.not_found")))
+                }),
+            ),
+        &config,
+    )
+}
+
+#[tokio::test]
+async fn a_client_request_id_is_echoed() {
+    let app = app(HttpConfig::default());
+    let req = Request::get("/id")
+        .header("x-request-id", "abc-123")
+        .body(Body::empty())
+        .expect("request");
+    let reply = send(&app, req).await;
+    assert_eq!(
+        reply.headers.get("x-request-id").expect("header"),
+        "abc-123"
+    );
+    assert_eq!(
+        reply.json["data"],
+        serde_json::json!(["abc-123", "abc-123"])
+    );
+}
+
+#[tokio::test]
+async fn a_missing_or_invalid_request_id_is_replaced() {
+    let app = app(HttpConfig::default());
+    let reply = send(&app, get_req("/id")).await;
+    let generated = reply
+        .headers
+        .get("x-request-id")
+        .expect("header")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(generated.len(), 32, "a simple uuid: {generated}");
+    assert_eq!(reply.json["data"][0], generated.as_str());
+    let long = "x".repeat(200);
+    for bad in ["has space", long.as_str(), ""] {
+        let req = Request::get("/id")
+            .header("x-request-id", bad)
+            .body(Body::empty())
+            .expect("request");
+        let reply = send(&app, req).await;
+        let id = reply
+            .headers
+            .get("x-request-id")
+            .expect("header")
+            .to_str()
+            .expect("ascii");
+        assert_ne!(id, bad);
+        assert_eq!(id.len(), 32);
+    }
+    let other = send(&app, get_req("/id")).await;
+    assert_ne!(
+        other
+            .headers
+            .get("x-request-id")
+            .expect("header")
+            .to_str()
+            .expect("ascii"),
+        generated
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_500_json_and_the_app_keeps_serving() {
+    let app = app(HttpConfig::default());
+    let reply = send(&app, get_req("/panic")).await;
+    let json = assert_error(&reply, 500, "INTERNAL_ERROR");
+    assert!(
+        !json["message"]
+            .as_str()
+            .expect("message")
+            .contains("exploded"),
+        "panic text stays in the log"
+    );
+    let reply = send(&app, get_req("/id")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_slow_handler_hits_the_timeout_with_408_json() {
+    let app = app(HttpConfig {
+        request_timeout: Duration::from_millis(100),
+        ..HttpConfig::default()
+    });
+    let started = std::time::Instant::now();
+    let reply = send(&app, get_req("/slow")).await;
+    let json = assert_error(&reply, 408, "REQUEST_TIMEOUT");
+    assert!(
+        json["message"].as_str().expect("message").contains("0.1"),
+        "{json}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at the timeout, not when the handler finished"
+    );
+}
+
+#[tokio::test]
+async fn locale_comes_from_x_locale_then_accept_language() {
+    let app = app(HttpConfig::default());
+    for (headers, expected, language) in [
+        (vec![("x-locale", "zh")], "未找到", "zh"),
+        (
+            vec![("x-locale", "zh-TW"), ("accept-language", "en")],
+            "未找到",
+            "zh",
+        ),
+        (
+            vec![
+                ("x-locale", "xx"),
+                ("accept-language", "zh-CN;q=0.8, en;q=0.9"),
+            ],
+            "Not found",
+            "en",
+        ),
+        (vec![("accept-language", "fr-CH, zh;q=0.5")], "未找到", "zh"),
+        (vec![("accept-language", "*")], "Not found", "en"),
+        (vec![("accept-language", "zh;q=0")], "Not found", "en"),
+        (
+            vec![("accept-language", ";;;q=garbage,,,en-;q=2,-")],
+            "Not found",
+            "en",
+        ),
+        (vec![], "Not found", "en"),
+    ] {
+        let mut req = Request::get("/missing");
+        for (k, v) in &headers {
+            req = req.header(*k, *v);
+        }
+        let reply = send(&app, req.body(Body::empty()).expect("request")).await;
+        let json = assert_error(&reply, 404, "NOT_FOUND");
+        assert_eq!(json["message"], expected, "headers {headers:?}");
+        assert_eq!(
+            reply
+                .headers
+                .get("content-language")
+                .expect("content-language"),
+            language
+        );
+    }
+}
+
+#[tokio::test]
+async fn cors_follows_configuration() {
+    let app = app(HttpConfig {
+        cors_allowed_origins: vec!["https://app.test".into()],
+        ..HttpConfig::default()
+    });
+    let req = Request::get("/id")
+        .header("origin", "https://app.test")
+        .body(Body::empty())
+        .expect("request");
+    let reply = send(&app, req).await;
+    assert_eq!(
+        reply
+            .headers
+            .get("access-control-allow-origin")
+            .expect("allowed"),
+        "https://app.test"
+    );
+    let req = Request::get("/id")
+        .header("origin", "https://evil.test")
+        .body(Body::empty())
+        .expect("request");
+    let reply = send(&app, req).await;
+    assert!(reply.headers.get("access-control-allow-origin").is_none());
+    let none = app_without_cors().await;
+    assert!(none.headers.get("access-control-allow-origin").is_none());
+}
+
+async fn app_without_cors() -> common::Reply {
+    let app = app(HttpConfig::default());
+    let req = Request::get("/id")
+        .header("origin", "https://app.test")
+        .body(Body::empty())
+        .expect("request");
+    send(&app, req).await
+}
+
+#[tokio::test]
+async fn responses_are_compressed_when_asked() {
+    let app = core_web::middleware::stack(
+        Router::new().route(
+            "/big",
+            get(|| async { ApiResponse::success("z".repeat(10_000), "") }),
+        ),
+        &HttpConfig::default(),
+    );
+    let req = Request::get("/big")
+        .header("accept-encoding", "gzip")
+        .body(Body::empty())
+        .expect("request");
+    let res = tower::ServiceExt::oneshot(app, req)
+        .await
+        .expect("response");
+    assert_eq!(
+        res.headers().get("content-encoding").expect("encoded"),
+        "gzip"
+    );
+}
