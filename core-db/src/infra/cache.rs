@@ -1,0 +1,908 @@
+//! The cache: one cheap, cloneable [`Cache`](crate::infra::cache::Cache) handle over three drivers that behave the same.
+//!
+//! | driver | constructor | for |
+//! |---|---|---|
+//! | memory | [`Cache::memory`](crate::infra::cache::Cache::memory) | one process; moka, bounded, TTLs honoured |
+//! | redis | [`Cache::redis`](crate::infra::cache::Cache::redis) | any number of processes sharing one Redis |
+//! | tiered | [`Cache::tiered`](crate::infra::cache::Cache::tiered) | a memory L1 in front of Redis; L1 kept coherent across processes |
+//!
+//! [`Cache::from_url`](crate::infra::cache::Cache::from_url) picks one from configuration (`memory://`, `redis://`, `rediss://`,
+//! `tiered+redis://`).
+//!
+//! On Redis everything lives under the application prefix, one namespace per kind of key:
+//! `{prefix}:cache:{key}` for values, `{prefix}:cache-tag:…` for tags and `{prefix}:lock:{name}`
+//! for locks. [`Cache::flush_prefix`](crate::infra::cache::Cache::flush_prefix) never leaves `{prefix}:cache:`.
+//!
+//! Beyond plain strings the cache stores JSON ([`Cache::get_json`](crate::infra::cache::Cache::get_json), [`Cache::set_json`](crate::infra::cache::Cache::set_json)),
+//! computes missing values once however many callers miss together ([`Cache::remember`](crate::infra::cache::Cache::remember), and the
+//! [`#[cached]`](crate::cached) attribute), serves stale values while refreshing them
+//! ([`Cache::flexible`](crate::infra::cache::Cache::flexible)), counts ([`Cache::increment`](crate::infra::cache::Cache::increment), [`Cache::increment_ex`](crate::infra::cache::Cache::increment_ex)), tags values
+//! for bulk invalidation ([`Cache::set_with_tags`](crate::infra::cache::Cache::set_with_tags), [`Cache::invalidate_tag`](crate::infra::cache::Cache::invalidate_tag)) and hands out
+//! owner-checked locks ([`Cache::lock`](crate::infra::cache::Cache::lock)).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> core_db::Result<()> {
+//! use std::time::Duration;
+//! use core_db::infra::cache::Cache;
+//!
+//! let cache = Cache::memory("app");
+//! cache.set_ex("greeting", "hello", 60).await?;
+//! assert_eq!(cache.get("greeting").await?.as_deref(), Some("hello"));
+//!
+//! let total: u64 = cache
+//!     .remember("report:total", 300, || async { Ok(42) })
+//!     .await?;
+//! assert_eq!(total, 42);
+//!
+//! cache
+//!     .set_with_tags("user:1", "{}", &["users"], Some(Duration::from_secs(3600)))
+//!     .await?;
+//! cache.invalidate_tag("users").await?;
+//! assert!(!cache.has("user:1").await?);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Result};
+
+/// Runs `$body` with `$s` bound to the cache's store, whichever driver it is.
+macro_rules! on_store {
+    ($cache:expr, $s:ident => $body:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::infra::cache::store::Store as _;
+        match &$cache.inner.driver {
+            $crate::infra::cache::Driver::Memory($s) => $body,
+            $crate::infra::cache::Driver::Redis($s) => $body,
+            $crate::infra::cache::Driver::Tiered($s) => $body,
+        }
+    }};
+}
+
+/// Awaits the store call `$call` with `$s` bound to the cache's store. The network-bound
+/// drivers' futures are boxed, so a memory call does not carry (and move) their size; the
+/// allocation is noise next to a round trip.
+macro_rules! store_call {
+    ($cache:expr, $s:ident => $call:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::infra::cache::store::Store as _;
+        match &$cache.inner.driver {
+            $crate::infra::cache::Driver::Memory($s) => $call.await,
+            $crate::infra::cache::Driver::Redis($s) => ::std::boxed::Box::pin($call).await,
+            $crate::infra::cache::Driver::Tiered($s) => ::std::boxed::Box::pin($call).await,
+        }
+    }};
+}
+
+mod flight;
+mod lock;
+mod memory;
+mod redis;
+mod store;
+mod tiered;
+
+pub use self::lock::Lock;
+pub use self::memory::MemoryCacheOptions;
+pub use self::redis::RedisCacheOptions;
+pub use self::tiered::{TieredConfig, TieredStats};
+
+use self::flight::{Flights, StoreMode};
+use self::memory::MemoryStore;
+use self::redis::RedisStore;
+use self::tiered::TieredStore;
+
+/// How long a key has left, from [`Cache::expiry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Expiry {
+    /// The key holds no value (never set, deleted or expired).
+    Missing,
+    /// The key holds a value without an expiry.
+    Persistent,
+    /// The key holds a value that expires after this long.
+    Expires(Duration),
+}
+
+/// Which driver a [`Cache`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CacheDriver {
+    /// [`Cache::memory`].
+    Memory,
+    /// [`Cache::redis`].
+    Redis,
+    /// [`Cache::tiered`].
+    Tiered,
+}
+
+/// The longest TTL the cache stores (100 years); longer ones are capped to it.
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// A handle on the cache. Cloning is cheap (one `Arc`), and clones share everything: the
+/// connection, the memory, the in-flight computations.
+///
+/// Every method behaves the same on every driver. TTLs are rounded up to whole milliseconds and
+/// capped at [`MAX_TTL`]; a zero TTL means "already expired", so it deletes the key instead of
+/// storing. Keys must not be empty ([`Error::InvalidKey`]).
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    prefix: String,
+    driver: Driver,
+    flights: Flights,
+}
+
+enum Driver {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+    Tiered(TieredStore),
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("driver", &self.driver())
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rejects an empty key, name or tag.
+pub(crate) fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidKey {
+            key: String::new(),
+            reason: "cache keys, tags and lock names cannot be empty",
+        });
+    }
+    Ok(())
+}
+
+/// Rounds a TTL up to whole milliseconds and caps it at [`MAX_TTL`].
+pub(crate) fn normalize_ttl(ttl: Duration) -> Duration {
+    let ms = ttl.min(MAX_TTL).as_nanos().div_ceil(1_000_000);
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+fn seconds(ttl_secs: u64) -> Duration {
+    Duration::from_secs(ttl_secs)
+}
+
+impl Cache {
+    fn from_driver(prefix: String, driver: Driver) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                prefix,
+                driver,
+                flights: Flights::default(),
+            }),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Construction
+    // -----------------------------------------------------------------------------------------
+
+    /// A memory cache (moka) in this process, bounded to
+    /// [`MemoryCacheOptions::DEFAULT_MAX_ENTRIES`] entries. Needs no service; what it holds
+    /// is lost when the process exits and not shared with other processes.
+    pub fn memory(prefix: impl Into<String>) -> Self {
+        Self::memory_with(prefix, MemoryCacheOptions::default())
+    }
+
+    /// [`Cache::memory`] with options (capacity).
+    pub fn memory_with(prefix: impl Into<String>, options: MemoryCacheOptions) -> Self {
+        Self::from_driver(prefix.into(), Driver::Memory(MemoryStore::new(&options)))
+    }
+
+    /// A Redis cache: one auto-reconnecting multiplexed connection shared by every clone, each
+    /// call bounded by a 2 s timeout. Keys live under `{prefix}:cache:`.
+    ///
+    /// ```no_run
+    /// # async fn example() -> core_db::Result<()> {
+    /// use core_db::infra::cache::Cache;
+    ///
+    /// let cache = Cache::redis("redis://127.0.0.1:6379", "app").await?;
+    /// cache.set("k", "v").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// An invalid URL, an empty prefix, or Redis unreachable within the timeout.
+    pub async fn redis(url: &str, prefix: impl Into<String>) -> Result<Self> {
+        Self::redis_with(url, prefix, RedisCacheOptions::default()).await
+    }
+
+    /// [`Cache::redis`] with options (timeout, `remember` lock TTL and wait).
+    ///
+    /// # Errors
+    /// As [`Cache::redis`].
+    pub async fn redis_with(
+        url: &str,
+        prefix: impl Into<String>,
+        options: RedisCacheOptions,
+    ) -> Result<Self> {
+        let prefix = prefix.into();
+        if prefix.is_empty() {
+            return Err(Error::Config("the cache prefix cannot be empty".to_owned()));
+        }
+        let store = RedisStore::connect(url, &prefix, options).await?;
+        Ok(Self::from_driver(prefix, Driver::Redis(store)))
+    }
+
+    /// A tiered cache: `l1` (a memory cache) in front of `l2` (a Redis cache), configured by
+    /// `config` (see [`TieredConfig`]). It takes `l2`'s prefix.
+    ///
+    /// Writes, deletes, flushes, counters and tag invalidations go to L2, then to this L1, and
+    /// are published on `{prefix}:cache-invalidate` so every other tiered cache on the prefix
+    /// evicts the keys from its L1 within milliseconds. Other processes writing the same prefix
+    /// must therefore use a tiered cache too (a plain [`Cache::redis`] does not publish). Give
+    /// `l1` to this cache only; writing to it directly bypasses L2.
+    ///
+    /// ```no_run
+    /// # async fn example() -> core_db::Result<()> {
+    /// use core_db::infra::cache::{Cache, TieredConfig};
+    ///
+    /// let l1 = Cache::memory("app");
+    /// let l2 = Cache::redis("redis://127.0.0.1:6379", "app").await?;
+    /// let cache = Cache::tiered(l1, l2, TieredConfig::default()).await?;
+    /// cache.set("k", "v").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// `l1` is not a memory cache, `l2` not a Redis cache, or `l1_ttl_fraction` is outside
+    /// `(0, 1]` ([`Error::Config`]).
+    pub async fn tiered(l1: Cache, l2: Cache, config: TieredConfig) -> Result<Self> {
+        let Driver::Memory(memory) = &l1.inner.driver else {
+            return Err(Error::Config(
+                "Cache::tiered: l1 must be a memory cache (Cache::memory)".to_owned(),
+            ));
+        };
+        let Driver::Redis(redis) = &l2.inner.driver else {
+            return Err(Error::Config(
+                "Cache::tiered: l2 must be a Redis cache (Cache::redis)".to_owned(),
+            ));
+        };
+        let prefix = l2.inner.prefix.clone();
+        let store = TieredStore::new(memory.clone(), redis.clone(), &prefix, config).await?;
+        Ok(Self::from_driver(prefix, Driver::Tiered(store)))
+    }
+
+    /// The cache configuration names: `memory://` (optionally `memory://?max_entries=N`),
+    /// `redis://…` or `rediss://…` (Redis), `tiered+redis://…` or `tiered+rediss://…` (a default
+    /// memory L1 in front of that Redis, default [`TieredConfig`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> core_db::Result<()> {
+    /// use core_db::infra::cache::{Cache, CacheDriver};
+    ///
+    /// let url = std::env::var("CACHE_URL").unwrap_or_else(|_| "memory://".to_owned());
+    /// # let url = "memory://".to_owned();
+    /// let cache = Cache::from_url(&url, "app").await?;
+    /// assert_eq!(cache.driver(), CacheDriver::Memory);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// An unknown scheme or bad option ([`Error::Config`]), or the errors of the driver's
+    /// constructor.
+    pub async fn from_url(url: &str, prefix: impl Into<String>) -> Result<Self> {
+        let prefix = prefix.into();
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| Error::Config(format!("cache URL {url:?} has no scheme")))?;
+        match scheme {
+            "memory" => {
+                let mut options = MemoryCacheOptions::new();
+                let query = rest.split_once('?').map_or("", |(_, q)| q);
+                for pair in query.split('&').filter(|p| !p.is_empty()) {
+                    match pair.split_once('=') {
+                        Some(("max_entries", n)) => {
+                            let n = n.parse().map_err(|_| {
+                                Error::Config(format!("cache URL {url:?}: bad max_entries"))
+                            })?;
+                            options = options.max_entries(n);
+                        }
+                        _ => {
+                            return Err(Error::Config(format!(
+                                "cache URL {url:?}: unknown option {pair:?}"
+                            )));
+                        }
+                    }
+                }
+                Ok(Self::memory_with(prefix, options))
+            }
+            "redis" | "rediss" | "redis+unix" | "unix" => Self::redis(url, prefix).await,
+            "tiered+redis" | "tiered+rediss" => {
+                let redis_url = &url["tiered+".len()..];
+                let l2 = Self::redis(redis_url, prefix.clone()).await?;
+                Self::tiered(Self::memory(prefix), l2, TieredConfig::default()).await
+            }
+            other => Err(Error::Config(format!(
+                "cache URL {url:?}: unknown scheme {other:?} (expected memory, redis, rediss, \
+                 tiered+redis or tiered+rediss)"
+            ))),
+        }
+    }
+
+    /// The application prefix this cache was made with.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// Which driver this cache uses.
+    pub fn driver(&self) -> CacheDriver {
+        match self.inner.driver {
+            Driver::Memory(_) => CacheDriver::Memory,
+            Driver::Redis(_) => CacheDriver::Redis,
+            Driver::Tiered(_) => CacheDriver::Tiered,
+        }
+    }
+
+    /// The hit, miss and promotion counters of a tiered cache; `None` for the other drivers.
+    pub fn stats(&self) -> Option<TieredStats> {
+        match &self.inner.driver {
+            Driver::Tiered(t) => Some(t.stats()),
+            _ => None,
+        }
+    }
+
+    /// The Redis connection behind this cache (a clone of the shared, auto-reconnecting
+    /// manager), for commands the cache does not wrap; `None` for the memory driver. Keys you
+    /// write through it are outside the cache's layout unless you follow it.
+    pub fn redis_connection(&self) -> Option<::redis::aio::ConnectionManager> {
+        match &self.inner.driver {
+            Driver::Memory(_) => None,
+            Driver::Redis(r) => Some(r.connection()),
+            Driver::Tiered(t) => Some(t.l2().connection()),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The seed API
+    // -----------------------------------------------------------------------------------------
+
+    /// The string at `key`, or `None`.
+    ///
+    /// # Errors
+    /// An empty key, or the backend failed (Redis down or slower than the timeout).
+    #[inline]
+    pub async fn get(&self, key: &str) -> Result<Option<String>> {
+        check_key(key)?;
+        store_call!(self, s => s.get(key))
+    }
+
+    /// Stores `value` at `key` without expiry (replacing any TTL).
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn set(&self, key: &str, value: &str) -> Result<()> {
+        self.put(key, value, None).await
+    }
+
+    /// Deletes `key` (and its tags). Deleting a missing key is not an error.
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn del(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        store_call!(self, s => s.del(key))
+    }
+
+    /// Stores `value` at `key` for `ttl_secs` seconds (0 deletes the key).
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn set_ex(&self, key: &str, value: &str, ttl_secs: u64) -> Result<()> {
+        self.put(key, value, Some(seconds(ttl_secs))).await
+    }
+
+    /// The seconds `key` has left, rounded up; `None` when the key is missing *or* has no
+    /// expiry. Use [`Cache::expiry`] to tell those apart.
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn ttl(&self, key: &str) -> Result<Option<i64>> {
+        Ok(match self.expiry(key).await? {
+            Expiry::Expires(left) => {
+                let secs = left.as_millis().div_ceil(1000);
+                Some(i64::try_from(secs).unwrap_or(i64::MAX))
+            }
+            Expiry::Missing | Expiry::Persistent => None,
+        })
+    }
+
+    /// The JSON value at `key`, decoded as `T`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] when the stored value is not JSON of that shape, or as
+    /// [`Cache::get`].
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.get(key).await? {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str(&raw)
+                .map(Some)
+                .map_err(|e| Error::InvalidValue {
+                    key: key.to_owned(),
+                    reason: format!("not JSON of the requested type: {e}"),
+                }),
+        }
+    }
+
+    /// Stores `value` as JSON at `key` without expiry.
+    ///
+    /// # Errors
+    /// `value` cannot be serialized, or as [`Cache::get`].
+    pub async fn set_json<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let raw = serde_json::to_string(value)?;
+        self.put(key, &raw, None).await
+    }
+
+    /// Stores `value` as JSON at `key` for `ttl_secs` seconds (0 deletes the key).
+    ///
+    /// # Errors
+    /// As [`Cache::set_json`].
+    pub async fn set_json_ex<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl_secs: u64,
+    ) -> Result<()> {
+        let raw = serde_json::to_string(value)?;
+        self.put(key, &raw, Some(seconds(ttl_secs))).await
+    }
+
+    /// The JSON value at `key`, or `f()`'s value, stored for `ttl_secs` seconds.
+    ///
+    /// Single-flight: however many callers miss `key` together, `f` runs once in this process;
+    /// on Redis (and tiered) it runs once across every process sharing the prefix (the others
+    /// wait for the value, see the [module docs](self)). A stored value that does not decode as
+    /// `T` counts as a miss (logged with its key) and is replaced. When `f` fails its error is
+    /// returned and nothing is stored. `?` works inside `f` on `std::io::Error`, `sqlx::Error`,
+    /// `anyhow::Error`, `serde_json::Error` and `redis::RedisError`.
+    ///
+    /// ```no_run
+    /// # async fn example(cache: core_db::infra::cache::Cache) -> core_db::Result<()> {
+    /// let names: Vec<String> = cache
+    ///     .remember("users:names", 300, || async {
+    ///         // `?` turns the io::Error into core_db::Error.
+    ///         let text = std::fs::read_to_string("users.txt")?;
+    ///         Ok(text.lines().map(str::to_owned).collect())
+    ///     })
+    ///     .await?;
+    /// # let _ = names;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// `f`'s error, or as [`Cache::get`].
+    pub async fn remember<T, F, Fut>(&self, key: &str, ttl_secs: u64, f: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.flight(key, StoreMode::Put(Some(seconds(ttl_secs))), f)
+            .await
+    }
+
+    /// [`Cache::remember`] without expiry.
+    ///
+    /// # Errors
+    /// As [`Cache::remember`].
+    pub async fn remember_forever<T, F, Fut>(&self, key: &str, f: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.flight(key, StoreMode::Put(None), f).await
+    }
+
+    /// Deletes `key`; the same as [`Cache::del`].
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn forget(&self, key: &str) -> Result<()> {
+        self.del(key).await
+    }
+
+    /// Whether `key` holds a value.
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn has(&self, key: &str) -> Result<bool> {
+        check_key(key)?;
+        store_call!(self, s => s.has(key))
+    }
+
+    /// Atomically adds `by` to the integer at `key` (a missing key counts as 0) and returns the
+    /// new value. The key keeps its expiry.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] when the value is not an integer or the result overflows `i64`
+    /// (the value is left as it was), or as [`Cache::get`].
+    pub async fn increment(&self, key: &str, by: i64) -> Result<i64> {
+        check_key(key)?;
+        store_call!(self, s => s.increment(key, by, None))
+    }
+
+    /// Atomically subtracts `by`; see [`Cache::increment`].
+    ///
+    /// # Errors
+    /// As [`Cache::increment`].
+    pub async fn decrement(&self, key: &str, by: i64) -> Result<i64> {
+        let by = by.checked_neg().ok_or_else(|| memory::overflow(key))?;
+        self.increment(key, by).await
+    }
+
+    /// The values at `keys`, in order, in one round trip. An empty slice returns an empty vector
+    /// without asking the backend.
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn many(&self, keys: &[&str]) -> Result<Vec<Option<String>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        for key in keys {
+            check_key(key)?;
+        }
+        store_call!(self, s => s.many(keys))
+    }
+
+    /// Stores every pair without expiry, in one round trip (`MSET` on Redis). An empty slice
+    /// does nothing.
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn put_many(&self, pairs: &[(&str, &str)]) -> Result<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        for (key, _) in pairs {
+            check_key(key)?;
+        }
+        store_call!(self, s => s.put_many(pairs, None))
+    }
+
+    /// Deletes exactly the cache keys that start with the literal `prefix` (`""` deletes every
+    /// key of this cache), with their tags.
+    ///
+    /// On Redis it walks `{app}:cache:{prefix}*` with `SCAN` (glob characters in either prefix
+    /// escaped) and deletes with `UNLINK` in small batches, so Redis keeps serving other clients;
+    /// it never uses `KEYS` or `FLUSHDB` and never touches a key outside `{app}:cache:`.
+    ///
+    /// # Errors
+    /// As [`Cache::get`]; keys deleted before a failure stay deleted.
+    pub async fn flush_prefix(&self, prefix: &str) -> Result<()> {
+        store_call!(self, s => s.flush_prefix(prefix))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Beyond the seed
+    // -----------------------------------------------------------------------------------------
+
+    /// Stores `value` at `key` for `ttl` (`None`: no expiry), with millisecond precision.
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn put(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<()> {
+        check_key(key)?;
+        let ttl = ttl.map(normalize_ttl);
+        if ttl.is_some_and(|d| d.is_zero()) {
+            return store_call!(self, s => s.del(key));
+        }
+        store_call!(self, s => s.put(key, value, ttl))
+    }
+
+    /// Stores `value` at `key` only if the key holds nothing, atomically; true when it stored.
+    /// With a zero TTL nothing is stored and the answer is false.
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn add(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<bool> {
+        check_key(key)?;
+        let ttl = ttl.map(normalize_ttl);
+        if ttl.is_some_and(|d| d.is_zero()) {
+            return Ok(false);
+        }
+        store_call!(self, s => s.add(key, value, ttl))
+    }
+
+    /// Returns the value at `key` and deletes it, atomically (two concurrent pulls never both
+    /// get it).
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn pull(&self, key: &str) -> Result<Option<String>> {
+        check_key(key)?;
+        store_call!(self, s => s.pull(key))
+    }
+
+    /// How long `key` has left: [`Expiry::Missing`], [`Expiry::Persistent`] or
+    /// [`Expiry::Expires`] with millisecond precision.
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn expiry(&self, key: &str) -> Result<Expiry> {
+        check_key(key)?;
+        store_call!(self, s => s.expiry(key))
+    }
+
+    /// [`Cache::increment`] for counters that expire, such as rate limits: the counter gets
+    /// `ttl` when it is created (or if it has no expiry), and later increments do not extend it,
+    /// so it counts within a fixed window. A zero TTL returns the new value and removes the
+    /// counter.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> core_db::Result<()> {
+    /// # let cache = core_db::infra::cache::Cache::memory("app");
+    /// use std::time::Duration;
+    ///
+    /// let hits = cache.increment_ex("rate:203.0.113.9", 1, Duration::from_secs(60)).await?;
+    /// if hits > 100 {
+    ///     // too many requests this minute
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Cache::increment`].
+    pub async fn increment_ex(&self, key: &str, by: i64, ttl: Duration) -> Result<i64> {
+        check_key(key)?;
+        let ttl = normalize_ttl(ttl);
+        store_call!(self, s => s.increment(key, by, Some(ttl)))
+    }
+
+    /// A lock named `name` that lives `ttl` once taken, with a fresh owner token. See [`Lock`].
+    pub fn lock(&self, name: impl Into<String>, ttl: Duration) -> Lock {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        Lock::new(self.clone(), name.into(), ttl, token)
+    }
+
+    /// The lock `name` as owned by `token` (from [`Lock::token`]), for example to release in
+    /// one process a lock another process took.
+    pub fn lock_with_owner(
+        &self,
+        name: impl Into<String>,
+        ttl: Duration,
+        token: impl Into<String>,
+    ) -> Lock {
+        Lock::new(self.clone(), name.into(), ttl, token.into())
+    }
+
+    /// Stale-while-revalidate: the JSON value at `key` when it is younger than `fresh`; when it
+    /// is older but younger than `stale` (its whole lifetime), the old value at once while one
+    /// background task (under a lock, so one per key across processes) recomputes it with `f`;
+    /// when it is missing or older than `stale`, `f()`'s value, computed single-flight as in
+    /// [`Cache::remember`].
+    ///
+    /// The fresh-until stamp is stored next to the value at `{key}#flexible-fresh-until`.
+    /// Background errors are logged and leave the old value in place.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> core_db::Result<()> {
+    /// # let cache = core_db::infra::cache::Cache::memory("app");
+    /// use std::time::Duration;
+    ///
+    /// let stats: u64 = cache
+    ///     .flexible("dashboard:stats", Duration::from_secs(5), Duration::from_secs(60), || async {
+    ///         Ok(7)
+    ///     })
+    ///     .await?;
+    /// # assert_eq!(stats, 7);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// `f`'s error when there is no value to serve, or as [`Cache::get`].
+    pub async fn flexible<T, F, Fut>(
+        &self,
+        key: &str,
+        fresh: Duration,
+        stale: Duration,
+        f: F,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        self.flexible_impl(key, fresh, stale, f).await
+    }
+
+    /// Stores `value` at `key` for `ttl` and makes `tags` its tags, replacing any it had.
+    ///
+    /// A key keeps its tags until it is deleted, pulled, flushed, re-tagged or invalidated, or
+    /// until this write's TTL runs out: plain writes ([`Cache::set`], [`Cache::put`]) leave the
+    /// tags as they are. On Redis this is one Lua script; expired keys leave their tags' sets.
+    ///
+    /// # Errors
+    /// An empty key or tag, or as [`Cache::get`].
+    pub async fn set_with_tags(
+        &self,
+        key: &str,
+        value: &str,
+        tags: &[&str],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        check_key(key)?;
+        for tag in tags {
+            check_key(tag)?;
+        }
+        let ttl = ttl.map(normalize_ttl);
+        if ttl.is_some_and(|d| d.is_zero()) {
+            return store_call!(self, s => s.del(key));
+        }
+        store_call!(self, s => s.set_with_tags(key, value, tags, ttl))
+    }
+
+    /// Deletes every key that carries `tag`; returns how many held a value.
+    ///
+    /// # Errors
+    /// As [`Cache::set_with_tags`].
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
+        self.invalidate_tags(&[tag]).await
+    }
+
+    /// Deletes every key that carries any of `tags`; returns how many held a value.
+    ///
+    /// # Errors
+    /// As [`Cache::set_with_tags`].
+    pub async fn invalidate_tags(&self, tags: &[&str]) -> Result<u64> {
+        if tags.is_empty() {
+            return Ok(0);
+        }
+        for tag in tags {
+            check_key(tag)?;
+        }
+        let removed = store_call!(self, s => s.invalidate_tags(tags))?;
+        Ok(removed.len() as u64)
+    }
+
+    /// The existing keys that carry `tag`, sorted.
+    ///
+    /// # Errors
+    /// As [`Cache::set_with_tags`].
+    pub async fn get_keys_by_tag(&self, tag: &str) -> Result<Vec<String>> {
+        check_key(tag)?;
+        store_call!(self, s => s.keys_by_tag(tag))
+    }
+
+    /// The tags of `key`, sorted; empty when the key does not exist.
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn get_tags_for_key(&self, key: &str) -> Result<Vec<String>> {
+        check_key(key)?;
+        store_call!(self, s => s.tags_for_key(key))
+    }
+
+    /// Every tag carried by at least one existing key, sorted. It looks at every tagged key, so
+    /// keep it for tooling rather than hot paths.
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    pub async fn list_tags(&self) -> Result<Vec<String>> {
+        store_call!(self, s => s.list_tags())
+    }
+
+    /// [`Cache::remember`] that also tags the stored value (see [`Cache::set_with_tags`]), with
+    /// a `Duration` TTL (`None`: no expiry). The [`#[cached]`](crate::cached) attribute uses it.
+    ///
+    /// # Errors
+    /// As [`Cache::remember`].
+    pub async fn remember_with_tags<T, F, Fut>(
+        &self,
+        key: &str,
+        tags: &[&str],
+        ttl: Option<Duration>,
+        f: F,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.flight(key, StoreMode::Tagged(tags, ttl), f).await
+    }
+}
+
+/// Support for the `#[cached]` attribute; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use std::future::Future;
+    use std::time::Duration;
+
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use super::{Cache, StoreMode};
+    use crate::Error;
+
+    /// The body of a `#[cached]` function: `fut`'s `Ok` value cached at `key` with `tags`
+    /// through the single-flight path; its `Err` returned and not cached.
+    pub async fn cached<T, E, Fut>(
+        cache: &Cache,
+        key: &str,
+        ttl: Option<Duration>,
+        tags: &[String],
+        fut: Fut,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error>,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if tags.is_empty() {
+            return cache.flight(key, StoreMode::Put(ttl), move || fut).await;
+        }
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        cache
+            .flight(key, StoreMode::Tagged(&tags, ttl), move || fut)
+            .await
+    }
+
+    /// A `#[cached]` TTL in seconds.
+    pub fn ttl_secs(secs: u64) -> Option<Duration> {
+        Some(Duration::from_secs(secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_handle<T: Clone + Send + Sync + 'static>() {}
+
+    #[test]
+    fn cache_is_a_cheap_shared_handle() {
+        assert_handle::<Cache>();
+        assert_handle::<Lock>();
+    }
+
+    #[test]
+    fn ttls_round_up_to_milliseconds() {
+        assert_eq!(normalize_ttl(Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            normalize_ttl(Duration::from_micros(1)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            normalize_ttl(Duration::from_micros(1500)),
+            Duration::from_millis(2)
+        );
+        assert_eq!(
+            normalize_ttl(Duration::from_secs(3)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(normalize_ttl(Duration::MAX), MAX_TTL);
+    }
+
+    #[test]
+    fn empty_keys_are_rejected() {
+        assert!(matches!(check_key(""), Err(Error::InvalidKey { .. })));
+        assert!(check_key("k").is_ok());
+    }
+}

@@ -1,0 +1,279 @@
+//! The database handle: one [`Database`] over PostgreSQL or the embedded SQLite default.
+//!
+//! The backend follows the URL: `postgres://` / `postgresql://` select PostgreSQL, `sqlite:`
+//! selects SQLite (the file and its directory are created when missing, the journal is WAL and
+//! writers wait instead of failing with `SQLITE_BUSY`). Migrations are embedded at compile time
+//! from `migrations/postgres` and `migrations/sqlite` at the workspace root, so a binary migrates
+//! its database without the source tree.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+
+use crate::error::{Error, Result};
+
+/// PostgreSQL migrations, embedded from `migrations/postgres`.
+pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+/// SQLite migrations, embedded from `migrations/sqlite`.
+pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// Which database engine a [`Database`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL (`postgres://`).
+    Postgres,
+    /// SQLite (`sqlite:`), the embedded default.
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend a URL selects, or a [`Error::Config`] naming the URL's scheme.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or("");
+        match scheme {
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            "sqlite" => Ok(Self::Sqlite),
+            _ => Err(Error::Config(format!(
+                "unsupported database URL scheme {scheme:?}: expected postgres://, postgresql:// or sqlite:"
+            ))),
+        }
+    }
+
+    /// A short lowercase name (`postgres`, `sqlite`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// Pool settings for [`Database::connect_with`].
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    /// Largest number of open connections (default 10; SQLite uses at most this many readers).
+    pub max_connections: u32,
+    /// How long to wait for a connection from the pool before failing (default 5 s).
+    pub acquire_timeout: Duration,
+    /// How long a SQLite writer waits for the lock before failing (default 5 s).
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A cheap, cloneable handle over a connection pool to PostgreSQL or SQLite.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// A PostgreSQL pool.
+    Postgres(PgPool),
+    /// A SQLite pool.
+    Sqlite(SqlitePool),
+}
+
+impl Database {
+    /// Connects to `url` with [`DatabaseOptions::default`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, &DatabaseOptions::default()).await
+    }
+
+    /// Connects to `url`. For SQLite the file and its parent directory are created when missing.
+    pub async fn connect_with(url: &str, options: &DatabaseOptions) -> Result<Self> {
+        match Backend::from_url(url)? {
+            Backend::Postgres => {
+                let connect = PgConnectOptions::from_str(url)
+                    .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await?;
+                Ok(Self::Postgres(pool))
+            }
+            Backend::Sqlite => {
+                let connect = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| Error::Config(format!("invalid SQLite URL: {e}")))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(options.sqlite_busy_timeout);
+                let file = connect.get_filename();
+                if file != Path::new(":memory:")
+                    && let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty())
+                {
+                    tokio::fs::create_dir_all(parent).await?;
+                }
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await?;
+                Ok(Self::Sqlite(pool))
+            }
+        }
+    }
+
+    /// Which engine this handle talks to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Round-trips `SELECT 1`, bounded by `timeout`; used by readiness checks.
+    pub async fn ping(&self, timeout: Duration) -> Result<()> {
+        let query = async {
+            match self {
+                Self::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+                Self::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+            }
+        };
+        match tokio::time::timeout(timeout, query).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(Error::Timeout {
+                operation: "database ping",
+                after: timeout,
+            }),
+        }
+    }
+
+    /// Applies the embedded migrations for this backend that have not run yet.
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Self::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await?,
+            Self::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The PostgreSQL pool, if this is PostgreSQL.
+    pub fn as_postgres(&self) -> Option<&PgPool> {
+        match self {
+            Self::Postgres(pool) => Some(pool),
+            Self::Sqlite(_) => None,
+        }
+    }
+
+    /// The SQLite pool, if this is SQLite.
+    pub fn as_sqlite(&self) -> Option<&SqlitePool> {
+        match self {
+            Self::Sqlite(pool) => Some(pool),
+            Self::Postgres(_) => None,
+        }
+    }
+
+    /// Starts a transaction. Pass `&mut Tx` to whatever must write inside it (for example a
+    /// job buffer), then [`Tx::commit`]; a `Tx` dropped without commit rolls back.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> core_db::Result<()> {
+    /// use core_db::infra::db::Database;
+    /// let db = Database::connect("sqlite::memory:").await?;
+    /// let mut tx = db.begin().await?;
+    /// tx.execute("CREATE TABLE t (x INTEGER)").await?;
+    /// tx.commit().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Self::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+        })
+    }
+
+    /// Runs one statement without parameters (DDL, maintenance) and returns the rows affected.
+    pub async fn execute(&self, sql: &str) -> Result<u64> {
+        Ok(match self {
+            Self::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await?.rows_affected(),
+            Self::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await?.rows_affected(),
+        })
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A transaction on either backend, from [`Database::begin`].
+///
+/// Code that writes inside the caller's transaction takes `&mut Tx` and matches on the backend
+/// (or uses [`Tx::as_postgres`] / [`Tx::as_sqlite`]) to run its queries. Dropping a `Tx` without
+/// [`commit`](Tx::commit) rolls it back.
+#[derive(Debug)]
+pub enum Tx {
+    /// A PostgreSQL transaction.
+    Postgres(sqlx::Transaction<'static, Postgres>),
+    /// A SQLite transaction.
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+}
+
+impl Tx {
+    /// Which engine the transaction runs on.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Makes the transaction's writes visible to everyone.
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Self::Postgres(tx) => tx.commit().await?,
+            Self::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Discards the transaction's writes.
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Self::Postgres(tx) => tx.rollback().await?,
+            Self::Sqlite(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// Runs one statement without parameters inside the transaction.
+    pub async fn execute(&mut self, sql: &str) -> Result<u64> {
+        Ok(match self {
+            Self::Postgres(tx) => sqlx::raw_sql(sql).execute(&mut **tx).await?.rows_affected(),
+            Self::Sqlite(tx) => sqlx::raw_sql(sql).execute(&mut **tx).await?.rows_affected(),
+        })
+    }
+
+    /// The PostgreSQL connection, if this is PostgreSQL (`&mut **tx` style, for sqlx queries).
+    pub fn as_postgres(&mut self) -> Option<&mut sqlx::PgConnection> {
+        match self {
+            Self::Postgres(tx) => Some(&mut **tx),
+            Self::Sqlite(_) => None,
+        }
+    }
+
+    /// The SQLite connection, if this is SQLite.
+    pub fn as_sqlite(&mut self) -> Option<&mut sqlx::SqliteConnection> {
+        match self {
+            Self::Sqlite(tx) => Some(&mut **tx),
+            Self::Postgres(_) => None,
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! Object storage: one [`Storage`](crate::infra::storage::Storage) trait over two drivers that
+//! behave the same.
+//!
+//! - [`LocalStorage`](crate::infra::storage::LocalStorage)
+//!   ([`local`](crate::infra::storage::local)): files under a root directory, the embedded
+//!   default so `cargo run -p app` needs nothing installed. Writes are atomic (temporary file,
+//!   then rename).
+//! - [`S3Storage`](crate::infra::storage::S3Storage) ([`s3`](crate::infra::storage::s3)): AWS S3
+//!   or any S3-compatible server, on `aws-sdk-s3`. Streams larger than one part go up as a
+//!   multipart upload, so memory stays bounded by the part size.
+//!
+//! Both are used through `Arc<dyn Storage>`; [`from_config`](crate::infra::storage::from_config)
+//! picks one from a [`StorageConfig`](crate::infra::storage::StorageConfig). Every key is checked
+//! by [`validate_key`](crate::infra::storage::validate_key) before it reaches a driver, so no key
+//! can name a file or object outside the root or bucket.
+//!
+//! ```
+//! use std::time::Duration;
+//! use core_db::infra::storage::{self, StorageConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> core_db::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! let storage = storage::from_config(&StorageConfig {
+//!     root: dir.path().join("storage"),
+//!     public_url: "http://localhost:3000/storage".into(),
+//!     ..StorageConfig::default() // the local driver
+//! })?;
+//! storage.put("reports/2024/q1.txt", "hello".into(), "text/plain").await?;
+//! assert_eq!(storage.get("reports/2024/q1.txt").await?.as_deref(), Some(&b"hello"[..]));
+//! assert_eq!(
+//!     storage.url("reports/2024/q1.txt")?,
+//!     "http://localhost:3000/storage/reports/2024/q1.txt"
+//! );
+//! let link = storage.presign_get("reports/2024/q1.txt", Duration::from_secs(300)).await?;
+//! assert!(link.contains("signature="));
+//! assert!(storage.put("../escape.txt", "no".into(), "text/plain").await.is_err());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::{Error, Result};
+
+pub mod local;
+pub mod s3;
+
+pub use local::LocalStorage;
+pub use s3::S3Storage;
+
+/// A stream of body chunks, as [`Storage::put_stream`] takes and [`Storage::get_stream`] returns.
+///
+/// The lifetime lets a caller stream straight from a borrowed source (an HTTP request body, a
+/// multipart field) without copying it into memory first.
+pub type ByteStream<'a> = BoxStream<'a, std::io::Result<Bytes>>;
+
+/// Longest accepted key, in bytes (the S3 limit).
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// The content type used when none is known.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// Size of the chunks [`reader_stream`] and the local driver's [`Storage::get_stream`] yield.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Object storage: put, get, delete, check and link to objects by key.
+///
+/// Keys are `/`-separated relative paths such as `users/42/avatar.png`; every method checks its
+/// key with [`validate_key`] first and returns [`Error::InvalidKey`] for a rejected one, before
+/// touching the backend. The trait is object safe: hold an `Arc<dyn Storage>` in the app state and
+/// pick the driver with [`from_config`].
+#[async_trait]
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// The driver's name: `"local"` or `"s3"`.
+    fn driver(&self) -> &'static str;
+
+    /// Stores `bytes` under `key`, replacing any object there.
+    async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<()>;
+
+    /// Stores a stream under `key`, replacing any object there, and returns the number of bytes
+    /// written. The stream is consumed as it arrives, so a large body is never held in memory at
+    /// once (on S3 at most one multipart part is buffered).
+    ///
+    /// If the stream yields an error, nothing is stored (the temporary file is removed, the
+    /// multipart upload aborted) and the error is returned as [`Error::Io`].
+    async fn put_stream(&self, key: &str, body: ByteStream<'_>, content_type: &str) -> Result<u64>;
+
+    /// Stores everything `reader` yields under `key`; see [`Storage::put_stream`].
+    async fn put_reader(
+        &self,
+        key: &str,
+        reader: &mut (dyn AsyncRead + Send + Unpin),
+        content_type: &str,
+    ) -> Result<u64> {
+        self.put_stream(key, reader_stream(reader), content_type)
+            .await
+    }
+
+    /// The whole object at `key`, or `None` when there is none. For large objects prefer
+    /// [`Storage::get_stream`].
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+
+    /// The object at `key` as a stream of chunks, or `None` when there is none.
+    async fn get_stream(&self, key: &str) -> Result<Option<ByteStream<'static>>>;
+
+    /// Deletes the object at `key`. Deleting a missing object succeeds.
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Whether an object exists at `key`.
+    async fn exists(&self, key: &str) -> Result<bool>;
+
+    /// The public URL of `key`: the configured public URL (or, on S3 without one, the bucket's
+    /// own URL) followed by the percent-encoded key. It only works where objects are public;
+    /// hand out [`Storage::presign_get`] links for private ones.
+    fn url(&self, key: &str) -> Result<String>;
+
+    /// A URL that lets anyone holding it `GET` the object at `key` until `expires` has passed.
+    async fn presign_get(&self, key: &str, expires: Duration) -> Result<String>;
+
+    /// A URL that lets anyone holding it `PUT` a body to `key` until `expires` has passed, so a
+    /// browser can upload straight to storage.
+    async fn presign_put(&self, key: &str, expires: Duration) -> Result<String>;
+}
+
+/// Checks that `key` is a safe relative object key, and says why not otherwise.
+///
+/// Rejected: the empty key; keys longer than [`MAX_KEY_LEN`] bytes; absolute paths (`/etc/passwd`)
+/// and Windows drive paths (`C:…`); backslashes; NUL and other control characters; empty
+/// segments (`a//b`, a trailing `/`); and `.` or `..` segments. Everything is checked on the raw
+/// key: no decoding happens in storage, so `%2e%2e` is an ordinary file name.
+///
+/// ```
+/// use core_db::infra::storage::validate_key;
+///
+/// assert!(validate_key("users/42/avatar.png").is_ok());
+/// for bad in ["", "../etc/passwd", "a/../../b", "/abs", "a\\b", "a//b", "a/", "nul\0"] {
+///     assert!(validate_key(bad).is_err(), "{bad:?}");
+/// }
+/// ```
+pub fn validate_key(key: &str) -> Result<()> {
+    let reject = |reason: &'static str| {
+        Err(Error::InvalidKey {
+            key: key.chars().take(200).collect(),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return reject("the key is empty");
+    }
+    if key.len() > MAX_KEY_LEN {
+        return reject("the key is longer than 1024 bytes");
+    }
+    if key.contains('\0') {
+        return reject("the key contains a NUL byte");
+    }
+    if key.chars().any(char::is_control) {
+        return reject("the key contains a control character");
+    }
+    if key.contains('\\') {
+        return reject("the key contains a backslash");
+    }
+    if key.starts_with('/') {
+        return reject("the key is an absolute path");
+    }
+    let bytes = key.as_bytes();
+    if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
+        return reject("the key starts with a drive letter");
+    }
+    for segment in key.split('/') {
+        match segment {
+            "" => return reject("the key has an empty segment (`//` or a trailing `/`)"),
+            "." | ".." => return reject("the key has a `.` or `..` segment"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `key` percent-encoded for use in a URL path: every byte but `A-Z a-z 0-9 - . _ ~` and the `/`
+/// separators is encoded.
+pub fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `base` (without a trailing `/`) joined with the percent-encoded `key`.
+pub(crate) fn join_url(base: &str, key: &str) -> String {
+    format!("{}/{}", base.trim_end_matches('/'), encode_key(key))
+}
+
+/// Turns an [`AsyncRead`] into a [`ByteStream`] of chunks of up to 64 KiB.
+pub fn reader_stream<'a, R>(reader: &'a mut R) -> ByteStream<'a>
+where
+    R: AsyncRead + Send + Unpin + ?Sized + 'a,
+{
+    futures_util::stream::try_unfold(reader, |reader| async move {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let n = reader.read_buf(&mut buf).await?;
+        Ok((n > 0).then(|| (buf.freeze(), reader)))
+    })
+    .boxed()
+}
+
+/// Which storage driver [`from_config`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StorageDriver {
+    /// [`LocalStorage`]: files under [`StorageConfig::root`] (the embedded default).
+    #[default]
+    Local,
+    /// [`S3Storage`]: an S3 or S3-compatible bucket.
+    S3,
+}
+
+/// Everything [`from_config`] needs to build a driver. The app fills it from its own settings
+/// (`STORAGE_DRIVER`, `STORAGE_ROOT`, `STORAGE_PUBLIC_URL`, `S3_*`).
+///
+/// `Debug` prints the secrets as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// Which driver to build.
+    pub driver: StorageDriver,
+    /// Local driver: the directory holding the files (created on the first write).
+    pub root: PathBuf,
+    /// Where objects are publicly served, without a trailing `/`: for the local driver the app's
+    /// route serving `root` (such as `http://localhost:3000/storage`, or `/storage` for links
+    /// relative to the site); for S3 a CDN or public bucket URL, or empty to use the bucket's own.
+    pub public_url: String,
+    /// S3: the bucket (required for the S3 driver).
+    pub bucket: Option<String>,
+    /// S3: the region, such as `us-east-1`.
+    pub region: String,
+    /// S3: the endpoint of an S3-compatible server, such as `http://127.0.0.1:9000`; `None` for
+    /// AWS.
+    pub endpoint: Option<String>,
+    /// S3: the access key id; when `None`, `AWS_ACCESS_KEY_ID` from the environment.
+    pub access_key_id: Option<String>,
+    /// S3: the secret access key; when `None`, `AWS_SECRET_ACCESS_KEY` from the environment.
+    pub secret_access_key: Option<String>,
+    /// S3: address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key` (most
+    /// S3-compatible servers need this).
+    pub force_path_style: bool,
+    /// Local driver: the key that signs presigned URLs, so every process that shares it (and the
+    /// root) accepts the others' links. When `None` a random key is made per [`LocalStorage`], so
+    /// its links verify only in the process that made them.
+    pub signing_key: Option<String>,
+}
+
+impl Default for StorageConfig {
+    /// The local driver under `./data/storage`, served at `/storage`; S3 region `us-east-1`.
+    fn default() -> Self {
+        StorageConfig {
+            driver: StorageDriver::Local,
+            root: PathBuf::from("data/storage"),
+            public_url: "/storage".to_owned(),
+            bucket: None,
+            region: "us-east-1".to_owned(),
+            endpoint: None,
+            access_key_id: None,
+            secret_access_key: None,
+            force_path_style: false,
+            signing_key: None,
+        }
+    }
+}
+
+impl fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |s: &Option<String>| s.as_ref().map(|_| "***");
+        f.debug_struct("StorageConfig")
+            .field("driver", &self.driver)
+            .field("root", &self.root)
+            .field("public_url", &self.public_url)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redact(&self.secret_access_key))
+            .field("force_path_style", &self.force_path_style)
+            .field("signing_key", &redact(&self.signing_key))
+            .finish()
+    }
+}
+
+/// Builds the driver `config` names.
+///
+/// # Errors
+/// [`Error::Config`] when the S3 driver lacks a bucket or credentials.
+pub fn from_config(config: &StorageConfig) -> Result<Arc<dyn Storage>> {
+    Ok(match config.driver {
+        StorageDriver::Local => Arc::new(LocalStorage::from_config(config)),
+        StorageDriver::S3 => Arc::new(S3Storage::from_config(config)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_keys() {
+        for key in [
+            "a",
+            "users/42/avatar.png",
+            "with space/ünïcode.txt",
+            ".hidden/file",
+            "a..b/c..",
+            "%2e%2e/x",
+            "key:with:colons",
+        ] {
+            assert!(validate_key(key).is_ok(), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_unsafe_keys_with_a_reason() {
+        let long = "a".repeat(MAX_KEY_LEN + 1);
+        for (key, reason) in [
+            ("", "empty"),
+            ("..", "`..`"),
+            ("../x", "`..`"),
+            ("a/../../x", "`..`"),
+            ("a/./b", "`..`"),
+            ("/etc/passwd", "absolute"),
+            ("C:/Windows", "drive"),
+            ("a\\..\\b", "backslash"),
+            ("a//b", "empty segment"),
+            ("a/", "empty segment"),
+            ("a\0b", "NUL"),
+            ("a\nb", "control"),
+            (long.as_str(), "1024"),
+        ] {
+            match validate_key(key) {
+                Err(Error::InvalidKey { reason: r, .. }) => {
+                    assert!(r.contains(reason), "{key:?}: {r}")
+                }
+                other => panic!("{key:?} was not rejected: {other:?}"),
+            }
+        }
+        assert!(validate_key(&"a".repeat(MAX_KEY_LEN)).is_ok());
+    }
+
+    #[test]
+    fn encodes_keys_for_urls() {
+        assert_eq!(encode_key("a b/ü?#.png"), "a%20b/%C3%BC%3F%23.png");
+        assert_eq!(join_url("http://x/storage/", "k/v"), "http://x/storage/k/v");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let config = StorageConfig {
+            secret_access_key: Some("s3cr3t".into()),
+            signing_key: Some("k3y".into()),
+            ..StorageConfig::default()
+        };
+        let text = format!("{config:?}");
+        assert!(!text.contains("s3cr3t") && !text.contains("k3y"), "{text}");
+    }
+}

@@ -1,0 +1,704 @@
+//! The S3 driver: AWS S3 or any S3-compatible server, on `aws-sdk-s3`.
+//!
+//! - Endpoint, region, bucket, credentials and path-style addressing come from
+//!   [`StorageConfig`]. Credentials are static: the configured key pair, or `AWS_ACCESS_KEY_ID`,
+//!   `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) from the environment. Instance roles and
+//!   SSO profiles are not looked up.
+//! - [`Storage::put_stream`] buffers at most one part ([`S3Storage::part_size`], 8 MiB by
+//!   default): a body that ends within the first part is one `PutObject`; a longer one is a
+//!   multipart upload, one part at a time, aborted if the stream or the server fails, so no
+//!   incomplete upload is left behind. With 8 MiB parts an object can be up to 78 GiB
+//!   (S3 allows 10,000 parts).
+//! - Checksums are computed only where the operation requires them, which every S3-compatible
+//!   server accepts.
+//! - The HTTP client is hyper with rustls (ring) and the system's root certificates, shared by
+//!   every `S3Storage` of the process.
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    SharedHttpClient,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use super::{ByteStream, Storage, StorageConfig, join_url, validate_key};
+use crate::{Error, Result};
+
+/// The default multipart part size: 8 MiB.
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+/// The smallest part S3 accepts (every part but the last).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+/// The largest part S3 accepts.
+pub const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
+/// The most parts one multipart upload may have.
+const MAX_PARTS: i32 = 10_000;
+
+/// An S3 or S3-compatible bucket; see the [module docs](self).
+///
+/// ```no_run
+/// use core_db::infra::storage::{S3Storage, Storage, StorageConfig, StorageDriver};
+///
+/// # async fn example() -> core_db::Result<()> {
+/// let storage = S3Storage::from_config(&StorageConfig {
+///     driver: StorageDriver::S3,
+///     bucket: Some("uploads".into()),
+///     endpoint: Some("http://127.0.0.1:9000".into()),
+///     access_key_id: Some("key".into()),
+///     secret_access_key: Some("secret".into()),
+///     force_path_style: true,
+///     ..StorageConfig::default()
+/// })?;
+/// storage.put("hello.txt", "hi".into(), "text/plain").await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct S3Storage {
+    client: Client,
+    bucket: String,
+    base_url: String,
+    part_size: usize,
+}
+
+impl fmt::Debug for S3Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Storage")
+            .field("bucket", &self.bucket)
+            .field("base_url", &self.base_url)
+            .field("part_size", &self.part_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The process's HTTP client for S3: hyper 1 with rustls on ring, native root certificates.
+fn http_client() -> SharedHttpClient {
+    static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                .build_https()
+        })
+        .clone()
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl S3Storage {
+    /// The S3 driver as `config` describes it.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the bucket or the credentials are missing.
+    pub fn from_config(config: &StorageConfig) -> Result<Self> {
+        let bucket = config
+            .bucket
+            .clone()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| {
+                Error::Config("the S3 storage driver needs a bucket (S3_BUCKET)".into())
+            })?;
+        let access_key = config
+            .access_key_id
+            .clone()
+            .filter(|v| !v.is_empty())
+            .or_else(|| env("AWS_ACCESS_KEY_ID"));
+        let secret = config
+            .secret_access_key
+            .clone()
+            .filter(|v| !v.is_empty())
+            .or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+        let (Some(access_key), Some(secret)) = (access_key, secret) else {
+            return Err(Error::Config(
+                "the S3 storage driver needs credentials (S3_ACCESS_KEY_ID and \
+                 S3_SECRET_ACCESS_KEY, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+                    .into(),
+            ));
+        };
+        let region = if config.region.is_empty() {
+            "us-east-1".to_owned()
+        } else {
+            config.region.clone()
+        };
+        let credentials = Credentials::new(
+            access_key,
+            secret,
+            env("AWS_SESSION_TOKEN"),
+            None,
+            "rustforge-storage-config",
+        );
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.clone()))
+            .credentials_provider(credentials)
+            .http_client(http_client())
+            .force_path_style(config.force_path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .build(),
+            );
+        let endpoint = config
+            .endpoint
+            .as_deref()
+            .filter(|e| !e.is_empty())
+            .map(|e| e.trim_end_matches('/').to_owned());
+        if let Some(endpoint) = &endpoint {
+            builder = builder.endpoint_url(endpoint.clone());
+        }
+        let base_url = if !config.public_url.is_empty() {
+            config.public_url.trim_end_matches('/').to_owned()
+        } else {
+            bucket_url(
+                endpoint.as_deref(),
+                &bucket,
+                &region,
+                config.force_path_style,
+            )
+        };
+        Ok(S3Storage {
+            client: Client::from_conf(builder.build()),
+            bucket,
+            base_url,
+            part_size: DEFAULT_PART_SIZE,
+        })
+    }
+
+    /// Wraps a client built elsewhere; [`Storage::url`] links to `base_url/key`.
+    pub fn from_client(
+        client: Client,
+        bucket: impl Into<String>,
+        base_url: impl Into<String>,
+    ) -> Self {
+        S3Storage {
+            client,
+            bucket: bucket.into(),
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            part_size: DEFAULT_PART_SIZE,
+        }
+    }
+
+    /// Sets the multipart part size, the most [`Storage::put_stream`] holds in memory. Clamped
+    /// to what S3 accepts: 5 MiB to 5 GiB.
+    #[must_use]
+    pub fn with_part_size(mut self, bytes: usize) -> Self {
+        self.part_size = bytes.clamp(MIN_PART_SIZE, MAX_PART_SIZE);
+        self
+    }
+
+    /// The multipart part size in bytes.
+    pub fn part_size(&self) -> usize {
+        self.part_size
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The underlying client, for operations the [`Storage`] trait does not cover.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn put_single(&self, key: &str, body: Bytes, content_type: &str) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(SdkByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| sdk_error("put", key, e))?;
+        Ok(())
+    }
+
+    /// Uploads `first` and the rest of `body` as parts of the multipart upload `upload_id`,
+    /// then completes it. The caller aborts the upload if this fails.
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        first: Bytes,
+        body: &mut ByteStream<'_>,
+        leftover: &mut Option<Bytes>,
+    ) -> Result<u64> {
+        let mut parts = Vec::new();
+        let mut total = 0u64;
+        let mut part = first;
+        let mut done = false;
+        let mut number = 1;
+        loop {
+            if number > MAX_PARTS {
+                return Err(Error::Storage {
+                    operation: "put",
+                    key: key.to_owned(),
+                    message: format!(
+                        "the body needs more than {MAX_PARTS} parts of {} bytes; \
+                         raise the part size",
+                        self.part_size
+                    ),
+                });
+            }
+            total += part.len() as u64;
+            let out = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(SdkByteStream::from(part))
+                .send()
+                .await
+                .map_err(|e| sdk_error("put", key, e))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag)
+                    .build(),
+            );
+            if done {
+                break;
+            }
+            let (next, eof) = read_part(body, leftover, self.part_size, self.part_size).await?;
+            done = eof;
+            if next.is_empty() {
+                break;
+            }
+            part = next;
+            number += 1;
+        }
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error("put", key, e))?;
+        Ok(total)
+    }
+}
+
+/// The bucket's own URL, for [`Storage::url`] when no public URL is configured.
+fn bucket_url(endpoint: Option<&str>, bucket: &str, region: &str, path_style: bool) -> String {
+    match endpoint {
+        Some(endpoint) if path_style => format!("{endpoint}/{bucket}"),
+        Some(endpoint) => match endpoint.split_once("://") {
+            Some((scheme, host)) => format!("{scheme}://{bucket}.{host}"),
+            None => format!("{bucket}.{endpoint}"),
+        },
+        None if path_style => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+        None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+    }
+}
+
+/// Reads up to `part_size` bytes from `leftover` and `body` into one buffer. Returns the part
+/// and whether the body has ended. A chunk that overflows the part is split and its tail kept
+/// in `leftover` for the next part.
+///
+/// The buffer never grows past `part_size`: it starts at `initial_capacity` (0 for the first part,
+/// so a small body stays small; `part_size` once the upload is known to be multipart) and grows
+/// by doubling, capped at `part_size`.
+async fn read_part(
+    body: &mut ByteStream<'_>,
+    leftover: &mut Option<Bytes>,
+    part_size: usize,
+    initial_capacity: usize,
+) -> Result<(Bytes, bool)> {
+    let mut part = BytesMut::with_capacity(initial_capacity.min(part_size));
+    loop {
+        let mut chunk = match leftover.take() {
+            Some(chunk) => chunk,
+            None => match body.next().await {
+                Some(chunk) => chunk?,
+                None => return Ok((part.freeze(), true)),
+            },
+        };
+        if chunk.is_empty() {
+            continue;
+        }
+        if part.is_empty() && chunk.len() >= part_size {
+            // A chunk at least a part long: split it without copying.
+            let rest = chunk.split_off(part_size);
+            if !rest.is_empty() {
+                *leftover = Some(rest);
+            }
+            return Ok((chunk, false));
+        }
+        let take = chunk.len().min(part_size - part.len());
+        let needed = part.len() + take;
+        if needed > part.capacity() {
+            let grown = needed
+                .max(part.capacity() * 2)
+                .max(64 * 1024)
+                .min(part_size);
+            let mut bigger = BytesMut::with_capacity(grown);
+            bigger.extend_from_slice(&part);
+            part = bigger;
+        }
+        part.extend_from_slice(&chunk[..take]);
+        if take < chunk.len() {
+            *leftover = Some(chunk.slice(take..));
+        }
+        if part.len() == part_size {
+            return Ok((part.freeze(), false));
+        }
+    }
+}
+
+fn sdk_error<E, R>(operation: &'static str, key: &str, err: SdkError<E, R>) -> Error
+where
+    E: std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    Error::Storage {
+        operation,
+        key: key.to_owned(),
+        message: DisplayErrorContext(&err).to_string(),
+    }
+}
+
+fn presign_config(key: &str, expires: Duration) -> Result<PresigningConfig> {
+    PresigningConfig::expires_in(expires).map_err(|e| Error::Storage {
+        operation: "presign",
+        key: key.to_owned(),
+        message: format!("{e} (S3 allows 1 second to 7 days)"),
+    })
+}
+
+#[async_trait]
+impl Storage for S3Storage {
+    fn driver(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<()> {
+        validate_key(key)?;
+        if bytes.len() <= self.part_size {
+            return self.put_single(key, bytes, content_type).await;
+        }
+        let body = futures_util::stream::once(async move { Ok(bytes) }).boxed();
+        self.put_stream(key, body, content_type).await.map(|_| ())
+    }
+
+    async fn put_stream(
+        &self,
+        key: &str,
+        mut body: ByteStream<'_>,
+        content_type: &str,
+    ) -> Result<u64> {
+        validate_key(key)?;
+        let mut leftover = None;
+        let (first, eof) = read_part(&mut body, &mut leftover, self.part_size, 0).await?;
+        if eof {
+            let len = first.len() as u64;
+            self.put_single(key, first, content_type).await?;
+            return Ok(len);
+        }
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| sdk_error("put", key, e))?;
+        let upload_id = created.upload_id.ok_or_else(|| Error::Storage {
+            operation: "put",
+            key: key.to_owned(),
+            message: "the server returned no multipart upload id".into(),
+        })?;
+        // Abort on failure, and also when this future is dropped half-way.
+        let guard = AbortGuard {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            upload_id: Some(upload_id.clone()),
+        };
+        match self
+            .upload_parts(key, &upload_id, first, &mut body, &mut leftover)
+            .await
+        {
+            Ok(total) => {
+                guard.disarm();
+                Ok(total)
+            }
+            Err(err) => {
+                guard.abort().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        validate_key(key)?;
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(sdk_error("get", key, e)),
+        };
+        let data = out.body.collect().await.map_err(|e| Error::Storage {
+            operation: "get",
+            key: key.to_owned(),
+            message: DisplayErrorContext(&e).to_string(),
+        })?;
+        Ok(Some(data.into_bytes()))
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<Option<ByteStream<'static>>> {
+        validate_key(key)?;
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(sdk_error("get", key, e)),
+        };
+        let stream = futures_util::stream::try_unfold(out.body, |mut body| async move {
+            match body.try_next().await {
+                Ok(Some(chunk)) => Ok(Some((chunk, body))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(std::io::Error::other(e)),
+            }
+        });
+        Ok(Some(stream.boxed()))
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        validate_key(key)?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error("delete", key, e))?;
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
+            Err(e) => Err(sdk_error("exists", key, e)),
+        }
+    }
+
+    fn url(&self, key: &str) -> Result<String> {
+        validate_key(key)?;
+        Ok(join_url(&self.base_url, key))
+    }
+
+    async fn presign_get(&self, key: &str, expires: Duration) -> Result<String> {
+        validate_key(key)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(presign_config(key, expires)?)
+            .await
+            .map_err(|e| sdk_error("presign_get", key, e))?;
+        Ok(request.uri().to_owned())
+    }
+
+    async fn presign_put(&self, key: &str, expires: Duration) -> Result<String> {
+        validate_key(key)?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(presign_config(key, expires)?)
+            .await
+            .map_err(|e| sdk_error("presign_put", key, e))?;
+        Ok(request.uri().to_owned())
+    }
+}
+
+/// Aborts a multipart upload: awaited on failure, or spawned if the upload's future is dropped.
+struct AbortGuard {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: Option<String>,
+}
+
+impl AbortGuard {
+    fn disarm(mut self) {
+        self.upload_id = None;
+    }
+
+    async fn abort(mut self) {
+        if let Some(upload_id) = self.upload_id.take() {
+            abort_upload(&self.client, &self.bucket, &self.key, &upload_id).await;
+        }
+    }
+}
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        let Some(upload_id) = self.upload_id.take() else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                key = %self.key,
+                upload_id,
+                "multipart upload left incomplete: no runtime to abort it"
+            );
+            return;
+        };
+        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
+        handle.spawn(async move { abort_upload(&client, &bucket, &key, &upload_id).await });
+    }
+}
+
+async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+    if let Err(e) = client
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await
+    {
+        tracing::warn!(
+            key,
+            upload_id,
+            error = %DisplayErrorContext(&e),
+            "could not abort a failed multipart upload"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(sizes: &[usize]) -> ByteStream<'static> {
+        let mut n = 0u8;
+        let items: Vec<std::io::Result<Bytes>> = sizes
+            .iter()
+            .map(|&s| {
+                n = n.wrapping_add(1);
+                Ok(Bytes::from(vec![n; s]))
+            })
+            .collect();
+        futures_util::stream::iter(items).boxed()
+    }
+
+    async fn parts(sizes: &[usize], part_size: usize) -> Vec<(usize, bool)> {
+        let mut body = chunks(sizes);
+        let mut leftover = None;
+        let mut out = Vec::new();
+        loop {
+            let (part, eof) = read_part(&mut body, &mut leftover, part_size, 0)
+                .await
+                .unwrap();
+            out.push((part.len(), eof));
+            if eof {
+                return out;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn splits_bodies_into_exact_parts() {
+        assert_eq!(parts(&[3], 10).await, vec![(3, true)]);
+        assert_eq!(parts(&[], 10).await, vec![(0, true)]);
+        assert_eq!(parts(&[4, 4, 4], 10).await, vec![(10, false), (2, true)]);
+        assert_eq!(
+            parts(&[25], 10).await,
+            vec![(10, false), (10, false), (5, true)]
+        );
+        assert_eq!(parts(&[10], 10).await, vec![(10, false), (0, true)]);
+        assert_eq!(
+            parts(&[7, 0, 7, 7], 10).await,
+            vec![(10, false), (10, false), (1, true)]
+        );
+    }
+
+    #[tokio::test]
+    async fn parts_keep_the_bytes_in_order() {
+        let mut body = chunks(&[3, 9, 2]);
+        let mut leftover = None;
+        let mut all = Vec::new();
+        loop {
+            let (part, eof) = read_part(&mut body, &mut leftover, 4, 0).await.unwrap();
+            all.extend_from_slice(&part);
+            if eof {
+                break;
+            }
+        }
+        let mut want = vec![1u8; 3];
+        want.extend(vec![2u8; 9]);
+        want.extend(vec![3u8; 2]);
+        assert_eq!(all, want);
+    }
+
+    #[test]
+    fn bucket_urls() {
+        assert_eq!(
+            bucket_url(Some("http://127.0.0.1:9000"), "b", "r", true),
+            "http://127.0.0.1:9000/b"
+        );
+        assert_eq!(
+            bucket_url(Some("https://s3.example.test"), "b", "r", false),
+            "https://b.s3.example.test"
+        );
+        assert_eq!(
+            bucket_url(None, "b", "eu-west-1", false),
+            "https://b.s3.eu-west-1.amazonaws.com"
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The `#[cached]` attribute: what it does at run time, and the compile errors of its misuse
+//! (trybuild cases in `tests/ui/`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use core_db::cached;
+use core_db::infra::cache::{Cache, Expiry};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct User {
+    id: i64,
+    name: String,
+}
+
+/// An application error type: cache failures convert into it.
+#[derive(Debug)]
+enum AppError {
+    NotFound(i64),
+    Cache(core_db::Error),
+}
+
+impl From<core_db::Error> for AppError {
+    fn from(e: core_db::Error) -> Self {
+        Self::Cache(e)
+    }
+}
+
+type AppResult<T> = Result<T, AppError>;
+
+struct AppState {
+    cache: Cache,
+    loads: AtomicUsize,
+}
+
+#[cached(cache = state.cache, key = "user:{id}", ttl = 300, tags = ["users", "user:{id}"])]
+async fn find_user(state: &AppState, id: i64) -> Result<User, AppError> {
+    state.loads.fetch_add(1, Ordering::SeqCst);
+    if id < 0 {
+        return Err(AppError::NotFound(id));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(User {
+        id,
+        name: format!("user {id}"),
+    })
+}
+
+/// An alias for `Result`, no TTL, `?` in the body, an owned argument.
+#[cached(cache = state.cache, key = "greeting:{name}")]
+async fn greeting(state: &AppState, name: String) -> AppResult<String> {
+    state.loads.fetch_add(1, Ordering::SeqCst);
+    let parsed: i64 = "42".parse().map_err(|_| AppError::NotFound(0))?;
+    Ok(format!("hello {name} {parsed}"))
+}
+
+struct Service {
+    cache: Arc<Cache>,
+    loads: AtomicUsize,
+}
+
+impl Service {
+    /// A method: `self` in the cache expression, `anyhow::Result` as the return type.
+    #[cached(cache = self.cache, key = "count:{kind}", ttl = 60)]
+    async fn count(&self, kind: &str) -> anyhow::Result<u64> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        Ok(kind.len() as u64)
+    }
+}
+
+fn state() -> Arc<AppState> {
+    Arc::new(AppState {
+        cache: Cache::memory("app"),
+        loads: AtomicUsize::new(0),
+    })
+}
+
+#[tokio::test]
+async fn ok_values_are_cached_with_ttl_and_tags() {
+    let state = state();
+    let expected = User {
+        id: 1,
+        name: "user 1".into(),
+    };
+    assert_eq!(find_user(&state, 1).await.unwrap(), expected);
+    assert_eq!(find_user(&state, 1).await.unwrap(), expected);
+    assert_eq!(state.loads.load(Ordering::SeqCst), 1);
+
+    assert_eq!(
+        state.cache.get_json::<User>("user:1").await.unwrap(),
+        Some(expected.clone())
+    );
+    match state.cache.expiry("user:1").await.unwrap() {
+        Expiry::Expires(left) => assert!(left > Duration::from_secs(290)),
+        other => panic!("expected a TTL, got {other:?}"),
+    }
+    assert_eq!(
+        state.cache.get_tags_for_key("user:1").await.unwrap(),
+        vec!["user:1", "users"]
+    );
+
+    state.cache.invalidate_tag("users").await.unwrap();
+    assert_eq!(find_user(&state, 1).await.unwrap(), expected);
+    assert_eq!(
+        state.loads.load(Ordering::SeqCst),
+        2,
+        "recomputed after invalidation"
+    );
+}
+
+#[tokio::test]
+async fn errors_are_returned_and_not_cached() {
+    let state = state();
+    assert!(matches!(
+        find_user(&state, -1).await,
+        Err(AppError::NotFound(-1))
+    ));
+    assert!(matches!(
+        find_user(&state, -1).await,
+        Err(AppError::NotFound(-1))
+    ));
+    assert_eq!(state.loads.load(Ordering::SeqCst), 2);
+    assert!(!state.cache.has("user:-1").await.unwrap());
+
+    // A cache failure surfaces as the function's error type.
+    state.cache.set("user:5", "not json").await.unwrap();
+    assert_eq!(
+        find_user(&state, 5).await.unwrap().id,
+        5,
+        "undecodable value is a miss"
+    );
+    if let Err(AppError::Cache(e)) = find_user(&state, 5).await {
+        panic!("unexpected cache error {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_are_single_flight() {
+    let state = state();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let state = Arc::clone(&state);
+        tasks.push(tokio::spawn(
+            async move { find_user(&state, 9).await.unwrap() },
+        ));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().id, 9);
+    }
+    assert_eq!(state.loads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn aliases_owned_arguments_and_methods() {
+    let state = state();
+    assert_eq!(
+        greeting(&state, "ann".into()).await.unwrap(),
+        "hello ann 42"
+    );
+    assert_eq!(
+        greeting(&state, "ann".into()).await.unwrap(),
+        "hello ann 42"
+    );
+    assert_eq!(state.loads.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        state.cache.expiry("greeting:ann").await.unwrap(),
+        Expiry::Persistent
+    );
+
+    let service = Service {
+        cache: Arc::new(Cache::memory("svc")),
+        loads: AtomicUsize::new(0),
+    };
+    assert_eq!(service.count("abc").await.unwrap(), 3);
+    assert_eq!(service.count("abc").await.unwrap(), 3);
+    assert_eq!(service.loads.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn misuse_fails_to_compile() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/cached_*.rs");
+}

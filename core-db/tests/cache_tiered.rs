@@ -1,0 +1,868 @@
+//! The tiered driver across processes: two tiered caches on one Redis prefix stand for two
+//! application processes. Also its counters, its configuration, and `Cache::from_url`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use core_db::Error;
+use core_db::infra::cache::{Cache, CacheDriver, RedisCacheOptions, TieredConfig, TieredStats};
+use tokio::sync::Mutex;
+
+mod cache_support;
+use cache_support::SlowRepliesProxy;
+
+/// Held while a tiered cache is being created, so a test can tell which pub/sub connection is
+/// the new one.
+static CREATING: Mutex<()> = Mutex::const_new(());
+
+async fn tiered(r: &test_support::TestRedis, config: TieredConfig) -> Cache {
+    let _creating = CREATING.lock().await;
+    tiered_unlocked(r, config).await
+}
+
+async fn tiered_unlocked(r: &test_support::TestRedis, config: TieredConfig) -> Cache {
+    let l2 = Cache::redis(&r.url, r.prefix.clone()).await.unwrap();
+    Cache::tiered(Cache::memory(r.prefix.clone()), l2, config)
+        .await
+        .unwrap()
+}
+
+/// Reads `key` on `cache` until it returns `expected`; returns how long that took.
+async fn converges(cache: &Cache, key: &str, expected: Option<&str>) -> Duration {
+    let started = Instant::now();
+    loop {
+        if cache.get(key).await.unwrap().as_deref() == expected {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{key} never became {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// How long another process's L1 may keep a copy after a change: an invalidation is one pub/sub
+/// message away, a millisecond or less on an idle machine. The bound is "a few milliseconds"
+/// with headroom for a test machine busy compiling.
+const PROPAGATION: Duration = Duration::from_millis(50);
+
+fn stats(cache: &Cache) -> TieredStats {
+    cache.stats().expect("a tiered cache has stats")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_on_one_process_reach_the_others_l1() {
+    let Some(r) = test_support::redis("changes_on_one_process_reach_the_others_l1").await else {
+        return;
+    };
+    let a = tiered(&r, TieredConfig::default()).await;
+    let b = tiered(&r, TieredConfig::default()).await;
+
+    a.set("k", "v1").await.unwrap();
+    // a's write is also announced to b; let that message land before b caches v1, or it
+    // evicts b's fresh copy once (harmless, but it would make the L1 count below vary).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v1"));
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v1"));
+    assert_eq!(stats(&b).l1_hits, 1, "the second read is served by b's L1");
+
+    // A delete on a is seen by b's next read.
+    a.del("k").await.unwrap();
+    let took = converges(&b, "k", None).await;
+    assert!(took < PROPAGATION, "delete took {took:?}");
+
+    // So are writes, counters, pulls, bulk writes, flushes and tag invalidations.
+    a.set("k", "v2").await.unwrap();
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v2"));
+    a.set("k", "v3").await.unwrap();
+    assert!(converges(&b, "k", Some("v3")).await < PROPAGATION);
+
+    a.set("n", "1").await.unwrap();
+    assert_eq!(b.get("n").await.unwrap().as_deref(), Some("1"));
+    a.increment("n", 5).await.unwrap();
+    assert!(converges(&b, "n", Some("6")).await < PROPAGATION);
+
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v3"));
+    assert_eq!(a.pull("k").await.unwrap().as_deref(), Some("v3"));
+    assert!(converges(&b, "k", None).await < PROPAGATION);
+
+    a.put_many(&[("m1", "1"), ("m2", "2")]).await.unwrap();
+    assert_eq!(
+        b.many(&["m1", "m2"]).await.unwrap(),
+        vec![Some("1".into()), Some("2".into())]
+    );
+    a.put_many(&[("m1", "10"), ("m2", "20")]).await.unwrap();
+    assert!(converges(&b, "m2", Some("20")).await < PROPAGATION);
+
+    a.set("page:1", "p").await.unwrap();
+    assert_eq!(b.get("page:1").await.unwrap().as_deref(), Some("p"));
+    a.flush_prefix("page:").await.unwrap();
+    assert!(converges(&b, "page:1", None).await < PROPAGATION);
+
+    a.set_with_tags("u:1", "u", &["users"], None).await.unwrap();
+    assert_eq!(b.get("u:1").await.unwrap().as_deref(), Some("u"));
+    assert_eq!(
+        b.get_keys_by_tag("users").await.unwrap(),
+        vec!["u:1"],
+        "tags are shared"
+    );
+    a.invalidate_tag("users").await.unwrap();
+    assert!(converges(&b, "u:1", None).await < PROPAGATION);
+
+    // And the other way round.
+    b.set("k", "from b").await.unwrap();
+    assert_eq!(a.get("k").await.unwrap().as_deref(), Some("from b"));
+    b.set("k", "from b again").await.unwrap();
+    assert!(converges(&a, "k", Some("from b again")).await < PROPAGATION);
+}
+
+#[tokio::test]
+async fn counters_and_promotion() {
+    let Some(r) = test_support::redis("counters_and_promotion").await else {
+        return;
+    };
+    let writer = Cache::redis(&r.url, r.prefix.clone()).await.unwrap();
+    let cache = tiered(&r, TieredConfig::default()).await;
+    assert_eq!(cache.driver(), CacheDriver::Tiered);
+    assert_eq!(writer.stats(), None);
+
+    assert_eq!(cache.get("missing").await.unwrap(), None);
+    writer.set("k", "v").await.unwrap();
+    assert_eq!(cache.get("k").await.unwrap().as_deref(), Some("v"));
+    assert_eq!(cache.get("k").await.unwrap().as_deref(), Some("v"));
+    assert_eq!(
+        stats(&cache),
+        TieredStats {
+            l1_hits: 1,
+            l2_hits: 1,
+            misses: 1,
+            promotions: 1
+        }
+    );
+
+    // L1 keeps a promoted value for l1_ttl_fraction (0.25) of its remaining L2 TTL.
+    writer
+        .put("short", "v", Some(Duration::from_millis(1200)))
+        .await
+        .unwrap();
+    assert!(cache.get("short").await.unwrap().is_some()); // L2 hit, promoted for ~300 ms
+    assert!(cache.get("short").await.unwrap().is_some()); // L1 hit
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let before = stats(&cache);
+    assert!(cache.get("short").await.unwrap().is_some());
+    let after = stats(&cache);
+    assert_eq!(
+        after.l2_hits,
+        before.l2_hits + 1,
+        "the L1 copy expired first"
+    );
+
+    // many counts per key and promotes in one round trip.
+    writer.put_many(&[("x", "1"), ("y", "2")]).await.unwrap();
+    let before = stats(&cache);
+    assert_eq!(
+        cache.many(&["x", "y", "k", "nope"]).await.unwrap(),
+        vec![Some("1".into()), Some("2".into()), Some("v".into()), None]
+    );
+    let after = stats(&cache);
+    assert_eq!(after.l1_hits - before.l1_hits, 1);
+    assert_eq!(after.l2_hits - before.l2_hits, 2);
+    assert_eq!(after.misses - before.misses, 1);
+    assert_eq!(after.promotions - before.promotions, 2);
+    cache.many(&["x", "y"]).await.unwrap();
+    assert_eq!(stats(&cache).l1_hits - after.l1_hits, 2);
+}
+
+#[tokio::test]
+async fn configuration_is_honoured() {
+    let Some(r) = test_support::redis("configuration_is_honoured").await else {
+        return;
+    };
+
+    // write_through off: a write evicts the key from L1 instead of storing it.
+    let no_write_through = tiered(
+        &r,
+        TieredConfig {
+            write_through: false,
+            ..TieredConfig::default()
+        },
+    )
+    .await;
+    no_write_through.set("w", "v").await.unwrap();
+    no_write_through.get("w").await.unwrap();
+    assert_eq!(stats(&no_write_through).l2_hits, 1);
+    no_write_through.get("w").await.unwrap();
+    assert_eq!(
+        stats(&no_write_through).l1_hits,
+        1,
+        "promoted by the first read"
+    );
+
+    // promote_to_l1 off: L2 hits stay in L2.
+    let no_promotion = tiered(
+        &r,
+        TieredConfig {
+            write_through: false,
+            promote_to_l1: false,
+            ..TieredConfig::default()
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(no_promotion.get("w").await.unwrap().as_deref(), Some("v"));
+    }
+    assert_eq!(
+        stats(&no_promotion),
+        TieredStats {
+            l1_hits: 0,
+            l2_hits: 3,
+            misses: 0,
+            promotions: 0
+        }
+    );
+
+    // enable_l1 off: no L1 at all, but writes still reach the other processes' L1s.
+    let no_l1 = tiered(
+        &r,
+        TieredConfig {
+            enable_l1: false,
+            ..TieredConfig::default()
+        },
+    )
+    .await;
+    let observer = tiered(&r, TieredConfig::default()).await;
+    no_l1.set("o", "1").await.unwrap();
+    assert_eq!(observer.get("o").await.unwrap().as_deref(), Some("1"));
+    no_l1.set("o", "2").await.unwrap();
+    assert!(converges(&observer, "o", Some("2")).await < PROPAGATION);
+    no_l1.get("o").await.unwrap();
+    no_l1.get("o").await.unwrap();
+    assert_eq!(stats(&no_l1).l1_hits, 0);
+
+    // enable_l2 off: a per-process cache that writes nothing to Redis.
+    let keys_before = r.keys().await;
+    let local = tiered(
+        &r,
+        TieredConfig {
+            enable_l2: false,
+            ..TieredConfig::default()
+        },
+    )
+    .await;
+    local.set("only-here", "v").await.unwrap();
+    local
+        .set_with_tags("tagged", "v", &["t"], None)
+        .await
+        .unwrap();
+    assert_eq!(local.get("only-here").await.unwrap().as_deref(), Some("v"));
+    assert_eq!(local.get_keys_by_tag("t").await.unwrap(), vec!["tagged"]);
+    assert_eq!(observer.get("only-here").await.unwrap(), None);
+    assert_eq!(r.keys().await, keys_before);
+
+    // Bad configurations are refused.
+    for fraction in [0.0, -0.5, 1.5, f64::NAN] {
+        let l2 = Cache::redis(&r.url, r.prefix.clone()).await.unwrap();
+        let config = TieredConfig {
+            l1_ttl_fraction: fraction,
+            ..TieredConfig::default()
+        };
+        assert!(matches!(
+            Cache::tiered(Cache::memory("x"), l2, config).await,
+            Err(Error::Config(_))
+        ));
+    }
+    let redis = Cache::redis(&r.url, r.prefix.clone()).await.unwrap();
+    assert!(matches!(
+        Cache::tiered(redis.clone(), redis.clone(), TieredConfig::default()).await,
+        Err(Error::Config(_))
+    ));
+    assert!(matches!(
+        Cache::tiered(
+            Cache::memory("x"),
+            Cache::memory("y"),
+            TieredConfig::default()
+        )
+        .await,
+        Err(Error::Config(_))
+    ));
+}
+
+/// The keys the race tests write.
+const RACE_KEYS: [&str; 4] = ["race:0", "race:1", "race:2", "race:3"];
+
+/// One writer's step `i` on `key`: every kind of change a tiered cache announces.
+async fn race_write(cache: &Cache, key: &str, other: &str, value: &str, i: usize) {
+    match i % 7 {
+        0 | 1 => cache.set(key, value).await.unwrap(),
+        2 => cache
+            .put_many(&[(key, value), (other, value)])
+            .await
+            .unwrap(),
+        3 => cache
+            .set_with_tags(key, value, &["race"], Some(Duration::from_secs(60)))
+            .await
+            .unwrap(),
+        4 => cache.del(key).await.unwrap(),
+        5 => {
+            cache.invalidate_tag("race").await.unwrap();
+        }
+        _ => cache.set_ex(key, value, 60).await.unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_leave_no_stale_l1_copy() {
+    let Some(r) = test_support::redis("concurrent_writers_leave_no_stale_l1_copy").await else {
+        return;
+    };
+    let a = tiered(&r, TieredConfig::default()).await;
+    let b = tiered(&r, TieredConfig::default()).await;
+    let truth = Cache::redis(&r.url, r.prefix.clone()).await.unwrap();
+    for round in 0..6 {
+        // Writers on both processes change the same few keys while readers on both keep
+        // promoting L2 values into their L1s, so promotions race writes and invalidations.
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut readers = Vec::new();
+        for cache in [&a, &b, &a, &b] {
+            let cache = cache.clone();
+            let stop = Arc::clone(&stop);
+            readers.push(tokio::spawn(async move {
+                let mut i = 0_usize;
+                while !stop.load(Ordering::Relaxed) {
+                    if i.is_multiple_of(5) {
+                        cache.many(&RACE_KEYS).await.unwrap();
+                    } else {
+                        cache.get(RACE_KEYS[i % RACE_KEYS.len()]).await.unwrap();
+                    }
+                    i += 1;
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        let mut writers = Vec::new();
+        for writer in 0..8_usize {
+            let cache = if writer % 2 == 0 {
+                a.clone()
+            } else {
+                b.clone()
+            };
+            writers.push(tokio::spawn(async move {
+                for i in 0..60 {
+                    let key = RACE_KEYS[(writer + i) % RACE_KEYS.len()];
+                    let other = RACE_KEYS[(writer + i + 1) % RACE_KEYS.len()];
+                    let value = format!("{round}:{writer}:{i}");
+                    race_write(&cache, key, other, &value, writer + i).await;
+                    // The writer's own read promotes too, right behind its write.
+                    cache.get(key).await.unwrap();
+                }
+            }));
+        }
+        for task in writers {
+            task.await.unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        for task in readers {
+            task.await.unwrap();
+        }
+
+        // Every write is done and announced: each L1 agrees with L2 within the propagation
+        // bound, and keeps agreeing (no stale copy comes back), served from L1 again.
+        for key in RACE_KEYS {
+            let expected = truth.get(key).await.unwrap();
+            for (name, cache) in [("a", &a), ("b", &b)] {
+                let took = converges(cache, key, expected.as_deref()).await;
+                assert!(
+                    took < PROPAGATION,
+                    "round {round}: {name}'s {key} took {took:?} to become {expected:?}"
+                );
+                let hits_before = stats(cache).l1_hits;
+                for _ in 0..20 {
+                    assert_eq!(
+                        cache.get(key).await.unwrap(),
+                        expected,
+                        "round {round}: {name}'s {key} went stale again"
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                if expected.is_some() {
+                    assert!(
+                        stats(cache).l1_hits >= hits_before + 19,
+                        "round {round}: {name} serves {key} from L1 once it is coherent"
+                    );
+                }
+            }
+        }
+    }
+    for cache in [&a, &b] {
+        let s = stats(cache);
+        assert!(s.promotions > 0 && s.l1_hits > 0, "L1 was in play: {s:?}");
+    }
+}
+
+/// A read: when it started, what it returned, and which process made it.
+type Observation = (Duration, i64, &'static str);
+
+/// While counters climb on two processes, neither process ever reads a value older than what
+/// L2 held `PROPAGATION` earlier: an L1 copy is never stale for longer than that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l1_is_never_stale_past_the_propagation_bound() {
+    let Some(r) = test_support::redis("l1_is_never_stale_past_the_propagation_bound").await else {
+        return;
+    };
+    let a = tiered(&r, TieredConfig::default()).await;
+    let b = tiered(&r, TieredConfig::default()).await;
+    let started = Instant::now();
+    // (when the increment returned, the value it made), and (when a read started, what it read).
+    let written: Arc<std::sync::Mutex<Vec<(Duration, i64)>>> = Arc::default();
+    let read: Arc<std::sync::Mutex<Vec<Observation>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for (name, cache) in [("a", &a), ("b", &b), ("a", &a), ("b", &b)] {
+        let (cache, stop, read) = (cache.clone(), Arc::clone(&stop), Arc::clone(&read));
+        readers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let at = started.elapsed();
+                let value = cache
+                    .get("counter")
+                    .await
+                    .unwrap()
+                    .map_or(0, |v| v.parse::<i64>().unwrap());
+                read.lock().unwrap().push((at, value, name));
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let cache = if writer % 2 == 0 {
+            a.clone()
+        } else {
+            b.clone()
+        };
+        let written = Arc::clone(&written);
+        writers.push(tokio::spawn(async move {
+            for i in 0..150 {
+                let value = cache.increment("counter", 1).await.unwrap();
+                written.lock().unwrap().push((started.elapsed(), value));
+                if i % 10 == 0 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        }));
+    }
+    for task in writers {
+        task.await.unwrap();
+    }
+    tokio::time::sleep(PROPAGATION).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in readers {
+        task.await.unwrap();
+    }
+
+    let mut written = written.lock().unwrap().clone();
+    written.sort();
+    let read = read.lock().unwrap().clone();
+    assert_eq!(written.iter().map(|w| w.1).max(), Some(600));
+    let mut worst = Duration::ZERO;
+    for &(at, value, name) in &read {
+        // The newest value L2 held before the read started; the read may lag it only by as
+        // long as it takes the invalidation to arrive.
+        let newest_before = written
+            .iter()
+            .take_while(|(done, _)| *done <= at)
+            .map(|(_, v)| *v)
+            .max()
+            .unwrap_or(0);
+        if value < newest_before {
+            // Stale: since when has L2 held something newer than what we read?
+            let since = written
+                .iter()
+                .find(|(_, v)| *v > value)
+                .map_or(Duration::ZERO, |(done, _)| at.saturating_sub(*done));
+            worst = worst.max(since);
+            assert!(
+                since < PROPAGATION,
+                "{name} read {value} at {at:?}, {since:?} after L2 moved past it"
+            );
+        }
+    }
+    let (sa, sb) = (stats(&a), stats(&b));
+    assert!(
+        sa.l1_hits > 0 && sb.l1_hits > 0,
+        "L1 was in play: {sa:?} {sb:?}"
+    );
+    // Once the writers stop, both end on the final value.
+    assert_eq!(a.get("counter").await.unwrap().as_deref(), Some("600"));
+    assert_eq!(b.get("counter").await.unwrap().as_deref(), Some("600"));
+    eprintln!(
+        "worst staleness observed: {worst:?} over {} reads",
+        read.len()
+    );
+}
+
+/// How long the slow proxy holds replies, and how long after `b` starts an operation `a` acts
+/// (Redis has served `b`'s command by then; its reply is still held).
+const SLOW_REPLIES: Duration = Duration::from_millis(150);
+const HEAD_START: Duration = Duration::from_millis(40);
+
+/// The races of the module docs of the tiered driver, staged deterministically: `b` reads or
+/// writes a key; Redis serves it at once, but the reply reaches `b` late; meanwhile `a` changes
+/// the key and `b` hears of it. The copy `b` then holds (read or written before `a`'s change)
+/// must not stay in `b`'s L1, or `b` would serve it until the key's next change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_that_raced_a_newer_change_is_dropped() {
+    let Some(r) = test_support::redis("a_copy_that_raced_a_newer_change_is_dropped").await else {
+        return;
+    };
+    let proxy = SlowRepliesProxy::start(&r.url, SLOW_REPLIES).await;
+    let a = tiered(&r, TieredConfig::default()).await;
+    let b = {
+        let l2 = Cache::redis(&proxy.url(), r.prefix.clone()).await.unwrap();
+        Cache::tiered(Cache::memory(r.prefix.clone()), l2, TieredConfig::default())
+            .await
+            .unwrap()
+    };
+
+    // A read's promotion against a write.
+    a.set("k", "old").await.unwrap();
+    let read = tokio::spawn({
+        let b = b.clone();
+        async move { b.get("k").await.unwrap() }
+    });
+    tokio::time::sleep(HEAD_START).await;
+    a.set("k", "new").await.unwrap();
+    assert_eq!(
+        read.await.unwrap().as_deref(),
+        Some("old"),
+        "the race was staged: b read before a wrote"
+    );
+    assert_eq!(stats(&b).promotions, 0, "the raced copy was not kept");
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("new"));
+
+    // `many`'s promotions against a delete.
+    a.put_many(&[("m1", "old"), ("m2", "old")]).await.unwrap();
+    let read = tokio::spawn({
+        let b = b.clone();
+        async move { b.many(&["m1", "m2"]).await.unwrap() }
+    });
+    tokio::time::sleep(HEAD_START).await;
+    a.del("m2").await.unwrap();
+    assert_eq!(
+        read.await.unwrap(),
+        vec![Some("old".to_owned()), Some("old".to_owned())]
+    );
+    assert_eq!(
+        b.many(&["m1", "m2"]).await.unwrap(),
+        vec![Some("old".to_owned()), None]
+    );
+
+    // A promotion against a tag invalidation, and against a prefix flush.
+    a.set_with_tags("t", "old", &["tag"], None).await.unwrap();
+    a.set("p:1", "old").await.unwrap();
+    let read = tokio::spawn({
+        let b = b.clone();
+        async move { (b.get("t").await.unwrap(), b.get("p:1").await.unwrap()) }
+    });
+    tokio::time::sleep(HEAD_START).await;
+    a.invalidate_tag("tag").await.unwrap();
+    tokio::time::sleep(SLOW_REPLIES).await;
+    a.flush_prefix("p:").await.unwrap();
+    assert_eq!(
+        read.await.unwrap(),
+        (Some("old".to_owned()), Some("old".to_owned()))
+    );
+    assert_eq!(b.get("t").await.unwrap(), None);
+    assert_eq!(b.get("p:1").await.unwrap(), None);
+
+    // A write-through against a later write by another process.
+    let write = tokio::spawn({
+        let b = b.clone();
+        async move { b.set("w", "from b").await.unwrap() }
+    });
+    tokio::time::sleep(HEAD_START).await;
+    a.set("w", "from a").await.unwrap();
+    write.await.unwrap();
+    assert_eq!(b.get("w").await.unwrap().as_deref(), Some("from a"));
+    assert_eq!(a.get("w").await.unwrap().as_deref(), Some("from a"));
+
+    // Without a race, b's L1 is in use: it serves what it promoted and what it wrote.
+    b.set("quiet", "v").await.unwrap();
+    let before = stats(&b).l1_hits;
+    assert_eq!(b.get("quiet").await.unwrap().as_deref(), Some("v"));
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("new"));
+    assert_eq!(stats(&b).l1_hits, before + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_is_seen_by_the_other_process_within_milliseconds() {
+    let Some(r) =
+        test_support::redis("a_delete_is_seen_by_the_other_process_within_milliseconds").await
+    else {
+        return;
+    };
+    let a = tiered(&r, TieredConfig::default()).await;
+    let b = tiered(&r, TieredConfig::default()).await;
+    let mut lags = Vec::new();
+    let mut next_read_right = 0;
+    for i in 0..100 {
+        let key = format!("d{i}");
+        a.set(&key, "v").await.unwrap();
+        // Let a's announcement of the write land, then give b a copy in its L1.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(b.get(&key).await.unwrap().as_deref(), Some("v"));
+        let hits = stats(&b).l1_hits;
+        assert_eq!(b.get(&key).await.unwrap().as_deref(), Some("v"));
+        assert_eq!(stats(&b).l1_hits, hits + 1, "b holds {key} in L1");
+
+        a.del(&key).await.unwrap();
+        let started = Instant::now();
+        if b.get(&key).await.unwrap().is_none() {
+            next_read_right += 1;
+            lags.push(Duration::ZERO);
+        } else {
+            lags.push(converges(&b, &key, None).await.max(started.elapsed()));
+        }
+    }
+    lags.sort();
+    let (median, worst) = (lags[lags.len() / 2], lags[lags.len() - 1]);
+    eprintln!(
+        "delete → other process's L1: next read right {next_read_right}/100, median lag \
+         {median:?}, worst {worst:?}"
+    );
+    assert!(median < Duration::from_millis(5), "median lag {median:?}");
+    assert!(worst < PROPAGATION, "worst lag {worst:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remember_runs_once_across_two_tiered_caches() {
+    let Some(r) = test_support::redis("remember_runs_once_across_two_tiered_caches").await else {
+        return;
+    };
+    let a = tiered(&r, TieredConfig::default()).await;
+    let b = tiered(&r, TieredConfig::default()).await;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let cache = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let calls = Arc::clone(&calls);
+        tasks.push(tokio::spawn(async move {
+            cache
+                .remember("report", 60, || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok(vec![1, 2, 3])
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), vec![1, 2, 3]);
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "once across both processes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_l2_connection_errors_then_recovers() {
+    let Some(r) = test_support::redis("a_killed_l2_connection_errors_then_recovers").await else {
+        return;
+    };
+    let a = tiered(&r, TieredConfig::default()).await;
+    let b = tiered(&r, TieredConfig::default()).await;
+    a.set("k", "v1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v1"));
+
+    let mut conn = a.redis_connection().unwrap();
+    let id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut admin = r.connection().await;
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+
+    let first = a.set("k", "v2").await;
+    assert!(
+        first.is_err(),
+        "the write on the dead connection fails: {first:?}"
+    );
+    let started = Instant::now();
+    while let Err(e) = a.set("k", "v2").await {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "not recovered after 2 s: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(a.get("k").await.unwrap().as_deref(), Some("v2"));
+    assert!(converges(&b, "k", Some("v2")).await < PROPAGATION);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_timed_out_leaves_no_stale_copy() {
+    let Some(r) = test_support::redis("a_write_that_timed_out_leaves_no_stale_copy").await else {
+        return;
+    };
+    let proxy = SlowRepliesProxy::start(&r.url, Duration::ZERO).await;
+    let a = tiered(&r, TieredConfig::default()).await;
+    let timeout = Duration::from_millis(200);
+    let b = {
+        let options = RedisCacheOptions::new().timeout(timeout);
+        let l2 = Cache::redis_with(&proxy.url(), r.prefix.clone(), options)
+            .await
+            .unwrap();
+        Cache::tiered(Cache::memory(r.prefix.clone()), l2, TieredConfig::default())
+            .await
+            .unwrap()
+    };
+    let truth = Cache::redis(&r.url, r.prefix.clone()).await.unwrap();
+    a.set("k", "v1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v1"));
+    assert_eq!(a.get("k").await.unwrap().as_deref(), Some("v1"));
+
+    // Redis applies b's write, but the reply comes after b's timeout.
+    proxy.set_delay(timeout + Duration::from_millis(150));
+    let result = b.set("k", "v2").await;
+    assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
+    assert_eq!(truth.get("k").await.unwrap().as_deref(), Some("v2"));
+    // b does not serve its old copy as if the write had not happened (reading L2 times out
+    // too, while replies are slow) ...
+    let read = b.get("k").await;
+    assert!(!matches!(&read, Ok(Some(v)) if v == "v1"), "{read:?}");
+    // ... and a heard of the change.
+    assert!(converges(&a, "k", Some("v2")).await < PROPAGATION);
+
+    proxy.set_delay(Duration::ZERO);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(converges(&b, "k", Some("v2")).await < PROPAGATION);
+}
+
+async fn pubsub_client_ids(r: &test_support::TestRedis) -> BTreeSet<i64> {
+    let mut conn = r.connection().await;
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    list.lines()
+        .filter_map(|line| line.strip_prefix("id="))
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscriber_comes_back_after_its_connection_is_killed() {
+    let Some(r) =
+        test_support::redis("the_subscriber_comes_back_after_its_connection_is_killed").await
+    else {
+        return;
+    };
+    let a = tiered(&r, TieredConfig::default()).await;
+    let (b, subscriber) = {
+        let _creating = CREATING.lock().await;
+        let before = pubsub_client_ids(&r).await;
+        let b = tiered_unlocked(&r, TieredConfig::default()).await;
+        let new: Vec<i64> = pubsub_client_ids(&r)
+            .await
+            .difference(&before)
+            .copied()
+            .collect();
+        assert_eq!(new.len(), 1, "one new subscriber connection: {new:?}");
+        (b, new[0])
+    };
+
+    a.set("k", "v1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v1"));
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v1"));
+
+    let mut admin = r.connection().await;
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(subscriber)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+
+    // Written while b cannot hear: b must not keep serving v1 from its L1.
+    a.set("k", "v2").await.unwrap();
+    converges(&b, "k", Some("v2")).await;
+
+    // b resubscribes on a new connection, and invalidations flow again.
+    let started = Instant::now();
+    loop {
+        let ids = pubsub_client_ids(&r).await;
+        if ids.iter().any(|id| *id > subscriber) && !ids.contains(&subscriber) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no new subscriber"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v2"));
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v2"));
+    let before = stats(&b).l1_hits;
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v2"));
+    assert_eq!(stats(&b).l1_hits, before + 1, "L1 is in use again");
+    a.del("k").await.unwrap();
+    assert!(converges(&b, "k", None).await < PROPAGATION);
+}
+
+#[tokio::test]
+async fn from_url_picks_the_driver() {
+    let memory = Cache::from_url("memory://", "app").await.unwrap();
+    assert_eq!(memory.driver(), CacheDriver::Memory);
+    assert_eq!(memory.prefix(), "app");
+    let bounded = Cache::from_url("memory://?max_entries=5", "app")
+        .await
+        .unwrap();
+    assert_eq!(bounded.driver(), CacheDriver::Memory);
+    for bad in [
+        "memory://?max_entries=lots",
+        "memory://?size=1",
+        "memcached://x",
+        "no-scheme",
+    ] {
+        assert!(
+            matches!(Cache::from_url(bad, "app").await, Err(Error::Config(_))),
+            "{bad}"
+        );
+    }
+
+    let Some(r) = test_support::redis("from_url_picks_the_driver").await else {
+        return;
+    };
+    let redis = Cache::from_url(&r.url, r.prefix.clone()).await.unwrap();
+    assert_eq!(redis.driver(), CacheDriver::Redis);
+    let url = format!("tiered+{}", r.url);
+    let tiered = {
+        let _creating = CREATING.lock().await;
+        Cache::from_url(&url, r.prefix.clone()).await.unwrap()
+    };
+    assert_eq!(tiered.driver(), CacheDriver::Tiered);
+    tiered.set("k", "v").await.unwrap();
+    assert_eq!(redis.get("k").await.unwrap().as_deref(), Some("v"));
+}

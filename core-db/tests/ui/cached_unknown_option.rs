@@ -1,0 +1,10 @@
+use core_db::cached;
+use core_db::infra::cache::Cache;
+
+#[cached(cache = cache, key = "answer", expire = 60)]
+async fn answer(cache: &Cache) -> core_db::Result<u32> {
+    let _ = cache;
+    Ok(42)
+}
+
+fn main() {}
