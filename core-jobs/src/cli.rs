@@ -1,0 +1,159 @@
+//! The `jobs failed …` commands, ready for an application's command line.
+//!
+//! [`failed_command`] takes the words after `jobs failed` and returns the text to print:
+//!
+//! ```text
+//! list [LIMIT]        newest failures first (default 50)
+//! show ID             one failure with its payload and full error
+//! retry ID|all        re-dispatch with attempts reset, and delete the row(s)
+//! forget ID           delete one failure
+//! prune AGE           delete failures older than AGE (e.g. 30s, 15m, 24h, 7d)
+//! ```
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! use core_db::infra::db::Database;
+//! use core_jobs::{FailedJobs, Queue, cli};
+//!
+//! let db = Database::connect("sqlite::memory:").await?;
+//! db.migrate().await?;
+//! let (store, queue) = (FailedJobs::new(db), Queue::memory());
+//! let out = cli::failed_command(&["list"], &store, &queue).await?;
+//! assert_eq!(out, "no failed jobs");
+//! let out = cli::failed_command(&["prune", "7d"], &store, &queue).await?;
+//! assert_eq!(out, "pruned 0 failed job(s) older than 7d");
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+
+use crate::failed::FailedJobs;
+use crate::queue::Queue;
+
+/// Usage text of [`failed_command`].
+pub const FAILED_USAGE: &str = "usage: jobs failed list [LIMIT] | show ID | retry ID|all | forget ID | prune AGE (30s, 15m, 24h, 7d)";
+
+/// Runs one `jobs failed` command (`args` are the words after `failed`) and returns the text
+/// to print.
+///
+/// # Errors
+/// Bad usage (the error says how to use it), an unknown id, or the database or queue failed.
+pub async fn failed_command<S: AsRef<str>>(
+    args: &[S],
+    store: &FailedJobs,
+    queue: &Queue,
+) -> anyhow::Result<String> {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    match args.as_slice() {
+        ["list"] | [] => list(store, 50).await,
+        ["list", limit] => {
+            list(
+                store,
+                limit
+                    .parse()
+                    .with_context(|| format!("bad LIMIT {limit:?}; {FAILED_USAGE}"))?,
+            )
+            .await
+        }
+        ["show", id] => {
+            let id = parse_id(id)?;
+            let job = store
+                .get(id)
+                .await?
+                .ok_or_else(|| anyhow!("no failed job with id {id}"))?;
+            Ok(format!(
+                "id:        {}\njob id:    {}\njob:       {}\nqueue:     {}\ngroup:     {}\nattempts:  {}\nfailed at: {}\nerror:     {}\npayload:   {}",
+                job.id,
+                job.job_id,
+                job.job_name,
+                job.queue,
+                job.group_id.as_deref().unwrap_or("-"),
+                job.attempts,
+                job.failed_at.to_rfc3339(),
+                job.error,
+                job.payload
+            ))
+        }
+        ["retry", "all"] => {
+            let n = store.retry_all(queue).await?;
+            Ok(format!("re-dispatched {n} failed job(s)"))
+        }
+        ["retry", id] => {
+            let id = parse_id(id)?;
+            let job_id = store.retry(id, queue).await?;
+            Ok(format!("re-dispatched failed job {id} as job {job_id}"))
+        }
+        ["forget", id] => {
+            let id = parse_id(id)?;
+            if store.forget(id).await? {
+                Ok(format!("forgot failed job {id}"))
+            } else {
+                bail!("no failed job with id {id}")
+            }
+        }
+        ["prune", age] => {
+            let d = parse_age(age)?;
+            let n = store.prune(d).await?;
+            Ok(format!("pruned {n} failed job(s) older than {age}"))
+        }
+        _ => bail!("{FAILED_USAGE}"),
+    }
+}
+
+async fn list(store: &FailedJobs, limit: u32) -> anyhow::Result<String> {
+    let jobs = store.list(limit).await?;
+    if jobs.is_empty() {
+        return Ok("no failed jobs".to_owned());
+    }
+    let mut out = String::from("ID\tFAILED AT\tJOB\tQUEUE\tATTEMPTS\tERROR");
+    for j in jobs {
+        let mut error: String = j
+            .error
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(100)
+            .collect();
+        if j.error.chars().count() > error.chars().count() {
+            error.push('…');
+        }
+        let _ = write!(
+            out,
+            "\n{}\t{}\t{}\t{}\t{}\t{}",
+            j.id,
+            j.failed_at.format("%Y-%m-%d %H:%M:%S"),
+            j.job_name,
+            j.queue,
+            j.attempts,
+            error
+        );
+    }
+    Ok(out)
+}
+
+fn parse_id(id: &str) -> anyhow::Result<i64> {
+    id.parse()
+        .with_context(|| format!("bad ID {id:?}; {FAILED_USAGE}"))
+}
+
+/// Parses `30s`, `15m`, `24h`, `7d` (or a bare number of seconds).
+pub fn parse_age(age: &str) -> anyhow::Result<Duration> {
+    let (num, unit) = age.split_at(age.find(|c: char| !c.is_ascii_digit()).unwrap_or(age.len()));
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("bad AGE {age:?}; {FAILED_USAGE}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("bad AGE {age:?}; {FAILED_USAGE}"),
+    };
+    Ok(Duration::from_secs(secs))
+}

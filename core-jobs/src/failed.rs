@@ -1,0 +1,347 @@
+//! The `failed_jobs` store: jobs that exhausted their retries or could not be run at all, and
+//! the management API (list, retry, forget, prune) on PostgreSQL and SQLite.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use core_db::infra::db::Database;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::error::{Error, Result};
+use crate::job::JobId;
+use crate::queue::{Queue, RawDispatch, When};
+
+/// One `failed_jobs` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FailedJob {
+    /// Row id (what `retry`, `forget` take).
+    pub id: i64,
+    /// The job's id.
+    pub job_id: String,
+    /// The job's `NAME` (or what the envelope said, for an unknown job).
+    pub job_name: String,
+    /// The queue it ran on.
+    pub queue: String,
+    /// The job's JSON payload, byte for byte.
+    pub payload: String,
+    /// Why it failed: the last error, or the reason it could not run.
+    pub error: String,
+    /// Runs made (0 when it could not run at all).
+    pub attempts: u32,
+    /// Its group, if any.
+    pub group_id: Option<String>,
+    /// When it failed.
+    pub failed_at: DateTime<Utc>,
+}
+
+/// A failure about to be written: what the worker (or a parked failure in the queue) holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FailureRecord {
+    /// The job's id.
+    pub job_id: String,
+    /// The job's name.
+    pub job_name: String,
+    /// The queue.
+    pub queue: String,
+    /// The payload text.
+    pub payload: String,
+    /// The error or reason.
+    pub error: String,
+    /// Runs made.
+    pub attempts: u32,
+    /// The group, if any.
+    pub group_id: Option<String>,
+    /// When it failed.
+    pub failed_at: DateTime<Utc>,
+}
+
+impl FailureRecord {
+    /// A failure of job `job_id` (`job_name` on `queue`, payload text `payload`) with `error`,
+    /// failed now, with no attempts and no group; set the public fields for the rest.
+    pub fn new(
+        job_id: impl Into<String>,
+        job_name: impl Into<String>,
+        queue: impl Into<String>,
+        payload: impl Into<String>,
+        error: impl Into<String>,
+    ) -> Self {
+        Self {
+            job_id: job_id.into(),
+            job_name: job_name.into(),
+            queue: queue.into(),
+            payload: payload.into(),
+            error: error.into(),
+            attempts: 0,
+            group_id: None,
+            failed_at: Utc::now(),
+        }
+    }
+}
+
+/// The `failed_jobs` table on a [`Database`] (PostgreSQL or SQLite; the table comes with the
+/// framework migrations).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> core_jobs::Result<()> {
+/// use std::time::Duration;
+/// use core_db::infra::db::Database;
+/// use core_jobs::{FailedJobs, Queue};
+///
+/// let db = Database::connect("sqlite::memory:").await?;
+/// db.migrate().await?;
+/// let failed = FailedJobs::new(db);
+/// for job in failed.list(50).await? {
+///     println!("{} {} {}", job.id, job.job_name, job.error);
+/// }
+/// failed.retry_all(&Queue::memory()).await?;
+/// failed.prune(Duration::from_secs(7 * 24 * 3600)).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct FailedJobs {
+    db: Database,
+}
+
+fn sqlite_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_sqlite_time(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+const COLUMNS: &str = "id, job_id, job_name, queue, payload, error, attempts, group_id, failed_at";
+
+impl FailedJobs {
+    /// The store on `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// The database it writes to.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Writes one row; returns its id.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn record(&self, r: &FailureRecord) -> Result<i64> {
+        let attempts = i32::try_from(r.attempts).unwrap_or(i32::MAX);
+        let sql = "INSERT INTO failed_jobs (job_id, job_name, queue, payload, error, attempts, group_id, failed_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+        Ok(match &self.db {
+            Database::Postgres(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(&r.job_id)
+                    .bind(&r.job_name)
+                    .bind(&r.queue)
+                    .bind(&r.payload)
+                    .bind(&r.error)
+                    .bind(attempts)
+                    .bind(&r.group_id)
+                    .bind(r.failed_at)
+                    .fetch_one(pool)
+                    .await?
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(&r.job_id)
+                    .bind(&r.job_name)
+                    .bind(&r.queue)
+                    .bind(&r.payload)
+                    .bind(&r.error)
+                    .bind(attempts)
+                    .bind(&r.group_id)
+                    .bind(sqlite_time(r.failed_at))
+                    .fetch_one(pool)
+                    .await?
+            }
+        })
+    }
+
+    /// The newest `limit` failures, newest first.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn list(&self, limit: u32) -> Result<Vec<FailedJob>> {
+        let sql = format!("SELECT {COLUMNS} FROM failed_jobs ORDER BY id DESC LIMIT $1");
+        self.fetch(&sql, Some(i64::from(limit))).await
+    }
+
+    /// One failure by row id.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn get(&self, id: i64) -> Result<Option<FailedJob>> {
+        let sql = format!("SELECT {COLUMNS} FROM failed_jobs WHERE id = $1");
+        Ok(self.fetch(&sql, Some(id)).await?.pop())
+    }
+
+    /// How many failures are stored.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn count(&self) -> Result<u64> {
+        let sql = "SELECT COUNT(*) FROM failed_jobs";
+        let n: i64 = match &self.db {
+            Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+            Database::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+        };
+        Ok(n.max(0) as u64)
+    }
+
+    async fn fetch(&self, sql: &str, bind: Option<i64>) -> Result<Vec<FailedJob>> {
+        Ok(match &self.db {
+            Database::Postgres(pool) => {
+                let mut q = sqlx::query(sql);
+                if let Some(b) = bind {
+                    q = q.bind(b);
+                }
+                q.fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok(FailedJob {
+                            id: row.try_get("id")?,
+                            job_id: row.try_get("job_id")?,
+                            job_name: row.try_get("job_name")?,
+                            queue: row.try_get("queue")?,
+                            payload: row.try_get("payload")?,
+                            error: row.try_get("error")?,
+                            attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
+                            group_id: row.try_get("group_id")?,
+                            failed_at: row.try_get("failed_at")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+            }
+            Database::Sqlite(pool) => {
+                let mut q = sqlx::query(sql);
+                if let Some(b) = bind {
+                    q = q.bind(b);
+                }
+                q.fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok(FailedJob {
+                            id: row.try_get("id")?,
+                            job_id: row.try_get("job_id")?,
+                            job_name: row.try_get("job_name")?,
+                            queue: row.try_get("queue")?,
+                            payload: row.try_get("payload")?,
+                            error: row.try_get("error")?,
+                            attempts: row.try_get::<i64, _>("attempts")?.max(0) as u32,
+                            group_id: row.try_get("group_id")?,
+                            failed_at: parse_sqlite_time(&row.try_get::<String, _>("failed_at")?),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+            }
+        })
+    }
+
+    /// Re-dispatches failure `id` with its attempts reset (same job id, name, queue, payload
+    /// and group), then deletes the row; returns the job id.
+    ///
+    /// # Errors
+    /// [`Error::FailedJobNotFound`], or the queue or database failed. The job is dispatched
+    /// before the row is deleted: a crash in between leaves the row, never loses the job.
+    pub async fn retry(&self, id: i64, queue: &Queue) -> Result<JobId> {
+        let job = self.get(id).await?.ok_or(Error::FailedJobNotFound(id))?;
+        self.redispatch(&job, queue).await?;
+        self.forget(id).await?;
+        Ok(JobId::from(job.job_id))
+    }
+
+    /// Re-dispatches every stored failure (oldest first) and deletes their rows; returns how
+    /// many were re-dispatched.
+    ///
+    /// # Errors
+    /// The queue or database failed (the failures handled so far stay handled).
+    pub async fn retry_all(&self, queue: &Queue) -> Result<u64> {
+        let mut n = 0;
+        let mut after = 0i64;
+        loop {
+            let sql =
+                format!("SELECT {COLUMNS} FROM failed_jobs WHERE id > $1 ORDER BY id LIMIT 500");
+            let batch = self.fetch(&sql, Some(after)).await?;
+            let Some(last) = batch.last() else {
+                return Ok(n);
+            };
+            after = last.id;
+            for job in &batch {
+                self.redispatch(job, queue).await?;
+                self.forget(job.id).await?;
+                n += 1;
+            }
+        }
+    }
+
+    async fn redispatch(&self, job: &FailedJob, queue: &Queue) -> Result<()> {
+        queue
+            .dispatch_raw(RawDispatch {
+                id: &job.job_id,
+                name: &job.job_name,
+                queue: &job.queue,
+                payload: &job.payload,
+                group: job.group_id.as_deref(),
+                when: When::Now,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes failure `id`; false when there was no such row.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn forget(&self, id: i64) -> Result<bool> {
+        let sql = "DELETE FROM failed_jobs WHERE id = $1";
+        let n = match &self.db {
+            Database::Postgres(pool) => sqlx::query(sql)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Database::Sqlite(pool) => sqlx::query(sql)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok(n > 0)
+    }
+
+    /// Deletes failures older than `older_than`; returns how many.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn prune(&self, older_than: Duration) -> Result<u64> {
+        let age = chrono::Duration::from_std(older_than)
+            .map_err(|_| Error::Config(format!("prune age {older_than:?} is too large")))?;
+        let cutoff = Utc::now() - age;
+        let sql = "DELETE FROM failed_jobs WHERE failed_at < $1";
+        Ok(match &self.db {
+            Database::Postgres(pool) => sqlx::query(sql)
+                .bind(cutoff)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Database::Sqlite(pool) => sqlx::query(sql)
+                .bind(sqlite_time(cutoff))
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        })
+    }
+}

@@ -1,0 +1,412 @@
+//! [`Queue`]: one handle over the Redis reliable queue and the in-process queue.
+//!
+//! Both drivers keep the same structures, per queue name:
+//!
+//! - **ready**: jobs that may run now, in dispatch order;
+//! - **leased**: claimed jobs with a lease deadline. A claim moves jobs from ready to leased in
+//!   one atomic step; a worker extends the leases of the jobs it is running; once a lease has
+//!   expired, any worker moves the job back to ready. Delivery is therefore **at least once**: a
+//!   job whose worker died is run again, so handlers should be idempotent;
+//! - **delayed**: jobs due later (`dispatch_in`, `dispatch_at`, retries), promoted to ready in
+//!   one atomic step when due;
+//! - **groups**: per group id, the jobs waiting behind the group's running job (FIFO, one at a
+//!   time; a retry's backoff holds the group);
+//! - **pending failures**: failures whose `failed_jobs` row could not be written yet.
+//!
+//! On Redis these live under `{prefix}:queue:{queue}:` (`ready`, `leases`, `delayed`,
+//! `delayed-grouped`, `groups`, `group:{id}`, `processing:{worker}`, `workers`, `unique:{key}`,
+//! `failed-pending`) and nothing else is touched. Ordinary commands share one
+//! `ConnectionManager`; each worker's blocking claim uses one dedicated connection per queue.
+//! The in-process driver ([`Queue::memory`]) has the same semantics without durability across
+//! restarts.
+
+pub(crate) mod memory;
+pub(crate) mod redis;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::envelope::{Envelope, now_ms};
+use crate::error::{Error, Result};
+use crate::job::{Job, JobId};
+
+/// Which driver a [`Queue`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueDriver {
+    /// In-process ([`Queue::memory`]).
+    Memory,
+    /// Redis reliable queue ([`Queue::redis`]).
+    Redis,
+}
+
+/// Options for [`Queue::dispatch_with`] (and [`Dispatch::dispatch_with`](crate::Dispatch)).
+///
+/// ```
+/// use std::time::Duration;
+/// use core_jobs::DispatchOptions;
+///
+/// let options = DispatchOptions::new()
+///     .delay(Duration::from_secs(10))
+///     .unique("report:2026-11-01", Duration::from_secs(3600));
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct DispatchOptions {
+    pub(crate) when: When,
+    pub(crate) unique: Option<(String, Duration)>,
+    pub(crate) queue: Option<String>,
+    pub(crate) id: Option<JobId>,
+    pub(crate) unlock: Option<(String, String)>,
+}
+
+impl DispatchOptions {
+    /// Run as soon as possible, on the job's own queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Run once `delay` has passed.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.when = When::In(delay);
+        self
+    }
+
+    /// Run at `when` (at once if it is in the past).
+    pub fn at(mut self, when: DateTime<Utc>) -> Self {
+        self.when = When::At(when.timestamp_millis());
+        self
+    }
+
+    /// Dispatch only if no job was dispatched with the same `key` on this queue within `ttl`;
+    /// the check and the dispatch are one atomic step. Used by the scheduler so that several
+    /// scheduler processes dispatch each tick once.
+    pub fn unique(mut self, key: impl Into<String>, ttl: Duration) -> Self {
+        self.unique = Some((key.into(), ttl));
+        self
+    }
+
+    /// Dispatch to `queue` instead of the job's `QUEUE`.
+    pub fn on_queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Use this id instead of a fresh one (re-dispatching a failed job, the outbox).
+    pub fn with_id(mut self, id: JobId) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    pub(crate) fn unlock_when_done(mut self, name: String, token: String) -> Self {
+        self.unlock = Some((name, token));
+        self
+    }
+}
+
+/// When a dispatched job becomes ready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum When {
+    /// Now.
+    #[default]
+    Now,
+    /// After a delay, measured by the queue's clock.
+    In(Duration),
+    /// At a Unix time in milliseconds.
+    At(i64),
+}
+
+/// A snapshot of one queue's sizes, from [`Queue::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Jobs ready to run (the queue depth).
+    pub ready: u64,
+    /// Jobs waiting for their time (delays and retry backoffs).
+    pub delayed: u64,
+    /// Jobs claimed by a worker and not yet finished.
+    pub in_flight: u64,
+    /// Jobs waiting behind their group's running job.
+    pub grouped_waiting: u64,
+    /// Failures kept in the queue because `failed_jobs` could not be written yet.
+    pub pending_failures: u64,
+}
+
+/// One job to push.
+#[derive(Debug)]
+pub(crate) struct Push {
+    pub(crate) id: String,
+    pub(crate) env: String,
+    pub(crate) group: Option<String>,
+    pub(crate) when: When,
+    pub(crate) unique: Option<(String, Duration)>,
+}
+
+#[derive(Clone)]
+pub(crate) enum Driver {
+    Memory(memory::MemoryDriver),
+    Redis(redis::RedisDriver),
+}
+
+/// Calls the same method on whichever driver this is.
+macro_rules! drive {
+    ($driver:expr, $d:ident => $call:expr) => {
+        match $driver {
+            $crate::queue::Driver::Memory($d) => $call,
+            $crate::queue::Driver::Redis($d) => $call,
+        }
+    };
+}
+pub(crate) use drive;
+
+/// A cheap, cloneable handle to the job queue (every queue name on one backend).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> core_jobs::Result<()> {
+/// use core_jobs::Queue;
+///
+/// let queue = Queue::from_url("memory://", "app").await?;
+/// assert_eq!(queue.stats("default").await?.ready, 0);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Queue {
+    driver: Arc<Driver>,
+}
+
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("driver", &self.driver_kind())
+            .finish()
+    }
+}
+
+impl Queue {
+    /// The in-process queue: same semantics as Redis (leases, delays, groups, retries), no
+    /// durability across restarts. Jobs reach only workers in this process.
+    pub fn memory() -> Self {
+        Self {
+            driver: Arc::new(Driver::Memory(memory::MemoryDriver::new())),
+        }
+    }
+
+    /// The Redis reliable queue at `url`, keys under `{prefix}:queue:`.
+    ///
+    /// # Errors
+    /// An invalid URL or prefix, or Redis unreachable.
+    pub async fn redis(url: &str, prefix: impl Into<String>) -> Result<Self> {
+        let prefix = prefix.into();
+        if prefix.is_empty() {
+            return Err(Error::Config("the queue prefix must not be empty".into()));
+        }
+        Ok(Self {
+            driver: Arc::new(Driver::Redis(
+                redis::RedisDriver::connect(url, prefix).await?,
+            )),
+        })
+    }
+
+    /// Picks the driver from a URL: `memory://` (or an empty string) for the in-process queue,
+    /// `redis://` / `rediss://` for Redis.
+    ///
+    /// # Errors
+    /// An unknown scheme, or Redis unreachable.
+    pub async fn from_url(url: &str, prefix: impl Into<String>) -> Result<Self> {
+        if url.is_empty() || url.starts_with("memory:") {
+            Ok(Self::memory())
+        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+            Self::redis(url, prefix).await
+        } else {
+            Err(Error::Config(format!(
+                "unsupported queue URL {url:?}: expected memory:// or redis://"
+            )))
+        }
+    }
+
+    /// Which driver this queue uses.
+    pub fn driver_kind(&self) -> QueueDriver {
+        match &*self.driver {
+            Driver::Memory(_) => QueueDriver::Memory,
+            Driver::Redis(_) => QueueDriver::Redis,
+        }
+    }
+
+    pub(crate) fn driver(&self) -> &Driver {
+        &self.driver
+    }
+
+    /// Queues `job` on `J::QUEUE` to run now; returns its id.
+    ///
+    /// # Errors
+    /// The job does not serialize, or the backend failed.
+    pub async fn dispatch<J: Job>(&self, job: &J) -> Result<JobId> {
+        let id = JobId::new();
+        let push = build_push::<J>(job, id.clone(), When::Now, None, None)?;
+        let queue = J::QUEUE;
+        self.push(queue, push).await?;
+        Ok(id)
+    }
+
+    /// Queues `job` to run after `delay`; returns its id.
+    ///
+    /// # Errors
+    /// The job does not serialize, or the backend failed.
+    pub async fn dispatch_in<J: Job>(&self, job: &J, delay: Duration) -> Result<JobId> {
+        let id = JobId::new();
+        let push = build_push::<J>(job, id.clone(), When::In(delay), None, None)?;
+        self.push(J::QUEUE, push).await?;
+        Ok(id)
+    }
+
+    /// Queues `job` to run at `when`; returns its id.
+    ///
+    /// # Errors
+    /// The job does not serialize, or the backend failed.
+    pub async fn dispatch_at<J: Job>(&self, job: &J, when: DateTime<Utc>) -> Result<JobId> {
+        let id = JobId::new();
+        let push = build_push::<J>(
+            job,
+            id.clone(),
+            When::At(when.timestamp_millis()),
+            None,
+            None,
+        )?;
+        self.push(J::QUEUE, push).await?;
+        Ok(id)
+    }
+
+    /// Queues `job` with [`DispatchOptions`]; `None` when its unique key was already taken.
+    ///
+    /// # Errors
+    /// The job does not serialize, an invalid queue name, or the backend failed.
+    pub async fn dispatch_with<J: Job>(
+        &self,
+        job: &J,
+        options: DispatchOptions,
+    ) -> Result<Option<JobId>> {
+        let id = options.id.clone().unwrap_or_default();
+        let queue = options.queue.clone().unwrap_or_else(|| J::QUEUE.to_owned());
+        let mut push =
+            build_push::<J>(job, id.clone(), options.when, options.unlock, Some(&queue))?;
+        push.unique = options.unique;
+        Ok(self.push(&queue, push).await?.then_some(id))
+    }
+
+    /// Queues many jobs of one type to run now, in as few round trips as the backend allows
+    /// (grouped jobs go one by one); returns their ids in order.
+    ///
+    /// # Errors
+    /// A job does not serialize, or the backend failed (some jobs may have been queued).
+    pub async fn dispatch_many<J: Job>(&self, jobs: &[J]) -> Result<Vec<JobId>> {
+        let mut ids = Vec::with_capacity(jobs.len());
+        let mut plain = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let id = JobId::new();
+            let push = build_push::<J>(job, id.clone(), When::Now, None, None)?;
+            if push.group.is_some() {
+                self.push(J::QUEUE, push).await?;
+            } else {
+                plain.push(push.env);
+            }
+            ids.push(id);
+        }
+        if !plain.is_empty() {
+            check_queue_name(J::QUEUE)?;
+            drive!(&*self.driver, d => d.push_many(J::QUEUE, plain).await)?;
+        }
+        Ok(ids)
+    }
+
+    /// Queues a job by name with its JSON payload as text (re-dispatching a stored failure, the
+    /// outbox relay). Returns false when a unique key was already taken.
+    pub(crate) async fn dispatch_raw(&self, raw: RawDispatch<'_>) -> Result<bool> {
+        check_queue_name(raw.queue)?;
+        let env = Envelope {
+            id: raw.id.to_owned(),
+            job: raw.name.to_owned(),
+            queue: raw.queue.to_owned(),
+            data: crate::envelope::raw_payload(raw.payload),
+            attempt: 0,
+            group: raw.group.map(str::to_owned),
+            at: now_ms(),
+            unlock: None,
+        };
+        let push = Push {
+            id: raw.id.to_owned(),
+            env: env.encode(),
+            group: env.group.clone(),
+            when: raw.when,
+            unique: None,
+        };
+        self.push(raw.queue, push).await
+    }
+
+    async fn push(&self, queue: &str, push: Push) -> Result<bool> {
+        check_queue_name(queue)?;
+        drive!(&*self.driver, d => d.push(queue, push).await)
+    }
+
+    /// Sizes of `queue` right now.
+    ///
+    /// # Errors
+    /// The backend failed.
+    pub async fn stats(&self, queue: &str) -> Result<QueueStats> {
+        check_queue_name(queue)?;
+        drive!(&*self.driver, d => d.stats(queue).await)
+    }
+}
+
+/// A raw dispatch: a job known by name and payload text.
+#[derive(Debug)]
+pub(crate) struct RawDispatch<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) queue: &'a str,
+    pub(crate) payload: &'a str,
+    pub(crate) group: Option<&'a str>,
+    pub(crate) when: When,
+}
+
+fn build_push<J: Job>(
+    job: &J,
+    id: JobId,
+    when: When,
+    unlock: Option<(String, String)>,
+    queue: Option<&str>,
+) -> Result<Push> {
+    let data = serde_json::value::to_raw_value(job)?;
+    let group = job.group_id();
+    let env = Envelope {
+        id: id.as_str().to_owned(),
+        job: J::NAME.to_owned(),
+        queue: queue.unwrap_or(J::QUEUE).to_owned(),
+        data,
+        attempt: 0,
+        group: group.clone(),
+        at: now_ms(),
+        unlock,
+    };
+    Ok(Push {
+        id: id.as_str().to_owned(),
+        env: env.encode(),
+        group,
+        when,
+        unique: None,
+    })
+}
+
+/// Queue names become part of Redis keys: non-empty, no `:`, no whitespace.
+pub(crate) fn check_queue_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
+        return Err(Error::Config(format!(
+            "invalid queue name {name:?}: must be non-empty, without ':' or whitespace"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! The in-process driver: the Redis driver's structures, in a mutex per queue name.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::{Push, QueueStats, When};
+use crate::envelope::now_ms;
+use crate::error::Result;
+
+#[derive(Clone, Default)]
+pub(crate) struct MemoryDriver {
+    queues: Arc<Mutex<HashMap<String, Arc<Slot>>>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Slot {
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+/// A delayed job: its envelope and, for a grouped job that still has to be admitted into its
+/// group, `(group, id)`.
+type DelayedEntry = (Arc<str>, Option<(String, String)>);
+
+#[derive(Default)]
+struct State {
+    ready: VecDeque<Arc<str>>,
+    leases: HashMap<Arc<str>, i64>,
+    delayed: BTreeMap<(i64, u64), DelayedEntry>,
+    active: HashMap<String, String>,
+    groups: HashMap<String, VecDeque<(Arc<str>, String)>>,
+    unique: HashMap<String, i64>,
+    pending: VecDeque<String>,
+    pending_lock_until: i64,
+    seq: u64,
+}
+
+fn lock(slot: &Slot) -> MutexGuard<'_, State> {
+    slot.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+impl State {
+    /// Admits a grouped job: straight to ready when its group is idle, else behind the group.
+    fn admit(&mut self, env: Arc<str>, group: String, id: String) -> bool {
+        match self.active.entry(group) {
+            Entry::Occupied(slot) => {
+                let group = slot.key().clone();
+                self.groups.entry(group).or_default().push_back((env, id));
+                false
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(id);
+                self.ready.push_back(env);
+                true
+            }
+        }
+    }
+
+    /// The group's running job `id` has finished: start the next one, or free the group.
+    fn advance(&mut self, group: &str, id: &str) -> bool {
+        if self.active.get(group).map(String::as_str) != Some(id) {
+            return false;
+        }
+        let next = self.groups.get_mut(group).and_then(VecDeque::pop_front);
+        match next {
+            Some((env, next_id)) => {
+                if self.groups.get(group).is_some_and(VecDeque::is_empty) {
+                    self.groups.remove(group);
+                }
+                self.active.insert(group.to_owned(), next_id);
+                self.ready.push_back(env);
+                true
+            }
+            None => {
+                self.active.remove(group);
+                false
+            }
+        }
+    }
+
+    fn delay(&mut self, due: i64, entry: DelayedEntry) {
+        self.seq += 1;
+        let seq = self.seq;
+        self.delayed.insert((due, seq), entry);
+    }
+}
+
+impl MemoryDriver {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn slot(&self, queue: &str) -> Arc<Slot> {
+        let mut map = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = map.get(queue) {
+            return slot.clone();
+        }
+        let slot = Arc::new(Slot::default());
+        map.insert(queue.to_owned(), slot.clone());
+        slot
+    }
+
+    pub(crate) async fn push(&self, queue: &str, push: Push) -> Result<bool> {
+        let slot = self.slot(queue);
+        let now = now_ms();
+        let woke = {
+            let mut st = lock(&slot);
+            if let Some((key, ttl)) = &push.unique {
+                match st.unique.get(key) {
+                    Some(&until) if until > now => return Ok(false),
+                    _ => {
+                        st.unique.retain(|_, until| *until > now);
+                        st.unique.insert(key.clone(), now + ms(*ttl).max(1));
+                    }
+                }
+            }
+            let env: Arc<str> = push.env.into();
+            match push.when {
+                When::Now => match push.group {
+                    Some(group) => st.admit(env, group, push.id),
+                    None => {
+                        st.ready.push_back(env);
+                        true
+                    }
+                },
+                when => {
+                    let due = match when {
+                        When::In(delay) => now + ms(delay),
+                        When::At(at) => at,
+                        When::Now => now,
+                    };
+                    let admit = push.group.map(|g| (g, push.id));
+                    st.delay(due, (env, admit));
+                    false
+                }
+            }
+        };
+        if woke {
+            slot.notify.notify_waiters();
+        }
+        Ok(true)
+    }
+
+    pub(crate) async fn push_many(&self, queue: &str, envs: Vec<String>) -> Result<()> {
+        let slot = self.slot(queue);
+        {
+            let mut st = lock(&slot);
+            st.ready.extend(envs.into_iter().map(Arc::from));
+        }
+        slot.notify.notify_waiters();
+        Ok(())
+    }
+
+    pub(crate) async fn claimer(
+        &self,
+        queue: &str,
+        _worker: &str,
+        _lease: Duration,
+    ) -> Result<MemoryClaimer> {
+        Ok(MemoryClaimer {
+            slot: self.slot(queue),
+        })
+    }
+
+    pub(crate) async fn ack(&self, queue: &str, envs: &[Arc<str>]) -> Result<()> {
+        let slot = self.slot(queue);
+        let mut st = lock(&slot);
+        for env in envs {
+            st.leases.remove(env);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn finish(
+        &self,
+        queue: &str,
+        env: &Arc<str>,
+        group: Option<(&str, &str)>,
+        record: Option<&str>,
+    ) -> Result<bool> {
+        let slot = self.slot(queue);
+        let woke = {
+            let mut st = lock(&slot);
+            if st.leases.remove(env).is_none() {
+                return Ok(false);
+            }
+            if let Some(record) = record {
+                st.pending.push_back(record.to_owned());
+            }
+            group.is_some_and(|(g, id)| st.advance(g, id))
+        };
+        if woke {
+            slot.notify.notify_waiters();
+        }
+        Ok(true)
+    }
+
+    pub(crate) async fn retry(
+        &self,
+        queue: &str,
+        old: &Arc<str>,
+        new: String,
+        delay: Duration,
+    ) -> Result<bool> {
+        let slot = self.slot(queue);
+        let mut st = lock(&slot);
+        if st.leases.remove(old).is_none() {
+            return Ok(false);
+        }
+        let due = now_ms() + ms(delay);
+        st.delay(due, (new.into(), None));
+        Ok(true)
+    }
+
+    pub(crate) async fn extend(
+        &self,
+        queue: &str,
+        _worker: &str,
+        envs: &[Arc<str>],
+        lease: Duration,
+    ) -> Result<()> {
+        let slot = self.slot(queue);
+        let deadline = now_ms() + ms(lease);
+        let mut st = lock(&slot);
+        for env in envs {
+            if let Some(d) = st.leases.get_mut(env) {
+                *d = deadline;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves due delayed jobs to ready; returns how long until the next one is due.
+    pub(crate) async fn promote(&self, queue: &str) -> Result<Option<Duration>> {
+        let slot = self.slot(queue);
+        let now = now_ms();
+        let (moved, next) = {
+            let mut st = lock(&slot);
+            let mut moved = 0usize;
+            while let Some(entry) = st.delayed.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                let (env, admit) = entry.remove();
+                moved += 1;
+                match admit {
+                    Some((group, id)) => {
+                        st.admit(env, group, id);
+                    }
+                    None => st.ready.push_back(env),
+                }
+            }
+            let next = st.delayed.first_key_value().map(|((due, _), _)| *due - now);
+            (moved, next)
+        };
+        if moved > 0 {
+            slot.notify.notify_waiters();
+        }
+        Ok(next.map(|ms| Duration::from_millis(ms.max(0) as u64)))
+    }
+
+    /// Moves jobs whose lease expired back to the front of ready.
+    pub(crate) async fn reap(&self, queue: &str) -> Result<u64> {
+        let slot = self.slot(queue);
+        let now = now_ms();
+        let n = {
+            let mut st = lock(&slot);
+            let expired: Vec<Arc<str>> = st
+                .leases
+                .iter()
+                .filter(|(_, d)| **d <= now)
+                .map(|(e, _)| e.clone())
+                .collect();
+            for env in &expired {
+                st.leases.remove(env);
+                st.ready.push_front(env.clone());
+            }
+            expired.len() as u64
+        };
+        if n > 0 {
+            slot.notify.notify_waiters();
+        }
+        Ok(n)
+    }
+
+    pub(crate) async fn lock_pending(&self, queue: &str, ttl: Duration) -> Result<bool> {
+        let slot = self.slot(queue);
+        let now = now_ms();
+        let mut st = lock(&slot);
+        if st.pending_lock_until > now {
+            return Ok(false);
+        }
+        st.pending_lock_until = now + ms(ttl);
+        Ok(true)
+    }
+
+    pub(crate) async fn unlock_pending(&self, queue: &str) -> Result<()> {
+        lock(&self.slot(queue)).pending_lock_until = 0;
+        Ok(())
+    }
+
+    pub(crate) async fn pending_failures(&self, queue: &str, max: usize) -> Result<Vec<String>> {
+        let slot = self.slot(queue);
+        let st = lock(&slot);
+        Ok(st.pending.iter().take(max).cloned().collect())
+    }
+
+    pub(crate) async fn remove_pending(&self, queue: &str, record: &str) -> Result<()> {
+        let slot = self.slot(queue);
+        let mut st = lock(&slot);
+        if let Some(i) = st.pending.iter().position(|r| r == record) {
+            st.pending.remove(i);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn stats(&self, queue: &str) -> Result<QueueStats> {
+        let slot = self.slot(queue);
+        let st = lock(&slot);
+        Ok(QueueStats {
+            ready: st.ready.len() as u64,
+            delayed: st.delayed.len() as u64,
+            in_flight: st.leases.len() as u64,
+            grouped_waiting: st.groups.values().map(|g| g.len() as u64).sum(),
+            pending_failures: st.pending.len() as u64,
+        })
+    }
+}
+
+/// Claims from one queue of the in-process driver, waiting on its notifier when empty.
+pub(crate) struct MemoryClaimer {
+    slot: Arc<Slot>,
+}
+
+impl MemoryClaimer {
+    pub(crate) async fn claim(
+        &mut self,
+        max: usize,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Arc<str>>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.slot.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut st = lock(&self.slot);
+                if !st.ready.is_empty() {
+                    let n = max.min(st.ready.len());
+                    let until = now_ms() + ms(lease);
+                    let jobs: Vec<Arc<str>> = st.ready.drain(..n).collect();
+                    for env in &jobs {
+                        st.leases.insert(env.clone(), until);
+                    }
+                    return Ok(jobs);
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    pub(crate) async fn release(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
