@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest'
+import { dedent, region, regionNames } from './region'
+
+const source = `use std::time::Duration;
+
+// region: setup
+pub fn setup() {}
+// endregion: setup
+
+pub async fn run() {
+    // region: body
+    let a = 1;
+
+        let indented = a;
+    // endregion: body
+    ignored();
+}
+
+// region: outer
+fn outer() {
+    // region: inner
+    inner();
+    // endregion: inner
+}
+// endregion: outer
+`
+
+describe('region', () => {
+  it('returns the lines between the markers', () => {
+    expect(region(source, 'setup')).toBe('pub fn setup() {}')
+  })
+
+  it('dedents by the common indentation and keeps blank lines inside', () => {
+    expect(region(source, 'body')).toBe('let a = 1;\n\n    let indented = a;')
+  })
+
+  it('strips the markers of regions nested inside', () => {
+    expect(region(source, 'outer')).toBe('fn outer() {\n    inner();\n}')
+    expect(region(source, 'inner')).toBe('inner();')
+  })
+
+  it('handles CRLF line endings', () => {
+    expect(region('// region: a\r\n  x();\r\n// endregion: a\r\n', 'a')).toBe('x();')
+  })
+
+  it('throws for a missing, unterminated or repeated region', () => {
+    expect(() => region(source, 'nope')).toThrow('no region "nope"')
+    expect(() => region('// region: a\nx', 'a')).toThrow('has no "// endregion: a"')
+    expect(() => region('// region: a\n// endregion: a\n// region: a\n// endregion: a', 'a')).toThrow('twice')
+  })
+
+  it('does not match a region whose name only starts the same', () => {
+    expect(() => region('// region: setup-more\nx\n// endregion: setup-more', 'setup')).toThrow()
+  })
+
+  it('lists region names', () => {
+    expect(regionNames(source)).toEqual(['setup', 'body', 'outer', 'inner'])
+  })
+
+  it('dedent ignores blank lines and trims trailing spaces', () => {
+    expect(dedent(['    a  ', '', '      b'])).toEqual(['a', '', '  b'])
+  })
+})

@@ -1,0 +1,58 @@
+/**
+ * Snippets live in Rust files under core-docs/snippets that `cargo test` compiles. A page shows
+ * the part between `// region: NAME` and `// endregion: NAME`.
+ */
+
+const MARKER = /^\s*\/\/\s*(region|endregion):\s*([\w-]+)\s*$/
+
+/** The names of the regions in `source`, in order. */
+export function regionNames(source: string): string[] {
+  const names: string[] = []
+  for (const line of source.split('\n')) {
+    const match = MARKER.exec(line)
+    if (match && match[1] === 'region') names.push(match[2])
+  }
+  return names
+}
+
+/**
+ * The lines of region `name` in `source`, without any marker lines, dedented and without
+ * leading or trailing blank lines. Throws when the region is missing, unterminated or repeated,
+ * so a page can never silently show nothing.
+ */
+export function region(source: string, name: string): string {
+  const lines = source.replace(/\r\n?/g, '\n').split('\n')
+  let start = -1
+  let end = -1
+  lines.forEach((line, index) => {
+    const match = MARKER.exec(line)
+    if (!match || match[2] !== name) return
+    if (match[1] === 'region') {
+      if (start !== -1) throw new Error(`region "${name}" appears twice`)
+      start = index
+    } else if (start !== -1 && end === -1) {
+      end = index
+    }
+  })
+  if (start === -1) throw new Error(`no region "${name}"`)
+  if (end === -1) throw new Error(`region "${name}" has no "// endregion: ${name}"`)
+  const body = lines.slice(start + 1, end).filter((line) => !MARKER.test(line))
+  return trimBlankLines(dedent(body)).join('\n')
+}
+
+/** Removes the indentation every non-blank line shares. */
+export function dedent(lines: string[]): string[] {
+  const indents = lines
+    .filter((line) => line.trim() !== '')
+    .map((line) => /^[ \t]*/.exec(line)![0].length)
+  const common = indents.length === 0 ? 0 : Math.min(...indents)
+  return lines.map((line) => (line.trim() === '' ? '' : line.slice(common).replace(/\s+$/, '')))
+}
+
+function trimBlankLines(lines: string[]): string[] {
+  let first = 0
+  let last = lines.length
+  while (first < last && lines[first] === '') first++
+  while (last > first && lines[last - 1] === '') last--
+  return lines.slice(first, last)
+}

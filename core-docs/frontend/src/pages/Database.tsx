@@ -1,0 +1,111 @@
+import database from '../../../snippets/database.rs?raw'
+import { Code, Snippet } from '../components/Code'
+import { Callout, sectionsOf } from '../components/Section'
+import { definePage } from './define'
+
+const headings = {
+  connect: 'Connecting',
+  sqlite: 'SQLite, the embedded default',
+  migrations: 'Migrations',
+  queries: 'Queries',
+  transactions: 'Transactions',
+  readiness: 'Readiness',
+}
+const Section = sectionsOf(headings)
+
+function Database() {
+  return (
+    <>
+      <Section id="connect">
+        <p>
+          <code>core_db::infra::db::Database</code> is a cheap, cloneable handle over a connection pool. The URL picks
+          the engine: <code>postgres://</code> or <code>postgresql://</code> for PostgreSQL, <code>sqlite:</code> for
+          SQLite.
+        </p>
+        <Snippet source={database} region="connect" />
+        <table>
+          <thead>
+            <tr>
+              <th>
+                <code>DatabaseOptions</code> field
+              </th>
+              <th>Default</th>
+              <th>Meaning</th>
+            </tr>
+          </thead>
+          <tbody>
+            <tr><td><code>max_connections</code></td><td>10</td><td>Largest number of open connections.</td></tr>
+            <tr><td><code>acquire_timeout</code></td><td>5 s</td><td>How long to wait for a free connection before failing.</td></tr>
+            <tr><td><code>sqlite_busy_timeout</code></td><td>5 s</td><td>How long a SQLite writer waits for the lock instead of failing with <code>SQLITE_BUSY</code>.</td></tr>
+          </tbody>
+        </table>
+      </Section>
+
+      <Section id="sqlite">
+        <p>
+          With no configuration the app uses <code>sqlite://data/app.sqlite3</code>. The file and its directory are
+          created when missing, the journal is WAL (readers do not block the writer), synchronous mode is{' '}
+          <code>NORMAL</code> and foreign keys are enforced. <code>sqlite::memory:</code> gives a private in-memory
+          database, handy in tests.
+        </p>
+      </Section>
+
+      <Section id="migrations">
+        <p>
+          Migrations are plain SQL files in <code>migrations/postgres</code> and <code>migrations/sqlite</code> at the
+          workspace root, one set per engine, embedded into the binary at compile time: a deployed binary migrates its
+          database without the source tree. <code>db.migrate()</code> applies the ones that have not run yet; the app
+          does it on start unless <code>MIGRATE_ON_START=false</code>, and <code>app migrate</code> does it and exits.
+        </p>
+        <Code
+          language="sql"
+          title="migrations/sqlite/20261201000000_articles.sql"
+          code={`CREATE TABLE articles (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    title      TEXT    NOT NULL,
+    published  INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);`}
+        />
+        <Code language="bash" code={`cargo run -p app -- migrate`} />
+      </Section>
+
+      <Section id="queries">
+        <p>
+          Queries are sqlx. <code>Database</code> is an enum of the two pools, so a query that must run on either engine
+          matches on it; <code>as_postgres()</code> and <code>as_sqlite()</code> return the pool when you target one.
+          Write SQL both engines accept (<code>$1</code> placeholders work on both).
+        </p>
+        <Snippet source={database} region="query" />
+      </Section>
+
+      <Section id="transactions">
+        <p>
+          <code>db.begin()</code> returns a <code>Tx</code>. Pass <code>&amp;mut tx</code> to everything that must write
+          inside it and call <code>commit</code>; a <code>Tx</code> dropped without commit (an early <code>?</code>, a
+          panic) rolls back.
+        </p>
+        <Snippet source={database} region="transaction" />
+        <Callout kind="tip">
+          <code>tx.execute(sql)</code> and <code>db.execute(sql)</code> run a statement without parameters, for schema
+          changes and maintenance.
+        </Callout>
+      </Section>
+
+      <Section id="readiness">
+        <p>
+          <code>db.ping(timeout)</code> round-trips <code>SELECT 1</code> and fails with <code>Error::Timeout</code> when
+          the database does not answer in time. The example app's <code>GET /ready</code> uses it, with the cache, to
+          answer 503 while a dependency is down.
+        </p>
+      </Section>
+    </>
+  )
+}
+
+export default definePage({
+  title: 'Database',
+  summary: 'One Database handle over SQLite (the default) or PostgreSQL, with embedded migrations and transactions.',
+  headings,
+  component: Database,
+})

@@ -1,0 +1,89 @@
+//! The database handle: SQLite by default, PostgreSQL in production, one API.
+
+use core_db::infra::db::{Backend, Database, DatabaseOptions};
+
+// region: connect
+pub async fn connect(url: &str) -> core_db::Result<Database> {
+    // `sqlite://data/app.sqlite3` (file and directory created) or `postgres://user@host/db`.
+    let db = Database::connect_with(
+        url,
+        &DatabaseOptions {
+            max_connections: 20,
+            ..DatabaseOptions::default()
+        },
+    )
+    .await?;
+    db.migrate().await?; // the framework's and the app's embedded migrations
+    db.ping(std::time::Duration::from_secs(2)).await?; // readiness check
+    Ok(db)
+}
+// endregion: connect
+
+// region: query
+/// Queries are plain sqlx; match on the backend to run one on either pool.
+pub async fn count_articles(db: &Database) -> core_db::Result<i64> {
+    let sql = "SELECT COUNT(*) FROM articles";
+    Ok(match db {
+        Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+        Database::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+    })
+}
+// endregion: query
+
+// region: transaction
+/// Writes that must happen together: both rows, or neither.
+pub async fn publish(db: &Database, id: i64) -> core_db::Result<()> {
+    let mut tx = db.begin().await?;
+    let update = "UPDATE articles SET published = 1 WHERE id = $1";
+    let audit = "INSERT INTO audit_log (article_id, action) VALUES ($1, 'publish')";
+    match &mut tx {
+        core_db::infra::db::Tx::Postgres(conn) => {
+            sqlx::query(update).bind(id).execute(&mut **conn).await?;
+            sqlx::query(audit).bind(id).execute(&mut **conn).await?;
+        }
+        core_db::infra::db::Tx::Sqlite(conn) => {
+            sqlx::query(update).bind(id).execute(&mut **conn).await?;
+            sqlx::query(audit).bind(id).execute(&mut **conn).await?;
+        }
+    }
+    tx.commit().await // dropping `tx` instead would roll back
+}
+// endregion: transaction
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_in_memory_runs_the_examples() -> core_db::Result<()> {
+        let db = connect("sqlite::memory:").await?;
+        assert_eq!(db.backend(), Backend::Sqlite);
+        db.execute(
+            "CREATE TABLE articles (id INTEGER PRIMARY KEY, title TEXT, published INTEGER NOT NULL DEFAULT 0);
+             CREATE TABLE audit_log (article_id INTEGER NOT NULL, action TEXT NOT NULL);
+             INSERT INTO articles (id, title) VALUES (1, 'Hello'), (2, 'World');",
+        )
+        .await?;
+        assert_eq!(count_articles(&db).await?, 2);
+        publish(&db, 1).await?;
+        let pool = db.as_sqlite().expect("sqlite");
+        let logged: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+            .fetch_one(pool)
+            .await?;
+        assert_eq!(logged, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn the_url_picks_the_backend() {
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db").expect("pg"),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::from_url("sqlite://data/app.sqlite3").expect("sqlite"),
+            Backend::Sqlite
+        );
+        assert!(Backend::from_url("mysql://h/db").is_err());
+    }
+}
