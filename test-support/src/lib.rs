@@ -252,8 +252,10 @@ impl Drop for TestPostgres {
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
-        let pool = self.pool.clone();
-        // Drop runs inside the test's runtime; do the async clean-up on a thread of its own.
+        // Drop runs inside the test's runtime, which stays blocked until the clean-up thread
+        // ends; so that thread must not touch the pool, whose connections belong to the blocked
+        // runtime (closing them from elsewhere can wait forever). `WITH (FORCE)` ends them on
+        // the server side instead, and the pool is dropped with `self`.
         let handle = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -262,7 +264,6 @@ impl Drop for TestPostgres {
                 return;
             };
             rt.block_on(async move {
-                pool.close().await;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
                     let _ =
                         sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
