@@ -9,10 +9,15 @@
 //! - `/docs/`: the documentation site (when built);
 //! - `/api/v1/notes`: a small demo resource showing [`core_web::ApiResponse`],
 //!   [`core_web::AppError`] and [`core_web::ValidatedJson`] in English and Chinese
-//!   (`X-Locale: zh` or `Accept-Language: zh-CN`).
+//!   (`X-Locale: zh` or `Accept-Language: zh-CN`); creating a note dispatches the
+//!   [`jobs::NoteCreated`] background job.
 //!
-//! `main.rs` only reads configuration and starts the server; everything else is here so that
-//! tests drive the same router the binary serves.
+//! Background jobs go through [`AppState::queue`] (`QUEUE_URL`: in-process by default, Redis
+//! when shared between processes) and run on the [`Worker`](core_jobs::Worker) that
+//! [`worker`] builds.
+//!
+//! `main.rs` only reads configuration and starts the server, the worker or a command; everything
+//! else is here so that tests drive the same router and worker the binary runs.
 
 use std::sync::Arc;
 
@@ -21,9 +26,13 @@ use axum::Router;
 use core_db::infra::cache::Cache;
 use core_db::infra::db::Database;
 use core_db::infra::storage::{self, Storage, StorageConfig, StorageDriver};
+use core_jobs::Queue;
 use core_web::config::Settings;
 
+pub mod jobs;
 pub mod routes;
+
+pub use jobs::worker;
 
 /// The application's English catalog, compiled in.
 const EN: &str = include_str!("../i18n/en.json");
@@ -39,6 +48,8 @@ pub struct AppState {
     pub db: Database,
     /// The cache (memory by default, Redis when `CACHE_URL` or `REDIS_URL` says so).
     pub cache: Cache,
+    /// The job queue (in-process by default, Redis when `QUEUE_URL` or `REDIS_URL` says so).
+    pub queue: Queue,
     /// Object storage (a local directory by default, S3 when `STORAGE_DRIVER=s3`).
     pub storage: Arc<dyn Storage>,
     /// The demo notes store.
@@ -52,19 +63,8 @@ impl AppState {
     /// # Errors
     /// A backend that cannot be reached or a migration that fails, with the setting involved.
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
-        let db = Database::connect(&settings.database_url)
-            .await
-            .with_context(|| {
-                format!(
-                    "connecting to DATABASE_URL ({})",
-                    redact(&settings.database_url)
-                )
-            })?;
-        if settings.migrate_on_start {
-            db.migrate()
-                .await
-                .context("applying migrations (MIGRATE_ON_START=true)")?;
-        }
+        let db = connect_database(&settings).await?;
+        let queue = connect_queue(&settings).await?;
         let cache = Cache::from_url(&settings.cache_url, settings.app_name.clone())
             .await
             .with_context(|| {
@@ -76,10 +76,42 @@ impl AppState {
             settings: Arc::new(settings),
             db,
             cache,
+            queue,
             storage,
             notes: routes::notes::NoteStore::default(),
         })
     }
+}
+
+/// Connects to `DATABASE_URL` and, when `MIGRATE_ON_START` is on, migrates it.
+///
+/// # Errors
+/// The database cannot be reached or a migration fails, with the setting involved.
+pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
+    let db = Database::connect(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to DATABASE_URL ({})",
+                redact(&settings.database_url)
+            )
+        })?;
+    if settings.migrate_on_start {
+        db.migrate()
+            .await
+            .context("applying migrations (MIGRATE_ON_START=true)")?;
+    }
+    Ok(db)
+}
+
+/// Connects to the `QUEUE_URL` queue, its Redis keys under `APP_NAME` like the cache's.
+///
+/// # Errors
+/// An unsupported URL or Redis unreachable, naming `QUEUE_URL` (password redacted).
+pub async fn connect_queue(settings: &Settings) -> anyhow::Result<Queue> {
+    Queue::from_url(&settings.queue_url, settings.app_name.clone())
+        .await
+        .with_context(|| format!("connecting to QUEUE_URL ({})", redact(&settings.queue_url)))
 }
 
 /// Loads the application's translations: the built-in `en` and `zh` catalogs, then any

@@ -257,3 +257,48 @@ async fn the_docs_site_is_mounted() {
             .starts_with("text/html")
     );
 }
+
+#[tokio::test]
+async fn creating_a_note_dispatches_a_job_the_worker_runs() {
+    let (app, state, _dir) = app(&[]).await;
+    let queued = || async { state.queue.stats("default").await.unwrap() };
+    assert_eq!(queued().await.ready, 0);
+
+    let body = json!({"title": "t", "tags": [{"name": "a"}, {"name": "a"}]});
+    let reply = send(
+        &app,
+        request("POST", "/api/v1/notes", None, Some(&body.to_string())),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        queued().await.ready,
+        0,
+        "a rejected note dispatches nothing"
+    );
+
+    for title in ["first", "second"] {
+        let body = json!({ "title": title }).to_string();
+        let reply = send(&app, request("POST", "/api/v1/notes", None, Some(&body))).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+    }
+    assert_eq!(queued().await.ready, 2, "one job per created note");
+
+    let worker = app::worker(&state)
+        .spawn()
+        .expect("the app's worker starts");
+    let started = std::time::Instant::now();
+    while worker.stats().processed < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the worker did not run the jobs: {:?}",
+            worker.stats()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    worker.shutdown().await;
+    let stats = worker.stats();
+    assert_eq!((stats.processed, stats.failed, stats.retried), (2, 0, 0));
+    let left = queued().await;
+    assert_eq!((left.ready, left.in_flight, left.delayed), (0, 0, 0));
+}

@@ -1,12 +1,20 @@
-//! The `app` binary: starts with embedded defaults, serves `/health`, exits 0 on SIGTERM and
-//! refuses invalid settings with a message naming the variable. (Draining in-flight requests on
-//! shutdown is tested in core-web's `tests/server.rs`.)
+//! The `app` binary: starts with embedded defaults, serves `/health`, runs the jobs its handlers
+//! dispatch, exits 0 on SIGTERM and refuses invalid settings with a message naming the variable;
+//! `app worker` runs jobs from the shared queue; `app jobs failed …` manages `failed_jobs`.
+//! (Draining in-flight requests on shutdown is tested in core-web's `tests/server.rs`.)
+
+mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-fn app(dir: &std::path::Path) -> Command {
+use core_db::infra::db::Database;
+use core_jobs::{Dispatch, FailedJobs, FailureRecord, Queue};
+
+fn app(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_app"));
     cmd.current_dir(dir)
         .env_clear()
@@ -16,29 +24,81 @@ fn app(dir: &std::path::Path) -> Command {
     cmd
 }
 
-/// Reads the child's log lines until one carries the listen address.
-fn listen_address(stdout: impl std::io::Read + Send + 'static) -> std::net::SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(start) = line.find("http://") {
-                let rest = &line[start + 7..];
-                let end = rest
-                    .find(|c: char| c == '"' || c.is_whitespace())
-                    .unwrap_or(rest.len());
-                if let Ok(addr) = rest[..end].parse() {
-                    let _ = tx.send(addr);
+/// The child's stdout (its JSON log lines), read on a thread.
+struct Lines(Receiver<String>);
+
+impl Lines {
+    fn new(stdout: impl std::io::Read + Send + 'static) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self(rx)
+    }
+
+    /// The next line containing every one of `needles`; panics after 30 s.
+    fn wait_for(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.0.recv_timeout(left) {
+                Ok(line) if needles.iter().all(|n| line.contains(n)) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("no log line with {needles:?} in 30 s"),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("the app exited without logging {needles:?}")
                 }
             }
         }
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("the app logs its address")
+    }
+}
+
+/// Waits for the line that carries the listen address.
+fn listen_address(lines: &Lines) -> std::net::SocketAddr {
+    let line = lines.wait_for(&["http://"]);
+    let start = line.find("http://").unwrap() + 7;
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| c == '"' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    rest[..end].parse().expect("the app logs its address")
+}
+
+/// Sends SIGTERM and waits (at most 10 s) for the child to exit.
+async fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the app did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[tokio::test]
-async fn serves_health_with_defaults_and_exits_zero_on_sigterm() {
+async fn serves_health_runs_dispatched_jobs_and_exits_zero_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = app(dir.path())
         .env("PORT", "0")
@@ -47,7 +107,8 @@ async fn serves_health_with_defaults_and_exits_zero_on_sigterm() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let addr = listen_address(child.stdout.take().unwrap());
+    let lines = Lines::new(child.stdout.take().unwrap());
+    let addr = listen_address(&lines);
 
     let reply = test_support::http_request(addr, "GET", "/health", &[], b"")
         .await
@@ -68,22 +129,26 @@ async fn serves_health_with_defaults_and_exits_zero_on_sigterm() {
         "the embedded SQLite default is created"
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let started = Instant::now();
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the app did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // The default queue is in-process, so `serve` runs the job its handler dispatched.
+    let reply = test_support::http_request(
+        addr,
+        "POST",
+        "/api/v1/notes",
+        &[("content-type", "application/json")],
+        br#"{"title": "from the binary"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let id = reply.json()["data"]["id"].as_u64().unwrap();
+    lines.wait_for(&[r#""message":"note created""#, &format!(r#""note":{id}"#)]);
+
+    let exit = terminate(&mut child).await;
     assert!(exit.success(), "exit status {exit:?}");
     assert!(
         test_support::http_request(addr, "GET", "/health", &[], b"")
@@ -101,6 +166,7 @@ fn invalid_settings_stop_start_up_naming_the_variable() {
         ("DATABASE_URL", "mysql://x", "postgres://"),
         ("LOG_FORMAT", "xml", "json"),
         ("CACHE_URL", "memcached://x", "memory://"),
+        ("QUEUE_URL", "amqp://x", "memory://"),
     ] {
         let out = app(dir.path()).env(name, value).output().unwrap();
         assert_eq!(out.status.code(), Some(78), "{name}={value}");
@@ -108,9 +174,21 @@ fn invalid_settings_stop_start_up_naming_the_variable() {
         assert!(stderr.contains(name), "{name}: {stderr}");
         assert!(stderr.contains(accepts), "{name}: {stderr}");
     }
-    let out = app(dir.path()).arg("frobnicate").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: app"));
+    for args in [
+        &["frobnicate"][..],
+        &["serve", "now"],
+        &["jobs"],
+        &["jobs", "failed", "bogus"],
+    ] {
+        let out = app(dir.path()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains("usage: app"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("app jobs failed retry ID|all"));
+    }
 }
 
 #[test]
@@ -143,4 +221,266 @@ fn an_unreachable_database_is_a_clear_start_up_error() {
         !stderr.contains("hunter2"),
         "the password is not printed: {stderr}"
     );
+
+    let out = app(dir.path())
+        .env("QUEUE_URL", "redis://:hunter2@127.0.0.1:1")
+        .env("PORT", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("QUEUE_URL (redis://:***@127.0.0.1:1)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password is not printed: {stderr}"
+    );
+}
+
+/// A failure of the `note_created` job for note `note`, failed `age` ago after 4 attempts.
+fn failure(note: u64, error: &str, age: Duration) -> FailureRecord {
+    let mut record = FailureRecord::new(
+        format!("job-{note}"),
+        <app::jobs::NoteCreated as core_jobs::Job>::NAME,
+        "default",
+        format!(r#"{{"id":{note}}}"#),
+        error,
+    );
+    record.attempts = 4;
+    record.failed_at = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap();
+    record
+}
+
+/// Runs `app jobs failed {args}` on the SQLite file `url` with `env` added.
+fn failed_jobs(dir: &Path, url: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
+    app(dir)
+        .env("DATABASE_URL", url)
+        .envs(env.iter().copied())
+        .args(["jobs", "failed"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn failed_jobs_commands_list_show_forget_and_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("app.sqlite3").display());
+    let jobs = |args: &[&str]| failed_jobs(dir.path(), &url, &[], args);
+
+    // MIGRATE_ON_START (on by default) creates the table on first use.
+    let out = jobs(&["list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).lines().any(|l| l == "no failed jobs"),
+        "{}",
+        stdout(&out)
+    );
+
+    let store = FailedJobs::new(Database::connect(&url).await.unwrap());
+    let old = store
+        .record(&failure(8, "disk full", Duration::from_secs(10 * 86_400)))
+        .await
+        .unwrap();
+    let recent = store
+        .record(&failure(7, "smtp down\nat mailer.rs:10", Duration::ZERO))
+        .await
+        .unwrap();
+
+    let out = jobs(&["list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = stdout(&out);
+    let rows: Vec<&str> = listed
+        .lines()
+        .filter(|l| l.contains("\tnote_created\t"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert!(
+        rows[0].starts_with(&format!("{recent}\t")),
+        "newest first: {listed}"
+    );
+    assert!(
+        rows[0].ends_with("\tnote_created\tdefault\t4\tsmtp down…"),
+        "{listed}"
+    );
+    assert!(rows[1].starts_with(&format!("{old}\t")), "{listed}");
+    assert!(rows[1].ends_with("\tdisk full"), "{listed}");
+
+    let out = jobs(&["list", "1"]);
+    assert!(!stdout(&out).contains("disk full"), "LIMIT is honoured");
+
+    let out = jobs(&["show", &recent.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(shown.contains("job id:    job-7"), "{shown}");
+    assert!(shown.contains(r#"payload:   {"id":7}"#), "{shown}");
+    assert!(
+        shown.contains("smtp down\nat mailer.rs:10"),
+        "the full error: {shown}"
+    );
+
+    let out = jobs(&["forget", "999999"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no failed job with id 999999"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(store.count().await.unwrap(), 2);
+
+    // Retrying onto the in-process queue would lose the job when the command exits.
+    let out = jobs(&["retry", &recent.to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("QUEUE_URL is memory://"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(store.get(recent).await.unwrap().is_some(), "the row stays");
+
+    let out = jobs(&["prune", "7d"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("pruned 1 failed job(s) older than 7d"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(store.get(old).await.unwrap().is_none());
+    assert!(store.get(recent).await.unwrap().is_some());
+
+    let out = jobs(&["forget", &recent.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("forgot failed job {recent}")));
+    assert_eq!(store.count().await.unwrap(), 0);
+
+    for (args, says) in [
+        (&["bogus"][..], "unknown command `jobs failed bogus`"),
+        (&["list", "many"], "bad LIMIT \"many\""),
+        (&["prune", "7w"], "bad AGE \"7w\""),
+        (&["show"], "bad arguments `jobs failed show`"),
+    ] {
+        let out = jobs(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("usage: app"), "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn failed_jobs_retry_re_dispatches_to_the_shared_queue() {
+    let Some(redis) =
+        test_support::redis("failed_jobs_retry_re_dispatches_to_the_shared_queue").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("app.sqlite3").display());
+    let env = [
+        ("QUEUE_URL", redis.url.as_str()),
+        ("APP_NAME", &redis.prefix),
+    ];
+    let jobs = |args: &[&str]| failed_jobs(dir.path(), &url, &env, args);
+    assert!(jobs(&["list"]).status.success(), "migrates");
+
+    let store = FailedJobs::new(Database::connect(&url).await.unwrap());
+    let first = store
+        .record(&failure(1, "boom", Duration::ZERO))
+        .await
+        .unwrap();
+    store
+        .record(&failure(2, "boom", Duration::ZERO))
+        .await
+        .unwrap();
+    let queue = Queue::from_url(&redis.url, redis.prefix.clone())
+        .await
+        .unwrap();
+
+    let out = jobs(&["retry", &first.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("re-dispatched failed job {first} as job job-1")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        store.get(first).await.unwrap().is_none(),
+        "the row is deleted"
+    );
+    assert_eq!(queue.stats("default").await.unwrap().ready, 1);
+
+    let out = jobs(&["retry", "424242"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no failed job with id 424242"));
+
+    let out = jobs(&["retry", "all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("re-dispatched 1 failed job(s)"));
+    assert_eq!(store.count().await.unwrap(), 0);
+    assert_eq!(queue.stats("default").await.unwrap().ready, 2);
+
+    // The app's worker on the same queue runs the re-dispatched jobs.
+    let (_router, state, _state_dir) = common::app(&env).await;
+    let worker = app::worker(&state).spawn().unwrap();
+    let started = Instant::now();
+    while worker.stats().processed < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            worker.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.shutdown().await;
+    assert_eq!(worker.stats().failed, 0);
+    let left = queue.stats("default").await.unwrap();
+    assert_eq!((left.ready, left.in_flight), (0, 0));
+}
+
+#[tokio::test]
+async fn worker_command_exits_zero_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = app(dir.path())
+        .arg("worker")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Lines::new(child.stdout.take().unwrap());
+    lines.wait_for(&["QUEUE_URL is memory://", "WARN"]);
+    lines.wait_for(&[r#""message":"worker started""#]);
+    let exit = terminate(&mut child).await;
+    assert!(exit.success(), "exit status {exit:?}");
+}
+
+#[tokio::test]
+async fn worker_command_runs_jobs_from_the_shared_queue() {
+    let Some(redis) = test_support::redis("worker_command_runs_jobs_from_the_shared_queue").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = app(dir.path())
+        .arg("worker")
+        .env("QUEUE_URL", &redis.url)
+        .env("APP_NAME", &redis.prefix)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Lines::new(child.stdout.take().unwrap());
+    lines.wait_for(&[r#""message":"worker started""#]);
+
+    let queue = Queue::from_url(&redis.url, redis.prefix.clone())
+        .await
+        .unwrap();
+    app::jobs::NoteCreated { id: 41 }
+        .dispatch(&queue)
+        .await
+        .unwrap();
+    lines.wait_for(&[r#""message":"note created""#, r#""note":41"#]);
+
+    let exit = terminate(&mut child).await;
+    assert!(exit.success(), "exit status {exit:?}");
+    let left = queue.stats("default").await.unwrap();
+    assert_eq!((left.ready, left.in_flight), (0, 0));
 }

@@ -1,5 +1,6 @@
 //! `/api/v1/notes`: a small in-memory resource demonstrating `ApiResponse`, `AppError` and
-//! `ValidatedJson` (nested validation, translated messages).
+//! `ValidatedJson` (nested validation, translated messages), and dispatch of a background job
+//! ([`NoteCreated`]) from a handler.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -8,12 +9,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
 use core_i18n::{t, t_args};
+use core_jobs::Dispatch;
 use core_web::{ApiResponse, ApiResult, AppError, FieldErrors, ValidatedJson};
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 use validator::Validate;
 
 use crate::AppState;
+use crate::jobs::NoteCreated;
 
 /// The most notes the demo store keeps.
 pub const MAX_NOTES: usize = 10_000;
@@ -100,6 +103,9 @@ fn twenty() -> u32 {
 }
 
 /// `POST /api/v1/notes`: 201 with the note, 422 with field errors, 400 for bad JSON.
+///
+/// Dispatches [`NoteCreated`] for the new note; when the queue refuses it, the note is not
+/// stored and the answer is a 500.
 pub async fn create(
     State(state): State<AppState>,
     ValidatedJson(input): ValidatedJson<NewNote>,
@@ -136,6 +142,14 @@ pub async fn create(
         tags: input.tags,
         created_at: Utc::now(),
     };
+    // The store's lock is held until the note is inserted, so no reader sees a note whose job
+    // was never queued.
+    NoteCreated { id }
+        .dispatch(&state.queue)
+        .await
+        .map_err(|e| {
+            AppError::Internal(anyhow::Error::new(e).context("dispatching NoteCreated"))
+        })?;
     notes.insert(id, note.clone());
     Ok(ApiResponse::created(note, &t("notes.created")))
 }
