@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use core_db::infra::db::Database;
-use core_jobs::cli::FAILED_USAGE;
+use core_jobs::cli::UsageError;
 use core_jobs::{FailedJobs, Queue, QueueDriver};
 use core_web::config::Settings;
 use tokio::net::TcpListener;
@@ -253,16 +253,9 @@ async fn failed_command(args: &[String], db: &Database, queue: &Queue) -> anyhow
     let store = FailedJobs::new(db.clone());
     core_jobs::cli::failed_command(args, &store, queue)
         .await
-        .map_err(|e| {
-            // core-jobs reports bad usage as an error whose message carries its usage text.
-            let message = e.to_string();
-            if message == FAILED_USAGE {
-                Usage(format!("bad arguments `jobs failed {}`", args.join(" "))).into()
-            } else if let Some(detail) = message.strip_suffix(&format!("; {FAILED_USAGE}")) {
-                Usage(detail.to_owned()).into()
-            } else {
-                e
-            }
+        .map_err(|e| match e.downcast_ref::<UsageError>() {
+            Some(usage) => Usage(usage.detail.clone()).into(),
+            None => e,
         })
 }
 

@@ -359,7 +359,7 @@ async fn failed_jobs_commands_list_show_forget_and_prune() {
         (&["bogus"][..], "unknown command `jobs failed bogus`"),
         (&["list", "many"], "bad LIMIT \"many\""),
         (&["prune", "7w"], "bad AGE \"7w\""),
-        (&["show"], "bad arguments `jobs failed show`"),
+        (&["show"], "unknown arguments \"show\""),
     ] {
         let out = jobs(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -16,8 +16,6 @@ use core_db::infra::storage::Storage;
 use core_db::platform::attachments::{self, Attachment, AttachmentRules, UploadError};
 use core_web::{ApiResponse, ApiResult, AppError};
 use futures_util::StreamExt;
-use http_body_util::BodyExt;
-use serde_json::Value;
 use tower::ServiceExt;
 
 use storage_support::Fixture;
@@ -292,10 +290,7 @@ fn multipart_body(parts: &[Part<'_>]) -> Vec<u8> {
     body
 }
 
-struct Reply {
-    status: StatusCode,
-    json: Value,
-}
+use test_support::JsonReply as Reply;
 
 /// The body in 64 KiB chunks that arrive one at a time, as from a network: the parser cannot
 /// read ahead, so the helpers see a stream (and the size limit trips part-way through storing).
@@ -325,25 +320,7 @@ fn request(path: &str, parts: &[Part<'_>]) -> Request<Body> {
 }
 
 async fn send(app: &Router, path: &str, parts: &[Part<'_>]) -> Reply {
-    let response = app
-        .clone()
-        .oneshot(request(path, parts))
-        .await
-        .expect("response");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "{path} answered {status} without JSON ({e}): {}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
-    Reply { status, json }
+    test_support::send_json(app, request(path, parts)).await
 }
 
 fn app_for(fx: &Fixture) -> (Router, AppState) {

@@ -30,7 +30,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{anyhow, bail};
 
 use crate::failed::FailedJobs;
 use crate::queue::Queue;
@@ -38,11 +38,28 @@ use crate::queue::Queue;
 /// Usage text of [`failed_command`].
 pub const FAILED_USAGE: &str = "usage: jobs failed list [LIMIT] | show ID | retry ID|all | forget ID | prune AGE (30s, 15m, 24h, 7d)";
 
+/// Bad arguments to [`failed_command`]: `detail` says what is wrong, and the message ends with
+/// [`FAILED_USAGE`]. A command line finds it with `error.downcast_ref::<UsageError>()` to exit
+/// with its usage status instead of a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}; {FAILED_USAGE}")]
+pub struct UsageError {
+    /// What is wrong with the arguments.
+    pub detail: String,
+}
+
+fn usage(detail: impl Into<String>) -> anyhow::Error {
+    UsageError {
+        detail: detail.into(),
+    }
+    .into()
+}
+
 /// Runs one `jobs failed` command (`args` are the words after `failed`) and returns the text
 /// to print.
 ///
 /// # Errors
-/// Bad usage (the error says how to use it), an unknown id, or the database or queue failed.
+/// Bad usage (a [`UsageError`], saying how to use it), an unknown id, or the database or queue failed.
 pub async fn failed_command<S: AsRef<str>>(
     args: &[S],
     store: &FailedJobs,
@@ -52,13 +69,10 @@ pub async fn failed_command<S: AsRef<str>>(
     match args.as_slice() {
         ["list"] | [] => list(store, 50).await,
         ["list", limit] => {
-            list(
-                store,
-                limit
-                    .parse()
-                    .with_context(|| format!("bad LIMIT {limit:?}; {FAILED_USAGE}"))?,
-            )
-            .await
+            let limit = limit
+                .parse()
+                .map_err(|_| usage(format!("bad LIMIT {limit:?}")))?;
+            list(store, limit).await
         }
         ["show", id] => {
             let id = parse_id(id)?;
@@ -101,7 +115,7 @@ pub async fn failed_command<S: AsRef<str>>(
             let n = store.prune(d).await?;
             Ok(format!("pruned {n} failed job(s) older than {age}"))
         }
-        _ => bail!("{FAILED_USAGE}"),
+        _ => Err(usage(format!("unknown arguments {:?}", args.join(" ")))),
     }
 }
 
@@ -138,22 +152,25 @@ async fn list(store: &FailedJobs, limit: u32) -> anyhow::Result<String> {
 }
 
 fn parse_id(id: &str) -> anyhow::Result<i64> {
-    id.parse()
-        .with_context(|| format!("bad ID {id:?}; {FAILED_USAGE}"))
+    id.parse().map_err(|_| usage(format!("bad ID {id:?}")))
 }
 
 /// Parses `30s`, `15m`, `24h`, `7d` (or a bare number of seconds).
+///
+/// # Errors
+/// A [`UsageError`] for anything else, including ages too large to represent.
 pub fn parse_age(age: &str) -> anyhow::Result<Duration> {
+    let bad = || usage(format!("bad AGE {age:?}"));
     let (num, unit) = age.split_at(age.find(|c: char| !c.is_ascii_digit()).unwrap_or(age.len()));
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("bad AGE {age:?}; {FAILED_USAGE}"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => bail!("bad AGE {age:?}; {FAILED_USAGE}"),
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
     };
-    Ok(Duration::from_secs(secs))
+    n.checked_mul(unit_secs)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)
 }

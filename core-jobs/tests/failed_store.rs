@@ -192,10 +192,25 @@ async fn commands_list_retry_forget_prune(db: Database) {
     let err = cli::failed_command(&["explode"], &store, &queue)
         .await
         .unwrap_err();
-    assert!(err.to_string().starts_with("usage: jobs failed"), "{err}");
-    assert!(
-        cli::failed_command(&["prune", "7y"], &store, &queue)
-            .await
-            .is_err()
-    );
+    let usage = err.downcast_ref::<cli::UsageError>().expect("a UsageError");
+    assert_eq!(usage.detail, r#"unknown arguments "explode""#);
+    assert!(err.to_string().ends_with(cli::FAILED_USAGE), "{err}");
+    for bad in [
+        &["prune", "7y"][..],
+        &["prune", "99999999999999999d"],
+        &["list", "-1"],
+        &["show", "x"],
+        &["forget", "1.5"],
+    ] {
+        let err = cli::failed_command(bad, &store, &queue).await.unwrap_err();
+        assert!(
+            err.downcast_ref::<cli::UsageError>().is_some(),
+            "{bad:?}: {err}"
+        );
+    }
+    let err = cli::failed_command(&["forget", "424242"], &store, &queue)
+        .await
+        .unwrap_err();
+    assert!(err.downcast_ref::<cli::UsageError>().is_none(), "{err}");
+    assert_eq!(err.to_string(), "no failed job with id 424242");
 }

@@ -21,7 +21,9 @@
 //! # }
 //! ```
 
+pub mod http;
 pub mod s3;
+pub use http::{JsonReply, send_json};
 pub use s3::{TestS3, s3};
 
 use std::io::Write;

@@ -6,10 +6,8 @@ use std::collections::HashMap;
 use app::AppState;
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::Request;
 use core_web::config::Settings;
-use http_body_util::BodyExt;
-use tower::ServiceExt;
 
 /// An app on a fresh SQLite file and a memory cache; keep the `TempDir` alive with it.
 pub async fn app(extra: &[(&str, &str)]) -> (Router, AppState, tempfile::TempDir) {
@@ -32,34 +30,8 @@ pub async fn app(extra: &[(&str, &str)]) -> (Router, AppState, tempfile::TempDir
     (app::router(state.clone()), state, dir)
 }
 
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub json: serde_json::Value,
-}
-
-/// Sends `req` through `app` and asserts the body is JSON.
-pub async fn send(app: &Router, req: Request<Body>) -> Reply {
-    let res = app.clone().oneshot(req).await.expect("infallible router");
-    let status = res.status();
-    let headers = res.headers().clone();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    assert!(
-        content_type.starts_with("application/json"),
-        "{status} answered with content-type {content_type:?}: {}",
-        String::from_utf8_lossy(&bytes)
-    );
-    let json = serde_json::from_slice(&bytes).expect("JSON body");
-    Reply {
-        status,
-        headers,
-        json,
-    }
-}
+#[allow(unused_imports)] // not every test binary sends requests
+pub use test_support::{JsonReply as Reply, send_json as send};
 
 pub fn request(method: &str, uri: &str, locale: Option<&str>, body: Option<&str>) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(uri);

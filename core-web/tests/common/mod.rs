@@ -1,41 +1,11 @@
 //! Helpers shared by core-web's integration tests.
 #![allow(dead_code, missing_docs)]
 
-use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
+use axum::http::Request;
 
-/// A response as the tests look at it.
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub json: serde_json::Value,
-}
-
-/// Sends `req` through `app` and asserts the body is JSON.
-pub async fn send(app: &Router, req: Request<Body>) -> Reply {
-    let res = app.clone().oneshot(req).await.expect("infallible router");
-    let status = res.status();
-    let headers = res.headers().clone();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    assert!(
-        content_type.starts_with("application/json"),
-        "{status} answered with content-type {content_type:?}: {}",
-        String::from_utf8_lossy(&bytes)
-    );
-    let json = serde_json::from_slice(&bytes).expect("JSON body");
-    Reply {
-        status,
-        headers,
-        json,
-    }
-}
+#[allow(unused_imports)] // not every test binary sends requests
+pub use test_support::{JsonReply as Reply, send_json as send};
 
 pub fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).expect("request")
