@@ -113,6 +113,13 @@ jobs failed forget ID        delete one failure
 jobs failed prune AGE        delete failures older than AGE (30s, 15m, 24h, 7d)`}
         />
         <p>
+          The example application exposes them as <code>app jobs failed …</code> (for instance{' '}
+          <code>cargo run -p app -- jobs failed list</code>); bad arguments come back as a{' '}
+          <code>core_jobs::cli::UsageError</code>, so a command line can exit with its usage status. Retrying needs the
+          queue the workers read: with the in-process <code>memory://</code> queue the job would vanish with the
+          command, so the app refuses and asks for <code>QUEUE_URL</code>.
+        </p>
+        <p>
           If the database is unreachable when a job fails for good, the failure is kept in the queue and written by a
           worker once the database answers again.
         </p>
