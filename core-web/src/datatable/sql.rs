@@ -314,47 +314,34 @@ pub(crate) async fn run(
     count: bool,
 ) -> Result<(Vec<Row>, Option<u64>), AppError> {
     let context = || format!("DataTable {}", def.label);
+    // The same steps on either backend; only the sqlx types and the row mapping differ.
+    macro_rules! page_and_count {
+        ($pool:expr, $backend:ty, $dialect:expr, $map_row:ident) => {{
+            let mut page = QueryBuilder::<$backend>::new("");
+            plan.push_select(&mut page, $dialect);
+            let rows = page.build().fetch_all($pool);
+            let (rows, total) = if count {
+                let mut counter = QueryBuilder::<$backend>::new("");
+                plan.push_count(&mut counter, $dialect);
+                let total = counter.build_query_scalar::<i64>().fetch_one($pool);
+                let (rows, total) = tokio::try_join!(rows, total).with_context(context)?;
+                (rows, Some(total))
+            } else {
+                (rows.await.with_context(context)?, None)
+            };
+            let rows = rows
+                .iter()
+                .map(|row| $map_row(def, row))
+                .collect::<anyhow::Result<Vec<_>>>()
+                .with_context(context)?;
+            Ok((rows, total.map(|t| u64::try_from(t).unwrap_or(0))))
+        }};
+    }
     match db {
         Database::Postgres(pool) => {
-            let mut page = QueryBuilder::<sqlx::Postgres>::new("");
-            plan.push_select(&mut page, Dialect::Postgres);
-            let rows = page.build().fetch_all(pool);
-            let (rows, total) = if count {
-                let mut counter = QueryBuilder::<sqlx::Postgres>::new("");
-                plan.push_count(&mut counter, Dialect::Postgres);
-                let total = counter.build_query_scalar::<i64>().fetch_one(pool);
-                let (rows, total) = tokio::try_join!(rows, total).with_context(context)?;
-                (rows, Some(total))
-            } else {
-                (rows.await.with_context(context)?, None)
-            };
-            let rows = rows
-                .iter()
-                .map(|row| pg_row(def, row))
-                .collect::<anyhow::Result<Vec<_>>>()
-                .with_context(context)?;
-            Ok((rows, total.map(|t| u64::try_from(t).unwrap_or(0))))
+            page_and_count!(pool, sqlx::Postgres, Dialect::Postgres, pg_row)
         }
-        Database::Sqlite(pool) => {
-            let mut page = QueryBuilder::<sqlx::Sqlite>::new("");
-            plan.push_select(&mut page, Dialect::Sqlite);
-            let rows = page.build().fetch_all(pool);
-            let (rows, total) = if count {
-                let mut counter = QueryBuilder::<sqlx::Sqlite>::new("");
-                plan.push_count(&mut counter, Dialect::Sqlite);
-                let total = counter.build_query_scalar::<i64>().fetch_one(pool);
-                let (rows, total) = tokio::try_join!(rows, total).with_context(context)?;
-                (rows, Some(total))
-            } else {
-                (rows.await.with_context(context)?, None)
-            };
-            let rows = rows
-                .iter()
-                .map(|row| sqlite_row(def, row))
-                .collect::<anyhow::Result<Vec<_>>>()
-                .with_context(context)?;
-            Ok((rows, total.map(|t| u64::try_from(t).unwrap_or(0))))
-        }
+        Database::Sqlite(pool) => page_and_count!(pool, sqlx::Sqlite, Dialect::Sqlite, sqlite_row),
     }
 }
 
