@@ -100,6 +100,29 @@ async fn upload_document(
     Ok(ApiResponse::created(doc, ""))
 }
 
+/// Uploads the `avatar` field as [`upload_avatar`] does, with `after_store` as the hook.
+async fn upload_avatar_then<F, Fut>(
+    state: &AppState,
+    form: &mut Multipart,
+    after_store: F,
+) -> ApiResult<Attachment>
+where
+    F: FnOnce(Attachment) -> Fut,
+    Fut: Future<Output = Result<(), UploadError>>,
+{
+    let (avatar, ()) = attachments::upload_from_with(
+        form,
+        "avatar",
+        "users/42",
+        &avatar_rules(),
+        &state.storage,
+        after_store,
+    )
+    .await
+    .map_err(app_error)?;
+    Ok(ApiResponse::created(avatar, ""))
+}
+
 /// Stores the file, then fails as a database insert might.
 async fn upload_then_fail(
     State(state): State<AppState>,
@@ -107,23 +130,14 @@ async fn upload_then_fail(
 ) -> ApiResult<Attachment> {
     let storage = Arc::clone(&state.storage);
     let seen = Arc::clone(&state.seen_by_hook);
-    let (avatar, ()) = attachments::upload_from_with(
-        &mut form,
-        "avatar",
-        "users/42",
-        &avatar_rules(),
-        &state.storage,
-        |stored: Attachment| async move {
-            let exists = storage.exists(&stored.path).await.unwrap_or(false);
-            *seen.lock().unwrap() = Some((stored.path.clone(), exists));
-            Err::<(), _>(UploadError::Other(anyhow::anyhow!(
-                "inserting the avatar row failed"
-            )))
-        },
-    )
+    upload_avatar_then(&state, &mut form, |stored: Attachment| async move {
+        let exists = storage.exists(&stored.path).await.unwrap_or(false);
+        *seen.lock().unwrap() = Some((stored.path.clone(), exists));
+        Err(UploadError::Other(anyhow::anyhow!(
+            "inserting the avatar row failed"
+        )))
+    })
     .await
-    .map_err(app_error)?;
-    Ok(ApiResponse::created(avatar, ""))
 }
 
 /// Stores the file, then never finishes, as a handler whose client goes away mid-request.
@@ -132,20 +146,11 @@ async fn upload_then_hang(
     mut form: Multipart,
 ) -> ApiResult<Attachment> {
     let stored = Arc::clone(&state.stored);
-    let (avatar, ()) = attachments::upload_from_with(
-        &mut form,
-        "avatar",
-        "users/42",
-        &avatar_rules(),
-        &state.storage,
-        |_: Attachment| async move {
-            stored.notify_one();
-            std::future::pending::<Result<(), UploadError>>().await
-        },
-    )
+    upload_avatar_then(&state, &mut form, |_: Attachment| async move {
+        stored.notify_one();
+        std::future::pending().await
+    })
     .await
-    .map_err(app_error)?;
-    Ok(ApiResponse::created(avatar, ""))
 }
 
 fn router(state: AppState) -> Router {

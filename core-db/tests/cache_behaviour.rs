@@ -938,17 +938,20 @@ mod cases {
                 Ok(n as i64)
             }
         };
+        // A read whose computation, if it runs, is instant.
+        let read = async |key: &str, fresh: Duration, stale: Duration| -> i64 {
+            cache
+                .flexible(key, fresh, stale, compute(&calls, Duration::ZERO))
+                .await
+                .unwrap()
+        };
 
-        let v: i64 = cache
-            .flexible("f", fresh, stale, compute(&calls, Duration::ZERO))
-            .await
-            .unwrap();
-        assert_eq!(v, 1);
-        let v: i64 = cache
-            .flexible("f", fresh, stale, compute(&calls, Duration::ZERO))
-            .await
-            .unwrap();
-        assert_eq!(v, 1, "fresh: served without computing");
+        assert_eq!(read("f", fresh, stale).await, 1);
+        assert_eq!(
+            read("f", fresh, stale).await,
+            1,
+            "fresh: served without computing"
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -983,34 +986,13 @@ mod cases {
             2,
             "one refresh for ten stale reads"
         );
-        let v: i64 = cache
-            .flexible("f", fresh, stale, compute(&calls, Duration::ZERO))
-            .await
-            .unwrap();
-        assert_eq!(v, 2, "fresh again");
+        assert_eq!(read("f", fresh, stale).await, 2, "fresh again");
 
         // Past `stale` the value is gone and is computed in line.
-        let v: i64 = cache
-            .flexible(
-                "g",
-                Duration::from_millis(50),
-                Duration::from_millis(100),
-                compute(&calls, Duration::ZERO),
-            )
-            .await
-            .unwrap();
-        assert_eq!(v, 3);
+        let (fresh, stale) = (Duration::from_millis(50), Duration::from_millis(100));
+        assert_eq!(read("g", fresh, stale).await, 3);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let v: i64 = cache
-            .flexible(
-                "g",
-                Duration::from_millis(50),
-                Duration::from_millis(100),
-                compute(&calls, Duration::ZERO),
-            )
-            .await
-            .unwrap();
-        assert_eq!(v, 4);
+        assert_eq!(read("g", fresh, stale).await, 4);
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use core_db::Error;
@@ -15,7 +15,9 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 mod cache_support;
-use cache_support::SlowRepliesProxy;
+use cache_support::{
+    SlowRepliesProxy, client_id, kill_client, redis_addr, remember_on_both, until_ok,
+};
 
 async fn zcard(r: &test_support::TestRedis, key: &str) -> i64 {
     let mut conn = r.connection().await;
@@ -374,27 +376,8 @@ async fn remember_runs_once_across_two_handles() {
     // Two handles = two connections and two in-process flight maps: two processes in effect.
     let a = Cache::redis(&r.url, r.prefix.clone()).await.unwrap();
     let b = Cache::redis(&r.url, r.prefix.clone()).await.unwrap();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for i in 0..100 {
-        let cache = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let calls = Arc::clone(&calls);
-        tasks.push(tokio::spawn(async move {
-            cache
-                .remember("report", 60, || async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    Ok(vec![1, 2, 3])
-                })
-                .await
-                .unwrap()
-        }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), vec![1, 2, 3]);
-    }
     assert_eq!(
-        calls.load(Ordering::SeqCst),
+        remember_on_both(&a, &b).await,
         1,
         "once in total across both handles"
     );
@@ -520,11 +503,7 @@ async fn a_killed_connection_errors_then_recovers() {
 
     // Kill exactly this cache's connection (by its id), nobody else's.
     let mut conn = cache.redis_connection().unwrap();
-    let id: i64 = redis::cmd("CLIENT")
-        .arg("ID")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let id = client_id(&mut conn).await;
     let list: String = redis::cmd("CLIENT")
         .arg("LIST")
         .arg("ID")
@@ -539,40 +518,16 @@ async fn a_killed_connection_errors_then_recovers() {
             "the connection names itself: {list}"
         );
     }
-    let mut admin = r.connection().await;
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(id)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    assert_eq!(killed, 1);
+    kill_client(&mut r.connection().await, id).await;
 
     let first = cache.get("k").await;
     assert!(
         first.is_err(),
         "the call on the dead connection fails: {first:?}"
     );
-    let started = Instant::now();
-    loop {
-        match cache.get("k").await {
-            Ok(v) => {
-                assert_eq!(v.as_deref(), Some("v"));
-                break;
-            }
-            Err(e) => assert!(
-                started.elapsed() < Duration::from_secs(2),
-                "not recovered after 2 s: {e}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let new_id: i64 = redis::cmd("CLIENT")
-        .arg("ID")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let v = until_ok(Duration::from_secs(2), async || cache.get("k").await).await;
+    assert_eq!(v.as_deref(), Some("v"));
+    let new_id = client_id(&mut conn).await;
     assert_ne!(new_id, id, "a new connection");
 }
 
@@ -590,12 +545,7 @@ async fn a_connection_killed_mid_run_errors_then_recovers() {
     )
     .await
     .unwrap();
-    let mut conn = cache.redis_connection().unwrap();
-    let id: i64 = redis::cmd("CLIENT")
-        .arg("ID")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let id = client_id(&mut cache.redis_connection().unwrap()).await;
 
     // Eight tasks write and read without pause; the connection dies under them.
     let started = Instant::now();
@@ -626,14 +576,7 @@ async fn a_connection_killed_mid_run_errors_then_recovers() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut admin = r.connection().await;
     let killed_at = started.elapsed();
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(id)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    assert_eq!(killed, 1);
+    kill_client(&mut admin, id).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     stop.store(true, Ordering::Relaxed);
 
@@ -678,12 +621,7 @@ struct Proxy {
 
 impl Proxy {
     async fn start(redis_url: &str) -> Self {
-        let upstream = redis_url
-            .trim_start_matches("redis://")
-            .split('/')
-            .next()
-            .unwrap()
-            .to_owned();
+        let upstream = redis_addr(redis_url);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let proxy = Self {
@@ -775,20 +713,8 @@ async fn redis_down_then_back() {
 
     // Back: calls succeed again right away.
     proxy.up(true).await;
-    let started = Instant::now();
-    loop {
-        match cache.get("k").await {
-            Ok(v) => {
-                assert_eq!(v.as_deref(), Some("v"));
-                break;
-            }
-            Err(e) => assert!(
-                started.elapsed() < Duration::from_secs(3),
-                "not recovered after 3 s: {e}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let v = until_ok(Duration::from_secs(3), async || cache.get("k").await).await;
+    assert_eq!(v.as_deref(), Some("v"));
 
     // A black hole (accepts, never answers): calls end with a timeout error.
     proxy.down().await;
@@ -823,12 +749,6 @@ async fn redis_down_then_back() {
 
     proxy.down().await;
     proxy.up(true).await;
-    let started = Instant::now();
-    while cache.get("k").await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "not recovered from the black hole"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Recovered from the black hole.
+    until_ok(Duration::from_secs(5), async || cache.get("k").await).await;
 }

@@ -11,7 +11,7 @@ use core_db::infra::cache::{Cache, CacheDriver, RedisCacheOptions, TieredConfig,
 use tokio::sync::Mutex;
 
 mod cache_support;
-use cache_support::SlowRepliesProxy;
+use cache_support::{SlowRepliesProxy, client_id, kill_client, remember_on_both, until_ok};
 
 /// Held while a tiered cache is being created, so a test can tell which pub/sub connection is
 /// the new one.
@@ -643,27 +643,8 @@ async fn remember_runs_once_across_two_tiered_caches() {
     };
     let a = tiered(&r, TieredConfig::default()).await;
     let b = tiered(&r, TieredConfig::default()).await;
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for i in 0..100 {
-        let cache = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let calls = Arc::clone(&calls);
-        tasks.push(tokio::spawn(async move {
-            cache
-                .remember("report", 60, || async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    Ok(vec![1, 2, 3])
-                })
-                .await
-                .unwrap()
-        }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), vec![1, 2, 3]);
-    }
     assert_eq!(
-        calls.load(Ordering::SeqCst),
+        remember_on_both(&a, &b).await,
         1,
         "once across both processes"
     );
@@ -680,35 +661,15 @@ async fn a_killed_l2_connection_errors_then_recovers() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v1"));
 
-    let mut conn = a.redis_connection().unwrap();
-    let id: i64 = redis::cmd("CLIENT")
-        .arg("ID")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let mut admin = r.connection().await;
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(id)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    assert_eq!(killed, 1);
+    let id = client_id(&mut a.redis_connection().unwrap()).await;
+    kill_client(&mut r.connection().await, id).await;
 
     let first = a.set("k", "v2").await;
     assert!(
         first.is_err(),
         "the write on the dead connection fails: {first:?}"
     );
-    let started = Instant::now();
-    while let Err(e) = a.set("k", "v2").await {
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "not recovered after 2 s: {e}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_ok(Duration::from_secs(2), async || a.set("k", "v2").await).await;
     assert_eq!(a.get("k").await.unwrap().as_deref(), Some("v2"));
     assert!(converges(&b, "k", Some("v2")).await < PROPAGATION);
 }
@@ -794,15 +755,7 @@ async fn the_subscriber_comes_back_after_its_connection_is_killed() {
     assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v1"));
     assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v1"));
 
-    let mut admin = r.connection().await;
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(subscriber)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    assert_eq!(killed, 1);
+    kill_client(&mut r.connection().await, subscriber).await;
 
     // Written while b cannot hear: b must not keep serving v1 from its L1.
     a.set("k", "v2").await.unwrap();

@@ -122,41 +122,30 @@ mod behaviour {
     pub async fn failed_jobs_keep_undecodable_payloads_verbatim(db: &Database) {
         let payload = "{\"to\": \"ann@example.com\", oops";
         let columns = "(job_id, job_name, queue, payload, error, attempts, group_id)";
+        // The same insert and read on either backend; only the placeholders differ.
+        macro_rules! insert_then_read {
+            ($pool:expr, $placeholders:literal) => {{
+                sqlx::query(&format!(
+                    "INSERT INTO failed_jobs {columns} VALUES {}",
+                    $placeholders
+                ))
+                .bind("j-1")
+                .bind("send_email")
+                .bind("default")
+                .bind(payload)
+                .bind("undecodable payload")
+                .bind(3)
+                .bind(None::<String>)
+                .execute($pool)
+                .await
+                .unwrap();
+                sqlx::query_as("SELECT job_name, payload, attempts, group_id FROM failed_jobs ORDER BY failed_at DESC")
+                    .fetch_one($pool).await.unwrap()
+            }};
+        }
         let (job_name, stored, attempts, group): (String, String, i32, Option<String>) = match db {
-            Database::Postgres(pool) => {
-                sqlx::query(&format!(
-                    "INSERT INTO failed_jobs {columns} VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                ))
-                .bind("j-1")
-                .bind("send_email")
-                .bind("default")
-                .bind(payload)
-                .bind("undecodable payload")
-                .bind(3)
-                .bind(None::<String>)
-                .execute(pool)
-                .await
-                .unwrap();
-                sqlx::query_as("SELECT job_name, payload, attempts, group_id FROM failed_jobs ORDER BY failed_at DESC")
-                    .fetch_one(pool).await.unwrap()
-            }
-            Database::Sqlite(pool) => {
-                sqlx::query(&format!(
-                    "INSERT INTO failed_jobs {columns} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                ))
-                .bind("j-1")
-                .bind("send_email")
-                .bind("default")
-                .bind(payload)
-                .bind("undecodable payload")
-                .bind(3)
-                .bind(None::<String>)
-                .execute(pool)
-                .await
-                .unwrap();
-                sqlx::query_as("SELECT job_name, payload, attempts, group_id FROM failed_jobs ORDER BY failed_at DESC")
-                    .fetch_one(pool).await.unwrap()
-            }
+            Database::Postgres(pool) => insert_then_read!(pool, "($1, $2, $3, $4, $5, $6, $7)"),
+            Database::Sqlite(pool) => insert_then_read!(pool, "(?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
         };
         assert_eq!(job_name, "send_email");
         assert_eq!(stored, payload);

@@ -1,8 +1,85 @@
 //! Helpers shared by the cache test files (`mod cache_support;`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use core_db::infra::cache::Cache;
+use redis::aio::ConnectionManager;
+
+/// The `host:port` of a `redis://host:port/db` URL: where a proxy in front of Redis connects.
+pub fn redis_addr(redis_url: &str) -> String {
+    redis_url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Calls `remember("report", ...)` 100 times at once, alternately on `a` and on `b`, with a
+/// computation that takes 200 ms; checks that every call returns the value and returns how
+/// many times it was computed.
+pub async fn remember_on_both(a: &Cache, b: &Cache) -> usize {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let cache = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let calls = Arc::clone(&calls);
+        tasks.push(tokio::spawn(async move {
+            cache
+                .remember("report", 60, || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok(vec![1, 2, 3])
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), vec![1, 2, 3]);
+    }
+    calls.load(Ordering::SeqCst)
+}
+
+/// The Redis client id of `conn` (a cache's connection, from `Cache::redis_connection`).
+pub async fn client_id(conn: &mut ConnectionManager) -> i64 {
+    redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+/// Kills the Redis client `id` through `admin` (a connection of the test's own), and checks
+/// that there was one.
+pub async fn kill_client(admin: &mut redis::aio::MultiplexedConnection, id: i64) {
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query_async(admin)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1, "client {id} was connected");
+}
+
+/// Repeats `call` every 10 ms until it succeeds and returns its value; fails if it still
+/// errs after `within`.
+pub async fn until_ok<T>(within: Duration, mut call: impl AsyncFnMut() -> core_db::Result<T>) -> T {
+    let started = Instant::now();
+    loop {
+        match call().await {
+            Ok(value) => return value,
+            Err(e) => assert!(
+                started.elapsed() < within,
+                "not recovered after {within:?}: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 /// A TCP proxy to Redis that holds every reply on ordinary connections for `delay`, but passes
 /// pub/sub connections (those that send `SUBSCRIBE`) through at once. Through it, a cache's L2
@@ -18,12 +95,7 @@ impl SlowRepliesProxy {
     pub async fn start(redis_url: &str, delay: Duration) -> Self {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-        let upstream = redis_url
-            .trim_start_matches("redis://")
-            .split('/')
-            .next()
-            .unwrap()
-            .to_owned();
+        let upstream = redis_addr(redis_url);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let delay_ms = Arc::new(AtomicU64::new(delay.as_millis() as u64));

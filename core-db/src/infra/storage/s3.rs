@@ -26,6 +26,7 @@ use aws_sdk_s3::config::{
     SharedHttpClient,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -300,6 +301,24 @@ impl S3Storage {
             .map_err(|e| sdk_error("put", key, e))?;
         Ok(total)
     }
+
+    /// Starts a `GetObject` of `key` (after checking the key): the response, with its body
+    /// still to read, or `None` when there is no such object. Backs `get` and `get_stream`.
+    async fn get_object(&self, key: &str) -> Result<Option<GetObjectOutput>> {
+        validate_key(key)?;
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out)),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(e) => Err(sdk_error("get", key, e)),
+        }
+    }
 }
 
 /// The bucket's own URL, for [`Storage::url`] when no public URL is configured.
@@ -455,20 +474,8 @@ impl Storage for S3Storage {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        validate_key(key)?;
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                return Ok(None);
-            }
-            Err(e) => return Err(sdk_error("get", key, e)),
+        let Some(out) = self.get_object(key).await? else {
+            return Ok(None);
         };
         let data = out.body.collect().await.map_err(|e| Error::Storage {
             operation: "get",
@@ -479,20 +486,8 @@ impl Storage for S3Storage {
     }
 
     async fn get_stream(&self, key: &str) -> Result<Option<ByteStream<'static>>> {
-        validate_key(key)?;
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                return Ok(None);
-            }
-            Err(e) => return Err(sdk_error("get", key, e)),
+        let Some(out) = self.get_object(key).await? else {
+            return Ok(None);
         };
         let stream = futures_util::stream::try_unfold(out.body, |mut body| async move {
             match body.try_next().await {
