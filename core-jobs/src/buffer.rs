@@ -19,9 +19,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use core_db::infra::db::{Database, Tx};
-use sqlx::Row;
+use sqlx::{ColumnIndex, Decode, Row, Type};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
 use crate::queue::{Queue, RawDispatch, When};
+use crate::sqlite;
 
 const CHANNEL: &str = "rustforge_job_outbox";
 
@@ -89,8 +90,26 @@ struct OutboxRow {
     available_at: DateTime<Utc>,
 }
 
-fn sqlite_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+impl OutboxRow {
+    /// A row of `job_outbox`: the columns both databases store alike are read here,
+    /// `available_at` (stored differently) comes decoded.
+    fn read<'r, R>(row: &'r R, available_at: DateTime<Utc>) -> Result<Self, sqlx::Error>
+    where
+        R: Row,
+        &'static str: ColumnIndex<R>,
+        i64: Decode<'r, R::Database> + Type<R::Database>,
+        String: Decode<'r, R::Database> + Type<R::Database>,
+    {
+        Ok(Self {
+            id: row.try_get("id")?,
+            job_id: row.try_get("job_id")?,
+            job_name: row.try_get("job_name")?,
+            queue: row.try_get("queue")?,
+            payload: row.try_get("payload")?,
+            group_id: row.try_get("group_id")?,
+            available_at,
+        })
+    }
 }
 
 impl JobBuffer {
@@ -173,7 +192,7 @@ impl JobBuffer {
                     .bind(J::NAME)
                     .bind(J::QUEUE)
                     .bind(&payload)
-                    .bind(sqlite_time(at))
+                    .bind(sqlite::format_time(at))
                     .bind(&group)
                     .execute(&mut **t)
                     .await?;
@@ -250,17 +269,7 @@ impl JobBuffer {
                     .fetch_all(pool)
                     .await?;
                 rows.iter()
-                    .map(|r| {
-                        Ok(OutboxRow {
-                            id: r.try_get("id")?,
-                            job_id: r.try_get("job_id")?,
-                            job_name: r.try_get("job_name")?,
-                            queue: r.try_get("queue")?,
-                            payload: r.try_get("payload")?,
-                            group_id: r.try_get("group_id")?,
-                            available_at: r.try_get("available_at")?,
-                        })
-                    })
+                    .map(|r| OutboxRow::read(r, r.try_get("available_at")?))
                     .collect::<Result<Vec<_>, sqlx::Error>>()?
             }
             Database::Sqlite(pool) => {
@@ -272,25 +281,15 @@ impl JobBuffer {
                      RETURNING {cols}"
                 );
                 let rows = sqlx::query(&sql)
-                    .bind(sqlite_time(until))
-                    .bind(sqlite_time(now))
+                    .bind(sqlite::format_time(until))
+                    .bind(sqlite::format_time(now))
                     .bind(inner.batch)
                     .fetch_all(pool)
                     .await?;
                 rows.iter()
                     .map(|r| {
                         let at: String = r.try_get("available_at")?;
-                        Ok(OutboxRow {
-                            id: r.try_get("id")?,
-                            job_id: r.try_get("job_id")?,
-                            job_name: r.try_get("job_name")?,
-                            queue: r.try_get("queue")?,
-                            payload: r.try_get("payload")?,
-                            group_id: r.try_get("group_id")?,
-                            available_at: DateTime::parse_from_rfc3339(&at)
-                                .map(|t| t.with_timezone(&Utc))
-                                .unwrap_or(now),
-                        })
+                        OutboxRow::read(r, sqlite::parse_time(&at).unwrap_or(now))
                     })
                     .collect::<Result<Vec<_>, sqlx::Error>>()?
             }

@@ -33,4 +33,8 @@ pub enum Error {
     /// A failed-job row was asked for by id and does not exist.
     #[error("no failed job with id {0}")]
     FailedJobNotFound(i64),
+    /// The SIGINT and SIGTERM handlers of [`Worker::run`](crate::Worker::run) could not be
+    /// installed.
+    #[error("listening for SIGINT and SIGTERM: {0}")]
+    Signal(#[source] std::io::Error),
 }

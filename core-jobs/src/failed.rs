@@ -3,14 +3,16 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use core_db::infra::db::Database;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use sqlx::query::QueryScalar;
+use sqlx::{ColumnIndex, Decode, Encode, FromRow, Row, Type};
 
 use crate::error::{Error, Result};
 use crate::job::JobId;
 use crate::queue::{Queue, RawDispatch, When};
+use crate::sqlite;
 
 /// One `failed_jobs` row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,14 +109,54 @@ pub struct FailedJobs {
     db: Database,
 }
 
-fn sqlite_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+/// A [`FailedJob`] from a row of [`COLUMNS`]: the columns both databases store alike are read
+/// here, `attempts` and `failed_at` (stored differently) come decoded.
+fn failed_job<'r, R>(
+    row: &'r R,
+    attempts: i64,
+    failed_at: DateTime<Utc>,
+) -> Result<FailedJob, sqlx::Error>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(FailedJob {
+        id: row.try_get("id")?,
+        job_id: row.try_get("job_id")?,
+        job_name: row.try_get("job_name")?,
+        queue: row.try_get("queue")?,
+        payload: row.try_get("payload")?,
+        error: row.try_get("error")?,
+        attempts: attempts.max(0) as u32,
+        group_id: row.try_get("group_id")?,
+        failed_at,
+    })
 }
 
-fn parse_sqlite_time(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
+/// The `INSERT` of `r`, returning the row id, with all but `failed_at` bound: `$8`, stored
+/// differently by the two databases, is the caller's to bind.
+fn insert<'q, DB>(r: &'q FailureRecord) -> QueryScalar<'q, DB, i64, DB::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    (i64,): for<'row> FromRow<'row, DB::Row>,
+    String: Encode<'q, DB> + Type<DB>,
+    Option<String>: Encode<'q, DB>,
+    i32: Encode<'q, DB> + Type<DB>,
+{
+    let attempts = i32::try_from(r.attempts).unwrap_or(i32::MAX);
+    sqlx::query_scalar(
+        "INSERT INTO failed_jobs (job_id, job_name, queue, payload, error, attempts, group_id, failed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(&r.job_id)
+    .bind(&r.job_name)
+    .bind(&r.queue)
+    .bind(&r.payload)
+    .bind(&r.error)
+    .bind(attempts)
+    .bind(&r.group_id)
 }
 
 const COLUMNS: &str = "id, job_id, job_name, queue, payload, error, attempts, group_id, failed_at";
@@ -135,33 +177,11 @@ impl FailedJobs {
     /// # Errors
     /// The database failed.
     pub async fn record(&self, r: &FailureRecord) -> Result<i64> {
-        let attempts = i32::try_from(r.attempts).unwrap_or(i32::MAX);
-        let sql = "INSERT INTO failed_jobs (job_id, job_name, queue, payload, error, attempts, group_id, failed_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
         Ok(match &self.db {
-            Database::Postgres(pool) => {
-                sqlx::query_scalar(sql)
-                    .bind(&r.job_id)
-                    .bind(&r.job_name)
-                    .bind(&r.queue)
-                    .bind(&r.payload)
-                    .bind(&r.error)
-                    .bind(attempts)
-                    .bind(&r.group_id)
-                    .bind(r.failed_at)
-                    .fetch_one(pool)
-                    .await?
-            }
+            Database::Postgres(pool) => insert(r).bind(r.failed_at).fetch_one(pool).await?,
             Database::Sqlite(pool) => {
-                sqlx::query_scalar(sql)
-                    .bind(&r.job_id)
-                    .bind(&r.job_name)
-                    .bind(&r.queue)
-                    .bind(&r.payload)
-                    .bind(&r.error)
-                    .bind(attempts)
-                    .bind(&r.group_id)
-                    .bind(sqlite_time(r.failed_at))
+                insert(r)
+                    .bind(sqlite::format_time(r.failed_at))
                     .fetch_one(pool)
                     .await?
             }
@@ -174,7 +194,7 @@ impl FailedJobs {
     /// The database failed.
     pub async fn list(&self, limit: u32) -> Result<Vec<FailedJob>> {
         let sql = format!("SELECT {COLUMNS} FROM failed_jobs ORDER BY id DESC LIMIT $1");
-        self.fetch(&sql, Some(i64::from(limit))).await
+        self.fetch(&sql, i64::from(limit)).await
     }
 
     /// One failure by row id.
@@ -183,7 +203,7 @@ impl FailedJobs {
     /// The database failed.
     pub async fn get(&self, id: i64) -> Result<Option<FailedJob>> {
         let sql = format!("SELECT {COLUMNS} FROM failed_jobs WHERE id = $1");
-        Ok(self.fetch(&sql, Some(id)).await?.pop())
+        Ok(self.fetch(&sql, id).await?.pop())
     }
 
     /// How many failures are stored.
@@ -199,54 +219,33 @@ impl FailedJobs {
         Ok(n.max(0) as u64)
     }
 
-    async fn fetch(&self, sql: &str, bind: Option<i64>) -> Result<Vec<FailedJob>> {
+    /// Runs `sql` (a `SELECT {COLUMNS}` with one `$1`) with `arg` bound.
+    async fn fetch(&self, sql: &str, arg: i64) -> Result<Vec<FailedJob>> {
         Ok(match &self.db {
-            Database::Postgres(pool) => {
-                let mut q = sqlx::query(sql);
-                if let Some(b) = bind {
-                    q = q.bind(b);
-                }
-                q.fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(|row| {
-                        Ok(FailedJob {
-                            id: row.try_get("id")?,
-                            job_id: row.try_get("job_id")?,
-                            job_name: row.try_get("job_name")?,
-                            queue: row.try_get("queue")?,
-                            payload: row.try_get("payload")?,
-                            error: row.try_get("error")?,
-                            attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
-                            group_id: row.try_get("group_id")?,
-                            failed_at: row.try_get("failed_at")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()?
-            }
-            Database::Sqlite(pool) => {
-                let mut q = sqlx::query(sql);
-                if let Some(b) = bind {
-                    q = q.bind(b);
-                }
-                q.fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(|row| {
-                        Ok(FailedJob {
-                            id: row.try_get("id")?,
-                            job_id: row.try_get("job_id")?,
-                            job_name: row.try_get("job_name")?,
-                            queue: row.try_get("queue")?,
-                            payload: row.try_get("payload")?,
-                            error: row.try_get("error")?,
-                            attempts: row.try_get::<i64, _>("attempts")?.max(0) as u32,
-                            group_id: row.try_get("group_id")?,
-                            failed_at: parse_sqlite_time(&row.try_get::<String, _>("failed_at")?),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()?
-            }
+            Database::Postgres(pool) => sqlx::query(sql)
+                .bind(arg)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    let attempts: i32 = row.try_get("attempts")?;
+                    failed_job(row, attempts.into(), row.try_get("failed_at")?)
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?,
+            Database::Sqlite(pool) => sqlx::query(sql)
+                .bind(arg)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    let failed_at: String = row.try_get("failed_at")?;
+                    failed_job(
+                        row,
+                        row.try_get("attempts")?,
+                        sqlite::parse_time(&failed_at).unwrap_or_default(),
+                    )
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?,
         })
     }
 
@@ -274,7 +273,7 @@ impl FailedJobs {
         loop {
             let sql =
                 format!("SELECT {COLUMNS} FROM failed_jobs WHERE id > $1 ORDER BY id LIMIT 500");
-            let batch = self.fetch(&sql, Some(after)).await?;
+            let batch = self.fetch(&sql, after).await?;
             let Some(last) = batch.last() else {
                 return Ok(n);
             };
@@ -338,7 +337,7 @@ impl FailedJobs {
                 .await?
                 .rows_affected(),
             Database::Sqlite(pool) => sqlx::query(sql)
-                .bind(sqlite_time(cutoff))
+                .bind(sqlite::format_time(cutoff))
                 .execute(pool)
                 .await?
                 .rows_affected(),

@@ -67,6 +67,7 @@ pub mod failed;
 pub mod job;
 pub mod queue;
 pub mod schedule;
+mod sqlite;
 pub mod worker;
 
 pub use buffer::JobBuffer;

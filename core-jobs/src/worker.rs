@@ -27,7 +27,7 @@ use chrono::Utc;
 use futures_util::FutureExt;
 use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -350,11 +350,16 @@ impl Worker {
             grace: self.grace,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(rt.clone().run(stop_rx, ack_rx));
+        // Turns true when the worker has stopped; its sender is dropped (closing the channel)
+        // also when the task panics or is dropped with its runtime.
+        let (stopped_tx, stopped_rx) = watch::channel(false);
+        tokio::spawn(rt.clone().run(stop_rx, ack_rx).map(move |()| {
+            let _ = stopped_tx.send(true);
+        }));
         Ok(WorkerHandle {
             rt,
             stop: stop_tx,
-            task: Mutex::new(Some(task)),
+            stopped: stopped_rx,
         })
     }
 
@@ -372,42 +377,98 @@ impl Worker {
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully: stops claiming, waits for
     /// running jobs up to the grace period, and leaves the rest to lease recovery.
     ///
+    /// Called inside a Tokio runtime, `run` listens for the signals from the moment it is
+    /// called, before the returned future is first polled: a signal that arrives while the
+    /// process is still starting up stops the worker rather than killing the process.
+    ///
     /// # Errors
-    /// As [`spawn`](Self::spawn).
-    pub async fn run(self) -> Result<()> {
-        self.run_until(shutdown_signal()).await
+    /// As [`spawn`](Self::spawn); [`Error::Signal`] when the signal handlers cannot be
+    /// installed.
+    pub fn run(self) -> impl Future<Output = Result<()>> + Send + 'static {
+        let signals = ShutdownSignals::install_in_runtime();
+        async move {
+            let signals = signals
+                .unwrap_or_else(ShutdownSignals::install)
+                .map_err(Error::Signal)?;
+            self.run_until(signals.recv()).await
+        }
     }
 }
 
 /// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
+///
+/// Called inside a Tokio runtime, it listens from the moment it is called, so a signal that
+/// arrives before the future is first polled is not lost. When the handlers cannot be
+/// installed the error is logged and the future completes at once.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    let signals = ShutdownSignals::install_in_runtime();
+    async move {
+        match signals.unwrap_or_else(ShutdownSignals::install) {
+            Ok(signals) => signals.recv().await,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGINT and SIGTERM; shutting down");
             }
-        };
-        tokio::select! {
-            () = ctrl_c => {},
-            () = term => {},
         }
     }
-    #[cfg(not(unix))]
-    ctrl_c.await;
+}
+
+/// SIGINT and SIGTERM listeners, registered when they are created: a signal that arrives
+/// before [`recv`](Self::recv) is polled is kept for it.
+struct ShutdownSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Registers the listeners. Needs a Tokio runtime with signals enabled.
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// [`install`](Self::install) now when called inside a Tokio runtime; `None` outside one
+    /// (the caller installs on its first poll, which runs inside one).
+    fn install_in_runtime() -> Option<std::io::Result<Self>> {
+        tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|_| Self::install())
+    }
+
+    /// Completes on the first signal received since the listeners were installed.
+    async fn recv(self) {
+        #[cfg(unix)]
+        {
+            let Self {
+                mut interrupt,
+                mut terminate,
+            } = self;
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// A running worker, from [`Worker::spawn`].
 pub struct WorkerHandle {
     rt: Arc<Runtime>,
     stop: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    stopped: watch::Receiver<bool>,
 }
 
 impl fmt::Debug for WorkerHandle {
@@ -439,12 +500,14 @@ impl WorkerHandle {
 
     /// Stops claiming, waits for running jobs up to the grace period, leaves the rest to lease
     /// recovery, and returns when the worker has stopped.
+    ///
+    /// Any number of callers may call it, at once or one after another: each returns only once
+    /// the worker has stopped.
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        let task = self.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+        let mut stopped = self.stopped.clone();
+        // An error means the worker's task is gone: stopped as well.
+        let _ = stopped.wait_for(|stopped| *stopped).await;
     }
 }
 

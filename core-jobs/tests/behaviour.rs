@@ -57,6 +57,7 @@ suite!(
     retrying_a_failed_job_resets_its_attempts,
     shutdown_waits_for_running_jobs,
     shutdown_after_grace_leaves_job_to_lease_recovery,
+    concurrent_shutdowns_all_wait_for_the_worker,
     jobs_can_dispatch_jobs,
     stats_count_processed_failed_retried,
 );
@@ -525,6 +526,30 @@ mod cases {
         w2.shutdown().await;
         let s = h.queue.stats("default").await.unwrap();
         assert_eq!((s.ready, s.in_flight), (0, 0), "{s:?}");
+    }
+
+    pub async fn concurrent_shutdowns_all_wait_for_the_worker(h: Harness) {
+        let w = h.worker().grace(Duration::from_secs(5)).spawn().unwrap();
+        TestJob::new("busy")
+            .sleeping(400)
+            .dispatch(&h.queue)
+            .await
+            .unwrap();
+        assert!(wait_until(T, || h.rec.runs("busy") == 1).await);
+        // What each caller sees when its shutdown returns: the job ended and was acknowledged.
+        let stopped = || async {
+            w.shutdown().await;
+            let ended = h.rec.log().contains(&"end:busy".to_owned());
+            let s = h.queue.stats("default").await.unwrap();
+            (ended, s.ready, s.in_flight)
+        };
+        let (first, second) = tokio::join!(stopped(), stopped());
+        assert_eq!(first, (true, 0, 0), "the first caller waited for the job");
+        assert_eq!(second, (true, 0, 0), "the second caller waited for it too");
+        // A caller that comes after the worker stopped returns at once.
+        let started = Instant::now();
+        assert_eq!(stopped().await, (true, 0, 0));
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     pub async fn jobs_can_dispatch_jobs(h: Harness) {
