@@ -5,9 +5,9 @@
 //!
 //! - `Ok` → acknowledged (plain jobs in batches; a grouped job's ack starts its group's next job);
 //! - an error, a panic or a timeout with attempts left → retried after
-//!   [`Job::backoff`](crate::Job::backoff) (the retry and the end of the lease are one atomic
+//!   [`Job::backoff`] (the retry and the end of the lease are one atomic
 //!   step; a grouped job keeps its group held meanwhile);
-//! - the last attempt failed → [`Job::failed`](crate::Job::failed) exactly once, on the job
+//! - the last attempt failed → [`Job::failed`] exactly once, on the job
 //!   deserialized from its payload (its error or panic is logged), then the `failed_jobs` row,
 //!   then the ack;
 //! - an unknown job name or an undecodable payload → a `failed_jobs` row with the reason at once;

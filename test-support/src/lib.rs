@@ -2,7 +2,7 @@
 //!
 //! Each helper gives a test its own isolated piece of a real service and removes it afterwards:
 //!
-//! - [`redis`]: a fresh random key prefix on the Redis at `REDIS_URL`; every key under it is
+//! - [`redis()`]: a fresh random key prefix on the Redis at `REDIS_URL`; every key under it is
 //!   deleted when the [`TestRedis`] is dropped.
 //! - [`postgres`]: a fresh database created on the server at `DATABASE_URL`, with the workspace's
 //!   PostgreSQL migrations applied; dropped (with `FORCE`) when the [`TestPostgres`] is dropped.

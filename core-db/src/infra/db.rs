@@ -1,4 +1,4 @@
-//! The database handle: one [`Database`] over PostgreSQL or the embedded SQLite default.
+//! The database handle: one [`Database`](crate::infra::db::Database) over PostgreSQL or the embedded SQLite default.
 //!
 //! The backend follows the URL: `postgres://` / `postgresql://` select PostgreSQL, `sqlite:`
 //! selects SQLite (the file and its directory are created when missing, the journal is WAL and
