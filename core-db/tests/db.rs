@@ -5,46 +5,7 @@ use std::time::Duration;
 use core_db::Error;
 use core_db::infra::db::{Backend, Database, DatabaseOptions};
 
-/// A migrated database of each backend, kept alive by the guard.
-enum Guard {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres(#[allow(dead_code)] test_support::TestPostgres),
-}
-
-async fn sqlite_db() -> (Database, Guard) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
-    let db = Database::connect(&url).await.unwrap();
-    db.migrate().await.unwrap();
-    (db, Guard::Sqlite(dir))
-}
-
-async fn postgres_db(test: &str) -> Option<(Database, Guard)> {
-    let pg = test_support::postgres(test).await?;
-    let db = Database::connect(&pg.url).await.unwrap();
-    db.migrate().await.unwrap();
-    Some((db, Guard::Postgres(pg)))
-}
-
-/// Instantiates one behavioural test on both backends.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                let (db, _guard) = super::sqlite_db().await;
-                super::behaviour::$name(&db).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let test = concat!(stringify!($name), "::postgres");
-                let Some((db, _guard)) = super::postgres_db(test).await else { return };
-                super::behaviour::$name(&db).await;
-            }
-        }
-    )*};
-}
+mod db_support;
 
 on_both_backends!(
     framework_tables_exist_with_their_indexes,

@@ -385,30 +385,21 @@ impl Fixture {
         }
     }
 
-    async fn people_left(&self) -> i64 {
+    /// A count read with plain SQL, the reference for `meta.total`.
+    async fn count(&self, sql: &str) -> i64 {
         match &self.db {
-            Database::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM people")
-                .fetch_one(pool)
-                .await
-                .expect("people still exists"),
-            Database::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM people")
-                .fetch_one(pool)
-                .await
-                .expect("people still exists"),
+            Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            Database::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
         }
+        .expect("count")
+    }
+
+    async fn people_left(&self) -> i64 {
+        self.count("SELECT COUNT(*) FROM people").await
     }
 
     async fn canary_left(&self) -> i64 {
-        match &self.db {
-            Database::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM canary")
-                .fetch_one(pool)
-                .await
-                .expect("canary still exists"),
-            Database::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM canary")
-                .fetch_one(pool)
-                .await
-                .expect("canary still exists"),
-        }
+        self.count("SELECT COUNT(*) FROM canary").await
     }
 
     async fn execute(&self, sql: &str) {
@@ -1017,6 +1008,72 @@ mod cases {
         let fresh = table.fetch(&fx.db, &query).await.expect("fetch");
         assert_eq!(fresh.meta.total, 31);
     }
+
+    pub async fn tracked_totals_are_exact_and_fresh(fx: &Fixture) {
+        fx.db.migrate().await.expect("framework migrations");
+        assert_eq!(fx.db.track_row_count("people").await.expect("track"), 30);
+        let table = people_table()
+            .tracked_row_count()
+            .cache_counts(std::time::Duration::from_secs(60))
+            .build()
+            .expect("valid");
+        let total = |raw: &'static str| {
+            let table = table.clone();
+            async move {
+                let query = table.parse(Some(raw)).expect("valid query");
+                table.fetch(&fx.db, &query).await.expect("fetch").meta.total
+            }
+        };
+        assert_eq!(total("per_page=5").await, 30);
+        fx.execute(
+            "INSERT INTO people (id, name, active, team_id, created_at) \
+             VALUES (31, 'Late', TRUE, 1, '2024-03-01 00:00:00')",
+        )
+        .await;
+        assert_eq!(
+            total("per_page=5").await,
+            31,
+            "unfiltered totals are never kept"
+        );
+        assert_eq!(total("q=late").await, 1);
+        assert_eq!(total("page=4&sort=name").await, 31, "sorting is no filter");
+        let team_one = table.parse(None).expect("valid").where_eq("team_id", 1);
+        let team_total = table
+            .fetch(&fx.db, &team_one)
+            .await
+            .expect("fetch")
+            .meta
+            .total;
+        let expected = fx
+            .count("SELECT COUNT(*) FROM people WHERE team_id = 1")
+            .await;
+        assert!(expected < 31);
+        assert_eq!(
+            team_total,
+            u64::try_from(expected).unwrap(),
+            "an application condition is counted"
+        );
+        fx.execute("DELETE FROM people WHERE id = 31").await;
+        assert_eq!(total("per_page=5").await, 30);
+
+        if let Database::Postgres(pool) = &fx.db {
+            // Skew the counter: unfiltered totals come from it, filtered ones are counted.
+            sqlx::query(
+                "INSERT INTO rustforge_row_counts (relid, n) VALUES ('people'::REGCLASS, 100)",
+            )
+            .execute(pool)
+            .await
+            .expect("skew");
+            assert_eq!(total("per_page=5").await, 130);
+            let active = fx.count("SELECT COUNT(*) FROM people WHERE active").await;
+            assert_eq!(
+                total("filter[active]=true").await,
+                u64::try_from(active).unwrap()
+            );
+            fx.db.track_row_count("people").await.expect("re-seed");
+            assert_eq!(total("per_page=5").await, 30);
+        }
+    }
 }
 
 /// Instantiates every case on both backends.
@@ -1059,6 +1116,7 @@ on_both_backends!(
     bad_values_are_rejected,
     injection_strings_never_reach_sql,
     counts_can_be_cached,
+    tracked_totals_are_exact_and_fresh,
 );
 
 #[test]
@@ -1075,6 +1133,13 @@ fn definitions_are_checked() {
     assert!(err(base().max_per_page(0)).contains("max_per_page"));
     assert!(err(DataTable::table("").column(Column::integer("id"))).contains("empty"));
     assert!(err(DataTable::from_sql(" ").column(Column::integer("id"))).contains("empty"));
+    assert!(err(DataTable::table("a..b").column(Column::integer("id"))).contains("empty"));
+    assert!(
+        err(DataTable::from_sql("people p")
+            .column(Column::integer("id"))
+            .tracked_row_count())
+        .contains("tracked_row_count needs a table")
+    );
     assert!(base().default_sort("-id").build().is_ok());
     let table = base()
         .column(Column::text("name"))

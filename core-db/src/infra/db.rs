@@ -5,6 +5,9 @@
 //! writers wait instead of failing with `SQLITE_BUSY`). Migrations are embedded at compile time
 //! from `migrations/postgres` and `migrations/sqlite` at the workspace root, so a binary migrates
 //! its database without the source tree.
+//!
+//! [`Database::row_count`] counts a table's rows exactly, in O(1) on PostgreSQL for tables
+//! tracked with [`Database::track_row_count`] (see [`row_count`]).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -15,6 +18,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 use crate::error::{Error, Result};
+
+pub mod row_count;
+
+pub use row_count::{quote_ident, quote_table};
 
 /// PostgreSQL migrations, embedded from `migrations/postgres`.
 pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");

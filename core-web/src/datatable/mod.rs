@@ -67,13 +67,22 @@
 //! (what sqlx and `CURRENT_TIMESTAMP` write) or as Unix seconds; they are compared at millisecond
 //! precision. `NULL`s sort last ascending and first descending on both.
 //!
-//! The total is an exact `COUNT(*)` run concurrently with the page query on a second connection.
-//! On large tables that count costs more than the page itself; [`DataTableBuilder::cache_counts`]
-//! keeps totals for a short while.
+//! # Totals
+//!
+//! The total is exact, fetched concurrently with the page query on a second connection. It is a
+//! `COUNT(*)`, which on PostgreSQL reads the whole table: on large tables it costs more than the
+//! page itself (about 5 ms per 100,000 rows). Two ways out:
+//!
+//! - [`DataTableBuilder::tracked_row_count`]: a request without filters or search takes the total
+//!   from [`Database::row_count`], which reads a trigger-maintained counter in O(1) once the table
+//!   is tracked with [`Database::track_row_count`]. Still exact; filtered totals are counted.
+//! - [`DataTableBuilder::cache_counts`]: keeps each total (filtered or not) for a while; the total
+//!   may then lag behind writes.
 
 mod params;
 mod sql;
 
+use sql::Total;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,7 +90,7 @@ use std::time::{Duration, Instant};
 use axum::extract::RawQuery;
 use axum::routing::MethodRouter;
 use chrono::{DateTime, Utc};
-use core_db::infra::db::Database;
+use core_db::infra::db::{Database, quote_ident, quote_table};
 use serde::Serialize;
 
 use crate::error::AppError;
@@ -345,6 +354,7 @@ pub struct DataTableBuilder {
     per_page: u64,
     max_per_page: u64,
     count_ttl: Option<Duration>,
+    row_count: bool,
 }
 
 impl DataTableBuilder {
@@ -357,6 +367,7 @@ impl DataTableBuilder {
             per_page: 20,
             max_per_page: 100,
             count_ttl: None,
+            row_count: false,
         }
     }
 
@@ -402,22 +413,46 @@ impl DataTableBuilder {
         self
     }
 
+    /// Takes the total of a request without filters, search or [`ListQuery::where_eq`] from
+    /// [`Database::row_count`]: exact, and read in O(1) on PostgreSQL when the table is tracked
+    /// with [`Database::track_row_count`] (otherwise, and on SQLite, it is a `COUNT(*)` as
+    /// usual). Filtered totals are still counted, or kept by [`cache_counts`](Self::cache_counts).
+    /// Only for [`DataTable::table`] definitions; needs the framework migrations on PostgreSQL.
+    ///
+    /// ```
+    /// # async fn setup(db: core_db::infra::db::Database) -> core_db::Result<()> {
+    /// use core_web::datatable::{Column, DataTable};
+    ///
+    /// db.track_row_count("events").await?; // once, at start-up or in a migration step
+    /// let events = DataTable::table("events")
+    ///     .column(Column::integer("id").sortable())
+    ///     .default_sort("-id")
+    ///     .tracked_row_count()
+    ///     .build()
+    ///     .expect("valid definition");
+    /// # let _ = events;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tracked_row_count(mut self) -> Self {
+        self.row_count = true;
+        self
+    }
+
     /// Checks the definition and returns the [`DataTable`].
     pub fn build(self) -> Result<DataTable, DefinitionError> {
         let fail = |reason: String| DefinitionError {
             source_name: self.source.label().to_owned(),
             reason,
         };
+        if self.row_count && matches!(self.source, Source::Sql(_)) {
+            return Err(fail(
+                "tracked_row_count needs a table (DataTable::table), not a FROM expression"
+                    .to_owned(),
+            ));
+        }
         let from = match &self.source {
-            Source::Table(name) => {
-                if name.is_empty() || name.split('.').any(str::is_empty) {
-                    return Err(fail(format!("table name {name:?} is empty")));
-                }
-                name.split('.')
-                    .map(sql::quote_ident)
-                    .collect::<Vec<_>>()
-                    .join(".")
-            }
+            Source::Table(name) => quote_table(name).map_err(|err| fail(err.to_string()))?,
             Source::Sql(sql) => {
                 if sql.trim().is_empty() {
                     return Err(fail("the FROM expression is empty".to_owned()));
@@ -456,7 +491,7 @@ impl DataTableBuilder {
             .columns
             .into_iter()
             .map(|c| ColumnDef {
-                expr: c.expr.clone().unwrap_or_else(|| sql::quote_ident(&c.name)),
+                expr: c.expr.clone().unwrap_or_else(|| quote_ident(&c.name)),
                 column: c,
             })
             .collect();
@@ -479,6 +514,10 @@ impl DataTableBuilder {
             max_per_page: self.max_per_page,
             count_ttl: self.count_ttl,
             counts: Mutex::new(HashMap::new()),
+            row_count_table: match (&self.source, self.row_count) {
+                (Source::Table(name), true) => Some(name.clone()),
+                _ => None,
+            },
         };
         if let Some(sort) = &self.default_sort {
             inner.default_sort = params::parse_sort(&inner, sort)
@@ -538,6 +577,8 @@ pub(crate) struct Inner {
     max_per_page: u64,
     count_ttl: Option<Duration>,
     counts: Mutex<HashMap<String, (Instant, u64)>>,
+    /// The table whose [`Database::row_count`] answers unfiltered totals.
+    row_count_table: Option<String>,
 }
 
 impl Inner {
@@ -616,13 +657,24 @@ impl DataTable {
     /// Runs `query`: the page of rows and the total, concurrently on two connections.
     pub async fn fetch(&self, db: &Database, query: &ListQuery) -> Result<Listing, AppError> {
         let plan = sql::Plan::new(&self.inner, query)?;
+        if let Some(table) = self.inner.row_count_table.as_deref()
+            && plan.is_unfiltered()
+        {
+            let (rows, total) = sql::run(&self.inner, &plan, db, Total::RowCount(table)).await?;
+            return Ok(Listing::new(rows, total.unwrap_or_default(), query));
+        }
         let cache_key = self
             .inner
             .count_ttl
             .map(|_| plan.count_cache_key(db.backend()));
         let cached = cache_key.as_deref().and_then(|key| self.cached_count(key));
-        let (rows, total) = sql::run(&self.inner, &plan, db, cached.is_none()).await?;
-        let total = match (cached, total) {
+        let wanted = if cached.is_some() {
+            Total::Known
+        } else {
+            Total::Count
+        };
+        let (rows, counted) = sql::run(&self.inner, &plan, db, wanted).await?;
+        let total = match (cached, counted) {
             (Some(total), _) => total,
             (None, Some(total)) => {
                 if let Some(key) = cache_key {
@@ -632,16 +684,7 @@ impl DataTable {
             }
             (None, None) => rows.len() as u64,
         };
-        let per_page = query.per_page();
-        Ok(Listing {
-            rows,
-            meta: PageMeta {
-                page: query.page(),
-                per_page,
-                total,
-                last_page: total.div_ceil(per_page).max(1),
-            },
-        })
+        Ok(Listing::new(rows, total, query))
     }
 
     /// Parses `raw_query` and fetches it, as the response a handler returns.
@@ -719,6 +762,19 @@ pub struct Listing {
 }
 
 impl Listing {
+    fn new(rows: Vec<Row>, total: u64, query: &ListQuery) -> Self {
+        let per_page = query.per_page();
+        Self {
+            rows,
+            meta: PageMeta {
+                page: query.page(),
+                per_page,
+                total,
+                last_page: total.div_ceil(per_page).max(1),
+            },
+        }
+    }
+
     /// `{"data": rows, "meta": {"page", "per_page", "total", "last_page"}}`.
     pub fn into_response(self) -> ApiResponse<Vec<Row>> {
         ApiResponse::success(self.rows, "").with_meta(self.meta)

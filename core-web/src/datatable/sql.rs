@@ -6,7 +6,7 @@
 
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
-use core_db::infra::db::{Backend, Database};
+use core_db::infra::db::{Backend, Database, quote_ident};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -15,11 +15,6 @@ use sqlx::{Column as _, Encode, QueryBuilder, Row as _, Type, TypeInfo as _, Val
 use super::params::{Cmp, Condition, ListQuery, Target};
 use super::{ColumnType, Direction, FilterValue, Inner, Row};
 use crate::error::AppError;
-
-/// `"name"` with embedded quotes doubled: an identifier on PostgreSQL and SQLite alike.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {
@@ -110,6 +105,11 @@ impl<'a> Plan<'a> {
             limit,
             offset,
         })
+    }
+
+    /// Whether the query has no conditions: its total is the table's row count.
+    pub(crate) fn is_unfiltered(&self) -> bool {
+        self.conditions.is_empty()
     }
 
     /// Identifies the count query (its conditions and values) for
@@ -305,13 +305,24 @@ fn push_compare<'q, DB>(
     }
 }
 
-/// Runs the page query and, when `count` is set, the `COUNT(*)` concurrently on a second
-/// connection.
+/// How [`run`] finds the total.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Total<'a> {
+    /// Not at all: a kept total is used.
+    Known,
+    /// `COUNT(*)` with the plan's conditions.
+    Count,
+    /// [`Database::row_count`] of this table: the query has no conditions.
+    RowCount(&'a str),
+}
+
+/// Runs the page query and, unless the total is [`Total::Known`], the count concurrently on a
+/// second connection.
 pub(crate) async fn run(
     def: &Inner,
     plan: &Plan<'_>,
     db: &Database,
-    count: bool,
+    total: Total<'_>,
 ) -> Result<(Vec<Row>, Option<u64>), AppError> {
     let context = || format!("DataTable {}", def.label);
     // The same steps on either backend; only the sqlx types and the row mapping differ.
@@ -319,22 +330,26 @@ pub(crate) async fn run(
         ($pool:expr, $backend:ty, $dialect:expr, $map_row:ident) => {{
             let mut page = QueryBuilder::<$backend>::new("");
             plan.push_select(&mut page, $dialect);
-            let rows = page.build().fetch_all($pool);
-            let (rows, total) = if count {
-                let mut counter = QueryBuilder::<$backend>::new("");
-                plan.push_count(&mut counter, $dialect);
-                let total = counter.build_query_scalar::<i64>().fetch_one($pool);
-                let (rows, total) = tokio::try_join!(rows, total).with_context(context)?;
-                (rows, Some(total))
-            } else {
-                (rows.await.with_context(context)?, None)
+            let rows = async { anyhow::Ok(page.build().fetch_all($pool).await?) };
+            let count = async {
+                Ok(match total {
+                    Total::Known => None,
+                    Total::Count => {
+                        let mut counter = QueryBuilder::<$backend>::new("");
+                        plan.push_count(&mut counter, $dialect);
+                        let n = counter.build_query_scalar::<i64>().fetch_one($pool).await?;
+                        Some(u64::try_from(n).unwrap_or(0))
+                    }
+                    Total::RowCount(table) => Some(db.row_count(table).await?),
+                })
             };
+            let (rows, total) = tokio::try_join!(rows, count).with_context(context)?;
             let rows = rows
                 .iter()
                 .map(|row| $map_row(def, row))
                 .collect::<anyhow::Result<Vec<_>>>()
                 .with_context(context)?;
-            Ok((rows, total.map(|t| u64::try_from(t).unwrap_or(0))))
+            Ok((rows, total))
         }};
     }
     match db {
