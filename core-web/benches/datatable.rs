@@ -40,6 +40,8 @@ use tower::ServiceExt;
 const ROWS: i64 = 100_000;
 const PER_PAGE: i64 = 20;
 const ROUNDS: usize = 10;
+/// 10,000-row inserts into each table per round (alternating), so 50 samples each.
+const BULK_PER_ROUND: usize = 5;
 
 fn iterations() -> usize {
     std::env::var("DATATABLE_BENCH_ITERS")
@@ -370,8 +372,10 @@ async fn main() {
             insert_one(&pool, "events_plain")
         })
         .await;
-        time(&mut bulk_tracked, 1, || insert_many(&pool, "events")).await;
-        time(&mut bulk_plain, 1, || insert_many(&pool, "events_plain")).await;
+        for _ in 0..BULK_PER_ROUND {
+            time(&mut bulk_tracked, 1, || insert_many(&pool, "events")).await;
+            time(&mut bulk_plain, 1, || insert_many(&pool, "events_plain")).await;
+        }
     }
     let expected = u64::try_from(raw_count(&pool).await).expect("count");
     assert_eq!(

@@ -6,8 +6,10 @@
 //! from `migrations/postgres` and `migrations/sqlite` at the workspace root, so a binary migrates
 //! its database without the source tree.
 //!
-//! [`Database::row_count`] counts a table's rows exactly, in O(1) on PostgreSQL for tables
-//! tracked with [`Database::track_row_count`] (see [`row_count`]).
+//! [`Database::row_count`](crate::infra::db::Database::row_count) counts a table's rows exactly,
+//! in O(1) on PostgreSQL for tables tracked with
+//! [`Database::track_row_count`](crate::infra::db::Database::track_row_count) (see
+//! [`row_count`](crate::infra::db::row_count)).
 
 use std::path::Path;
 use std::str::FromStr;

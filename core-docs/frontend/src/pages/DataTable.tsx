@@ -3,6 +3,7 @@ import invalid from '../../../snippets/json/datatable-invalid.json?raw'
 import page from '../../../snippets/json/datatable-page.json?raw'
 import { Code, Snippet } from '../components/Code'
 import { Callout, sectionsOf } from '../components/Section'
+import { hrefFor } from '../lib/router'
 import { definePage } from './define'
 
 const headings = {
@@ -107,10 +108,18 @@ function DataTablePage() {
 
       <Section id="performance">
         <p>
-          The total is an exact <code>COUNT(*)</code>, run concurrently with the page query. On large tables the count
-          costs more than the page: <code>cache_counts(Duration::from_secs(30))</code> keeps each total for a while
-          (it may then lag behind writes by that long), and <code>forget_counts()</code> drops them after a write. Index
-          the columns you sort and filter on.
+          The total is exact and fetched concurrently with the page. By default it is a <code>COUNT(*)</code>, which on
+          PostgreSQL reads the whole table: about 5 ms per 100,000 rows, more than the page itself. For large tables,
+          track the row count and let requests without filters or search read it:
+        </p>
+        <Snippet source={datatable} region="tracked" />
+        <p>
+          <code>track_row_count</code> installs triggers that keep the count as rows are inserted, deleted or truncated
+          (see <a href={hrefFor('database', 'row-counts')}>Database → Row counts</a>), so the total stays exact and costs a fraction
+          of a millisecond: on 100,000 rows the first page answers in about 0.5 ms instead of 5–8 ms. Filtered totals
+          are still counted. To skip those counts too, <code>cache_counts(Duration::from_secs(30))</code> keeps each
+          total for a while (it may then lag behind writes by that long), and <code>forget_counts()</code> drops them
+          after a write. Index the columns you sort and filter on.
         </p>
       </Section>
     </>

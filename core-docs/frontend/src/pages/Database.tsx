@@ -9,6 +9,7 @@ const headings = {
   migrations: 'Migrations',
   queries: 'Queries',
   transactions: 'Transactions',
+  'row-counts': 'Row counts',
   readiness: 'Readiness',
 }
 const Section = sectionsOf(headings)
@@ -89,6 +90,30 @@ function Database() {
         <Callout kind="tip">
           <code>tx.execute(sql)</code> and <code>db.execute(sql)</code> run a statement without parameters, for schema
           changes and maintenance.
+        </Callout>
+      </Section>
+
+      <Section id="row-counts">
+        <p>
+          <code>db.row_count(table)</code> is the exact number of rows. <code>COUNT(*)</code> on PostgreSQL reads the
+          whole table, which takes milliseconds once a table holds a few hundred thousand rows; a table tracked with{' '}
+          <code>db.track_row_count(table)</code> is answered from a counter in a fraction of a millisecond instead.
+        </p>
+        <Snippet source={database} region="row_count" />
+        <p>
+          Tracking installs three statement-level triggers (after <code>INSERT</code>, <code>DELETE</code> and{' '}
+          <code>TRUNCATE</code>) that append each statement's change to <code>rustforge_row_counts</code>, a framework
+          table created by <code>db.migrate()</code>. The count is transactional (a reader sees what is committed, like{' '}
+          <code>COUNT(*)</code>), writers never wait on each other for it, and a bulk insert adds a single row. Inserts
+          cost a little more: 1.1–1.2x for a single row and up to 1.4x for 10,000 rows in one statement, in the
+          DataTable benchmark.
+        </p>
+        <Callout kind="note">
+          If one of the triggers is disabled or dropped, <code>row_count</code> falls back to <code>COUNT(*)</code> until{' '}
+          <code>track_row_count</code> runs again. Rows written straight into a partition of a tracked partitioned table,
+          or with triggers switched off (<code>session_replication_role = replica</code>), are not seen: write through
+          the tracked table. On SQLite nothing is installed and <code>row_count</code> always counts, which is cheap at
+          the sizes an embedded database holds.
         </Callout>
       </Section>
 
