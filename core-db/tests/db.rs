@@ -244,3 +244,31 @@ async fn an_unreachable_server_fails_within_the_acquire_timeout() {
     assert!(matches!(result, Err(Error::Database(_))), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// Every `Database` and `Tx` method can be awaited in a spawned task (or an axum handler): the
+/// futures are `Send` for any lifetime, which sqlx futures over `&mut` connections are not
+/// always.
+#[tokio::test]
+async fn database_futures_can_be_spawned() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+    let db = Database::connect(&url).await.unwrap();
+    let task = tokio::spawn({
+        let db = db.clone();
+        async move {
+            db.migrate().await?;
+            db.execute("CREATE TABLE t (x INTEGER)").await?;
+            let mut tx = db.begin().await?;
+            tx.execute("INSERT INTO t VALUES (1)").await?;
+            tx.commit().await?;
+            let mut tx = db.begin().await?;
+            tx.execute("INSERT INTO t VALUES (2)").await?;
+            tx.rollback().await?;
+            db.track_row_count("t").await?;
+            db.untrack_row_count("t").await?;
+            db.ping(Duration::from_secs(1)).await?;
+            db.row_count("t").await
+        }
+    });
+    assert_eq!(task.await.unwrap().unwrap(), 1);
+}

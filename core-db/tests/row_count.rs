@@ -209,20 +209,26 @@ async fn postgres_answers_a_tracked_table_from_its_counter() {
     .await;
     exec(&db, "INSERT INTO t VALUES (1001)").await;
     assert_count(&db, "t", 1001, "disabling the insert trigger").await;
-    exec(
-        &db,
-        "ALTER TABLE t ENABLE TRIGGER rustforge_row_count_insert",
-    )
-    .await;
+    // Tracking again enables it and re-seeds.
     assert_eq!(db.track_row_count("t").await.unwrap(), 1001);
+    exec(&db, "INSERT INTO t VALUES (1002)").await;
+    assert_count(&db, "t", 1002, "enabling the trigger again").await;
 
     // ...and so does a dropped one.
     exec(&db, "DROP TRIGGER rustforge_row_count_delete ON t").await;
     exec(&db, "DELETE FROM t WHERE x <= 10").await;
-    assert_count(&db, "t", 991, "dropping the delete trigger").await;
+    assert_count(&db, "t", 992, "dropping the delete trigger").await;
     db.track_row_count("t").await.unwrap();
     exec(&db, "DELETE FROM t WHERE x <= 20").await;
-    assert_count(&db, "t", 981, "tracking again").await;
+    assert_count(&db, "t", 982, "tracking again").await;
+    // Re-tracking a fully tracked table keeps its triggers and only re-seeds.
+    exec(
+        &db,
+        "INSERT INTO rustforge_row_counts (relid, n) VALUES ('t'::REGCLASS, 7)",
+    )
+    .await;
+    assert_eq!(db.track_row_count("t").await.unwrap(), 982);
+    assert_eq!(db.row_count("t").await.unwrap(), 982);
 
     // Untracking drops the triggers and the counter rows.
     db.untrack_row_count("t").await.unwrap();
@@ -234,7 +240,7 @@ async fn postgres_answers_a_tracked_table_from_its_counter() {
     .await
     .unwrap();
     assert_eq!(triggers, 0);
-    assert_count(&db, "t", 981, "untracking").await;
+    assert_count(&db, "t", 982, "untracking").await;
 }
 
 #[tokio::test]
@@ -401,6 +407,68 @@ async fn postgres_counter_stays_exact_under_concurrent_writers() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(db.row_count("t").await.unwrap(), expected);
+}
+
+#[tokio::test]
+async fn postgres_without_the_framework_migrations_counts() {
+    let Some(pg) = test_support::postgres("postgres_without_the_framework_migrations_counts").await
+    else {
+        return;
+    };
+    let db = Database::connect(&pg.url).await.unwrap();
+    // The test database comes migrated: take the row-count objects away again.
+    exec(
+        &db,
+        "DROP TABLE rustforge_row_counts; \
+         DROP FUNCTION rustforge_row_count_lock(OID), rustforge_row_count_changed(), \
+                       rustforge_row_count_compact(OID)",
+    )
+    .await;
+    exec(&db, "CREATE TABLE t (x INTEGER)").await;
+    exec(&db, "INSERT INTO t VALUES (1), (2), (3)").await;
+    assert_eq!(db.row_count("t").await.unwrap(), 3);
+    let tracked = db.track_row_count("t").await;
+    assert!(
+        tracked.is_err(),
+        "tracking needs the migrations: {tracked:?}"
+    );
+    assert!(matches!(
+        db.row_count("missing").await,
+        Err(Error::Database(_))
+    ));
+}
+
+/// A writer holding its transaction open makes tracking wait for the table's lock, with reads
+/// going on meanwhile; once the writer commits, its rows are in the seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tracking_waits_for_writers_and_lets_readers_through() {
+    let Some((db, _guard)) =
+        postgres("postgres_tracking_waits_for_writers_and_lets_readers_through").await
+    else {
+        return;
+    };
+    exec(&db, "CREATE TABLE t (x INTEGER)").await;
+    let pool = db.as_postgres().unwrap().clone();
+    let mut writer = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO t SELECT generate_series(1, 25)")
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    let tracking = tokio::spawn({
+        let db = db.clone();
+        async move { db.track_row_count("t").await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!tracking.is_finished(), "tracking waits for the writer");
+    let read: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(read, 0, "readers are not blocked");
+    writer.commit().await.unwrap();
+    assert_eq!(tracking.await.unwrap().unwrap(), 25);
+    exec(&db, "INSERT INTO t VALUES (26)").await;
+    assert_count(&db, "t", 26, "tracking after the writer").await;
 }
 
 #[tokio::test]

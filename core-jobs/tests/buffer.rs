@@ -181,3 +181,31 @@ async fn several_relays_never_dispatch_a_row_twice() {
     assert_eq!(ready(&queue).await, n, "every row dispatched exactly once");
     assert_eq!(buffer.pending().await.unwrap(), 0);
 }
+
+/// Pushing inside a transaction works from a spawned task, as it must from an axum handler: the
+/// futures are `Send` for every lifetime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffering_can_run_in_a_spawned_task() {
+    let sqlite = test_support::sqlite().await;
+    let db = Database::Sqlite(sqlite.pool.clone());
+    let queue = Queue::memory();
+    let buffer = JobBuffer::new(db.clone(), queue.clone());
+    let task = tokio::spawn({
+        let buffer = buffer.clone();
+        async move {
+            let mut tx = db.begin().await?;
+            tx.execute("CREATE TABLE orders (id INTEGER)").await?;
+            buffer.push(&mut tx, &TestJob::new("spawned")).await?;
+            buffer.commit(tx).await?;
+            buffer.relay_once().await?;
+            anyhow::Ok(())
+        }
+    });
+    task.await.unwrap().unwrap();
+    assert!(
+        wait_for(Duration::from_secs(5), || async {
+            ready(&queue).await == 1
+        })
+        .await
+    );
+}

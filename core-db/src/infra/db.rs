@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+use sqlx::{Executor as _, PgPool, Postgres, Sqlite, SqlitePool};
 
 use crate::error::{Error, Result};
 
@@ -264,9 +264,11 @@ impl Tx {
 
     /// Runs one statement without parameters inside the transaction.
     pub async fn execute(&mut self, sql: &str) -> Result<u64> {
+        // `&str` as the query runs it unprepared, like `raw_sql`, whose future over a `&mut`
+        // connection is not `Send` for every lifetime: callers could not spawn it.
         Ok(match self {
-            Self::Postgres(tx) => sqlx::raw_sql(sql).execute(&mut **tx).await?.rows_affected(),
-            Self::Sqlite(tx) => sqlx::raw_sql(sql).execute(&mut **tx).await?.rows_affected(),
+            Self::Postgres(tx) => (&mut **tx).execute(sql).await?.rows_affected(),
+            Self::Sqlite(tx) => (&mut **tx).execute(sql).await?.rows_affected(),
         })
     }
 

@@ -61,6 +61,9 @@ SELECT COALESCE(\
   (SELECT count(*) FROM rustforge_row_counts c WHERE c.relid = to_regclass($1)), \
   to_regclass($1)::OID";
 
+/// How long [`Database::track_row_count`] waits for the table's lock.
+const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One compaction at a time per process; others are skipped, not queued.
 static COMPACTING: AtomicBool = AtomicBool::new(false);
 
@@ -96,10 +99,12 @@ impl Database {
     /// Keeps an exact count of `table`'s rows that [`row_count`](Self::row_count) reads in O(1)
     /// on PostgreSQL, and returns the count it starts from (see the [module docs](self)).
     ///
-    /// Installs the table's triggers and seeds the count in one transaction that holds the
-    /// table's `SHARE ROW EXCLUSIVE` lock: reads go on, writes wait for the seeding `COUNT(*)`.
-    /// Calling it again re-seeds the count and removes entries left by dropped tables, so it is
-    /// safe to call at every start-up or from a migration step. Needs the framework migrations
+    /// Installs the table's triggers (those missing; a disabled one is enabled again) and seeds
+    /// the count in one transaction that holds the table's `SHARE ROW EXCLUSIVE` lock: reads go
+    /// on, writes wait for the seeding `COUNT(*)`. Waiting for that lock behind a long-running
+    /// writer fails after 30 s (PostgreSQL's lock timeout error). Calling it again re-seeds the
+    /// count and removes entries left by dropped tables, so it is safe to call at every start-up
+    /// or from a migration step. Needs the framework migrations
     /// ([`migrate`](Self::migrate)). On SQLite it only checks that the table exists.
     ///
     /// `table` is `name` or `schema.name`; each part is quoted as an identifier.
@@ -124,23 +129,7 @@ impl Database {
         let Self::Postgres(pool) = self else {
             return Ok(());
         };
-        let mut tx = pool.begin().await?;
-        let relid = table_oid(&mut tx, &quoted).await?;
-        for (name, _) in TRIGGERS {
-            sqlx::raw_sql(&format!("DROP TRIGGER IF EXISTS {name} ON {quoted}"))
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("SELECT rustforge_row_count_lock($1)")
-            .bind(relid)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM rustforge_row_counts WHERE relid = $1")
-            .bind(relid)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        untrack_postgres(pool, &quoted).await
     }
 
     /// The exact number of rows in `table`. On PostgreSQL a table tracked by
@@ -148,34 +137,53 @@ impl Database {
     /// millisecond; any other table (and every table on SQLite) is counted with `COUNT(*)`.
     pub async fn row_count(&self, table: &str) -> Result<u64> {
         let quoted = quote_table(table)?;
-        match self {
-            Self::Postgres(pool) => {
-                let (n, parts, relid): (i64, i64, Option<Oid>) =
-                    sqlx::query_as(&PG_ROW_COUNT.replace("{table}", &quoted))
-                        .bind(&quoted)
-                        .fetch_one(pool)
-                        .await?;
-                if parts > COMPACT_AFTER
-                    && let Some(relid) = relid
+        let count_all = format!("SELECT COUNT(*) FROM {quoted}");
+        let n: i64 = match self {
+            Self::Postgres(pool) => match tracked_count(pool, &quoted).await {
+                // Without the framework migrations no table can be tracked: count.
+                Err(sqlx::Error::Database(err))
+                    if err.code().as_deref() == Some("42P01")
+                        && err.message().contains("rustforge_row_counts") =>
                 {
-                    spawn_compaction(pool.clone(), relid);
+                    sqlx::query_scalar(&count_all).fetch_one(pool).await?
                 }
-                Ok(u64::try_from(n).unwrap_or(0))
-            }
-            Self::Sqlite(pool) => {
-                let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {quoted}"))
-                    .fetch_one(pool)
-                    .await?;
-                Ok(u64::try_from(n).unwrap_or(0))
-            }
-        }
+                other => other?,
+            },
+            Self::Sqlite(pool) => sqlx::query_scalar(&count_all).fetch_one(pool).await?,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// The tracked count of a table, or its `COUNT(*)` when it is not tracked; starts a compaction
+/// when the count is spread over too many rows.
+async fn tracked_count(pool: &PgPool, quoted: &str) -> sqlx::Result<i64> {
+    let (n, parts, relid): (i64, i64, Option<Oid>) =
+        sqlx::query_as(&PG_ROW_COUNT.replace("{table}", quoted))
+            .bind(quoted)
+            .fetch_one(pool)
+            .await?;
+    if parts > COMPACT_AFTER
+        && let Some(relid) = relid
+    {
+        spawn_compaction(pool.clone(), relid);
+    }
+    Ok(n)
 }
 
 async fn track_postgres(pool: &PgPool, quoted: &str) -> Result<u64> {
     let mut tx = pool.begin().await?;
+    // Waiting behind a long-running writer fails after a while instead of hanging a start-up.
+    sqlx::query(&format!(
+        "SET LOCAL lock_timeout = '{}s'",
+        LOCK_TIMEOUT.as_secs()
+    ))
+    .execute(&mut *tx)
+    .await?;
     // The lock first: from here no write to the table can slip between the triggers and the seed.
-    sqlx::raw_sql(&format!("LOCK TABLE {quoted} IN SHARE ROW EXCLUSIVE MODE"))
+    // It lets reads go on; so do `CREATE TRIGGER` and `ENABLE TRIGGER`, unlike `DROP TRIGGER`,
+    // which is why an existing trigger is kept.
+    sqlx::query(&format!("LOCK TABLE {quoted} IN SHARE ROW EXCLUSIVE MODE"))
         .execute(&mut *tx)
         .await?;
     let relid = table_oid(&mut tx, quoted).await?;
@@ -183,14 +191,23 @@ async fn track_postgres(pool: &PgPool, quoted: &str) -> Result<u64> {
         .bind(relid)
         .execute(&mut *tx)
         .await?;
+    let existing: Vec<(String, String)> =
+        sqlx::query_as("SELECT tgname::TEXT, tgenabled::TEXT FROM pg_trigger WHERE tgrelid = $1")
+            .bind(relid)
+            .fetch_all(&mut *tx)
+            .await?;
     for (name, when) in TRIGGERS {
-        let when = when.replace("{table}", quoted);
-        sqlx::raw_sql(&format!(
-            "DROP TRIGGER IF EXISTS {name} ON {quoted}; \
-             CREATE TRIGGER {name} {when} EXECUTE FUNCTION rustforge_row_count_changed()"
-        ))
-        .execute(&mut *tx)
-        .await?;
+        let statement = match existing.iter().find(|(n, _)| n == name) {
+            None => format!(
+                "CREATE TRIGGER {name} {} EXECUTE FUNCTION rustforge_row_count_changed()",
+                when.replace("{table}", quoted)
+            ),
+            Some((_, enabled)) if enabled == "D" => {
+                format!("ALTER TABLE {quoted} ENABLE TRIGGER {name}")
+            }
+            Some(_) => continue,
+        };
+        sqlx::query(&statement).execute(&mut *tx).await?;
     }
     sqlx::query(
         "DELETE FROM rustforge_row_counts \
@@ -207,6 +224,26 @@ async fn track_postgres(pool: &PgPool, quoted: &str) -> Result<u64> {
     .await?;
     tx.commit().await?;
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+async fn untrack_postgres(pool: &PgPool, quoted: &str) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let relid = table_oid(&mut tx, quoted).await?;
+    for (name, _) in TRIGGERS {
+        sqlx::query(&format!("DROP TRIGGER IF EXISTS {name} ON {quoted}"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("SELECT rustforge_row_count_lock($1)")
+        .bind(relid)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM rustforge_row_counts WHERE relid = $1")
+        .bind(relid)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The table's OID; PostgreSQL's "relation does not exist" error when there is none.
