@@ -304,10 +304,12 @@ async fn postgres_truncate_renames_schemas_and_merge_keep_the_count() {
     exec(&db, "CREATE TABLE other (x INTEGER)").await;
     exec(&db, "DROP TABLE shop.purchases").await;
     db.track_row_count("other").await.unwrap();
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM rustforge_row_counts")
-        .fetch_one(db.as_postgres().unwrap())
-        .await
-        .unwrap();
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rustforge_row_counts WHERE relid <> 'failed_jobs'::REGCLASS",
+    )
+    .fetch_one(db.as_postgres().unwrap())
+    .await
+    .unwrap();
     assert_eq!(rows, 1, "only the row of `other` is left");
 }
 
@@ -409,6 +411,33 @@ async fn postgres_counter_stays_exact_under_concurrent_writers() {
     assert_eq!(db.row_count("t").await.unwrap(), expected);
 }
 
+/// The framework migrations track `failed_jobs`, so `FailedJobs::count` is O(1).
+#[tokio::test]
+async fn postgres_migrations_track_failed_jobs() {
+    let Some((db, _guard)) = postgres("postgres_migrations_track_failed_jobs").await else {
+        return;
+    };
+    assert_eq!(
+        parts(&db, "failed_jobs").await,
+        1,
+        "seeded by the migration"
+    );
+    exec(
+        &db,
+        "INSERT INTO failed_jobs (job_id, job_name, queue, payload, error) \
+         SELECT 'j' || g, 'send_email', 'default', '{}', 'boom' FROM generate_series(1, 3) g",
+    )
+    .await;
+    assert_eq!(
+        parts(&db, "failed_jobs").await,
+        2,
+        "one delta for the statement"
+    );
+    assert_count(&db, "failed_jobs", 3, "recording failures").await;
+    exec(&db, "DELETE FROM failed_jobs WHERE job_id = 'j1'").await;
+    assert_count(&db, "failed_jobs", 2, "forgetting one").await;
+}
+
 #[tokio::test]
 async fn postgres_without_the_framework_migrations_counts() {
     let Some(pg) = test_support::postgres("postgres_without_the_framework_migrations_counts").await
@@ -419,9 +448,10 @@ async fn postgres_without_the_framework_migrations_counts() {
     // The test database comes migrated: take the row-count objects away again.
     exec(
         &db,
-        "DROP TABLE rustforge_row_counts; \
-         DROP FUNCTION rustforge_row_count_lock(OID), rustforge_row_count_changed(), \
-                       rustforge_row_count_compact(OID)",
+        "DROP FUNCTION rustforge_row_count_changed() CASCADE; \
+         DROP FUNCTION rustforge_track_row_count(REGCLASS), rustforge_untrack_row_count(REGCLASS), \
+                       rustforge_row_count_compact(OID), rustforge_row_count_lock(OID); \
+         DROP TABLE rustforge_row_counts",
     )
     .await;
     exec(&db, "CREATE TABLE t (x INTEGER)").await;

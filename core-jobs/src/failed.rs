@@ -206,17 +206,14 @@ impl FailedJobs {
         Ok(self.fetch(&sql, id).await?.pop())
     }
 
-    /// How many failures are stored.
+    /// How many failures are stored, exactly. On PostgreSQL the framework migrations track the
+    /// table's row count ([`Database::track_row_count`]), so this costs O(1) however many
+    /// failures pile up; on SQLite it is a `COUNT(*)`.
     ///
     /// # Errors
     /// The database failed.
     pub async fn count(&self) -> Result<u64> {
-        let sql = "SELECT COUNT(*) FROM failed_jobs";
-        let n: i64 = match &self.db {
-            Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
-            Database::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
-        };
-        Ok(n.max(0) as u64)
+        Ok(self.db.row_count("failed_jobs").await?)
     }
 
     /// Runs `sql` (a `SELECT {COLUMNS}` with one `$1`) with `arg` bound.

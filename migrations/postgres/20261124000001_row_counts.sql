@@ -60,3 +60,52 @@ BEGIN
     RETURN true;
 END
 $$;
+
+-- Starts (or re-seeds) tracking: creates the triggers that are missing, enables disabled ones
+-- (CREATE and ENABLE TRIGGER let reads go on, unlike DROP TRIGGER), and seeds the count while the
+-- table's SHARE ROW EXCLUSIVE lock keeps writers out. Drops the rows of tables that no longer
+-- exist. Returns the seeded count.
+CREATE FUNCTION rustforge_track_row_count(rel REGCLASS) RETURNS BIGINT
+LANGUAGE plpgsql AS $$
+DECLARE
+    trigger_name TEXT;
+    timing TEXT;
+    state "char";
+    seeded BIGINT;
+BEGIN
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', rel);
+    PERFORM rustforge_row_count_lock(rel);
+    FOR trigger_name, timing IN VALUES
+        ('rustforge_row_count_insert',
+         'AFTER INSERT ON %s REFERENCING NEW TABLE AS rustforge_new_rows FOR EACH STATEMENT'),
+        ('rustforge_row_count_delete',
+         'AFTER DELETE ON %s REFERENCING OLD TABLE AS rustforge_old_rows FOR EACH STATEMENT'),
+        ('rustforge_row_count_truncate', 'AFTER TRUNCATE ON %s FOR EACH STATEMENT')
+    LOOP
+        SELECT tgenabled INTO state FROM pg_trigger WHERE tgrelid = rel AND tgname = trigger_name;
+        IF NOT FOUND THEN
+            EXECUTE format('CREATE TRIGGER %I ' || timing
+                           || ' EXECUTE FUNCTION rustforge_row_count_changed()', trigger_name, rel);
+        ELSIF state = 'D' THEN
+            EXECUTE format('ALTER TABLE %s ENABLE TRIGGER %I', rel, trigger_name);
+        END IF;
+    END LOOP;
+    DELETE FROM rustforge_row_counts
+    WHERE relid = rel OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = relid);
+    EXECUTE format('SELECT count(*) FROM %s', rel) INTO seeded;
+    INSERT INTO rustforge_row_counts (relid, n) VALUES (rel, seeded);
+    RETURN seeded;
+END
+$$;
+
+-- Stops tracking: drops the triggers and the table's rows.
+CREATE FUNCTION rustforge_untrack_row_count(rel REGCLASS) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('DROP TRIGGER IF EXISTS rustforge_row_count_insert ON %s', rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS rustforge_row_count_delete ON %s', rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS rustforge_row_count_truncate ON %s', rel);
+    PERFORM rustforge_row_count_lock(rel);
+    DELETE FROM rustforge_row_counts WHERE relid = rel;
+END
+$$;

@@ -16,6 +16,10 @@
 //! dropping one of the triggers is noticed: [`Database::row_count`] then counts with `COUNT(*)`
 //! until [`Database::track_row_count`] is called again, which re-seeds the count.
 //!
+//! Tracking is a SQL function of the framework migrations, so a migration of your own can track a
+//! table in the same transaction that creates it: `SELECT rustforge_track_row_count('articles');`.
+//! The framework migrations track `failed_jobs` this way.
+//!
 //! On SQLite, `COUNT(*)` walks the table's smallest b-tree and is cheap at the sizes an embedded
 //! database holds, so nothing is installed and [`Database::row_count`] always counts.
 
@@ -30,22 +34,6 @@ use crate::error::{Error, Result};
 /// Once a tracked table has more rows than this in `rustforge_row_counts`, the next
 /// [`Database::row_count`] folds them into one in the background.
 pub const COMPACT_AFTER: i64 = 64;
-
-/// The triggers of a tracked PostgreSQL table: name, and when it fires.
-const TRIGGERS: [(&str, &str); 3] = [
-    (
-        "rustforge_row_count_insert",
-        "AFTER INSERT ON {table} REFERENCING NEW TABLE AS rustforge_new_rows FOR EACH STATEMENT",
-    ),
-    (
-        "rustforge_row_count_delete",
-        "AFTER DELETE ON {table} REFERENCING OLD TABLE AS rustforge_old_rows FOR EACH STATEMENT",
-    ),
-    (
-        "rustforge_row_count_truncate",
-        "AFTER TRUNCATE ON {table} FOR EACH STATEMENT",
-    ),
-];
 
 /// The exact count when the table is tracked with all three triggers enabled, otherwise
 /// `COUNT(*)`; `COALESCE` only runs the second (an init plan) when the first is NULL. Also returns
@@ -129,7 +117,11 @@ impl Database {
         let Self::Postgres(pool) = self else {
             return Ok(());
         };
-        untrack_postgres(pool, &quoted).await
+        sqlx::query("SELECT rustforge_untrack_row_count($1::REGCLASS)")
+            .bind(&quoted)
+            .execute(pool)
+            .await?;
+        Ok(())
     }
 
     /// The exact number of rows in `table`. On PostgreSQL a table tracked by
@@ -171,87 +163,22 @@ async fn tracked_count(pool: &PgPool, quoted: &str) -> sqlx::Result<i64> {
     Ok(n)
 }
 
+/// Runs `rustforge_track_row_count` (see the PostgreSQL migrations), its wait for the table's
+/// lock bounded by [`LOCK_TIMEOUT`].
 async fn track_postgres(pool: &PgPool, quoted: &str) -> Result<u64> {
     let mut tx = pool.begin().await?;
-    // Waiting behind a long-running writer fails after a while instead of hanging a start-up.
     sqlx::query(&format!(
         "SET LOCAL lock_timeout = '{}s'",
         LOCK_TIMEOUT.as_secs()
     ))
     .execute(&mut *tx)
     .await?;
-    // The lock first: from here no write to the table can slip between the triggers and the seed.
-    // It lets reads go on; so do `CREATE TRIGGER` and `ENABLE TRIGGER`, unlike `DROP TRIGGER`,
-    // which is why an existing trigger is kept.
-    sqlx::query(&format!("LOCK TABLE {quoted} IN SHARE ROW EXCLUSIVE MODE"))
-        .execute(&mut *tx)
+    let n: i64 = sqlx::query_scalar("SELECT rustforge_track_row_count($1::REGCLASS)")
+        .bind(quoted)
+        .fetch_one(&mut *tx)
         .await?;
-    let relid = table_oid(&mut tx, quoted).await?;
-    sqlx::query("SELECT rustforge_row_count_lock($1)")
-        .bind(relid)
-        .execute(&mut *tx)
-        .await?;
-    let existing: Vec<(String, String)> =
-        sqlx::query_as("SELECT tgname::TEXT, tgenabled::TEXT FROM pg_trigger WHERE tgrelid = $1")
-            .bind(relid)
-            .fetch_all(&mut *tx)
-            .await?;
-    for (name, when) in TRIGGERS {
-        let statement = match existing.iter().find(|(n, _)| n == name) {
-            None => format!(
-                "CREATE TRIGGER {name} {} EXECUTE FUNCTION rustforge_row_count_changed()",
-                when.replace("{table}", quoted)
-            ),
-            Some((_, enabled)) if enabled == "D" => {
-                format!("ALTER TABLE {quoted} ENABLE TRIGGER {name}")
-            }
-            Some(_) => continue,
-        };
-        sqlx::query(&statement).execute(&mut *tx).await?;
-    }
-    sqlx::query(
-        "DELETE FROM rustforge_row_counts \
-         WHERE relid = $1 OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = relid)",
-    )
-    .bind(relid)
-    .execute(&mut *tx)
-    .await?;
-    let n: i64 = sqlx::query_scalar(&format!(
-        "INSERT INTO rustforge_row_counts (relid, n) SELECT $1, count(*) FROM {quoted} RETURNING n"
-    ))
-    .bind(relid)
-    .fetch_one(&mut *tx)
-    .await?;
     tx.commit().await?;
     Ok(u64::try_from(n).unwrap_or(0))
-}
-
-async fn untrack_postgres(pool: &PgPool, quoted: &str) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    let relid = table_oid(&mut tx, quoted).await?;
-    for (name, _) in TRIGGERS {
-        sqlx::query(&format!("DROP TRIGGER IF EXISTS {name} ON {quoted}"))
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query("SELECT rustforge_row_count_lock($1)")
-        .bind(relid)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM rustforge_row_counts WHERE relid = $1")
-        .bind(relid)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// The table's OID; PostgreSQL's "relation does not exist" error when there is none.
-async fn table_oid(tx: &mut sqlx::PgConnection, quoted: &str) -> Result<Oid> {
-    Ok(sqlx::query_scalar("SELECT $1::REGCLASS::OID")
-        .bind(quoted)
-        .fetch_one(tx)
-        .await?)
 }
 
 /// Folds a table's counter rows into one, on a pooled connection in the background. A failure
