@@ -82,7 +82,6 @@
 mod params;
 mod sql;
 
-use sql::Total;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -95,6 +94,7 @@ use serde::Serialize;
 
 use crate::error::AppError;
 use crate::response::{ApiResponse, ApiResult};
+use sql::Total;
 
 pub use params::ListQuery;
 
@@ -417,7 +417,8 @@ impl DataTableBuilder {
     /// [`Database::row_count`]: exact, and read in O(1) on PostgreSQL when the table is tracked
     /// with [`Database::track_row_count`] (otherwise, and on SQLite, it is a `COUNT(*)` as
     /// usual). Filtered totals are still counted, or kept by [`cache_counts`](Self::cache_counts).
-    /// Only for [`DataTable::table`] definitions; needs the framework migrations on PostgreSQL.
+    /// Only for [`DataTable::table`] definitions. Tracking needs the framework migrations on
+    /// PostgreSQL; without them every total is counted.
     ///
     /// ```
     /// # async fn setup(db: core_db::infra::db::Database) -> core_db::Result<()> {
