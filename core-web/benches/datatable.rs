@@ -123,16 +123,17 @@ async fn setup(pool: &PgPool) {
     );
 }
 
-/// Raw sqlx: the page and the count, concurrently, serialised.
-async fn raw_first_page(pool: &PgPool) -> Vec<u8> {
-    let rows = sqlx::query_as::<_, Event>(
-        "SELECT id, name, amount, active, created_at FROM events \
-         ORDER BY created_at DESC LIMIT $1 OFFSET $2",
-    )
-    .bind(PER_PAGE)
-    .bind(0_i64)
-    .fetch_all(pool);
-    let total = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM events").fetch_one(pool);
+/// The first page, sorted by the indexed column, as hand-written SQL.
+const RAW_PAGE: &str = "SELECT id, name, amount, active, created_at FROM events \
+                        ORDER BY created_at DESC LIMIT $1 OFFSET $2";
+
+/// Raw sqlx: the page and the total from `total_sql`, concurrently, serialised.
+async fn raw_page_with_total(pool: &PgPool, total_sql: &'static str) -> Vec<u8> {
+    let rows = sqlx::query_as::<_, Event>(RAW_PAGE)
+        .bind(PER_PAGE)
+        .bind(0_i64)
+        .fetch_all(pool);
+    let total = sqlx::query_scalar::<_, i64>(total_sql).fetch_one(pool);
     let (data, total) = tokio::try_join!(rows, total).expect("raw queries");
     let total = total as u64;
     let page = Page {
@@ -147,45 +148,29 @@ async fn raw_first_page(pool: &PgPool) -> Vec<u8> {
     serde_json::to_vec(&page).expect("serialise")
 }
 
-/// Raw sqlx: the page only.
-async fn raw_page_only(pool: &PgPool) -> Vec<u8> {
-    let data = sqlx::query_as::<_, Event>(
-        "SELECT id, name, amount, active, created_at FROM events \
-         ORDER BY created_at DESC LIMIT $1 OFFSET $2",
-    )
-    .bind(PER_PAGE)
-    .bind(0_i64)
-    .fetch_all(pool)
-    .await
-    .expect("raw page");
-    serde_json::to_vec(&data).expect("serialise")
+/// Raw sqlx: the page and `COUNT(*)`.
+async fn raw_first_page(pool: &PgPool) -> Vec<u8> {
+    raw_page_with_total(pool, "SELECT COUNT(*) FROM events").await
 }
 
 /// Raw sqlx: the page and the exact total read from the counter `track_row_count` keeps.
 async fn raw_tracked_first_page(pool: &PgPool) -> Vec<u8> {
-    let rows = sqlx::query_as::<_, Event>(
-        "SELECT id, name, amount, active, created_at FROM events \
-         ORDER BY created_at DESC LIMIT $1 OFFSET $2",
-    )
-    .bind(PER_PAGE)
-    .bind(0_i64)
-    .fetch_all(pool);
-    let total = sqlx::query_scalar::<_, i64>(
+    raw_page_with_total(
+        pool,
         "SELECT sum(n)::BIGINT FROM rustforge_row_counts WHERE relid = 'events'::REGCLASS",
     )
-    .fetch_one(pool);
-    let (data, total) = tokio::try_join!(rows, total).expect("raw queries");
-    let total = total as u64;
-    let page = Page {
-        data,
-        meta: Meta {
-            page: 1,
-            per_page: PER_PAGE as u64,
-            total,
-            last_page: total.div_ceil(PER_PAGE as u64).max(1),
-        },
-    };
-    serde_json::to_vec(&page).expect("serialise")
+    .await
+}
+
+/// Raw sqlx: the page only.
+async fn raw_page_only(pool: &PgPool) -> Vec<u8> {
+    let data = sqlx::query_as::<_, Event>(RAW_PAGE)
+        .bind(PER_PAGE)
+        .bind(0_i64)
+        .fetch_all(pool)
+        .await
+        .expect("raw page");
+    serde_json::to_vec(&data).expect("serialise")
 }
 
 async fn insert_one(pool: &PgPool, table: &str) {

@@ -129,7 +129,7 @@ impl Database {
     /// millisecond; any other table (and every table on SQLite) is counted with `COUNT(*)`.
     pub async fn row_count(&self, table: &str) -> Result<u64> {
         let quoted = quote_table(table)?;
-        let count_all = format!("SELECT COUNT(*) FROM {quoted}");
+        let count_all = || format!("SELECT COUNT(*) FROM {quoted}");
         let n: i64 = match self {
             Self::Postgres(pool) => match tracked_count(pool, &quoted).await {
                 // Without the framework migrations no table can be tracked: count.
@@ -137,11 +137,11 @@ impl Database {
                     if err.code().as_deref() == Some("42P01")
                         && err.message().contains("rustforge_row_counts") =>
                 {
-                    sqlx::query_scalar(&count_all).fetch_one(pool).await?
+                    sqlx::query_scalar(&count_all()).fetch_one(pool).await?
                 }
                 other => other?,
             },
-            Self::Sqlite(pool) => sqlx::query_scalar(&count_all).fetch_one(pool).await?,
+            Self::Sqlite(pool) => sqlx::query_scalar(&count_all()).fetch_one(pool).await?,
         };
         Ok(u64::try_from(n).unwrap_or(0))
     }

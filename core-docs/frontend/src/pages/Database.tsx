@@ -107,8 +107,8 @@ function Database() {
           <code>COUNT(*)</code>), writers never wait on each other for it, and a bulk insert adds a single row. A migration of your own can
           do the same with <code>SELECT rustforge_track_row_count('articles');</code>; the framework's own migrations track{' '}
           <code>failed_jobs</code>, so <code>FailedJobs::count</code> stays cheap however many failures pile up. Inserts
-          cost a little more: 1.1–1.2x for a single row and up to 1.4x for 10,000 rows in one statement, in the
-          DataTable benchmark.
+          cost a little more: between 1.0x and 1.4x of an untracked insert, single-row or 10,000 rows in one
+          statement, across runs of the DataTable benchmark.
         </p>
         <Callout kind="note">
           If one of the triggers is disabled or dropped, <code>row_count</code> falls back to <code>COUNT(*)</code> until{' '}
