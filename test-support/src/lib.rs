@@ -7,6 +7,8 @@
 //! - [`postgres`]: a fresh database created on the server at `DATABASE_URL`, with the workspace's
 //!   PostgreSQL migrations applied; dropped (with `FORCE`) when the [`TestPostgres`] is dropped.
 //! - [`sqlite`]: a fresh temporary SQLite file with the SQLite migrations applied.
+//! - [`FaultProxy`]: a TCP proxy between a client and Redis or PostgreSQL that black-holes,
+//!   stalls, delays, cuts or resets the traffic on command (see [`proxy`]).
 //!
 //! When a service is unreachable the helper returns `None` after printing one `SKIPPED` line, so a
 //! contributor without Redis or PostgreSQL can still run `cargo test`. With
@@ -22,8 +24,10 @@
 //! ```
 
 pub mod http;
+pub mod proxy;
 pub mod s3;
 pub use http::{JsonReply, send_json};
+pub use proxy::{Direction, Fault, FaultProxy};
 pub use s3::{TestS3, s3};
 
 use std::io::Write;
