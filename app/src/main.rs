@@ -284,3 +284,27 @@ fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'stati
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `app jobs failed prune 9999999999d` (about 27 million years) is a usage error (exit code
+    /// 2 with the usage text), not a panic inside the prune.
+    #[tokio::test]
+    async fn pruning_with_an_age_beyond_the_calendar_is_a_usage_error() {
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        db.migrate().await.unwrap();
+        let queue = Queue::memory();
+        for age in ["9999999999d", "99999999999999999d", "36501d"] {
+            let args = vec!["prune".to_owned(), age.to_owned()];
+            let err = failed_command(&args, &db, &queue).await.unwrap_err();
+            assert!(err.downcast_ref::<Usage>().is_some(), "{age}: {err}");
+        }
+        let args = vec!["prune".to_owned(), "7d".to_owned()];
+        assert_eq!(
+            failed_command(&args, &db, &queue).await.unwrap(),
+            "pruned 0 failed job(s) older than 7d"
+        );
+    }
+}

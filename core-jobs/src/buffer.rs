@@ -15,6 +15,14 @@
 //! several relays never dispatch one row twice; a relay that dies after claiming leaves its
 //! rows to be claimed again once the deadline passes (at least once, like the queue). The
 //! buffered job keeps its id, so a duplicate is recognisable.
+//!
+//! A row that fails to dispatch does not hold up the others: the rows sent before it are
+//! deleted, its failed attempts are counted (`attempts`, `last_error`) and it is tried again
+//! after a short backoff; once it has failed [`max_attempts`](JobBuffer::with_max_attempts)
+//! times for a reason of its own (an invalid queue name, a payload the queue rejects) it is
+//! parked (`parked_at`): the relay leaves it, [`parked`](JobBuffer::parked) lists it and
+//! [`retry_parked`](JobBuffer::retry_parked) puts it back. A queue that is unreachable ends the
+//! pass (what was sent is deleted first) without parking anything.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,7 +75,34 @@ const CHANNEL: &str = "rustforge_job_outbox";
 #[derive(Clone, Debug)]
 pub struct JobBuffer {
     inner: Arc<Inner>,
+    max_attempts: u32,
 }
+
+/// A row the relay parked after it failed to dispatch it [`JobBuffer::with_max_attempts`]
+/// times, from [`JobBuffer::parked`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParkedJob {
+    /// The outbox row id (what [`JobBuffer::retry_parked`] takes).
+    pub id: i64,
+    /// The id the job gets in the queue.
+    pub job_id: String,
+    /// The job's `NAME`.
+    pub job_name: String,
+    /// The queue it is for.
+    pub queue: String,
+    /// Its JSON payload.
+    pub payload: String,
+    /// Failed dispatches.
+    pub attempts: u32,
+    /// The last dispatch error.
+    pub last_error: Option<String>,
+    /// When it was parked.
+    pub parked_at: DateTime<Utc>,
+}
+
+/// Failed dispatches after which a row is parked, by default.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
 #[derive(Debug)]
 struct Inner {
@@ -88,6 +123,7 @@ struct OutboxRow {
     payload: String,
     group_id: Option<String>,
     available_at: DateTime<Utc>,
+    attempts: u32,
 }
 
 impl OutboxRow {
@@ -108,6 +144,7 @@ impl OutboxRow {
             payload: row.try_get("payload")?,
             group_id: row.try_get("group_id")?,
             available_at,
+            attempts: row.try_get::<i64, _>("attempts")?.max(0) as u32,
         })
     }
 }
@@ -135,7 +172,16 @@ impl JobBuffer {
                 claim_for: claim_for.max(Duration::from_secs(1)),
                 batch: 500,
             }),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
         }
+    }
+
+    /// After how many failed dispatches a row is parked instead of tried again (default 5, at
+    /// least 1). Failures because the queue is unreachable do not count towards parking.
+    #[must_use]
+    pub fn with_max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
     }
 
     /// Writes `job` into the outbox inside `tx`; it is dispatched after `tx` commits, never if
@@ -215,9 +261,13 @@ impl JobBuffer {
     /// Claims up to one batch of committed rows, dispatches them and deletes them; returns how
     /// many were dispatched. The relay calls this; tests and one-off tools may too.
     ///
+    /// A row that fails for a reason of its own gets its attempt counted (and is parked after
+    /// the last one) while the rest of the batch goes on; when the queue itself fails, the
+    /// pass ends. Either way the rows dispatched so far are deleted first.
+    ///
     /// # Errors
-    /// The database or the queue failed (claimed rows are dispatched again once their claim
-    /// expires).
+    /// The database failed, or the queue is unreachable (the rows not dispatched are tried
+    /// again once their claim expires).
     pub async fn relay_once(&self) -> Result<u64> {
         let rows = self.claim().await?;
         if rows.is_empty() {
@@ -225,13 +275,16 @@ impl JobBuffer {
         }
         let now = Utc::now();
         let mut done = Vec::with_capacity(rows.len());
-        for row in &rows {
+        let mut outcome = Ok(());
+        let mut untried = &rows[..0];
+        for (i, row) in rows.iter().enumerate() {
             let when = if row.available_at > now {
                 When::At(row.available_at.timestamp_millis())
             } else {
                 When::Now
             };
-            self.inner
+            let sent = self
+                .inner
                 .queue
                 .dispatch_raw(RawDispatch {
                     id: &row.job_id,
@@ -241,11 +294,172 @@ impl JobBuffer {
                     group: row.group_id.as_deref(),
                     when,
                 })
-                .await?;
-            done.push(row.id);
+                .await;
+            match sent {
+                Ok(_) => done.push(row.id),
+                Err(e) => {
+                    let unreachable = queue_unreachable(&e);
+                    // An unreachable queue says nothing about the row: not counted.
+                    let attempts = if unreachable {
+                        row.attempts
+                    } else {
+                        row.attempts.saturating_add(1)
+                    };
+                    let park = !unreachable && attempts >= self.max_attempts;
+                    if park {
+                        tracing::error!(row = row.id, job = %row.job_name, queue = %row.queue, attempts, error = %e, "job outbox row keeps failing to dispatch; parked");
+                    } else {
+                        tracing::warn!(row = row.id, job = %row.job_name, queue = %row.queue, attempts, error = %e, "job outbox row failed to dispatch; trying it again later");
+                    }
+                    if let Err(db) = self
+                        .record_failure(row.id, attempts, &e.to_string(), park)
+                        .await
+                    {
+                        outcome = Err(db);
+                        break;
+                    }
+                    if unreachable {
+                        outcome = Err(e);
+                        untried = &rows[i + 1..];
+                        break;
+                    }
+                }
+            }
         }
-        self.delete(&done).await?;
+        if !done.is_empty() {
+            self.delete(&done).await?;
+        }
+        if !untried.is_empty() {
+            // Not tried at all: free their claim for the next pass instead of leaving them
+            // reserved until it expires.
+            let ids: Vec<i64> = untried.iter().map(|r| r.id).collect();
+            self.release(&ids).await?;
+        }
+        outcome?;
         Ok(done.len() as u64)
+    }
+
+    /// Records a failed dispatch of row `id`: its attempts and error, then either parks it or
+    /// releases its claim after a backoff that grows with the attempts.
+    async fn record_failure(&self, id: i64, attempts: u32, error: &str, park: bool) -> Result<()> {
+        let now = Utc::now();
+        let shift = attempts.min(10);
+        let backoff = (Duration::from_millis(100) * (1u32 << shift)).min(self.inner.claim_for);
+        let retry_at = now + chrono::Duration::from_std(backoff).unwrap_or_default();
+        let attempts = i64::from(attempts);
+        let sql = "UPDATE job_outbox SET attempts = $1, last_error = $2, claimed_until = $3, \
+                   parked_at = $4 WHERE id = $5";
+        match &self.inner.db {
+            Database::Postgres(pool) => {
+                sqlx::query(sql)
+                    .bind(attempts)
+                    .bind(error)
+                    .bind(retry_at)
+                    .bind(park.then_some(now))
+                    .bind(id)
+                    .execute(pool)
+                    .await?;
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query(sql)
+                    .bind(attempts)
+                    .bind(error)
+                    .bind(sqlite::format_time(retry_at))
+                    .bind(park.then(|| sqlite::format_time(now)))
+                    .bind(id)
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows the relay parked (oldest first), at most `limit`.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn parked(&self, limit: u32) -> Result<Vec<ParkedJob>> {
+        let sql = "SELECT id, job_id, job_name, queue, payload, attempts, last_error, parked_at \
+                   FROM job_outbox WHERE parked_at IS NOT NULL ORDER BY id LIMIT $1";
+        let limit = i64::from(limit);
+        fn read<'r, R>(row: &'r R, parked_at: DateTime<Utc>) -> Result<ParkedJob, sqlx::Error>
+        where
+            R: Row,
+            &'static str: ColumnIndex<R>,
+            i64: Decode<'r, R::Database> + Type<R::Database>,
+            String: Decode<'r, R::Database> + Type<R::Database>,
+        {
+            Ok(ParkedJob {
+                id: row.try_get("id")?,
+                job_id: row.try_get("job_id")?,
+                job_name: row.try_get("job_name")?,
+                queue: row.try_get("queue")?,
+                payload: row.try_get("payload")?,
+                attempts: row.try_get::<i64, _>("attempts")?.max(0) as u32,
+                last_error: row.try_get("last_error")?,
+                parked_at,
+            })
+        }
+        Ok(match &self.inner.db {
+            Database::Postgres(pool) => sqlx::query(sql)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| read(r, r.try_get("parked_at")?))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?,
+            Database::Sqlite(pool) => sqlx::query(sql)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    let at: String = r.try_get("parked_at")?;
+                    read(r, sqlite::parse_time(&at).unwrap_or_default())
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?,
+        })
+    }
+
+    /// Puts parked row `id` back for the relay with its attempts reset (its last error stays
+    /// until it is dispatched); false when no such row is parked.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn retry_parked(&self, id: i64) -> Result<bool> {
+        self.unpark(Some(id)).await.map(|n| n > 0)
+    }
+
+    /// Puts every parked row back for the relay; returns how many.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn retry_all_parked(&self) -> Result<u64> {
+        self.unpark(None).await
+    }
+
+    async fn unpark(&self, id: Option<i64>) -> Result<u64> {
+        let sql = "UPDATE job_outbox SET parked_at = NULL, attempts = 0, claimed_until = NULL \
+                   WHERE parked_at IS NOT NULL AND ($1 IS NULL OR id = $1)";
+        let n = match &self.inner.db {
+            Database::Postgres(pool) => {
+                let sql = sql.replace("$1 IS NULL", "$1::BIGINT IS NULL");
+                sqlx::query(&sql)
+                    .bind(id)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+            Database::Sqlite(pool) => sqlx::query(sql)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        if n > 0 {
+            self.inner.nudge.notify_one();
+        }
+        Ok(n)
     }
 
     async fn claim(&self) -> Result<Vec<OutboxRow>> {
@@ -253,12 +467,13 @@ impl JobBuffer {
         let now = Utc::now();
         let until = now
             + chrono::Duration::from_std(inner.claim_for).unwrap_or(chrono::Duration::seconds(30));
-        let cols = "id, job_id, job_name, queue, payload, available_at, group_id";
+        let cols = "id, job_id, job_name, queue, payload, available_at, group_id, attempts";
         Ok(match &inner.db {
             Database::Postgres(pool) => {
                 let sql = format!(
                     "UPDATE job_outbox SET claimed_until = $1 WHERE id IN ( \
-                       SELECT id FROM job_outbox WHERE claimed_until IS NULL OR claimed_until < $2 \
+                       SELECT id FROM job_outbox WHERE parked_at IS NULL \
+                         AND (claimed_until IS NULL OR claimed_until < $2) \
                        ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
                      RETURNING {cols}"
                 );
@@ -276,7 +491,8 @@ impl JobBuffer {
                 // SQLite has one writer at a time: the UPDATE itself is the claim.
                 let sql = format!(
                     "UPDATE job_outbox SET claimed_until = $1 WHERE id IN ( \
-                       SELECT id FROM job_outbox WHERE claimed_until IS NULL OR claimed_until < $2 \
+                       SELECT id FROM job_outbox WHERE parked_at IS NULL \
+                         AND (claimed_until IS NULL OR claimed_until < $2) \
                        ORDER BY id LIMIT $3) \
                      RETURNING {cols}"
                 );
@@ -294,6 +510,28 @@ impl JobBuffer {
                     .collect::<Result<Vec<_>, sqlx::Error>>()?
             }
         })
+    }
+
+    async fn release(&self, ids: &[i64]) -> Result<()> {
+        match &self.inner.db {
+            Database::Postgres(pool) => {
+                sqlx::query("UPDATE job_outbox SET claimed_until = NULL WHERE id = ANY($1)")
+                    .bind(ids)
+                    .execute(pool)
+                    .await?;
+            }
+            Database::Sqlite(pool) => {
+                let list = serde_json::to_string(ids)?;
+                sqlx::query(
+                    "UPDATE job_outbox SET claimed_until = NULL \
+                     WHERE id IN (SELECT value FROM json_each($1))",
+                )
+                .bind(list)
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     async fn delete(&self, ids: &[i64]) -> Result<()> {
@@ -315,7 +553,7 @@ impl JobBuffer {
         Ok(())
     }
 
-    /// How many rows wait in the outbox (claimed or not).
+    /// How many rows wait in the outbox (claimed, parked or not).
     ///
     /// # Errors
     /// The database failed.
@@ -393,6 +631,21 @@ impl JobBuffer {
         if let Some(l) = listener {
             l.abort();
         }
+    }
+}
+
+/// Whether `e` says the queue itself is unreachable (so every row would fail alike), rather
+/// than that this row cannot be dispatched.
+fn queue_unreachable(e: &Error) -> bool {
+    match e {
+        Error::Redis(r) => {
+            r.is_io_error()
+                || r.is_connection_dropped()
+                || r.is_connection_refusal()
+                || r.is_timeout()
+                || r.is_unrecoverable_error()
+        }
+        _ => false,
     }
 }
 

@@ -155,10 +155,14 @@ fn parse_id(id: &str) -> anyhow::Result<i64> {
     id.parse().map_err(|_| usage(format!("bad ID {id:?}")))
 }
 
-/// Parses `30s`, `15m`, `24h`, `7d` (or a bare number of seconds).
+/// The largest age [`parse_age`] accepts: 100 years (36 500 days). Older than that reaches
+/// back before any job could have failed, and much older cannot be subtracted from now.
+pub const MAX_AGE: Duration = Duration::from_secs(36_500 * 86_400);
+
+/// Parses `30s`, `15m`, `24h`, `7d` (or a bare number of seconds), up to [`MAX_AGE`].
 ///
 /// # Errors
-/// A [`UsageError`] for anything else, including ages too large to represent.
+/// A [`UsageError`] for anything else, including ages over [`MAX_AGE`].
 pub fn parse_age(age: &str) -> anyhow::Result<Duration> {
     let bad = || usage(format!("bad AGE {age:?}"));
     let (num, unit) = age.split_at(age.find(|c: char| !c.is_ascii_digit()).unwrap_or(age.len()));
@@ -170,7 +174,12 @@ pub fn parse_age(age: &str) -> anyhow::Result<Duration> {
         "d" => 86_400,
         _ => return Err(bad()),
     };
-    n.checked_mul(unit_secs)
-        .map(Duration::from_secs)
-        .ok_or_else(bad)
+    let secs = n.checked_mul(unit_secs).ok_or_else(bad)?;
+    if secs > MAX_AGE.as_secs() {
+        return Err(usage(format!(
+            "AGE {age:?} is over the maximum of {}d",
+            MAX_AGE.as_secs() / 86_400
+        )));
+    }
+    Ok(Duration::from_secs(secs))
 }

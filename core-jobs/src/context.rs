@@ -5,6 +5,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use core_db::infra::cache::Cache;
 use core_db::infra::db::Database;
@@ -58,6 +59,27 @@ pub(crate) struct RunInfo {
     pub(crate) name: String,
     pub(crate) queue: String,
     pub(crate) attempt: u32,
+    pub(crate) lease: Arc<LeaseState>,
+}
+
+/// Whether the worker still holds a run's lease; shared by the worker and the run's context.
+#[derive(Debug, Default)]
+pub(crate) struct LeaseState {
+    lost: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl LeaseState {
+    /// Marks the lease as lost and wakes whoever waits in [`JobContext::lease_lost_notified`].
+    pub(crate) fn mark_lost(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether the lease was found lost.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
 }
 
 impl fmt::Debug for JobContext {
@@ -182,6 +204,38 @@ impl JobContext {
     /// outside a run).
     pub fn attempt(&self) -> u32 {
         self.run.as_ref().map_or(0, |r| r.attempt)
+    }
+
+    /// Whether the worker found that it no longer holds this run's lease: it was not extended
+    /// in time (the worker was stalled, or the queue unreachable for longer than the lease) and
+    /// the job was recovered, so another worker may be running it now. A handler doing long
+    /// work should check it (or await [`lease_lost_notified`](Self::lease_lost_notified))
+    /// between steps and stop early: whatever it returns after that is not acknowledged,
+    /// retried or written to `failed_jobs` by this worker; the run that holds the lease
+    /// decides. Always false outside a run.
+    ///
+    /// Detection is after the fact (the worker checks each time it extends leases, every third
+    /// of the lease), so it narrows the overlap of two runs but cannot close it: jobs must stay
+    /// idempotent (delivery is at least once).
+    pub fn lease_lost(&self) -> bool {
+        self.run.as_ref().is_some_and(|r| r.lease.is_lost())
+    }
+
+    /// Completes once [`lease_lost`](Self::lease_lost) turns true; never outside a run. Use it
+    /// in a `tokio::select!` to abandon long work whose lease was lost.
+    pub async fn lease_lost_notified(&self) {
+        let Some(run) = &self.run else {
+            return std::future::pending().await;
+        };
+        loop {
+            let notified = run.lease.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if run.lease.is_lost() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     pub(crate) fn for_run(&self, run: RunInfo) -> Self {

@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// A queued job. `group` and `id` are read by the Redis scripts (grouped paths only).
+/// A queued job. The Redis scripts never decode it: a grouped job's id and group travel beside
+/// it (see `queue/redis.rs`).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Envelope {
     /// The job id.
@@ -52,10 +53,55 @@ pub(crate) fn raw_payload(text: &str) -> Box<RawValue> {
     })
 }
 
+/// How deeply `json` (valid JSON text) nests arrays and objects: 0 for a scalar, 1 for `[]` or
+/// `{}`, 2 for `[[]]`… One pass over the bytes, without decoding.
+pub(crate) fn json_depth(json: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json.as_bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Unix time in milliseconds.
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_depth;
+
+    #[test]
+    fn measures_nesting_without_counting_brackets_in_strings() {
+        assert_eq!(json_depth("1"), 0);
+        assert_eq!(json_depth("{}"), 1);
+        assert_eq!(json_depth(r#"{"a":[1,{"b":[]}],"c":[]}"#), 4);
+        assert_eq!(json_depth(r#"["[[[{", "\\\"[[["]"#), 1);
+        assert_eq!(
+            json_depth(&format!("{}{}", "[".repeat(500), "]".repeat(500))),
+            500
+        );
+    }
 }

@@ -33,6 +33,10 @@ pub enum Error {
     /// A failed-job row was asked for by id and does not exist.
     #[error("no failed job with id {0}")]
     FailedJobNotFound(i64),
+    /// An operation did not complete in time (for example a `failed_jobs` write past the
+    /// store's [`timeout`](crate::FailedJobs::with_timeout)).
+    #[error("{0} timed out after {1:?}")]
+    Timeout(&'static str, std::time::Duration),
     /// The SIGINT and SIGTERM handlers of [`Worker::run`](crate::Worker::run) could not be
     /// installed.
     #[error("listening for SIGINT and SIGTERM: {0}")]

@@ -107,7 +107,11 @@ impl FailureRecord {
 #[derive(Debug, Clone)]
 pub struct FailedJobs {
     db: Database,
+    timeout: Duration,
 }
+
+/// How long [`FailedJobs::record`] may take by default.
+pub const DEFAULT_RECORD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A [`FailedJob`] from a row of [`COLUMNS`]: the columns both databases store alike are read
 /// here, `attempts` and `failed_at` (stored differently) come decoded.
@@ -148,7 +152,9 @@ where
     let attempts = i32::try_from(r.attempts).unwrap_or(i32::MAX);
     sqlx::query_scalar(
         "INSERT INTO failed_jobs (job_id, job_name, queue, payload, error, attempts, group_id, failed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (job_id, attempts, failed_at) DO UPDATE SET job_id = excluded.job_id \
+         RETURNING id",
     )
     .bind(&r.job_id)
     .bind(&r.job_name)
@@ -164,7 +170,22 @@ const COLUMNS: &str = "id, job_id, job_name, queue, payload, error, attempts, gr
 impl FailedJobs {
     /// The store on `db`.
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            timeout: DEFAULT_RECORD_TIMEOUT,
+        }
+    }
+
+    /// How long one [`record`](Self::record) may take (default 5 s, at least 10 ms). The
+    /// worker writes failures through `record`, so a slow or locked `failed_jobs` costs it at
+    /// most this much before the failure is kept in the queue and written later. On
+    /// PostgreSQL it is the insert's `statement_timeout` and `lock_timeout` (`SET LOCAL`, in
+    /// the insert's own transaction); on SQLite the connection's `busy_timeout` for the insert;
+    /// on both, a limit on the whole call, connecting included.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(10));
+        self
     }
 
     /// The database it writes to.
@@ -172,18 +193,65 @@ impl FailedJobs {
         &self.db
     }
 
-    /// Writes one row; returns its id.
+    /// Writes one row; returns its id. It takes at most the store's
+    /// [`timeout`](Self::with_timeout).
+    ///
+    /// Idempotent: a record is identified by its job id, attempts and failure time, so writing
+    /// the same record again (a parked failure replayed after the reply to its first write was
+    /// lost) keeps the one row and returns its id.
     ///
     /// # Errors
-    /// The database failed.
+    /// The database failed, or [`Error::Timeout`].
     pub async fn record(&self, r: &FailureRecord) -> Result<i64> {
+        let limit = self.timeout;
+        // The database's own timeouts end the statement; this bounds the rest (a pool that
+        // waits for a connection, a server that does not answer), with room for the former.
+        let outer = limit + limit / 2 + Duration::from_millis(100);
+        match tokio::time::timeout(outer, self.record_within(r, limit)).await {
+            Ok(done) => done,
+            Err(_) => Err(Error::Timeout("writing a failed_jobs row", outer)),
+        }
+    }
+
+    async fn record_within(&self, r: &FailureRecord, limit: Duration) -> Result<i64> {
+        let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
         Ok(match &self.db {
-            Database::Postgres(pool) => insert(r).bind(r.failed_at).fetch_one(pool).await?,
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(
+                    "SELECT set_config('statement_timeout', $1, true), \
+                            set_config('lock_timeout', $1, true)",
+                )
+                .bind(format!("{ms}ms"))
+                .execute(&mut *tx)
+                .await?;
+                let id = insert(r).bind(r.failed_at).fetch_one(&mut *tx).await?;
+                tx.commit().await?;
+                id
+            }
             Database::Sqlite(pool) => {
-                insert(r)
+                let mut conn = pool.acquire().await?;
+                // The pool's connections are shared: restore their busy timeout afterwards.
+                let before: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let ours = i64::try_from(ms).unwrap_or(i64::MAX);
+                let busy = before.min(ours);
+                sqlx::query(&format!("PRAGMA busy_timeout = {busy}"))
+                    .execute(&mut *conn)
+                    .await?;
+                let id = insert(r)
                     .bind(sqlite::format_time(r.failed_at))
-                    .fetch_one(pool)
-                    .await?
+                    .fetch_one(&mut *conn)
+                    .await;
+                let restored = sqlx::query(&format!("PRAGMA busy_timeout = {before}"))
+                    .execute(&mut *conn)
+                    .await;
+                if restored.is_err() {
+                    // A connection left with our timeout is closed rather than reused.
+                    conn.detach();
+                }
+                id?
             }
         })
     }
@@ -321,11 +389,13 @@ impl FailedJobs {
     /// Deletes failures older than `older_than`; returns how many.
     ///
     /// # Errors
-    /// The database failed.
+    /// [`Error::Config`] when `older_than` reaches back before the earliest representable
+    /// time; the database failed.
     pub async fn prune(&self, older_than: Duration) -> Result<u64> {
-        let age = chrono::Duration::from_std(older_than)
-            .map_err(|_| Error::Config(format!("prune age {older_than:?} is too large")))?;
-        let cutoff = Utc::now() - age;
+        let cutoff = chrono::Duration::from_std(older_than)
+            .ok()
+            .and_then(|age| Utc::now().checked_sub_signed(age))
+            .ok_or_else(|| Error::Config(format!("prune age {older_than:?} is too large")))?;
         let sql = "DELETE FROM failed_jobs WHERE failed_at < $1";
         Ok(match &self.db {
             Database::Postgres(pool) => sqlx::query(sql)

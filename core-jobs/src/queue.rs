@@ -14,9 +14,13 @@
 //! - **pending failures**: failures whose `failed_jobs` row could not be written yet.
 //!
 //! On Redis these live under `{prefix}:queue:{queue}:` (`ready`, `leases`, `delayed`,
-//! `delayed-grouped`, `groups`, `group:{id}`, `processing:{worker}`, `workers`, `unique:{key}`,
-//! `failed-pending`) and nothing else is touched. Ordinary commands share one
-//! `ConnectionManager`; each worker's blocking claim uses one dedicated connection per queue.
+//! `delayed-grouped`, `groups`, `group:{id}`, `grouped-waiting`, `processing:{worker}`,
+//! `claimed:{worker}`, `workers`, `unique:{key}`, `failed-pending`) and nothing else is touched.
+//! `grouped-waiting` counts the jobs in the `group:{id}` lists, so that [`Queue::stats`] costs
+//! the same at any number of groups. Entries of `group:{id}` and `delayed-grouped` carry the
+//! job's id and group in a short prefix before the envelope, so the scripts never decode a job's
+//! JSON. Ordinary commands share one `ConnectionManager` (replaced when a reply times out); each
+//! worker's blocking claim uses one dedicated connection per queue.
 //! The in-process driver ([`Queue::memory`]) has the same semantics without durability across
 //! restarts.
 
@@ -32,6 +36,29 @@ use chrono::{DateTime, Utc};
 use crate::envelope::{Envelope, now_ms};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
+
+/// How deeply a job's JSON payload may nest arrays and objects (a struct with a field is 1 level,
+/// a list inside it 2, and so on). A dispatch of a deeper payload fails at once with an
+/// [`Error::Json`] saying so, on every driver.
+///
+/// 128 is serde_json's own default recursion limit, so a deeper payload could not be
+/// deserialized by the job's `Deserialize` either, and it stays far below what the Redis
+/// driver's Lua (cjson, 1000 levels) could decode.
+pub const MAX_PAYLOAD_DEPTH: usize = 128;
+
+/// Fails when `payload` nests deeper than [`MAX_PAYLOAD_DEPTH`].
+fn check_depth(name: &str, payload: &str) -> Result<()> {
+    let depth = crate::envelope::json_depth(payload);
+    if depth > MAX_PAYLOAD_DEPTH {
+        return Err(Error::Json(
+            <serde_json::Error as serde::ser::Error>::custom(format!(
+                "the payload of job {name:?} nests {depth} levels deep; at most \
+                 {MAX_PAYLOAD_DEPTH} are allowed (core_jobs::queue::MAX_PAYLOAD_DEPTH)"
+            )),
+        ));
+    }
+    Ok(())
+}
 
 /// Which driver a [`Queue`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +354,7 @@ impl Queue {
     /// outbox relay). Returns false when a unique key was already taken.
     pub(crate) async fn dispatch_raw(&self, raw: RawDispatch<'_>) -> Result<bool> {
         check_queue_name(raw.queue)?;
+        check_depth(raw.name, raw.payload)?;
         let env = Envelope {
             id: raw.id.to_owned(),
             job: raw.name.to_owned(),
@@ -381,6 +409,7 @@ fn build_push<J: Job>(
     queue: Option<&str>,
 ) -> Result<Push> {
     let data = serde_json::value::to_raw_value(job)?;
+    check_depth(J::NAME, data.get())?;
     let group = job.group_id();
     let env = Envelope {
         id: id.as_str().to_owned(),

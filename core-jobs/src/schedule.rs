@@ -173,6 +173,23 @@ impl fmt::Debug for Scheduler {
 /// How long a tick's unique key lives: longer than any clock skew between schedulers.
 const TICK_KEY_TTL: Duration = Duration::from_secs(600);
 
+/// How late a tick may still be dispatched (a suspended process, a queue that was down): a
+/// later one is skipped, not replayed.
+const LATENESS: Duration = Duration::from_secs(60);
+
+/// A tick of one job whose dispatch failed, retried until [`LATENESS`] has passed.
+struct Retry {
+    job: usize,
+    tick: DateTime<Utc>,
+    at: tokio::time::Instant,
+    pause: Duration,
+}
+
+/// Whether `tick` is still within [`LATENESS`] at `now`.
+fn in_time(tick: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    (now - tick).to_std().unwrap_or(Duration::ZERO) < LATENESS
+}
+
 impl Scheduler {
     /// A scheduler dispatching to `queue`.
     pub fn new(queue: Queue) -> Self {
@@ -263,38 +280,79 @@ impl Scheduler {
         })
     }
 
+    /// Dispatches job `i`'s `tick`; on failure queues a retry (the tick's unique key makes a
+    /// retry of a dispatch that did get through a no-op).
+    async fn fire_or_retry(&self, i: usize, tick: DateTime<Utc>, retries: &mut Vec<Retry>) {
+        let job = &self.jobs[i];
+        if let Err(e) = self.fire(job, tick).await {
+            tracing::warn!(error = %e, job = %job.name, %tick, "scheduled dispatch failed; retrying");
+            let pause = Duration::from_millis(100);
+            retries.push(Retry {
+                job: i,
+                tick,
+                at: tokio::time::Instant::now() + pause,
+                pause,
+            });
+        }
+    }
+
+    /// Retries the failed dispatches that are due; drops those past [`LATENESS`].
+    async fn run_retries(&self, retries: &mut Vec<Retry>) {
+        let mut left = Vec::new();
+        for mut r in std::mem::take(retries) {
+            let job = &self.jobs[r.job];
+            if !in_time(r.tick, Utc::now()) {
+                tracing::error!(job = %job.name, tick = %r.tick, "scheduled dispatch kept failing; tick dropped");
+                continue;
+            }
+            if tokio::time::Instant::now() < r.at {
+                left.push(r);
+                continue;
+            }
+            match self.fire(job, r.tick).await {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, job = %job.name, tick = %r.tick, "scheduled dispatch failed again; retrying");
+                    r.pause = (r.pause * 2).min(Duration::from_secs(5));
+                    r.at = tokio::time::Instant::now() + r.pause;
+                    left.push(r);
+                }
+            }
+        }
+        *retries = left;
+    }
+
     async fn run_loop(self, mut stop: watch::Receiver<bool>) {
         let now = Utc::now();
         let mut next: Vec<Option<DateTime<Utc>>> =
             self.jobs.iter().map(|j| j.cron.next_after(now)).collect();
+        let mut retries: Vec<Retry> = Vec::new();
         loop {
             let now = Utc::now();
-            let mut due: Vec<DateTime<Utc>> = next
-                .iter()
-                .flatten()
-                .filter(|t| **t <= now)
-                .copied()
-                .collect();
-            due.sort();
-            due.dedup();
-            for tick in due {
-                // A tick more than a minute late (a suspended process) is skipped, not replayed.
-                if now - tick < chrono::Duration::seconds(60)
-                    && let Err(e) = self.run_tick(tick).await
-                {
-                    tracing::error!(error = %e, %tick, "scheduler tick failed");
+            // Every tick of every job up to now, so that a pass slowed down (a dispatch that
+            // waited for the queue) skips none; a tick more than LATENESS late (a suspended
+            // process) is skipped, not replayed.
+            let earliest =
+                now - chrono::Duration::from_std(LATENESS).unwrap_or(chrono::Duration::seconds(60));
+            for (i, slot) in next.iter_mut().enumerate() {
+                while let Some(tick) = slot.filter(|t| *t <= now) {
+                    if in_time(tick, now) {
+                        self.fire_or_retry(i, tick, &mut retries).await;
+                        *slot = self.jobs[i].cron.next_after(tick);
+                    } else {
+                        *slot = self.jobs[i].cron.next_after(tick.max(earliest));
+                    }
                 }
             }
-            for (i, job) in self.jobs.iter().enumerate() {
-                if next[i].is_some_and(|t| t <= now) {
-                    next[i] = job.cron.next_after(now);
-                }
-            }
+            self.run_retries(&mut retries).await;
             let soonest = next.iter().flatten().min().copied();
-            let wait = soonest
+            let mut wait = soonest
                 .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
                 .unwrap_or(Duration::from_secs(1))
                 .min(Duration::from_secs(1));
+            if let Some(r) = retries.iter().map(|r| r.at).min() {
+                wait = wait.min(r.saturating_duration_since(tokio::time::Instant::now()));
+            }
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => break,

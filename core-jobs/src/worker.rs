@@ -12,7 +12,18 @@
 //!   then the ack;
 //! - an unknown job name or an undecodable payload → a `failed_jobs` row with the reason at once;
 //! - `failed_jobs` unreachable → the failure is kept in the queue (`failed-pending`) in the same
-//!   atomic step as the ack, and written by a worker once the database answers again.
+//!   atomic step as the ack, and written by a worker once the database answers again;
+//! - the lease was lost while it ran → nothing: no ack, retry or `failed_jobs` row from this run.
+//!
+//! Leases: the worker extends the leases of its running jobs every third of the lease, on a task
+//! of its own that nothing else (a slow `failed_jobs`, a slow promotion) delays. A lease that was
+//! not extended in time (the process stalled, the queue unreachable for longer than the lease)
+//! is recovered by any worker, and the job may run again elsewhere. The worker that lost it
+//! finds out at its next extension: it logs a warning and sets
+//! [`JobContext::lease_lost`] (a long handler should check it and stop), and it commits nothing
+//! for that run, so it does not end or double the run that now holds the lease. Detection is
+//! after the fact: a run that ends before the next extension still commits. The framework
+//! guarantees at-least-once delivery, not that two runs never overlap: jobs must be idempotent.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -31,7 +42,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::context::{JobContext, RunInfo};
+use crate::context::{JobContext, LeaseState, RunInfo};
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::failed::{FailedJobs, FailureRecord};
@@ -526,6 +537,8 @@ struct InFlight {
     queue: usize,
     env: Arc<str>,
     abort: Option<AbortHandle>,
+    /// Whether this worker still holds the job's lease (shared with the run's context).
+    lease: Arc<LeaseState>,
 }
 
 struct Runtime {
@@ -549,7 +562,7 @@ struct Runtime {
 
 enum Claimer {
     Memory(MemoryClaimer),
-    Redis(RedisClaimer),
+    Redis(Box<RedisClaimer>),
 }
 
 impl Claimer {
@@ -581,8 +594,14 @@ impl Runtime {
     ) {
         let sem = Arc::new(Semaphore::new(self.concurrency));
         let acker = tokio::spawn(self.clone().ack_loop(ack_rx));
+        // Lease extension has a task of its own, so that nothing else (a slow failed_jobs
+        // write, a slow promotion) can delay it past the lease; pending failures too.
         let (maint_stop_tx, maint_stop_rx) = watch::channel(false);
-        let maintenance = tokio::spawn(self.clone().maintenance_loop(maint_stop_rx));
+        let maintenance = [
+            tokio::spawn(self.clone().lease_loop(maint_stop_rx.clone())),
+            tokio::spawn(self.clone().maintenance_loop(maint_stop_rx.clone())),
+        ];
+        let mut pending = tokio::spawn(self.clone().pending_loop(maint_stop_rx));
         let claimers: Vec<_> = (0..self.queues.len())
             .map(|qi| tokio::spawn(self.clone().claim_loop(qi, sem.clone(), stop.clone())))
             .collect();
@@ -620,7 +639,18 @@ impl Runtime {
         }
         acker.abort();
         let _ = maint_stop_tx.send(true);
-        let _ = maintenance.await;
+        for task in maintenance {
+            let _ = task.await;
+        }
+        // A flush stuck on a slow `failed_jobs` does not hold up shutdown for long: what it
+        // has not written stays in the queue for the next worker (a row written at the very
+        // moment of the abort may be written twice; its lock expires by its TTL).
+        if tokio::time::timeout(Duration::from_secs(2), &mut pending)
+            .await
+            .is_err()
+        {
+            pending.abort();
+        }
         tracing::info!(worker = %self.worker_id, "worker stopped");
     }
 
@@ -628,7 +658,9 @@ impl Runtime {
         let q = &self.queues[qi];
         Ok(match &self.driver {
             Driver::Memory(d) => Claimer::Memory(d.claimer(q, &self.worker_id, self.lease).await?),
-            Driver::Redis(d) => Claimer::Redis(d.claimer(q, &self.worker_id, self.lease).await?),
+            Driver::Redis(d) => {
+                Claimer::Redis(Box::new(d.claimer(q, &self.worker_id, self.lease).await?))
+            }
         })
     }
 
@@ -671,12 +703,17 @@ impl Runtime {
                 permit.merge(more);
             }
             let n = permit.num_permits();
-            // Non-blocking first (never cancelled, so no claim is lost), then a blocking wait
-            // that shutdown may cancel: what it moved is recovered from the processing list.
+            // Non-blocking first, for as many jobs as there are free slots (never cancelled, so
+            // no claim is lost), then a blocking wait that shutdown may cancel: what it moved is
+            // recovered from the processing list. The blocking wait holds one slot only, so the
+            // worker's other queues can claim meanwhile; the next round takes a batch again.
             let claimed = match c.claim(n, self.lease, Duration::ZERO).await {
                 Ok(jobs) if jobs.is_empty() => {
+                    if n > 1 {
+                        drop(permit.split(n - 1));
+                    }
                     tokio::select! {
-                        r = c.claim(n, self.lease, self.block) => r,
+                        r = c.claim(1, self.lease, self.block) => r,
                         _ = stop.changed() => break,
                     }
                 }
@@ -709,6 +746,7 @@ impl Runtime {
 
     fn start(self: &Arc<Self>, qi: usize, env: Arc<str>, permit: OwnedSemaphorePermit) {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let lease = Arc::new(LeaseState::default());
         self.inflight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -718,11 +756,12 @@ impl Runtime {
                     queue: qi,
                     env: env.clone(),
                     abort: None,
+                    lease: lease.clone(),
                 },
             );
         let rt = self.clone();
         let task = tokio::spawn(async move {
-            rt.execute(qi, env).await;
+            rt.execute(qi, env, lease).await;
             rt.inflight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -739,7 +778,7 @@ impl Runtime {
         }
     }
 
-    async fn execute(self: &Arc<Self>, qi: usize, env: Arc<str>) {
+    async fn execute(self: &Arc<Self>, qi: usize, env: Arc<str>, lease: Arc<LeaseState>) {
         let queue = self.queues[qi].as_str();
         let e = match Envelope::decode(&env) {
             Ok(e) => e,
@@ -762,10 +801,18 @@ impl Runtime {
         };
         let attempt = e.attempt + 1;
         let span = tracing::info_span!("job", name = %e.job, id = %e.id, attempt, queue);
-        self.execute_envelope(qi, &env, e).instrument(span).await;
+        self.execute_envelope(qi, &env, e, lease)
+            .instrument(span)
+            .await;
     }
 
-    async fn execute_envelope(self: &Arc<Self>, qi: usize, env: &Arc<str>, mut e: Envelope) {
+    async fn execute_envelope(
+        self: &Arc<Self>,
+        qi: usize,
+        env: &Arc<str>,
+        mut e: Envelope,
+        lease: Arc<LeaseState>,
+    ) {
         let queue = self.queues[qi].as_str();
         let attempt = e.attempt + 1;
         let group = e.group.clone();
@@ -787,8 +834,19 @@ impl Runtime {
             name: e.job.clone(),
             queue: queue.to_owned(),
             attempt,
+            lease: lease.clone(),
         });
-        match reg.handler.run(&e.data, &ctx, attempt).await {
+        let outcome = reg.handler.run(&e.data, &ctx, attempt).await;
+        if lease.is_lost() {
+            // The job was recovered and may be running elsewhere: acknowledging, retrying or
+            // failing it from here could end (or double) the run that now holds the lease.
+            tracing::warn!(
+                "the job's lease was lost while it ran; its outcome is discarded here (the run holding the lease decides)"
+            );
+            // Nor is the overlap lock released: the run holding the lease releases it.
+            return;
+        }
+        match outcome {
             Outcome::Done => {
                 self.counters.processed.fetch_add(1, Ordering::Relaxed);
                 reg.processed.increment(1);
@@ -956,12 +1014,34 @@ impl Runtime {
         }
     }
 
+    /// Extends the leases of running jobs every third of the lease, and nothing else.
+    async fn lease_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let every = self.lease / 3;
+        let mut next = Instant::now() + every;
+        loop {
+            let wait = next.saturating_duration_since(Instant::now());
+            if wait_or_stop(&mut stop, wait).await {
+                break;
+            }
+            next = Instant::now() + every;
+            self.extend_leases().await;
+        }
+    }
+
+    /// Writes failures kept in the queue to `failed_jobs`, every `pending_interval`.
+    async fn pending_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            self.flush_pending().await;
+            if wait_or_stop(&mut stop, self.pending_interval).await {
+                break;
+            }
+        }
+    }
+
+    /// Promotes due delayed jobs, recovers expired leases and samples queue depths.
     async fn maintenance_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let now = Instant::now();
-        let extend_every = self.lease / 3;
-        let mut next_extend = now + extend_every;
         let mut next_reap = now;
-        let mut next_pending = now;
         let mut next_stats = now;
         loop {
             // Promote due delayed jobs; sleep until the next is due, 50 ms at most.
@@ -976,10 +1056,6 @@ impl Runtime {
                 }
             }
             let now = Instant::now();
-            if now >= next_extend {
-                next_extend = now + extend_every;
-                self.extend_leases().await;
-            }
             if now >= next_reap {
                 next_reap = now + Duration::from_secs(1);
                 for q in &self.queues {
@@ -991,10 +1067,6 @@ impl Runtime {
                         Err(e) => tracing::warn!(error = %e, queue = %q, "lease recovery failed"),
                     }
                 }
-            }
-            if now >= next_pending {
-                next_pending = now + self.pending_interval;
-                self.flush_pending().await;
             }
             if now >= next_stats {
                 next_stats = now + Duration::from_secs(1);
@@ -1018,37 +1090,56 @@ impl Runtime {
     }
 
     async fn extend_leases(&self) {
-        let mut per_queue: Vec<Vec<Arc<str>>> = vec![Vec::new(); self.queues.len()];
+        let mut per_queue: Vec<Vec<(Arc<str>, Arc<LeaseState>)>> =
+            vec![Vec::new(); self.queues.len()];
         {
             let map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
             for f in map.values() {
-                per_queue[f.queue].push(f.env.clone());
+                per_queue[f.queue].push((f.env.clone(), f.lease.clone()));
             }
         }
-        for (qi, envs) in per_queue.iter().enumerate() {
+        for (qi, jobs) in per_queue.iter().enumerate() {
             let q = self.queues[qi].as_str();
-            if let Err(e) =
-                drive!(&self.driver, d => d.extend(q, &self.worker_id, envs, self.lease).await)
-            {
-                tracing::warn!(error = %e, queue = %q, "extending leases failed");
+            let envs: Vec<Arc<str>> = jobs.iter().map(|(env, _)| env.clone()).collect();
+            match drive!(&self.driver, d => d.extend(q, &self.worker_id, &envs, self.lease).await) {
+                Ok(lost) if lost.is_empty() => {}
+                Ok(lost) => {
+                    let map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+                    for (env, lease) in jobs.iter().filter(|(env, _)| lost.contains(env)) {
+                        // A job that ended meanwhile (its ack removed the lease) is not lost.
+                        let running = map.values().any(|f| Arc::ptr_eq(&f.lease, lease));
+                        if running && !lease.is_lost() {
+                            tracing::warn!(queue = %q, envelope = %env, "lost the lease of a running job (not extended in time); it may run elsewhere meanwhile");
+                            lease.mark_lost();
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, queue = %q, "extending leases failed"),
             }
         }
     }
 
+    /// Writes failures kept in the queue to the store. Bounded: each write has the store's
+    /// timeout, and one flush stops after [`FLUSH_BUDGET`] (well within the lock's TTL), so a
+    /// slow `failed_jobs` only delays the next flush.
     async fn flush_pending(&self) {
         let Some(store) = &self.store else { return };
         for q in &self.queues {
             let q = q.as_str();
-            match drive!(&self.driver, d => d.lock_pending(q, Duration::from_secs(60)).await) {
-                Ok(true) => {}
+            let token = match drive!(&self.driver, d => d.lock_pending(q, FLUSH_LOCK_TTL).await) {
+                Ok(Some(token)) => token,
                 _ => continue,
-            }
-            'batches: loop {
+            };
+            let deadline = Instant::now() + FLUSH_BUDGET;
+            'batches: while Instant::now() < deadline {
                 let records = match drive!(&self.driver, d => d.pending_failures(q, 100).await) {
                     Ok(r) if !r.is_empty() => r,
                     _ => break,
                 };
                 for raw in records {
+                    if Instant::now() >= deadline {
+                        break 'batches;
+                    }
                     match serde_json::from_str::<FailureRecord>(&raw) {
                         Ok(record) => {
                             if let Err(e) = store.record(&record).await {
@@ -1066,10 +1157,16 @@ impl Runtime {
                     }
                 }
             }
-            let _ = drive!(&self.driver, d => d.unlock_pending(q).await);
+            let _ = drive!(&self.driver, d => d.unlock_pending(q, &token).await);
         }
     }
 }
+
+/// How long one worker may hold a queue's pending-failures lock.
+const FLUSH_LOCK_TTL: Duration = Duration::from_secs(60);
+
+/// How long one flush of pending failures may write before it yields to the next one.
+const FLUSH_BUDGET: Duration = Duration::from_secs(20);
 
 /// Sleeps for `d`; true when `stop` was set (or its sender dropped) meanwhile.
 async fn wait_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {

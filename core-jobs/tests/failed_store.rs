@@ -50,7 +50,28 @@ suite!(
     forget_deletes_one,
     prune_deletes_older_than,
     commands_list_retry_forget_prune,
+    ages_beyond_the_calendar_are_errors_not_panics,
+    recording_the_same_failure_twice_keeps_one_row,
 );
+
+/// A parked failure is written again when the reply to its first write was lost; the second
+/// write must not add a row.
+async fn recording_the_same_failure_twice_keeps_one_row(db: Database) {
+    let store = FailedJobs::new(db);
+    let r = record("twice", chrono::Duration::zero());
+    let first = store.record(&r).await.unwrap();
+    let second = store.record(&r).await.unwrap();
+    assert_eq!(first, second, "the second write finds the first row");
+    assert_eq!(store.count().await.unwrap(), 1);
+    // Another failure of the same job (a later attempt) is a row of its own.
+    let mut later = r.clone();
+    later.failed_at += chrono::Duration::seconds(1);
+    let third = store.record(&later).await.unwrap();
+    assert_ne!(third, first);
+    assert_eq!(store.count().await.unwrap(), 2);
+    let listed = store.list(10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+}
 
 async fn records_and_lists_newest_first(db: Database) {
     let store = FailedJobs::new(db);
@@ -213,4 +234,93 @@ async fn commands_list_retry_forget_prune(db: Database) {
         .unwrap_err();
     assert!(err.downcast_ref::<cli::UsageError>().is_none(), "{err}");
     assert_eq!(err.to_string(), "no failed job with id 424242");
+}
+
+/// `prune 9999999999d` (about 27 million years) is a usage error, and so is any age over
+/// `cli::MAX_AGE`; `prune` itself answers an error, not a panic, for an age it cannot subtract.
+async fn ages_beyond_the_calendar_are_errors_not_panics(db: Database) {
+    let store = FailedJobs::new(db);
+    let queue = Queue::memory();
+    for age in ["9999999999d", "36501d", "3153600001"] {
+        let err = cli::failed_command(&["prune", age], &store, &queue)
+            .await
+            .unwrap_err();
+        assert!(
+            err.downcast_ref::<cli::UsageError>().is_some(),
+            "{age}: {err}"
+        );
+    }
+    assert!(
+        cli::failed_command(&["prune", "36500d"], &store, &queue)
+            .await
+            .is_ok()
+    );
+    for age in [Duration::from_secs(9_999_999_999 * 86_400), Duration::MAX] {
+        assert!(store.prune(age).await.is_err(), "{age:?}");
+    }
+}
+
+/// Writing a failure while `failed_jobs` is locked by another transaction takes about the
+/// store's timeout and then fails, instead of waiting for the lock (the 10 s bound is a hang
+/// guard far below the default lock waits: PostgreSQL waits forever, the test SQLite 5 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_record_gives_up_on_a_locked_table() {
+    let Some(pg) = test_support::postgres("postgres_record_gives_up_on_a_locked_table").await
+    else {
+        return;
+    };
+    let store = FailedJobs::new(Database::Postgres(pg.pool.clone()))
+        .with_timeout(Duration::from_millis(300));
+    let mut locker = pg.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE failed_jobs IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let res = tokio::time::timeout(
+        Duration::from_secs(10),
+        store.record(&record("locked", chrono::Duration::zero())),
+    )
+    .await
+    .expect("record gave up on its own");
+    eprintln!("gave up after {:?}: {res:?}", started.elapsed());
+    assert!(res.is_err());
+    locker.rollback().await.unwrap();
+    store
+        .record(&record("unlocked", chrono::Duration::zero()))
+        .await
+        .expect("written once the lock is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_record_gives_up_on_a_locked_database() {
+    use sqlx::Connection;
+    let db = test_support::sqlite().await;
+    let store =
+        FailedJobs::new(Database::Sqlite(db.pool.clone())).with_timeout(Duration::from_millis(300));
+    let mut locker = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let res = tokio::time::timeout(
+        Duration::from_secs(4),
+        store.record(&record("locked", chrono::Duration::zero())),
+    )
+    .await
+    .expect("record gave up before the pool's 5 s busy timeout");
+    eprintln!("gave up after {:?}: {res:?}", started.elapsed());
+    assert!(res.is_err());
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    // The pool's connection got its own busy timeout back.
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(busy, 5_000);
+    store
+        .record(&record("unlocked", chrono::Duration::zero()))
+        .await
+        .expect("written once the lock is gone");
 }

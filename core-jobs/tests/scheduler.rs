@@ -165,3 +165,99 @@ async fn without_overlapping_needs_a_cache() {
         .unwrap_err();
     assert!(err.to_string().contains("cache"), "{err}");
 }
+
+/// Steps and values that would overflow the field arithmetic are parse errors, not panics; the
+/// largest sensible steps still parse.
+#[test]
+fn huge_steps_and_values_are_parse_errors() {
+    use core_jobs::schedule::Cron;
+    for bad in [
+        "1/4294967295 * * * * *",
+        "59/4294967295 * * * * *",
+        "*/4294967295 * * * * *",
+        "0-59/4294967295 * * * * *",
+        "* * * * * 0/4294967295",
+        "1/4294967296 * * * * *",
+        "4294967295 * * * * *",
+        "0-4294967295 * * * * *",
+        "*/61 * * * * *",
+        "0 0 */25 * * *",
+        "0 0 0 1/32 * *",
+        "0 0 0 * */13 *",
+    ] {
+        let parsed = std::panic::catch_unwind(|| Cron::parse(bad));
+        assert!(
+            matches!(parsed, Ok(Err(_))),
+            "{bad:?} must be a parse error, not a panic or a schedule"
+        );
+    }
+    for fine in [
+        "*/60 * * * * *",
+        "0/59 * * * * *",
+        "0 0 */24 * * *",
+        "0 0 0 * * */8",
+    ] {
+        assert!(Cron::parse(fine).is_ok(), "{fine:?} parses");
+    }
+    let t = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 7).unwrap();
+    let c = Cron::parse("*/60 * * * * *").unwrap();
+    assert_eq!(
+        c.next_after(t),
+        Some(Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap()),
+        "a step as long as the field's range only matches its start"
+    );
+}
+
+/// The queue refuses connections for a few seconds: the ticks due meanwhile are dispatched once
+/// it is back (they are within the lateness bound), not dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_that_hit_a_queue_outage_are_retried_within_their_lateness() {
+    use test_support::proxy::FaultProxy;
+    let Some(r) =
+        test_support::redis("ticks_that_hit_a_queue_outage_are_retried_within_their_lateness")
+            .await
+    else {
+        return;
+    };
+    let proxy = FaultProxy::for_url(&r.url).await.unwrap();
+    let q = Queue::redis(&proxy.url(&r.url), r.prefix.clone())
+        .await
+        .unwrap();
+    let handle = Scheduler::new(q)
+        .job(every_second("outage"))
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    proxy.refuse(true);
+    proxy.drop_connections();
+    let outage_from = Utc::now().timestamp();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let outage_to = Utc::now().timestamp();
+    proxy.refuse(false);
+    proxy.heal();
+    let healed = Utc::now().timestamp();
+    tokio::time::sleep(Duration::from_millis(6_000)).await;
+    handle.shutdown().await;
+    let mut conn = r.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!(
+            "{}:queue:default:unique:schedule:test_job:*",
+            test_support::glob_escape(&r.prefix)
+        ))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let ticks: std::collections::BTreeSet<i64> = keys
+        .iter()
+        .filter_map(|k| k.rsplit(':').next()?.parse().ok())
+        .collect();
+    eprintln!("outage {outage_from}..={outage_to}, ticks dispatched: {ticks:?}");
+    for t in outage_from..=healed + 1 {
+        assert!(
+            ticks.contains(&t),
+            "tick {t} (during or just after the outage) was dispatched: {ticks:?}"
+        );
+    }
+    let jobs = ready(&Queue::redis(&r.url, r.prefix.clone()).await.unwrap()).await;
+    assert_eq!(jobs as usize, ticks.len(), "one job per tick");
+}

@@ -36,6 +36,7 @@ struct State {
     unique: HashMap<String, i64>,
     pending: VecDeque<String>,
     pending_lock_until: i64,
+    pending_lock_token: String,
     seq: u64,
 }
 
@@ -220,22 +221,25 @@ impl MemoryDriver {
         Ok(true)
     }
 
+    /// Extends the leases of `envs`; returns those no longer leased.
     pub(crate) async fn extend(
         &self,
         queue: &str,
         _worker: &str,
         envs: &[Arc<str>],
         lease: Duration,
-    ) -> Result<()> {
+    ) -> Result<Vec<Arc<str>>> {
         let slot = self.slot(queue);
         let deadline = now_ms() + ms(lease);
         let mut st = lock(&slot);
+        let mut lost = Vec::new();
         for env in envs {
-            if let Some(d) = st.leases.get_mut(env) {
-                *d = deadline;
+            match st.leases.get_mut(env) {
+                Some(d) => *d = deadline,
+                None => lost.push(env.clone()),
             }
         }
-        Ok(())
+        Ok(lost)
     }
 
     /// Moves due delayed jobs to ready; returns how long until the next one is due.
@@ -291,19 +295,28 @@ impl MemoryDriver {
         Ok(n)
     }
 
-    pub(crate) async fn lock_pending(&self, queue: &str, ttl: Duration) -> Result<bool> {
+    /// Takes the pending-failures lock for `ttl` with a fresh token; `None` when it is held.
+    pub(crate) async fn lock_pending(&self, queue: &str, ttl: Duration) -> Result<Option<String>> {
         let slot = self.slot(queue);
         let now = now_ms();
         let mut st = lock(&slot);
         if st.pending_lock_until > now {
-            return Ok(false);
+            return Ok(None);
         }
+        let token = uuid::Uuid::new_v4().simple().to_string();
         st.pending_lock_until = now + ms(ttl);
-        Ok(true)
+        st.pending_lock_token = token.clone();
+        Ok(Some(token))
     }
 
-    pub(crate) async fn unlock_pending(&self, queue: &str) -> Result<()> {
-        lock(&self.slot(queue)).pending_lock_until = 0;
+    /// Releases the pending-failures lock if it is still held with `token`.
+    pub(crate) async fn unlock_pending(&self, queue: &str, token: &str) -> Result<()> {
+        let slot = self.slot(queue);
+        let mut st = lock(&slot);
+        if st.pending_lock_token == token {
+            st.pending_lock_until = 0;
+            st.pending_lock_token.clear();
+        }
         Ok(())
     }
 

@@ -90,8 +90,10 @@ fn field(
                 let step: u32 = s
                     .parse()
                     .map_err(|_| bad(expr, format!("bad step {s:?}")))?;
-                if step == 0 {
-                    return Err(bad(expr, "a step must be at least 1"));
+                // A step longer than the field's range could only ever match its start.
+                let span = max - min + 1;
+                if step == 0 || step > span {
+                    return Err(bad(expr, format!("a step must be within 1-{span}")));
                 }
                 (r, step)
             }
@@ -114,7 +116,10 @@ fn field(
         let mut v = lo;
         while v <= hi {
             bits |= 1 << v;
-            v += step;
+            let Some(next) = v.checked_add(step) else {
+                break;
+            };
+            v = next;
         }
     }
     Ok((bits, restricted))
