@@ -5,7 +5,9 @@
 //!
 //! - `GET /health`: liveness; answers as long as the process serves requests;
 //! - `GET /ready`: readiness; checks the database and the cache, 503 when one does not answer;
-//! - `GET /storage/{*key}`: files of the configured storage driver;
+//! - `GET /storage/{*key}`: files of the configured storage driver: those under
+//!   `STORAGE_PUBLIC_PREFIXES` to anyone, the others through presigned links
+//!   ([`routes::files`]);
 //! - `/docs/`: the documentation site (when built);
 //! - `/api/v1/notes`: a small demo resource showing [`core_web::ApiResponse`],
 //!   [`core_web::AppError`] and [`core_web::ValidatedJson`] in English and Chinese
@@ -52,6 +54,10 @@ pub struct AppState {
     pub queue: Queue,
     /// Object storage (a local directory by default, S3 when `STORAGE_DRIVER=s3`).
     pub storage: Arc<dyn Storage>,
+    /// Key prefixes whose objects `GET /storage/{*key}` serves without a signature
+    /// (`STORAGE_PUBLIC_PREFIXES`; see [`storage_public_prefixes`]). Empty: every object needs a
+    /// presigned link.
+    pub storage_public_prefixes: Arc<[String]>,
     /// The demo notes store.
     pub notes: routes::notes::NoteStore,
 }
@@ -78,6 +84,10 @@ impl AppState {
             cache,
             queue,
             storage,
+            storage_public_prefixes: storage_public_prefixes(
+                std::env::var("STORAGE_PUBLIC_PREFIXES").ok().as_deref(),
+            )
+            .into(),
             notes: routes::notes::NoteStore::default(),
         })
     }
@@ -140,6 +150,29 @@ pub fn router(state: AppState) -> Router {
     core_web::middleware::stack(routes, &http)
 }
 
+/// The public prefixes of `GET /storage/{*key}` from the value of `STORAGE_PUBLIC_PREFIXES`: a
+/// comma-separated list of key prefixes, each matching whole segments (`avatars` covers
+/// `avatars/42.png`, not `avatars-old/1.png`), or `*` for every key. Unset or empty: none, so
+/// every object needs a presigned link. [`AppState::connect`] reads it from the environment
+/// (or `.env`).
+///
+/// ```
+/// assert_eq!(
+///     app::storage_public_prefixes(Some(" avatars/, notes ,")),
+///     vec!["avatars".to_owned(), "notes".to_owned()]
+/// );
+/// assert!(app::storage_public_prefixes(None).is_empty());
+/// ```
+pub fn storage_public_prefixes(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(|p| p.trim().trim_matches('/'))
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// core-db's storage configuration from the application's settings.
 fn storage_config(settings: &core_web::config::StorageConfig) -> StorageConfig {
     StorageConfig {
@@ -159,26 +192,10 @@ fn storage_config(settings: &core_web::config::StorageConfig) -> StorageConfig {
     }
 }
 
-/// `url` with any password replaced by `***`, for messages and logs.
+/// `url` with any password replaced by `***`, for messages and logs; see
+/// [`core_web::config::redact_url`].
 pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let authority_end = url[scheme_end..]
-        .find('/')
-        .map_or(url.len(), |i| i + scheme_end);
-    let authority = &url[scheme_end..authority_end];
-    match authority.rfind('@') {
-        Some(at) => match authority[..at].split_once(':') {
-            Some((user, _)) => format!(
-                "{}{user}:***{}",
-                &url[..scheme_end],
-                &url[scheme_end + at..]
-            ),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
+    core_web::config::redact_url(url)
 }
 
 #[cfg(test)]
@@ -198,5 +215,12 @@ mod tests {
             "sqlite://data/app.sqlite3"
         );
         assert_eq!(redact("memory://"), "memory://");
+        for password in ["a/b", "a@b", "a:b", "a#b", "a?b", "/@:#?"] {
+            assert_eq!(
+                redact(&format!("postgres://u:{password}@h:5432/db")),
+                "postgres://u:***@h:5432/db",
+                "{password}"
+            );
+        }
     }
 }

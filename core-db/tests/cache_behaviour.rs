@@ -955,25 +955,40 @@ mod cases {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
         tokio::time::sleep(Duration::from_millis(400)).await;
-        // Stale: every concurrent caller gets the old value at once; one refresh runs.
+        // Stale: every concurrent caller gets the old value at once; one refresh runs. The
+        // refresh cannot finish before `gate` opens, which happens only once every caller has
+        // its answer: a caller that waited for the refresh would never get one.
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let mut tasks = Vec::new();
         for _ in 0..10 {
             let cache = cache.clone();
-            let f = compute(&calls, Duration::from_millis(300));
+            let calls = Arc::clone(&calls);
+            let gate = Arc::clone(&gate);
+            let f = move || async move {
+                let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                let _open = gate.acquire().await;
+                Ok(n as i64)
+            };
             tasks.push(tokio::spawn(async move {
-                let started = Instant::now();
-                let v: i64 = cache.flexible("f", fresh, stale, f).await.unwrap();
-                (v, started.elapsed())
+                cache.flexible("f", fresh, stale, f).await.unwrap()
             }));
         }
-        for task in tasks {
-            let (v, took) = task.await.unwrap();
-            assert_eq!(v, 1);
-            assert!(
-                took < Duration::from_millis(250),
-                "served without waiting: {took:?}"
-            );
-        }
+        let answers = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut answers = Vec::new();
+            for task in tasks {
+                answers.push(task.await.unwrap());
+            }
+            answers
+        })
+        .await
+        .expect("stale reads are served while the refresh is still running");
+        assert_eq!(answers, vec![1; 10]);
+        assert_eq!(
+            cache.get_json::<i64>("f").await.unwrap(),
+            Some(1),
+            "not refreshed yet"
+        );
+        gate.add_permits(100);
         eventually(
             "the background refresh",
             Duration::from_secs(5),
@@ -1087,9 +1102,25 @@ async fn memory_is_bounded() {
     }
 }
 
-#[test]
-fn expiry_is_comparable() {
-    assert_ne!(Expiry::Missing, Expiry::Persistent);
+/// `Expiry` tells the three states of one key apart: missing, persistent, expiring, missing
+/// again (the suite's `ttl_and_expiry` checks the same on every driver).
+#[tokio::test]
+async fn expiry_tells_the_states_apart() {
+    use std::time::Duration;
+    let cache = Cache::memory("rf-test-expiry");
+    assert_eq!(cache.expiry("k").await.unwrap(), Expiry::Missing);
+    cache.set("k", "v").await.unwrap();
+    assert_eq!(cache.expiry("k").await.unwrap(), Expiry::Persistent);
+    cache
+        .put("k", "v", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        cache.expiry("k").await.unwrap(),
+        Expiry::Expires(d) if d > Duration::from_secs(50) && d <= Duration::from_secs(60)
+    ));
+    cache.del("k").await.unwrap();
+    assert_eq!(cache.expiry("k").await.unwrap(), Expiry::Missing);
 }
 
 suite!(

@@ -124,16 +124,51 @@ async fn errors_are_returned_and_not_cached() {
     assert_eq!(state.loads.load(Ordering::SeqCst), 2);
     assert!(!state.cache.has("user:-1").await.unwrap());
 
-    // A cache failure surfaces as the function's error type.
+    // An undecodable value is a miss, not an error: it is recomputed and replaced.
     state.cache.set("user:5", "not json").await.unwrap();
     assert_eq!(
         find_user(&state, 5).await.unwrap().id,
         5,
         "undecodable value is a miss"
     );
-    if let Err(AppError::Cache(e)) = find_user(&state, 5).await {
-        panic!("unexpected cache error {e}");
+    assert_eq!(state.loads.load(Ordering::SeqCst), 3);
+    assert!(matches!(
+        state.cache.get_json::<User>("user:5").await,
+        Ok(Some(User { id: 5, .. }))
+    ));
+}
+
+/// A cache that fails (Redis answers the read with an error: the key holds a list, not a
+/// string) makes the function return its own error type carrying the cache's error, without
+/// running the body.
+#[tokio::test]
+async fn a_cache_failure_surfaces_as_the_functions_error_type() {
+    let Some(r) = test_support::redis("a_cache_failure_surfaces_as_the_functions_error_type").await
+    else {
+        return;
+    };
+    let state = AppState {
+        cache: Cache::redis(&r.url, r.prefix.clone()).await.unwrap(),
+        loads: AtomicUsize::new(0),
+    };
+    let mut conn = r.connection().await;
+    let _: i64 = redis::cmd("RPUSH")
+        .arg(format!("{}:cache:user:7", r.prefix))
+        .arg("not a string")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    match find_user(&state, 7).await {
+        Err(AppError::Cache(core_db::Error::Redis(e))) => {
+            assert!(e.to_string().contains("WRONGTYPE"), "{e}");
+        }
+        other => panic!("expected the cache's error as AppError::Cache, got {other:?}"),
     }
+    assert_eq!(
+        state.loads.load(Ordering::SeqCst),
+        0,
+        "the body did not run"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

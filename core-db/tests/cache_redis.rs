@@ -15,9 +15,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 mod cache_support;
-use cache_support::{
-    SlowRepliesProxy, client_id, kill_client, redis_addr, remember_on_both, until_ok,
-};
+use cache_support::{client_id, kill_client, redis_addr, remember_on_both, until_ok};
 
 async fn zcard(r: &test_support::TestRedis, key: &str) -> i64 {
     let mut conn = r.connection().await;
@@ -265,34 +263,41 @@ async fn every_clone_shares_one_connection() {
     );
 }
 
+/// `put_many` and `many` of a thousand keys are one command each (`MONITOR` counts what the
+/// cache's connection sends), and an empty call sends nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_calls_take_one_round_trip() {
     let Some(r) = test_support::redis("bulk_calls_take_one_round_trip").await else {
         return;
     };
-    // Every reply takes `rt` to come back, so a call's duration counts its round trips.
-    let rt = Duration::from_millis(150);
-    let proxy = SlowRepliesProxy::start(&r.url, rt).await;
-    let cache = Cache::redis(&proxy.url(), r.prefix.clone()).await.unwrap();
+    let cache = Cache::redis(&r.url, r.prefix.clone()).await.unwrap();
     let keys: Vec<String> = (0..1000).map(|i| format!("rt:{i}")).collect();
     let pairs: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "v")).collect();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
 
-    let started = Instant::now();
-    cache.put_many(&pairs).await.unwrap();
-    let took = started.elapsed();
-    assert!(took >= rt && took < rt * 2, "put_many took {took:?}");
+    let sent = watch_commands(&r, &cache, async {
+        cache.put_many(&pairs).await.unwrap();
+    })
+    .await;
+    assert_eq!(sent.len(), 1, "put_many is one command: {sent:?}");
+    assert!(sent[0].contains("\"MSET\""), "{}", sent[0]);
 
-    let started = Instant::now();
-    let values = cache.many(&refs).await.unwrap();
-    let took = started.elapsed();
-    assert!(took >= rt && took < rt * 2, "many took {took:?}");
+    let mut values = Vec::new();
+    let sent = watch_commands(&r, &cache, async {
+        values = cache.many(&refs).await.unwrap();
+    })
+    .await;
+    assert_eq!(sent.len(), 1, "many is one command: {sent:?}");
+    assert!(sent[0].contains("\"MGET\""), "{}", sent[0]);
+    assert_eq!(values.len(), 1000);
     assert!(values.iter().all(|v| v.as_deref() == Some("v")));
 
-    let started = Instant::now();
-    assert!(cache.many(&[]).await.unwrap().is_empty());
-    cache.put_many(&[]).await.unwrap();
-    assert!(started.elapsed() < rt / 2, "no round trip for nothing");
+    let sent = watch_commands(&r, &cache, async {
+        assert!(cache.many(&[]).await.unwrap().is_empty());
+        cache.put_many(&[]).await.unwrap();
+    })
+    .await;
+    assert!(sent.is_empty(), "no command for nothing: {sent:?}");
 }
 
 #[tokio::test]
@@ -602,13 +607,10 @@ async fn a_connection_killed_mid_run_errors_then_recovers() {
             );
         }
     }
-    let recovered = log
-        .iter()
-        .filter(|(at, _, r)| *at > killed_at && r.is_ok())
-        .count();
     assert!(
-        recovered > 100,
-        "only {recovered} calls succeeded after the kill"
+        log.iter()
+            .any(|(at, _, r)| *at > killed_at + Duration::from_millis(300) && r.is_ok()),
+        "calls were made, and succeeded, after the recovery"
     );
 }
 

@@ -11,7 +11,10 @@ use core_db::infra::cache::{Cache, CacheDriver, RedisCacheOptions, TieredConfig,
 use tokio::sync::Mutex;
 
 mod cache_support;
-use cache_support::{SlowRepliesProxy, client_id, kill_client, remember_on_both, until_ok};
+use cache_support::{
+    SlowRepliesProxy, client_id, kill_client, redis_addr, remember_on_both, until_ok,
+};
+use test_support::proxy::{Direction, Fault, FaultProxy};
 
 /// Held while a tiered cache is being created, so a test can tell which pub/sub connection is
 /// the new one.
@@ -29,25 +32,30 @@ async fn tiered_unlocked(r: &test_support::TestRedis, config: TieredConfig) -> C
         .unwrap()
 }
 
-/// Reads `key` on `cache` until it returns `expected`; returns how long that took.
-async fn converges(cache: &Cache, key: &str, expected: Option<&str>) -> Duration {
+/// How long these tests let another process's L1 keep a copy after a change before they call it
+/// stale. An invalidation is one pub/sub message away (how long it takes is a figure of the cache
+/// benchmark, `cargo bench -p core-db --bench cache`, not of these tests); the bound only has to
+/// tell "arrives" from "never arrives" on a machine busy compiling.
+const BOUND: Duration = Duration::from_secs(3);
+
+/// The tiered driver's documented bound for a peer whose subscription went silent (the module
+/// docs of `core_db::infra::cache`'s tiered driver: "at most 2 seconds").
+const STALENESS_BOUND: Duration = Duration::from_secs(2);
+
+/// Reads `key` on `cache` until it returns `expected` (errors count as "not yet"); fails after
+/// [`BOUND`].
+async fn converges(cache: &Cache, key: &str, expected: Option<&str>) {
     let started = Instant::now();
     loop {
-        if cache.get(key).await.unwrap().as_deref() == expected {
-            return started.elapsed();
+        if let Ok(value) = cache.get(key).await
+            && value.as_deref() == expected
+        {
+            return;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{key} never became {expected:?}"
-        );
+        assert!(started.elapsed() < BOUND, "{key} never became {expected:?}");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
-
-/// How long another process's L1 may keep a copy after a change: an invalidation is one pub/sub
-/// message away, a millisecond or less on an idle machine. The bound is "a few milliseconds"
-/// with headroom for a test machine busy compiling.
-const PROPAGATION: Duration = Duration::from_millis(50);
 
 fn stats(cache: &Cache) -> TieredStats {
     cache.stats().expect("a tiered cache has stats")
@@ -62,32 +70,28 @@ async fn changes_on_one_process_reach_the_others_l1() {
     let b = tiered(&r, TieredConfig::default()).await;
 
     a.set("k", "v1").await.unwrap();
-    // a's write is also announced to b; let that message land before b caches v1, or it
-    // evicts b's fresh copy once (harmless, but it would make the L1 count below vary).
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v1"));
-    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v1"));
-    assert_eq!(stats(&b).l1_hits, 1, "the second read is served by b's L1");
+    // b's reads promote v1 into its L1 and then hit it (a's announcement of its own write may
+    // evict b's first copy once; harmless).
+    hold_in_l1(&b, "k", "v1").await;
 
     // A delete on a is seen by b's next read.
     a.del("k").await.unwrap();
-    let took = converges(&b, "k", None).await;
-    assert!(took < PROPAGATION, "delete took {took:?}");
+    converges(&b, "k", None).await;
 
     // So are writes, counters, pulls, bulk writes, flushes and tag invalidations.
     a.set("k", "v2").await.unwrap();
     assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v2"));
     a.set("k", "v3").await.unwrap();
-    assert!(converges(&b, "k", Some("v3")).await < PROPAGATION);
+    converges(&b, "k", Some("v3")).await;
 
     a.set("n", "1").await.unwrap();
     assert_eq!(b.get("n").await.unwrap().as_deref(), Some("1"));
     a.increment("n", 5).await.unwrap();
-    assert!(converges(&b, "n", Some("6")).await < PROPAGATION);
+    converges(&b, "n", Some("6")).await;
 
     assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v3"));
     assert_eq!(a.pull("k").await.unwrap().as_deref(), Some("v3"));
-    assert!(converges(&b, "k", None).await < PROPAGATION);
+    converges(&b, "k", None).await;
 
     a.put_many(&[("m1", "1"), ("m2", "2")]).await.unwrap();
     assert_eq!(
@@ -95,12 +99,12 @@ async fn changes_on_one_process_reach_the_others_l1() {
         vec![Some("1".into()), Some("2".into())]
     );
     a.put_many(&[("m1", "10"), ("m2", "20")]).await.unwrap();
-    assert!(converges(&b, "m2", Some("20")).await < PROPAGATION);
+    converges(&b, "m2", Some("20")).await;
 
     a.set("page:1", "p").await.unwrap();
     assert_eq!(b.get("page:1").await.unwrap().as_deref(), Some("p"));
     a.flush_prefix("page:").await.unwrap();
-    assert!(converges(&b, "page:1", None).await < PROPAGATION);
+    converges(&b, "page:1", None).await;
 
     a.set_with_tags("u:1", "u", &["users"], None).await.unwrap();
     assert_eq!(b.get("u:1").await.unwrap().as_deref(), Some("u"));
@@ -110,13 +114,13 @@ async fn changes_on_one_process_reach_the_others_l1() {
         "tags are shared"
     );
     a.invalidate_tag("users").await.unwrap();
-    assert!(converges(&b, "u:1", None).await < PROPAGATION);
+    converges(&b, "u:1", None).await;
 
     // And the other way round.
     b.set("k", "from b").await.unwrap();
     assert_eq!(a.get("k").await.unwrap().as_deref(), Some("from b"));
     b.set("k", "from b again").await.unwrap();
-    assert!(converges(&a, "k", Some("from b again")).await < PROPAGATION);
+    converges(&a, "k", Some("from b again")).await;
 }
 
 #[tokio::test]
@@ -237,7 +241,7 @@ async fn configuration_is_honoured() {
     no_l1.set("o", "1").await.unwrap();
     assert_eq!(observer.get("o").await.unwrap().as_deref(), Some("1"));
     no_l1.set("o", "2").await.unwrap();
-    assert!(converges(&observer, "o", Some("2")).await < PROPAGATION);
+    converges(&observer, "o", Some("2")).await;
     no_l1.get("o").await.unwrap();
     no_l1.get("o").await.unwrap();
     assert_eq!(stats(&no_l1).l1_hits, 0);
@@ -368,16 +372,12 @@ async fn concurrent_writers_leave_no_stale_l1_copy() {
             task.await.unwrap();
         }
 
-        // Every write is done and announced: each L1 agrees with L2 within the propagation
-        // bound, and keeps agreeing (no stale copy comes back), served from L1 again.
+        // Every write is done and announced: each L1 comes to agree with L2, and keeps
+        // agreeing (no stale copy comes back), served from L1 again.
         for key in RACE_KEYS {
             let expected = truth.get(key).await.unwrap();
             for (name, cache) in [("a", &a), ("b", &b)] {
-                let took = converges(cache, key, expected.as_deref()).await;
-                assert!(
-                    took < PROPAGATION,
-                    "round {round}: {name}'s {key} took {took:?} to become {expected:?}"
-                );
+                converges(cache, key, expected.as_deref()).await;
                 let hits_before = stats(cache).l1_hits;
                 for _ in 0..20 {
                     assert_eq!(
@@ -406,7 +406,8 @@ async fn concurrent_writers_leave_no_stale_l1_copy() {
 type Observation = (Duration, i64, &'static str);
 
 /// While counters climb on two processes, neither process ever reads a value older than what
-/// L2 held `PROPAGATION` earlier: an L1 copy is never stale for longer than that.
+/// L2 held [`BOUND`] earlier: an L1 copy is never stale for longer than that. (How stale reads
+/// actually get is a figure of the cache benchmark.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l1_is_never_stale_past_the_propagation_bound() {
     let Some(r) = test_support::redis("l1_is_never_stale_past_the_propagation_bound").await else {
@@ -456,7 +457,7 @@ async fn l1_is_never_stale_past_the_propagation_bound() {
     for task in writers {
         task.await.unwrap();
     }
-    tokio::time::sleep(PROPAGATION).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
     stop.store(true, Ordering::Relaxed);
     for task in readers {
         task.await.unwrap();
@@ -484,7 +485,7 @@ async fn l1_is_never_stale_past_the_propagation_bound() {
                 .map_or(Duration::ZERO, |(done, _)| at.saturating_sub(*done));
             worst = worst.max(since);
             assert!(
-                since < PROPAGATION,
+                since < BOUND,
                 "{name} read {value} at {at:?}, {since:?} after L2 moved past it"
             );
         }
@@ -495,8 +496,8 @@ async fn l1_is_never_stale_past_the_propagation_bound() {
         "L1 was in play: {sa:?} {sb:?}"
     );
     // Once the writers stop, both end on the final value.
-    assert_eq!(a.get("counter").await.unwrap().as_deref(), Some("600"));
-    assert_eq!(b.get("counter").await.unwrap().as_deref(), Some("600"));
+    converges(&a, "counter", Some("600")).await;
+    converges(&b, "counter", Some("600")).await;
     eprintln!(
         "worst staleness observed: {worst:?} over {} reads",
         read.len()
@@ -596,44 +597,25 @@ async fn a_copy_that_raced_a_newer_change_is_dropped() {
     assert_eq!(stats(&b).l1_hits, before + 2);
 }
 
+/// A delete on one process evicts the other's L1 copy: its reads stop returning the value, and
+/// never return it again. (How long that takes, p50 and p99, is measured by the cache benchmark.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delete_is_seen_by_the_other_process_within_milliseconds() {
-    let Some(r) =
-        test_support::redis("a_delete_is_seen_by_the_other_process_within_milliseconds").await
-    else {
+async fn a_delete_is_seen_by_the_other_process() {
+    let Some(r) = test_support::redis("a_delete_is_seen_by_the_other_process").await else {
         return;
     };
     let a = tiered(&r, TieredConfig::default()).await;
     let b = tiered(&r, TieredConfig::default()).await;
-    let mut lags = Vec::new();
-    let mut next_read_right = 0;
     for i in 0..100 {
         let key = format!("d{i}");
         a.set(&key, "v").await.unwrap();
-        // Let a's announcement of the write land, then give b a copy in its L1.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert_eq!(b.get(&key).await.unwrap().as_deref(), Some("v"));
-        let hits = stats(&b).l1_hits;
-        assert_eq!(b.get(&key).await.unwrap().as_deref(), Some("v"));
-        assert_eq!(stats(&b).l1_hits, hits + 1, "b holds {key} in L1");
-
+        hold_in_l1(&b, &key, "v").await;
         a.del(&key).await.unwrap();
-        let started = Instant::now();
-        if b.get(&key).await.unwrap().is_none() {
-            next_read_right += 1;
-            lags.push(Duration::ZERO);
-        } else {
-            lags.push(converges(&b, &key, None).await.max(started.elapsed()));
+        converges(&b, &key, None).await;
+        for _ in 0..3 {
+            assert_eq!(b.get(&key).await.unwrap(), None, "{key} came back");
         }
     }
-    lags.sort();
-    let (median, worst) = (lags[lags.len() / 2], lags[lags.len() - 1]);
-    eprintln!(
-        "delete → other process's L1: next read right {next_read_right}/100, median lag \
-         {median:?}, worst {worst:?}"
-    );
-    assert!(median < Duration::from_millis(5), "median lag {median:?}");
-    assert!(worst < PROPAGATION, "worst lag {worst:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -671,7 +653,7 @@ async fn a_killed_l2_connection_errors_then_recovers() {
     );
     until_ok(Duration::from_secs(2), async || a.set("k", "v2").await).await;
     assert_eq!(a.get("k").await.unwrap().as_deref(), Some("v2"));
-    assert!(converges(&b, "k", Some("v2")).await < PROPAGATION);
+    converges(&b, "k", Some("v2")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -707,11 +689,11 @@ async fn a_write_that_timed_out_leaves_no_stale_copy() {
     let read = b.get("k").await;
     assert!(!matches!(&read, Ok(Some(v)) if v == "v1"), "{read:?}");
     // ... and a heard of the change.
-    assert!(converges(&a, "k", Some("v2")).await < PROPAGATION);
+    converges(&a, "k", Some("v2")).await;
 
     proxy.set_delay(Duration::ZERO);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(converges(&b, "k", Some("v2")).await < PROPAGATION);
+    converges(&b, "k", Some("v2")).await;
 }
 
 async fn pubsub_client_ids(r: &test_support::TestRedis) -> BTreeSet<i64> {
@@ -751,9 +733,7 @@ async fn the_subscriber_comes_back_after_its_connection_is_killed() {
     };
 
     a.set("k", "v1").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v1"));
-    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v1"));
+    hold_in_l1(&b, "k", "v1").await;
 
     kill_client(&mut r.connection().await, subscriber).await;
 
@@ -774,14 +754,10 @@ async fn the_subscriber_comes_back_after_its_connection_is_killed() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v2"));
-    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v2"));
-    let before = stats(&b).l1_hits;
-    assert_eq!(b.get("k").await.unwrap().as_deref(), Some("v2"));
-    assert_eq!(stats(&b).l1_hits, before + 1, "L1 is in use again");
+    // L1 is in use again.
+    hold_in_l1(&b, "k", "v2").await;
     a.del("k").await.unwrap();
-    assert!(converges(&b, "k", None).await < PROPAGATION);
+    converges(&b, "k", None).await;
 }
 
 #[tokio::test]
@@ -818,4 +794,228 @@ async fn from_url_picks_the_driver() {
     assert_eq!(tiered.driver(), CacheDriver::Tiered);
     tiered.set("k", "v").await.unwrap();
     assert_eq!(redis.get("k").await.unwrap().as_deref(), Some("v"));
+}
+
+/// A tiered cache whose L2 (and so its invalidation subscriber) goes through `url` (a proxy),
+/// with a per-call `timeout`.
+async fn tiered_through(
+    r: &test_support::TestRedis,
+    url: &str,
+    timeout: Duration,
+    config: TieredConfig,
+) -> Cache {
+    let _creating = CREATING.lock().await;
+    let options = RedisCacheOptions::new().timeout(timeout);
+    let l2 = Cache::redis_with(url, r.prefix.clone(), options)
+        .await
+        .unwrap();
+    Cache::tiered(Cache::memory(r.prefix.clone()), l2, config)
+        .await
+        .unwrap()
+}
+
+/// Gives `peer` a copy of `key` (holding `value`) in its L1: reads until a read is an L1 hit.
+async fn hold_in_l1(peer: &Cache, key: &str, value: &str) {
+    let started = Instant::now();
+    loop {
+        let hits = stats(peer).l1_hits;
+        assert_eq!(peer.get(key).await.unwrap().as_deref(), Some(value));
+        if stats(peer).l1_hits > hits {
+            return;
+        }
+        assert!(
+            started.elapsed() < BOUND,
+            "{key} never reached the peer's L1"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Reads `key` on `peer` for `during` and checks that every read returns `expected`.
+async fn stays(peer: &Cache, key: &str, expected: Option<&str>, during: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < during {
+        assert_eq!(
+            peer.get(key).await.unwrap().as_deref(),
+            expected,
+            "{key} went stale again"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The connection of a writer dies in the middle of a write: right after the bytes of a plain
+/// `SET` (where a write sent separately from its announcement would lose the announcement), or
+/// before the write's reply comes back. Whatever L2 ends up holding, the peer converges to it:
+/// a write never reaches L2 without its invalidation reaching the peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_cut_off_mid_way_leaves_no_stale_peer() {
+    let Some(r) = test_support::redis("a_write_cut_off_mid_way_leaves_no_stale_peer").await else {
+        return;
+    };
+    let proxy = FaultProxy::start(&redis_addr(&r.url)).await.unwrap();
+    let a = tiered_through(
+        &r,
+        &proxy.url(&r.url),
+        Duration::from_millis(500),
+        TieredConfig::default(),
+    )
+    .await;
+    let b = tiered(&r, TieredConfig::default()).await;
+    let truth = Cache::redis(&r.url, r.prefix.clone()).await.unwrap();
+    for (round, direction) in [Direction::Upstream, Direction::Downstream]
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("cut{round}");
+        until_ok(BOUND, async || a.set(&key, "v1").await).await;
+        hold_in_l1(&b, &key, "v1").await;
+
+        let fault = match direction {
+            // Exactly the bytes of `SET {prefix}:cache:{key} v2`, then the connection closes.
+            Direction::Upstream => {
+                let set = redis::cmd("SET")
+                    .arg(format!("{}:cache:{key}", r.prefix))
+                    .arg("v2")
+                    .get_packed_command();
+                Fault::CutAfter(set.len() as u64)
+            }
+            // The request arrives whole; the connection closes before the reply gets back.
+            _ => Fault::CutAfter(0),
+        };
+        proxy.set(direction, fault);
+        let result = a.set(&key, "v2").await;
+        proxy.heal();
+
+        let held = truth.get(&key).await.unwrap();
+        eprintln!("{direction:?} cut: the write returned {result:?}; L2 holds {held:?}");
+        converges(&b, &key, held.as_deref()).await;
+        stays(&b, &key, held.as_deref(), Duration::from_millis(300)).await;
+    }
+}
+
+/// A peer's subscription goes silent (its connection stalls: nothing is lost, everything is late,
+/// the socket stays open). Within the documented bound the peer stops serving its L1 copy of a key
+/// another process changed meanwhile, and once the connection flows again it serves the new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_cannot_hear_stops_serving_its_l1() {
+    let Some(r) = test_support::redis("a_peer_that_cannot_hear_stops_serving_its_l1").await else {
+        return;
+    };
+    let proxy = FaultProxy::start(&redis_addr(&r.url)).await.unwrap();
+    let a = tiered(&r, TieredConfig::default()).await;
+    let b = tiered_through(
+        &r,
+        &proxy.url(&r.url),
+        Duration::from_millis(500),
+        TieredConfig::default(),
+    )
+    .await;
+    a.set("k", "v1").await.unwrap();
+    hold_in_l1(&b, "k", "v1").await;
+
+    proxy.set(Direction::Downstream, Fault::Stall);
+    a.set("k", "v2").await.unwrap();
+    let acknowledged = Instant::now();
+    // While it cannot hear, b may serve v1 from L1 only within the bound; its L2 reads time out.
+    let mut last_stale = None;
+    while acknowledged.elapsed() < STALENESS_BOUND + Duration::from_secs(2) {
+        if let Ok(Some(v)) = b.get("k").await
+            && v == "v1"
+        {
+            last_stale = Some(acknowledged.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        last_stale.is_none_or(|at| at < STALENESS_BOUND + Duration::from_millis(500)),
+        "b served v1 {last_stale:?} after v2 was acknowledged"
+    );
+
+    proxy.heal();
+    converges(&b, "k", Some("v2")).await;
+    stays(&b, "k", Some("v2"), Duration::from_millis(300)).await;
+    hold_in_l1(&b, "k", "v2").await;
+}
+
+/// A peer's subscription connection is dropped and cannot come back for a while; another process
+/// changes a key meanwhile (the announcement is lost for that peer). After it reconnects the peer
+/// serves the new value, not its old L1 copy, and uses its L1 again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_subscription_was_dropped_reads_fresh_after_reconnecting() {
+    let Some(r) =
+        test_support::redis("a_peer_whose_subscription_was_dropped_reads_fresh_after_reconnecting")
+            .await
+    else {
+        return;
+    };
+    let proxy = FaultProxy::start(&redis_addr(&r.url)).await.unwrap();
+    let a = tiered(&r, TieredConfig::default()).await;
+    let b = tiered_through(
+        &r,
+        &proxy.url(&r.url),
+        Duration::from_millis(500),
+        TieredConfig::default(),
+    )
+    .await;
+    a.set("k", "v1").await.unwrap();
+    hold_in_l1(&b, "k", "v1").await;
+    let accepted = proxy.accepted();
+
+    proxy.refuse(true);
+    proxy.drop_connections();
+    a.set("k", "v2").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let read = b.get("k").await;
+    assert!(
+        !matches!(&read, Ok(Some(v)) if v == "v1"),
+        "disconnected, b serves its old copy: {read:?}"
+    );
+    proxy.refuse(false);
+
+    converges(&b, "k", Some("v2")).await;
+    stays(&b, "k", Some("v2"), Duration::from_millis(300)).await;
+    hold_in_l1(&b, "k", "v2").await;
+    assert!(proxy.accepted() > accepted, "b reconnected");
+    // And invalidations reach it again.
+    a.set("k", "v3").await.unwrap();
+    converges(&b, "k", Some("v3")).await;
+}
+
+/// L1 keeps no copy longer than `l1_max_ttl`, values without a TTL included: a change L1 was
+/// not told about (here by a plain Redis cache, which does not announce) is read once the cap
+/// runs out, and a long L2 TTL is capped the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l1_copies_live_at_most_l1_max_ttl() {
+    let Some(r) = test_support::redis("l1_copies_live_at_most_l1_max_ttl").await else {
+        return;
+    };
+    let cap = Duration::from_secs(1);
+    let config = TieredConfig {
+        l1_max_ttl: cap,
+        ..TieredConfig::default()
+    };
+    let cache = tiered(&r, config).await;
+    let silent = Cache::redis(&r.url, r.prefix.clone()).await.unwrap();
+    for (key, ttl) in [("forever", None), ("long", Some(Duration::from_secs(3600)))] {
+        silent.put(key, "v1", ttl).await.unwrap();
+        hold_in_l1(&cache, key, "v1").await;
+        silent.put(key, "v2", ttl).await.unwrap();
+        // Unannounced, the change is not seen at once: the copy is in L1 ...
+        assert_eq!(cache.get(key).await.unwrap().as_deref(), Some("v1"));
+        // ... until the cap runs out (without it, "forever" would stay v1 for good, and "long"
+        // for a quarter of an hour).
+        converges(&cache, key, Some("v2")).await;
+        stays(&cache, key, Some("v2"), Duration::from_millis(100)).await;
+    }
+    // A zero cap is refused.
+    let l2 = Cache::redis(&r.url, r.prefix.clone()).await.unwrap();
+    let zero = TieredConfig {
+        l1_max_ttl: Duration::ZERO,
+        ..TieredConfig::default()
+    };
+    assert!(matches!(
+        Cache::tiered(Cache::memory("x"), l2, zero).await,
+        Err(Error::Config(_))
+    ));
 }

@@ -243,6 +243,60 @@ async fn postgres_answers_a_tracked_table_from_its_counter() {
     assert_count(&db, "t", 982, "untracking").await;
 }
 
+/// A trigger disabled and enabled again leaves every trigger enabled, but the rows written in
+/// between were never counted: the counter is not trusted until tracking re-seeds it.
+#[tokio::test]
+async fn postgres_a_trigger_disabled_then_enabled_again_is_noticed() {
+    let Some((db, _guard)) =
+        postgres("postgres_a_trigger_disabled_then_enabled_again_is_noticed").await
+    else {
+        return;
+    };
+    exec(&db, "CREATE TABLE t (x INTEGER)").await;
+    exec(&db, "INSERT INTO t SELECT generate_series(1, 10)").await;
+    assert_eq!(db.track_row_count("t").await.unwrap(), 10);
+    for (trigger, write, expected) in [
+        (
+            "rustforge_row_count_insert",
+            "INSERT INTO t VALUES (11), (12)",
+            12,
+        ),
+        (
+            "rustforge_row_count_delete",
+            "DELETE FROM t WHERE x <= 3",
+            9,
+        ),
+        ("rustforge_row_count_truncate", "TRUNCATE t", 0),
+    ] {
+        exec(&db, &format!("ALTER TABLE t DISABLE TRIGGER {trigger}")).await;
+        exec(&db, write).await;
+        exec(&db, &format!("ALTER TABLE t ENABLE TRIGGER {trigger}")).await;
+        assert_count(&db, "t", expected, &format!("re-enabling {trigger}")).await;
+        // Writes after re-enabling are still counted exactly.
+        exec(&db, "INSERT INTO t VALUES (100)").await;
+        assert_count(&db, "t", expected + 1, &format!("a write after {trigger}")).await;
+        exec(&db, "DELETE FROM t WHERE x = 100").await;
+        // Tracking again re-seeds, and the counter answers again.
+        assert_eq!(db.track_row_count("t").await.unwrap(), expected);
+        exec(
+            &db,
+            "INSERT INTO rustforge_row_counts (relid, n) VALUES ('t'::REGCLASS, 1000)",
+        )
+        .await;
+        assert_eq!(
+            db.row_count("t").await.unwrap(),
+            expected + 1000,
+            "re-tracked after {trigger}: answered from the counter"
+        );
+        assert_eq!(db.track_row_count("t").await.unwrap(), expected);
+    }
+    // Disabling every trigger at once, then enabling them all, is noticed the same way.
+    exec(&db, "ALTER TABLE t DISABLE TRIGGER ALL").await;
+    exec(&db, "INSERT INTO t SELECT generate_series(1, 5)").await;
+    exec(&db, "ALTER TABLE t ENABLE TRIGGER ALL").await;
+    assert_count(&db, "t", 5, "DISABLE TRIGGER ALL, then ENABLE").await;
+}
+
 #[tokio::test]
 async fn postgres_counts_only_what_is_committed() {
     let Some((db, _guard)) = postgres("postgres_counts_only_what_is_committed").await else {

@@ -10,7 +10,7 @@ mod cases {
 
     use bytes::Bytes;
     use core_db::Error;
-    use core_db::infra::storage::{ByteStream, MAX_KEY_LEN};
+    use core_db::infra::storage::{ByteStream, MAX_KEY_LEN, MAX_SEGMENT_LEN};
     use futures_util::StreamExt;
 
     use crate::storage_support::{Fixture, check_pattern, http, pattern_stream};
@@ -317,6 +317,95 @@ mod cases {
         assert_eq!(fx.outside_root(), Vec::<String>::new());
     }
 
+    /// `verify_signed_url` takes the links the app serves itself: the local driver's presigned
+    /// links, for their key and method until they expire; the S3 driver's links are checked by
+    /// the bucket, so none verifies at the app.
+    pub async fn verify_signed_url_checks_app_links(fx: &Fixture) {
+        let s = &fx.storage;
+        let link = s
+            .presign_get("docs/a.pdf", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let query = link.split_once('?').map_or("", |(_, q)| q);
+        let now = std::time::SystemTime::now();
+        let later = now + Duration::from_secs(3600);
+        let refused = |r: core_db::Result<()>, what: &str| match r {
+            Err(Error::InvalidSignature { .. }) => {}
+            other => panic!("{what} on {} was not refused: {other:?}", fx.driver),
+        };
+        if fx.driver == "local" {
+            s.verify_signed_url("GET", "docs/a.pdf", query, now)
+                .unwrap();
+        } else {
+            refused(
+                s.verify_signed_url("GET", "docs/a.pdf", query, now),
+                "own link",
+            );
+        }
+        refused(
+            s.verify_signed_url("GET", "docs/a.pdf", query, later),
+            "expired",
+        );
+        refused(
+            s.verify_signed_url("GET", "docs/b.pdf", query, now),
+            "other key",
+        );
+        refused(
+            s.verify_signed_url("PUT", "docs/a.pdf", query, now),
+            "other method",
+        );
+        refused(
+            s.verify_signed_url("GET", "docs/a.pdf", "", now),
+            "no query",
+        );
+        assert!(matches!(
+            s.verify_signed_url("GET", "../a.pdf", query, now),
+            Err(Error::InvalidKey { .. })
+        ));
+    }
+
+    /// A segment longer than a file name may be is an invalid key on every driver, not an I/O
+    /// error; the longest allowed one works everywhere.
+    pub async fn overlong_segments_are_invalid_keys(fx: &Fixture) {
+        let s = &fx.storage;
+        let longest = format!("dir/{}", "a".repeat(MAX_SEGMENT_LEN));
+        s.put(&longest, text("fits"), "text/plain").await.unwrap();
+        assert_eq!(s.get(&longest).await.unwrap(), Some(text("fits")));
+        s.delete(&longest).await.unwrap();
+        for key in [
+            format!("dir/{}", "a".repeat(300)),
+            format!("{}/file.txt", "é".repeat(128)),
+            "b".repeat(MAX_SEGMENT_LEN + 1),
+        ] {
+            let what = format!("{} bytes on {}", key.len(), fx.driver);
+            let invalid = |r: core_db::Result<()>, op: &str| match r {
+                Err(Error::InvalidKey { reason, .. }) => {
+                    assert!(reason.contains("255"), "{op} {what}: {reason}")
+                }
+                other => panic!("{op} with {what} was not an invalid key: {other:?}"),
+            };
+            invalid(s.put(&key, text("x"), "text/plain").await, "put");
+            invalid(
+                s.put_stream(&key, pattern_stream(10, 5), "text/plain")
+                    .await
+                    .map(|_| ()),
+                "put_stream",
+            );
+            invalid(s.get(&key).await.map(|_| ()), "get");
+            invalid(s.get_stream(&key).await.map(|_| ()), "get_stream");
+            invalid(s.exists(&key).await.map(|_| ()), "exists");
+            invalid(s.delete(&key).await, "delete");
+            invalid(s.url(&key).map(|_| ()), "url");
+            invalid(
+                s.presign_get(&key, Duration::from_secs(60))
+                    .await
+                    .map(|_| ()),
+                "presign_get",
+            );
+        }
+        assert_eq!(fx.leftovers().await, Vec::<String>::new());
+    }
+
     pub async fn errors_name_the_key_and_reason(fx: &Fixture) {
         let err = fx.storage.get("../x").await.unwrap_err();
         let message = err.to_string();
@@ -342,6 +431,8 @@ macro_rules! suite {
             presigned_get,
             presigned_put,
             traversal_is_rejected,
+            overlong_segments_are_invalid_keys,
+            verify_signed_url_checks_app_links,
             errors_name_the_key_and_reason,
         ]);
     };

@@ -203,16 +203,17 @@ pub async fn rename_article(state: &AppState, id: i64, title: &str) -> core_db::
 // endregion: invalidate
 
 // region: drivers
-pub async fn drivers() -> core_db::Result<()> {
+pub async fn drivers(redis_url: &str, app: &str) -> core_db::Result<[Cache; 3]> {
     use core_db::infra::cache::{MemoryCacheOptions, RedisCacheOptions};
 
     // One process, nothing installed: a bounded in-process cache.
-    let memory = Cache::memory_with("app", MemoryCacheOptions::new().max_entries(50_000));
+    let memory = Cache::memory_with(app, MemoryCacheOptions::new().max_entries(50_000));
 
     // Shared by every process: one multiplexed, auto-reconnecting connection per Cache.
+    // (redis_url: "redis://127.0.0.1:6379", say; app: the key prefix, e.g. APP_NAME)
     let redis = Cache::redis_with(
-        "redis://127.0.0.1:6379",
-        "app",
+        redis_url,
+        app,
         RedisCacheOptions::new()
             .timeout(Duration::from_millis(500)) // an error, not a hang, when Redis is down
             .remember_lock_ttl(Duration::from_secs(30)) // above your slowest remember closure
@@ -222,23 +223,23 @@ pub async fn drivers() -> core_db::Result<()> {
 
     // Or from configuration: memory://, memory://?max_entries=N, redis://, rediss://,
     // tiered+redis://, tiered+rediss://
-    let configured = Cache::from_url("tiered+redis://127.0.0.1:6379", "app").await?;
-    let _ = (memory, redis, configured);
-    Ok(())
+    let configured = Cache::from_url(&format!("tiered+{redis_url}"), app).await?;
+    Ok([memory, redis, configured])
 }
 // endregion: drivers
 
 // region: tiered
-pub async fn tiered() -> core_db::Result<Cache> {
+pub async fn tiered(redis_url: &str, app: &str) -> core_db::Result<Cache> {
     use core_db::infra::cache::TieredConfig;
 
-    let l1 = Cache::memory("app");
-    let l2 = Cache::redis("redis://127.0.0.1:6379", "app").await?;
+    let l1 = Cache::memory(app);
+    let l2 = Cache::redis(redis_url, app).await?;
     let cache = Cache::tiered(
         l1,
         l2,
         TieredConfig {
             l1_ttl_fraction: 0.1, // L1 keeps a value for 10% of its remaining Redis TTL
+            l1_max_ttl: Duration::from_secs(30), // and never more than 30 s (default 60 s)
             ..TieredConfig::default()
         },
     )
@@ -465,10 +466,85 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn the_driver_examples_compile() {
-        let _ = drivers;
-        let _ = tiered;
-        let _ = connect;
+    /// `drivers` against the Redis at `REDIS_URL`: the three caches it makes are the drivers
+    /// it says, and the Redis-backed two share their values.
+    #[tokio::test]
+    async fn the_driver_examples_run() -> core_db::Result<()> {
+        use core_db::infra::cache::CacheDriver;
+
+        let Some(r) = test_support::redis("docs::caching::drivers").await else {
+            return Ok(());
+        };
+        let [memory, redis, configured] = drivers(&r.url, &r.prefix).await?;
+        assert_eq!(memory.driver(), CacheDriver::Memory);
+        assert_eq!(redis.driver(), CacheDriver::Redis);
+        assert_eq!(configured.driver(), CacheDriver::Tiered);
+        redis.set("greeting", "hello").await?;
+        assert_eq!(configured.get("greeting").await?.as_deref(), Some("hello"));
+        assert_eq!(memory.get("greeting").await?, None, "memory is per process");
+        redis.flush_prefix("").await?;
+        Ok(())
+    }
+
+    /// `tiered` twice on one prefix (two processes): a change on one is seen by the other, whose
+    /// L1 serves it once it holds a copy.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_tiered_example_runs() -> core_db::Result<()> {
+        use core_db::infra::cache::CacheDriver;
+
+        let Some(r) = test_support::redis("docs::caching::tiered").await else {
+            return Ok(());
+        };
+        let (a, b) = (
+            tiered(&r.url, &r.prefix).await?,
+            tiered(&r.url, &r.prefix).await?,
+        );
+        assert_eq!(a.driver(), CacheDriver::Tiered);
+        a.set("k", "v1").await?;
+        assert_eq!(b.get("k").await?.as_deref(), Some("v1"));
+        a.set("k", "v2").await?;
+        let started = std::time::Instant::now();
+        while b.get("k").await?.as_deref() != Some("v2") {
+            assert!(started.elapsed() < Duration::from_secs(3), "b never saw v2");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let before = b.stats().expect("tiered stats").l1_hits;
+        for _ in 0..50 {
+            assert_eq!(b.get("k").await?.as_deref(), Some("v2"));
+        }
+        assert!(
+            b.stats().expect("tiered stats").l1_hits > before,
+            "L1 serves it"
+        );
+        a.flush_prefix("").await?;
+        Ok(())
+    }
+
+    /// `connect` with settings naming a SQLite file and the Redis at `REDIS_URL`, the test's
+    /// prefix as the app name: both handles work.
+    #[tokio::test]
+    async fn the_setup_example_connects() -> anyhow::Result<()> {
+        use core_db::infra::cache::CacheDriver;
+
+        let Some(r) = test_support::redis("docs::caching::connect").await else {
+            return Ok(());
+        };
+        let dir = tempfile::tempdir()?;
+        let database_url = format!("sqlite://{}/app.sqlite3", dir.path().display());
+        let cache_url = r.url.clone();
+        let settings = core_web::config::Settings::from_lookup(|name| match name {
+            "DATABASE_URL" => Some(database_url.clone()),
+            "CACHE_URL" => Some(cache_url.clone()),
+            "APP_NAME" => Some(r.prefix.clone()),
+            _ => None,
+        })?;
+        let state = connect(&settings).await?;
+        assert_eq!(state.cache.driver(), CacheDriver::Redis);
+        assert_eq!(state.cache.prefix(), r.prefix);
+        state.cache.set("k", "v").await?;
+        assert_eq!(state.cache.get("k").await?.as_deref(), Some("v"));
+        state.db.execute("CREATE TABLE t (id INTEGER)").await?;
+        state.cache.flush_prefix("").await?;
+        Ok(())
     }
 }

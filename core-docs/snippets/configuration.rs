@@ -49,8 +49,17 @@ mod tests {
         // endregion: invalid
     }
 
+    /// `load_settings` in the test's own environment (`core-docs/` has no `rustforge.toml`):
+    /// the settings the environment gives, as `from_lookup` reads them.
     #[test]
-    fn load_is_callable() {
-        let _ = load_settings;
+    fn load_reads_the_environment() -> core_web::Result<()> {
+        let settings = load_settings()?;
+        let expected = Settings::from_lookup(|name| std::env::var(name).ok())?;
+        assert_eq!(settings, expected);
+        assert_eq!(
+            settings.port,
+            std::env::var("PORT").map_or(3000, |p| p.parse().expect("PORT"))
+        );
+        Ok(())
     }
 }

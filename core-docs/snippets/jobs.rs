@@ -335,11 +335,37 @@ mod tests {
         Ok(())
     }
 
+    /// `connect_queue` with settings naming the Redis at `REDIS_URL`, then `start_worker` on
+    /// that queue: a welcome email dispatched to it is taken and handled (the queue empties and
+    /// nothing lands in `failed_jobs`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_worker_example_runs_a_job_from_redis() -> anyhow::Result<()> {
+        let Some(r) = test_support::redis("docs::jobs::worker").await else {
+            return Ok(());
+        };
+        let settings = core_web::config::Settings::from_lookup(|name| match name {
+            "QUEUE_URL" => Some(r.url.clone()),
+            "APP_NAME" => Some(r.prefix.clone()),
+            _ => None,
+        })?;
+        let queue = connect_queue(&settings).await?;
+        assert_eq!(queue.driver_kind(), core_jobs::QueueDriver::Redis);
+        let db = database().await;
+        let worker = start_worker(db.clone(), Cache::memory("docs-jobs"), queue.clone()).await?;
+        resend_welcome(&queue, 7).await?;
+        eventually(async || {
+            let stats = queue.stats("mail").await.expect("stats");
+            (stats.ready, stats.delayed, stats.in_flight) == (0, 0, 0)
+        })
+        .await;
+        assert_eq!(FailedJobs::new(db).count().await?, 0, "the job succeeded");
+        worker.shutdown().await;
+        Ok(())
+    }
+
     #[test]
     fn the_other_examples_compile() {
-        let _ = start_worker;
         let _ = start_relay;
-        let _ = connect_queue;
         let queue = Queue::memory();
         let _ = (queue, start_scheduler);
         let _ = ApplyLedgerEntry {

@@ -1,5 +1,8 @@
-//! Every Rust snippet shown on the docs site, compiled against the real crates and, where it
-//! is cheap (memory cache, in-memory SQLite, `oneshot` requests), run.
+//! Every Rust snippet shown on the docs site, compiled against the real crates and run: on the
+//! memory cache, in-memory SQLite and `oneshot` requests where that shows the behaviour, and
+//! against the real services otherwise (the cache drivers, the tiered cache, the app's setup and
+//! the jobs worker on the Redis at `REDIS_URL`, each under a fresh `test_support::redis` prefix;
+//! a missing Redis fails under `RUSTFORGE_REQUIRE_SERVICES=1` and is one SKIPPED line otherwise).
 //!
 //! The pages import these files (`core-docs/snippets/*.rs`) with Vite's `?raw` and show the
 //! regions between `// region: NAME` and `// endregion: NAME`; a snippet that stops compiling

@@ -13,7 +13,7 @@
 //! Each figure times one whole call: for DataTable, parsing the query string, building both
 //! queries, running them (page and total concurrently on two connections), mapping rows to JSON
 //! and serialising the response; for raw sqlx, the same two queries written by hand (concurrently
-//! too), rows decoded into a struct and serialised. Rounds alternate between the two so that both
+//! too), rows decoded into a struct and serialised. Rounds alternate which of the two runs first, so both
 //! see the same machine. Target: DataTable p50 under 5 ms with an exact total.
 //!
 //! The total is measured three ways: `tracked_row_count` (the table is tracked with
@@ -252,6 +252,18 @@ where
     }
 }
 
+/// Runs `a` then `b` when `a_first`, otherwise `b` then `a` (one after the other, never together):
+/// how the rounds alternate.
+async fn pair(a_first: bool, a: impl Future<Output = ()>, b: impl Future<Output = ()>) {
+    if a_first {
+        a.await;
+        b.await;
+    } else {
+        b.await;
+        a.await;
+    }
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "BELOW TARGET" }
 }
@@ -326,24 +338,40 @@ async fn main() {
     let mut raw_page = Samples::default();
     let mut count = Samples::default();
     let mut http = Samples::default();
-    for _ in 0..ROUNDS {
-        time(&mut dt_tracked, per_round, || {
-            datatable_first_page(&tracked, &db)
-        })
+    for round in 0..ROUNDS {
+        // Each pair runs DataTable first on even rounds and raw sqlx first on odd ones, so drift
+        // in the machine's load (and any warm-up one side leaves the other) falls on both sides.
+        let dt_first = round % 2 == 0;
+        pair(
+            dt_first,
+            time(&mut dt_tracked, per_round, || {
+                datatable_first_page(&tracked, &db)
+            }),
+            time(&mut raw_tracked, per_round, || {
+                raw_tracked_first_page(&pool)
+            }),
+        )
         .await;
-        time(&mut raw_tracked, per_round, || {
-            raw_tracked_first_page(&pool)
-        })
+        pair(
+            dt_first,
+            time(&mut dt, per_round, || datatable_first_page(&table, &db)),
+            time(&mut raw, per_round, || raw_first_page(&pool)),
+        )
         .await;
-        time(&mut dt, per_round, || datatable_first_page(&table, &db)).await;
-        time(&mut raw, per_round, || raw_first_page(&pool)).await;
-        time(&mut dt_page, per_round, || {
-            datatable_first_page(&cached, &db)
-        })
+        pair(
+            dt_first,
+            time(&mut dt_page, per_round, || {
+                datatable_first_page(&cached, &db)
+            }),
+            time(&mut raw_page, per_round, || raw_page_only(&pool)),
+        )
         .await;
-        time(&mut raw_page, per_round, || raw_page_only(&pool)).await;
-        time(&mut count, per_round, || raw_count(&pool)).await;
-        time(&mut http, per_round, || through_router(&app)).await;
+        pair(
+            dt_first,
+            time(&mut http, per_round, || through_router(&app)),
+            time(&mut count, per_round, || raw_count(&pool)),
+        )
+        .await;
     }
 
     // What tracking costs writers: the same inserts into `events` (tracked) and `events_plain`.
@@ -351,15 +379,23 @@ async fn main() {
     let mut one_plain = Samples::default();
     let mut bulk_tracked = Samples::default();
     let mut bulk_plain = Samples::default();
-    for _ in 0..ROUNDS {
-        time(&mut one_tracked, per_round, || insert_one(&pool, "events")).await;
-        time(&mut one_plain, per_round, || {
-            insert_one(&pool, "events_plain")
-        })
+    for round in 0..ROUNDS {
+        let tracked_first = round % 2 == 0;
+        pair(
+            tracked_first,
+            time(&mut one_tracked, per_round, || insert_one(&pool, "events")),
+            time(&mut one_plain, per_round, || {
+                insert_one(&pool, "events_plain")
+            }),
+        )
         .await;
         for _ in 0..BULK_PER_ROUND {
-            time(&mut bulk_tracked, 1, || insert_many(&pool, "events")).await;
-            time(&mut bulk_plain, 1, || insert_many(&pool, "events_plain")).await;
+            pair(
+                tracked_first,
+                time(&mut bulk_tracked, 1, || insert_many(&pool, "events")),
+                time(&mut bulk_plain, 1, || insert_many(&pool, "events_plain")),
+            )
+            .await;
         }
     }
     let expected = u64::try_from(raw_count(&pool).await).expect("count");

@@ -449,11 +449,71 @@ impl Settings {
     }
 }
 
+/// The error for a rejected value. The value is shown as the message must show it: a secret
+/// setting's value never (`***`), any other with URL passwords redacted ([`redact_url`]).
 fn invalid(variable: &'static str, value: &str, expected: &'static str) -> Error {
     Error::InvalidSetting {
         variable,
-        value: value.to_owned(),
+        value: shown_value(variable, value),
         expected,
+    }
+}
+
+/// Whether `variable` holds a secret whose value no message may print.
+fn is_secret(variable: &str) -> bool {
+    let name = variable.to_ascii_uppercase();
+    [
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "TOKEN",
+        "PRIVATE",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+        || name.ends_with("_KEY")
+}
+
+/// `value` as an error message may show it for `variable`.
+fn shown_value(variable: &str, value: &str) -> String {
+    if is_secret(variable) && !value.is_empty() {
+        "***".to_owned()
+    } else {
+        redact_url(value)
+    }
+}
+
+/// `url` with the password of its user information replaced by `***`, for messages and logs.
+///
+/// The user information is everything between the scheme's `://` and the last `@`, so a
+/// password is hidden whole even when it holds characters a URL should have percent-encoded
+/// (`/`, `@`, `:`, `#`, `?`); the user name is what precedes its first `:`. Text without a
+/// password comes back unchanged. Without `://`, the scheme ends at the first `:`.
+///
+/// ```
+/// use core_web::config::redact_url;
+///
+/// assert_eq!(redact_url("postgres://app:s3cr/t@db:5432/app"), "postgres://app:***@db:5432/app");
+/// assert_eq!(redact_url("redis://:p@ss#w?rd@cache:6379/0"), "redis://:***@cache:6379/0");
+/// assert_eq!(redact_url("postgres://app@db/app"), "postgres://app@db/app");
+/// assert_eq!(redact_url("sqlite://data/app.sqlite3"), "sqlite://data/app.sqlite3");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let start = match url.find("://") {
+        Some(i) => i + 3,
+        None => match url.find(':') {
+            Some(i) => i + 1,
+            None => return url.to_owned(),
+        },
+    };
+    let rest = &url[start..];
+    let Some(at) = rest.rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{}{user}:***{}", &url[..start], &rest[at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -628,6 +688,28 @@ mod tests {
             assert!(err.contains(variable), "{err} names {variable}");
             assert!(err.contains(hint), "{err} says what {variable} accepts");
         }
+    }
+
+    #[test]
+    fn secret_settings_are_never_echoed() {
+        for name in [
+            "S3_SECRET_ACCESS_KEY",
+            "DATABASE_PASSWORD",
+            "API_TOKEN",
+            "STORAGE_SIGNING_KEY",
+        ] {
+            let err = invalid(name, "hunter2", "something else").to_string();
+            assert!(err.contains(name), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(err.contains("***"), "{err}");
+        }
+        let err = invalid("PORT", "hunter2", "a port number").to_string();
+        assert!(err.contains("hunter2"), "not secret: {err}");
+        let err = invalid("DATABASE_URL", "mysql://u:hunter2@h/db", "a URL").to_string();
+        assert!(
+            !err.contains("hunter2") && err.contains("mysql://u:***@h/db"),
+            "{err}"
+        );
     }
 
     #[test]

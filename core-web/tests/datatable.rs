@@ -852,6 +852,57 @@ mod cases {
         assert_eq!(body["errors"]["sort"][0], "未知的列 `nope`", "{body}");
     }
 
+    /// A date before what PostgreSQL's `timestamptz` holds (4714-11-24 BC) is a 422 naming the
+    /// field, never a database error; on PostgreSQL the earliest date it holds works.
+    pub async fn dates_before_4713_bc_are_422s(fx: &Fixture) {
+        for (query, field) in [
+            (
+                "filter[created_at][gte]=-5000-01-01",
+                "filter[created_at][gte]",
+            ),
+            ("filter[created_at]=-4713-11-23", "filter[created_at]"),
+            (
+                "filter[created_at][lt]=-4713-11-23T23:59:59Z",
+                "filter[created_at][lt]",
+            ),
+            (
+                "filter[created_at][gt]=-9999-06-01T12:00",
+                "filter[created_at][gt]",
+            ),
+            (
+                "filter[created_at][lte]=-262000-01-01%2000:00:00",
+                "filter[created_at][lte]",
+            ),
+        ] {
+            fx.rejects(
+                &format!("/people?{query}"),
+                field,
+                &["`created_at`", "-4713-11-24"],
+            )
+            .await;
+        }
+        // SQLite's date functions stop at year 0, so only PostgreSQL can compare this early.
+        if !matches!(fx.db, Database::Postgres(_)) {
+            return;
+        }
+        let all = fx.ids("/people?per_page=100").await;
+        assert_eq!(
+            fx.ids("/people?per_page=100&filter[created_at][gte]=-4713-11-24")
+                .await,
+            all
+        );
+        assert_eq!(
+            fx.ids("/people?per_page=100&filter[created_at][gt]=-4713-11-24T00:00:00Z")
+                .await,
+            all
+        );
+        assert!(
+            fx.ids("/people?filter[created_at][lt]=-4713-11-24")
+                .await
+                .is_empty()
+        );
+    }
+
     /// Strings that would break SQL built by splicing.
     fn payloads() -> Vec<String> {
         let mut out: Vec<String> = [
@@ -1114,6 +1165,7 @@ on_both_backends!(
     joins_and_application_conditions,
     unknown_names_are_named,
     bad_values_are_rejected,
+    dates_before_4713_bc_are_422s,
     injection_strings_never_reach_sql,
     counts_can_be_cached,
     tracked_totals_are_exact_and_fresh,

@@ -246,9 +246,18 @@ impl Cache {
     ///
     /// Writes, deletes, flushes, counters and tag invalidations go to L2, then to this L1, and
     /// are published on `{prefix}:cache-invalidate` so every other tiered cache on the prefix
-    /// evicts the keys from its L1 within milliseconds. Other processes writing the same prefix
-    /// must therefore use a tiered cache too (a plain [`Cache::redis`] does not publish). Give
-    /// `l1` to this cache only; writing to it directly bypasses L2.
+    /// evicts the keys from its L1, normally within milliseconds. Each change and its `PUBLISH`
+    /// run in one Lua script: a change never reaches Redis without its announcement. Other
+    /// processes writing the same prefix must therefore use a tiered cache too (a plain
+    /// [`Cache::redis`] does not publish; [`TieredConfig::l1_max_ttl`] bounds how long its
+    /// changes go unseen). Give `l1` to this cache only; writing to it directly bypasses L2.
+    ///
+    /// **Staleness bound**: a read never returns a value older than the last write (by any
+    /// tiered cache on the prefix) acknowledged more than **2 seconds** before the read started.
+    /// The subscriber pings every second on its subscription and L1 is trusted only for 2
+    /// seconds after the last ping that came back, so a subscription that stalls or is cut
+    /// makes this cache read L2 (correct, only slower) until it hears again; on reconnecting,
+    /// L1 starts empty.
     ///
     /// ```no_run
     /// # async fn example() -> core_db::Result<()> {
@@ -263,8 +272,8 @@ impl Cache {
     /// ```
     ///
     /// # Errors
-    /// `l1` is not a memory cache, `l2` not a Redis cache, or `l1_ttl_fraction` is outside
-    /// `(0, 1]` ([`Error::Config`]).
+    /// `l1` is not a memory cache, `l2` not a Redis cache, `l1_ttl_fraction` is outside
+    /// `(0, 1]` or `l1_max_ttl` is zero ([`Error::Config`]).
     pub async fn tiered(l1: Cache, l2: Cache, config: TieredConfig) -> Result<Self> {
         let Driver::Memory(memory) = &l1.inner.driver else {
             return Err(Error::Config(

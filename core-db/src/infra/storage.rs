@@ -42,7 +42,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -66,6 +66,10 @@ pub type ByteStream<'a> = BoxStream<'a, std::io::Result<Bytes>>;
 
 /// Longest accepted key, in bytes (the S3 limit).
 pub const MAX_KEY_LEN: usize = 1024;
+
+/// Longest accepted key segment (the part between two `/`), in bytes: the longest file name most
+/// filesystems accept.
+pub const MAX_SEGMENT_LEN: usize = 255;
 
 /// The content type used when none is known.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
@@ -130,11 +134,110 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// A URL that lets anyone holding it `PUT` a body to `key` until `expires` has passed, so a
     /// browser can upload straight to storage.
     async fn presign_put(&self, key: &str, expires: Duration) -> Result<String>;
+
+    /// Like [`Storage::presign_get`], with response headers the backend should send
+    /// ([`GetOptions`]). The S3 driver signs them into the URL; the local driver's links are
+    /// served by the app, which sets the headers itself, so it ignores them (the default).
+    async fn presign_get_with(
+        &self,
+        key: &str,
+        expires: Duration,
+        options: &GetOptions,
+    ) -> Result<String> {
+        let _ = options;
+        self.presign_get(key, expires).await
+    }
+
+    /// Checks a presigned link that the app serves itself: `query` is the raw query string of a
+    /// `method` request (`GET` or `PUT`) for `key`, at time `now`. Call it from the route that
+    /// serves [`Storage::url`] links before handing out a private object.
+    ///
+    /// The local driver checks the signature [`Storage::presign_get`] made
+    /// ([`LocalStorage::verify_at`]). The S3 driver's presigned links point at the bucket,
+    /// which checks them, so no link to the app verifies there (the default).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSignature`] when the link is missing a parameter, forged, for another
+    /// key or method, or expired; [`Error::InvalidKey`] for a rejected key.
+    fn verify_signed_url(
+        &self,
+        method: &str,
+        key: &str,
+        query: &str,
+        now: SystemTime,
+    ) -> Result<()> {
+        let _ = (method, query, now);
+        validate_key(key)?;
+        Err(Error::InvalidSignature {
+            reason: "this driver's presigned links are checked by the storage backend",
+        })
+    }
+}
+
+/// Response headers for [`Storage::presign_get_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GetOptions {
+    /// The `Content-Disposition` the response should carry, such as `attachment`.
+    pub content_disposition: Option<String>,
+    /// The `Content-Type` the response should carry, overriding the stored one.
+    pub content_type: Option<String>,
+}
+
+impl GetOptions {
+    /// No overrides: the backend's own headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the response's `Content-Disposition` (`attachment` makes browsers download it).
+    #[must_use]
+    pub fn content_disposition(mut self, value: impl Into<String>) -> Self {
+        self.content_disposition = Some(value.into());
+        self
+    }
+
+    /// Sets the response's `Content-Type`.
+    #[must_use]
+    pub fn content_type(mut self, value: impl Into<String>) -> Self {
+        self.content_type = Some(value.into());
+        self
+    }
+}
+
+/// Whether `key` lies under one of `prefixes`, the parts of a bucket or root meant to be public
+/// (served to anyone through [`Storage::url`] links). A prefix matches whole segments:
+/// `avatars` (or `avatars/`) covers `avatars/42.png` and `avatars/a/b.png`, not
+/// `avatars-private/x`. The prefix `*` covers every key; an empty list covers none.
+///
+/// ```
+/// use core_db::infra::storage::is_public_key;
+///
+/// let public = ["avatars".to_owned(), "docs/public/".to_owned()];
+/// assert!(is_public_key(&public, "avatars/42.png"));
+/// assert!(is_public_key(&public, "docs/public/guide.pdf"));
+/// assert!(!is_public_key(&public, "avatars-private/42.png"));
+/// assert!(!is_public_key(&public, "docs/private.pdf"));
+/// assert!(!is_public_key(&[], "avatars/42.png"));
+/// assert!(is_public_key(&["*".to_owned()], "anything/at/all"));
+/// ```
+pub fn is_public_key(prefixes: &[String], key: &str) -> bool {
+    prefixes.iter().any(|prefix| {
+        let prefix = prefix.trim().trim_matches('/');
+        if prefix == "*" {
+            return true;
+        }
+        !prefix.is_empty()
+            && key
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 /// Checks that `key` is a safe relative object key, and says why not otherwise.
 ///
-/// Rejected: the empty key; keys longer than [`MAX_KEY_LEN`] bytes; absolute paths (`/etc/passwd`)
+/// Rejected: the empty key; keys longer than [`MAX_KEY_LEN`] bytes and segments longer than
+/// [`MAX_SEGMENT_LEN`] bytes; absolute paths (`/etc/passwd`)
 /// and Windows drive paths (`C:…`); backslashes; NUL and other control characters; empty
 /// segments (`a//b`, a trailing `/`); and `.` or `..` segments. Everything is checked on the raw
 /// key: no decoding happens in storage, so `%2e%2e` is an ordinary file name.
@@ -180,6 +283,9 @@ pub fn validate_key(key: &str) -> Result<()> {
         match segment {
             "" => return reject("the key has an empty segment (`//` or a trailing `/`)"),
             "." | ".." => return reject("the key has a `.` or `..` segment"),
+            s if s.len() > MAX_SEGMENT_LEN => {
+                return reject("the key has a segment longer than 255 bytes");
+            }
             _ => {}
         }
     }
@@ -330,7 +436,8 @@ mod tests {
 
     #[test]
     fn rejects_unsafe_keys_with_a_reason() {
-        let long = "a".repeat(MAX_KEY_LEN + 1);
+        let long = "a/".repeat(MAX_KEY_LEN / 2) + "b";
+        let long_segment = format!("dir/{}", "é".repeat(128));
         for (key, reason) in [
             ("", "empty"),
             ("..", "`..`"),
@@ -345,6 +452,7 @@ mod tests {
             ("a\0b", "NUL"),
             ("a\nb", "control"),
             (long.as_str(), "1024"),
+            (long_segment.as_str(), "255"),
         ] {
             match validate_key(key) {
                 Err(Error::InvalidKey { reason: r, .. }) => {
@@ -353,7 +461,9 @@ mod tests {
                 other => panic!("{key:?} was not rejected: {other:?}"),
             }
         }
-        assert!(validate_key(&"a".repeat(MAX_KEY_LEN)).is_ok());
+        assert!(validate_key(&["a"; MAX_KEY_LEN / 2].join("/")).is_ok());
+        assert!(validate_key(&"a".repeat(MAX_SEGMENT_LEN)).is_ok());
+        assert!(validate_key(&format!("x/{}/y", "a".repeat(MAX_SEGMENT_LEN))).is_ok());
     }
 
     #[test]

@@ -84,13 +84,15 @@ pub async fn until_ok<T>(within: Duration, mut call: impl AsyncFnMut() -> core_d
 /// A TCP proxy to Redis that holds every reply on ordinary connections for `delay`, but passes
 /// pub/sub connections (those that send `SUBSCRIBE`) through at once. Through it, a cache's L2
 /// answers arrive late while invalidations arrive on time: the race a promotion or a
-/// write-through must lose.
+/// write-through must lose. (Not every test file that includes this module uses it.)
+#[allow(dead_code)]
 pub struct SlowRepliesProxy {
     port: u16,
     delay_ms: Arc<AtomicU64>,
     accept: tokio::task::JoinHandle<()>,
 }
 
+#[allow(dead_code)]
 impl SlowRepliesProxy {
     pub async fn start(redis_url: &str, delay: Duration) -> Self {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 
-use super::{ColumnType, Direction, Filter, FilterValue, Inner};
+use super::{Column, ColumnType, Direction, Filter, FilterValue, Inner};
 use crate::error::{AppError, FieldErrors};
 use crate::messages;
 
@@ -427,6 +427,8 @@ fn parse_filter(def: &Inner, key: &str, value: &str) -> Result<Vec<Condition>, S
         }
         ColumnType::Bool => FilterValue::Bool(parse_bool(value.trim()).ok_or_else(invalid)?),
         ColumnType::Timestamp => match parse_time(value.trim()).ok_or_else(invalid)? {
+            Time::Instant(t) if t < min_timestamp() => return Err(too_early(column)),
+            Time::Day(day) if day < min_timestamp().date_naive() => return Err(too_early(column)),
             Time::Instant(t) => FilterValue::Timestamp(t),
             Time::Day(day) => {
                 // A date means the whole day, [start, next day).
@@ -446,6 +448,29 @@ fn parse_filter(def: &Inner, key: &str, value: &str) -> Result<Vec<Condition>, S
         },
     };
     Ok(vec![compare(cmp, parsed)])
+}
+
+/// The earliest instant a filter may name: PostgreSQL's `timestamptz` starts at 4714-11-24 BC
+/// (year -4713 in ISO 8601), and binding anything earlier is a database error. The latest
+/// instant chrono parses (year 262142) is well within PostgreSQL's range (294276 AD).
+fn min_timestamp() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(-4713, 11, 24)
+        .unwrap_or(NaiveDate::MIN)
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+}
+
+/// The field error for a timestamp before [`min_timestamp`].
+fn too_early(column: &Column) -> String {
+    let expected = format!(
+        "{} ({} …)",
+        messages::text("datatable.types.timestamp"),
+        min_timestamp().format("%Y-%m-%d")
+    );
+    messages::text_args(
+        "datatable.invalid_value",
+        &[("column", &column.name), ("expected", &expected)],
+    )
 }
 
 fn parse_bool(value: &str) -> Option<bool> {

@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Operations that touch several keys run as Lua scripts, so they are atomic and cost one round
-//! trip. A key carries a tag exactly when the tag is in `{p}:cache-tag:k:{key}`; the tag's sorted
+//! trip. A store made by [`RedisStore::announcing`] (the tiered driver's L2) runs every change as
+//! a script that also `PUBLISH`es its invalidation, so a change and its announcement reach Redis
+//! together or not at all. A key carries a tag exactly when the tag is in `{p}:cache-tag:k:{key}`; the tag's sorted
 //! set is the list of candidates, pruned by score (expiry) and by that check.
 
 use std::future::Future;
@@ -93,6 +95,14 @@ impl Default for RedisCacheOptions {
 #[derive(Clone)]
 pub(crate) struct RedisStore {
     inner: Arc<Inner>,
+    /// Where every change is announced, for the tiered driver; `None` for a plain Redis cache.
+    announce: Option<Arc<Announce>>,
+}
+
+/// The channel a tiered cache announces its changes on, and the instance it announces as.
+struct Announce {
+    channel: String,
+    origin: String,
 }
 
 struct Inner {
@@ -151,6 +161,7 @@ fn map_increment_error(key: &str, e: RedisError) -> Error {
 const SCAN_COUNT: usize = 1000;
 const FLUSH_CHUNK: usize = 256;
 
+// KEYS: value, key's tags. ARGV: key, tag prefix, '1' to return the value, [channel, message].
 static DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -160,11 +171,53 @@ for _, t in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   redis.call('ZREM', ARGV[2] .. t, ARGV[1])
 end
 redis.call('DEL', KEYS[1], KEYS[2])
+if ARGV[4] then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return v
 ",
     )
 });
 
+// An announced `SET` (optionally `NX`), for the tiered driver: the write and its `PUBLISH` in one
+// step. KEYS: value. ARGV: value, TTL in ms ('0': none), '1' for NX, channel, message. Returns 1
+// when it stored (and announced), 0 when NX found the key taken.
+static PUT_ANNOUNCED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local args = {KEYS[1], ARGV[1]}
+if ARGV[2] ~= '0' then
+  args[#args + 1] = 'PX'
+  args[#args + 1] = ARGV[2]
+end
+if ARGV[3] == '1' then args[#args + 1] = 'NX' end
+if redis.call('SET', unpack(args)) then
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
+  return 1
+end
+return 0
+",
+    )
+});
+
+// An announced bulk write. KEYS: the values. ARGV: TTL in ms ('0': none), channel, message, then
+// the value of each key.
+static PUT_MANY_ANNOUNCED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+for i, key in ipairs(KEYS) do
+  if ARGV[1] == '0' then
+    redis.call('SET', key, ARGV[3 + i])
+  else
+    redis.call('SET', key, ARGV[3 + i], 'PX', ARGV[1])
+  end
+end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+",
+    )
+});
+
+// KEYS: value, key's tags, tag index. ARGV: value, TTL in ms ('0': none), key, tag prefix,
+// channel ('': do not announce), message, then the tags.
 static SET_WITH_TAGS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -184,7 +237,7 @@ else
 end
 local score = '+inf'
 if ttl > 0 then score = string.format('%.0f', now + ttl) end
-for i = 5, #ARGV do
+for i = 7, #ARGV do
   local tag = ARGV[i]
   local tk = tp .. tag
   redis.call('ZREMRANGEBYSCORE', tk, '-inf', cutoff)
@@ -201,19 +254,22 @@ for i = 5, #ARGV do
     redis.call('ZADD', KEYS[3], at, tag)
   end
 end
-if ttl > 0 and #ARGV >= 5 then redis.call('PEXPIRE', KEYS[2], ttl) end
+if ttl > 0 and #ARGV >= 7 then redis.call('PEXPIRE', KEYS[2], ttl) end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', cutoff)
+if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 return 1
 ",
     )
 });
 
+// KEYS: tag index. ARGV: tag prefix, key-tags prefix, value prefix, channel ('': do not
+// announce), origin, then the tags. Announces the removed keys in the tiered driver's format.
 static INVALIDATE_TAGS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local tp, kp, cp = ARGV[1], ARGV[2], ARGV[3]
 local removed, seen = {}, {}
-for i = 4, #ARGV do
+for i = 6, #ARGV do
   local tag = ARGV[i]
   local tk = tp .. tag
   for _, m in ipairs(redis.call('ZRANGE', tk, 0, -1)) do
@@ -231,6 +287,9 @@ for i = 4, #ARGV do
   end
   redis.call('DEL', tk)
   redis.call('ZREM', KEYS[1], tag)
+end
+if ARGV[4] ~= '' and #removed > 0 then
+  redis.call('PUBLISH', ARGV[4], cjson.encode({o = ARGV[5], k = removed}))
 end
 return removed
 ",
@@ -290,14 +349,21 @@ return out
     )
 });
 
+// KEYS: the values to delete. ARGV: value prefix, key-tags prefix, tag prefix, tag index,
+// [channel, origin]. With a channel, announces the batch's keys in the tiered driver's format
+// (each batch its own keys: the other processes evict exactly those, not their whole prefix once
+// per batch).
 static FLUSH_BATCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local cp, kp, tp, index = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if redis.call('EXISTS', index) == 1 then
-  local n = #cp
-  for _, key in ipairs(KEYS) do
-    local m = string.sub(key, n + 1)
+local n = #cp
+local tagged = redis.call('EXISTS', index) == 1
+local members = {}
+for i, key in ipairs(KEYS) do
+  local m = string.sub(key, n + 1)
+  members[i] = m
+  if tagged then
     local kk = kp .. m
     local tags = redis.call('SMEMBERS', kk)
     if #tags > 0 then
@@ -306,11 +372,17 @@ if redis.call('EXISTS', index) == 1 then
     end
   end
 end
-return redis.call('UNLINK', unpack(KEYS))
+local removed = redis.call('UNLINK', unpack(KEYS))
+if ARGV[5] then
+  redis.call('PUBLISH', ARGV[5], cjson.encode({o = ARGV[6], k = members}))
+end
+return removed
 ",
     )
 });
 
+// KEYS: the counter. ARGV: by, TTL in ms ('-1': leave the expiry alone, '0': delete),
+// [channel, message].
 static INCREMENT_EX: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -318,9 +390,10 @@ local n = redis.call('INCRBY', KEYS[1], ARGV[1])
 local ttl = tonumber(ARGV[2])
 if ttl == 0 then
   redis.call('DEL', KEYS[1])
-elseif redis.call('PTTL', KEYS[1]) == -1 then
+elseif ttl > 0 and redis.call('PTTL', KEYS[1]) == -1 then
   redis.call('PEXPIRE', KEYS[1], ttl)
 end
+if ARGV[3] then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return n
 ",
     )
@@ -394,7 +467,57 @@ impl RedisStore {
                 lock_prefix: format!("{prefix}:lock:"),
                 options,
             }),
+            announce: None,
         })
+    }
+
+    /// This store (same connection), announcing every change on `channel` as `origin` in the
+    /// same script that makes it: the tiered driver's L2.
+    pub(crate) fn announcing(&self, channel: &str, origin: &str) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            announce: Some(Arc::new(Announce {
+                channel: channel.to_owned(),
+                origin: origin.to_owned(),
+            })),
+        }
+    }
+
+    /// The channel and message announcing a change of `keys`, when this store announces.
+    fn announcement(&self, keys: &[&str]) -> Option<(&str, String)> {
+        self.announce.as_deref().map(|a| {
+            (
+                a.channel.as_str(),
+                super::tiered::invalidation_message(&a.origin, keys, None),
+            )
+        })
+    }
+
+    /// An announced `SET`: see [`PUT_ANNOUNCED`].
+    async fn put_announced(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+        nx: bool,
+        (channel, message): (&str, String),
+    ) -> Result<bool> {
+        let mut conn = self.inner.conn.clone();
+        let mut invocation = PUT_ANNOUNCED.prepare_invoke();
+        invocation
+            .key(self.cache_key(key))
+            .arg(value)
+            .arg(ttl.map_or(0, millis))
+            .arg(if nx { "1" } else { "0" })
+            .arg(channel)
+            .arg(message);
+        let stored: i64 = self
+            .run(
+                if nx { "cache add" } else { "cache set" },
+                invocation.invoke_async(&mut conn),
+            )
+            .await?;
+        Ok(stored == 1)
     }
 
     /// The shared connection manager (an escape hatch for commands the cache does not wrap).
@@ -509,6 +632,9 @@ impl RedisStore {
             .arg(key)
             .arg(&self.inner.tag_prefix)
             .arg(if pull { "1" } else { "0" });
+        if let Some((channel, message)) = self.announcement(&[key]) {
+            invocation.arg(channel).arg(message);
+        }
         self.run(
             if pull { "cache pull" } else { "cache del" },
             invocation.invoke_async(&mut conn),
@@ -538,6 +664,12 @@ impl Store for RedisStore {
     }
 
     async fn put(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<()> {
+        if let Some(announcement) = self.announcement(&[key]) {
+            return self
+                .put_announced(key, value, ttl, false, announcement)
+                .await
+                .map(drop);
+        }
         let mut conn = self.inner.conn.clone();
         let mut cmd = ::redis::cmd("SET");
         cmd.arg(self.cache_key(key)).arg(value);
@@ -549,6 +681,11 @@ impl Store for RedisStore {
     }
 
     async fn add(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<bool> {
+        if let Some(announcement) = self.announcement(&[key]) {
+            return self
+                .put_announced(key, value, ttl, true, announcement)
+                .await;
+        }
         let mut conn = self.inner.conn.clone();
         let mut cmd = ::redis::cmd("SET");
         cmd.arg(self.cache_key(key)).arg(value).arg("NX");
@@ -593,8 +730,9 @@ impl Store for RedisStore {
 
     async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
         let mut conn = self.inner.conn.clone();
-        let result = match ttl {
-            None => {
+        let announcement = self.announcement(&[key]);
+        let result = match (ttl, announcement) {
+            (None, None) => {
                 self.run(
                     "cache increment",
                     ::redis::cmd("INCRBY")
@@ -604,10 +742,17 @@ impl Store for RedisStore {
                 )
                 .await
             }
-            Some(ttl) => {
-                let ms = if ttl.is_zero() { 0 } else { millis(ttl) };
+            (ttl, announcement) => {
+                let ms: i64 = match ttl {
+                    None => -1,
+                    Some(ttl) if ttl.is_zero() => 0,
+                    Some(ttl) => i64::try_from(millis(ttl)).unwrap_or(i64::MAX),
+                };
                 let mut invocation = INCREMENT_EX.prepare_invoke();
                 invocation.key(self.cache_key(key)).arg(by).arg(ms);
+                if let Some((channel, message)) = announcement {
+                    invocation.arg(channel).arg(message);
+                }
                 self.run("cache increment", invocation.invoke_async(&mut conn))
                     .await
             }
@@ -630,6 +775,24 @@ impl Store for RedisStore {
 
     async fn put_many(&self, pairs: &[(&str, &str)], ttl: Option<Duration>) -> Result<()> {
         let mut conn = self.inner.conn.clone();
+        let keys: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
+        if let Some((channel, message)) = self.announcement(&keys) {
+            let mut invocation = PUT_MANY_ANNOUNCED.prepare_invoke();
+            for key in &keys {
+                invocation.key(self.cache_key(key));
+            }
+            invocation
+                .arg(ttl.map_or(0, millis))
+                .arg(channel)
+                .arg(message);
+            for (_, value) in pairs {
+                invocation.arg(*value);
+            }
+            return self
+                .run("cache put_many", invocation.invoke_async::<i64>(&mut conn))
+                .await
+                .map(drop);
+        }
         match ttl {
             None => {
                 let mut cmd = ::redis::cmd("MSET");
@@ -663,6 +826,7 @@ impl Store for RedisStore {
             glob_escape(prefix)
         );
         let mut conn = self.inner.conn.clone();
+        let announce = self.announce.as_deref();
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<Vec<u8>>) = self
@@ -687,6 +851,9 @@ impl Store for RedisStore {
                     .arg(&self.inner.key_tags_prefix)
                     .arg(&self.inner.tag_prefix)
                     .arg(&self.inner.tag_index);
+                if let Some(a) = announce {
+                    invocation.arg(&a.channel).arg(&a.origin);
+                }
                 self.run(
                     "cache flush_prefix",
                     invocation.invoke_async::<i64>(&mut conn),
@@ -717,6 +884,10 @@ impl Store for RedisStore {
             .arg(ttl.map_or(0, millis))
             .arg(key)
             .arg(&self.inner.tag_prefix);
+        match self.announcement(&[key]) {
+            Some((channel, message)) => invocation.arg(channel).arg(message),
+            None => invocation.arg("").arg(""),
+        };
         for tag in tags {
             invocation.arg(*tag);
         }
@@ -736,6 +907,10 @@ impl Store for RedisStore {
             .arg(&self.inner.tag_prefix)
             .arg(&self.inner.key_tags_prefix)
             .arg(&self.inner.cache_prefix);
+        match self.announce.as_deref() {
+            Some(a) => invocation.arg(&a.channel).arg(&a.origin),
+            None => invocation.arg("").arg(""),
+        };
         for tag in tags {
             invocation.arg(*tag);
         }

@@ -2,11 +2,31 @@
 //! processes over Redis pub/sub.
 //!
 //! Every write, delete, flush, counter change and tag invalidation goes to L2 first, then to this
-//! process's L1, then is published on `{prefix}:cache-invalidate`; every other process's
-//! subscriber evicts the keys from its L1. The subscriber uses a dedicated connection
-//! (`lib-name=rustforge-cache-sub:{prefix}` in `CLIENT LIST`) that pings every few seconds and
-//! resubscribes after a reconnection. While it is not subscribed, L1 is bypassed (it could miss
-//! invalidations), and it is cleared when the subscription comes back.
+//! process's L1; every other process's subscriber evicts the keys from its L1. The change and its
+//! announcement (a `PUBLISH` on `{prefix}:cache-invalidate`) run in one Lua script, so a change
+//! never reaches L2 without its announcement: a connection lost between the two cannot leave the
+//! other processes with a copy nothing will evict. The subscriber uses a dedicated connection
+//! (`lib-name=rustforge-cache-sub:{prefix}` in `CLIENT LIST`) and resubscribes after a
+//! reconnection. While it is not subscribed, L1 is bypassed (it could miss invalidations), and
+//! it is cleared when the subscription comes back, so nothing announced while it was away
+//! survives.
+//!
+//! # How stale a read can be
+//!
+//! Normally an invalidation reaches the other processes within a millisecond or so of the write
+//! (the cache benchmark prints the lag, p50 and p99). A subscription can also go silent without
+//! its connection closing (a stalled network, a half-open socket): announcements are then late,
+//! not lost, and nothing tells the subscriber. So it sends a `PING` every second (`HEARTBEAT`) on
+//! the subscription and trusts its L1 only for 2 seconds (`TRUST`) after sending the last ping
+//! that came back (a ping unanswered after the L2 timeout ends the connection): its `PONG`
+//! follows every announcement published before the ping, and those are applied before the pong
+//! counts. The documented bound follows:
+//!
+//! **A read on a tiered cache never returns a value older than the last write acknowledged more
+//! than 2 seconds before the read started**, however the subscription fails (with
+//! [`TieredConfig::l1_max_ttl`] as a backstop for writers that do not announce, such as a plain
+//! Redis cache on the same prefix). While its L1 is not trusted, a cache reads L2, and so stays
+//! correct, only slower.
 //!
 //! # Why L1 cannot keep a stale copy
 //!
@@ -34,13 +54,15 @@
 //! memory stays bounded; two keys sharing a slot only cost each other an occasional copy that is
 //! dropped, never a stale one.
 
+use std::future::Future;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use ::redis::Value;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
@@ -53,10 +75,12 @@ use crate::{Error, Result};
 /// How the tiered driver uses its two levels (the armature guide's `TieredCacheConfig`).
 ///
 /// ```
+/// use std::time::Duration;
 /// use core_db::infra::cache::TieredConfig;
 ///
 /// let config = TieredConfig { l1_ttl_fraction: 0.1, ..TieredConfig::default() };
 /// assert!(config.enable_l1 && config.enable_l2 && config.write_through && config.promote_to_l1);
+/// assert_eq!(config.l1_max_ttl, Duration::from_secs(60));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TieredConfig {
@@ -69,9 +93,20 @@ pub struct TieredConfig {
     pub write_through: bool,
     /// Copy an L2 hit into L1 (default `true`).
     pub promote_to_l1: bool,
-    /// L1 keeps a value for this fraction of its remaining L2 TTL (default `0.25`); values
-    /// without a TTL stay in L1 until evicted or invalidated. Must be in `(0, 1]`.
+    /// L1 keeps a value for this fraction of its remaining L2 TTL (default `0.25`), and never
+    /// longer than [`l1_max_ttl`](Self::l1_max_ttl). Must be in `(0, 1]`.
     pub l1_ttl_fraction: f64,
+    /// The longest L1 keeps a copy (default 60 s, [`TieredConfig::DEFAULT_L1_MAX_TTL`]),
+    /// whatever its L2 TTL, values without one included: past it the next read asks L2 again.
+    /// It bounds how long a copy can outlive a change L1 was not told about (a change made by a
+    /// plain Redis cache on the same prefix, which does not announce). Must not be zero. Only
+    /// used with both levels on: without L2, L1 is the cache and keeps values for their TTL.
+    pub l1_max_ttl: Duration,
+}
+
+impl TieredConfig {
+    /// The default [`l1_max_ttl`](Self::l1_max_ttl): 60 seconds.
+    pub const DEFAULT_L1_MAX_TTL: Duration = Duration::from_secs(60);
 }
 
 impl Default for TieredConfig {
@@ -82,6 +117,7 @@ impl Default for TieredConfig {
             write_through: true,
             promote_to_l1: true,
             l1_ttl_fraction: 0.25,
+            l1_max_ttl: Self::DEFAULT_L1_MAX_TTL,
         }
     }
 }
@@ -111,6 +147,12 @@ struct Counters {
 /// How many generation slots a tiered cache keeps (8 bytes each).
 const GENERATION_SLOTS: usize = 4096;
 
+/// How often the subscriber pings on its subscription, to learn that it still hears.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// How long after sending a ping that came back L1 is trusted: the documented staleness bound.
+pub(crate) const TRUST: Duration = Duration::from_secs(2);
+
 /// What the subscriber, the readers and the writers share: the generations that keep copies
 /// older than L2 out of L1 (see the [module docs](self)), and whether L1 may be used.
 struct Coherence {
@@ -119,8 +161,11 @@ struct Coherence {
     /// Per-key generations, striped by the key's hash; a key's slot is bumped before the key is
     /// evicted from L1.
     slots: Box<[AtomicU64]>,
-    /// True while the subscription is live, so L1 cannot have missed an invalidation.
-    subscribed: AtomicBool,
+    /// When `trusted_until` counts from.
+    epoch: Instant,
+    /// Until when (milliseconds after `epoch`) L1 cannot have missed an invalidation: the
+    /// subscription is live and has answered a ping recently. 0 while it is not subscribed.
+    trusted_until: AtomicU64,
 }
 
 /// The generations a key had before a read or write went to L2.
@@ -135,8 +180,30 @@ impl Coherence {
         Self {
             all: AtomicU64::new(0),
             slots: (0..GENERATION_SLOTS).map(|_| AtomicU64::new(0)).collect(),
-            subscribed: AtomicBool::new(false),
+            epoch: Instant::now(),
+            trusted_until: AtomicU64::new(0),
         }
+    }
+
+    fn millis_at(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether L1 can be trusted now (see [`Coherence::trusted_until`]).
+    fn trusted(&self) -> bool {
+        self.millis_at(Instant::now()) < self.trusted_until.load(Ordering::Acquire)
+    }
+
+    /// Trusts L1 until [`TRUST`] after `heard_at` (a moment up to which every announcement has
+    /// been applied), unless it is trusted for longer already.
+    fn trust_from(&self, heard_at: Instant) {
+        let until = self.millis_at(heard_at + TRUST).max(1);
+        self.trusted_until.fetch_max(until, Ordering::AcqRel);
+    }
+
+    /// Stops trusting L1 (the subscription is gone).
+    fn distrust(&self) {
+        self.trusted_until.store(0, Ordering::Release);
     }
 
     fn slot(&self, key: &str) -> &AtomicU64 {
@@ -168,7 +235,8 @@ impl Coherence {
     }
 }
 
-/// One invalidation message on the channel.
+/// One invalidation message on the channel. The Redis driver's scripts publish it (built by
+/// [`invalidation_message`], or by `INVALIDATE_TAGS` itself with `cjson`).
 #[derive(Debug, Serialize, Deserialize)]
 struct Invalidation {
     /// The instance that published it; it ignores its own messages.
@@ -179,6 +247,18 @@ struct Invalidation {
     /// A prefix to evict (`flush_prefix`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     p: Option<String>,
+}
+
+/// The message announcing that `keys` (or every key starting with `prefix`) changed, published
+/// by the instance `origin`.
+pub(crate) fn invalidation_message(origin: &str, keys: &[&str], prefix: Option<&str>) -> String {
+    let message = Invalidation {
+        o: origin.to_owned(),
+        k: keys.iter().map(|k| (*k).to_owned()).collect(),
+        p: prefix.map(str::to_owned),
+    };
+    // Strings only: serializing cannot fail.
+    serde_json::to_string(&message).unwrap_or_default()
 }
 
 struct AbortOnDrop(JoinHandle<()>);
@@ -206,8 +286,6 @@ struct Inner {
     _subscriber: Option<AbortOnDrop>,
 }
 
-const PING_EVERY: Duration = Duration::from_secs(5);
-
 impl TieredStore {
     pub(crate) async fn new(
         l1: MemoryStore,
@@ -221,8 +299,15 @@ impl TieredStore {
                 "TieredConfig::l1_ttl_fraction must be in (0, 1], got {fraction}"
             )));
         }
+        if config.l1_max_ttl.is_zero() {
+            return Err(Error::Config(
+                "TieredConfig::l1_max_ttl must not be zero".to_owned(),
+            ));
+        }
         let origin = uuid::Uuid::new_v4().simple().to_string();
         let channel = format!("{prefix}:cache-invalidate");
+        // Every change this cache makes in L2 is announced by the same script that makes it.
+        let l2 = l2.announcing(&channel, &origin);
         let coherence = Arc::new(Coherence::new());
         let subscriber = if config.enable_l1 && config.enable_l2 {
             let client = l2.client_named("rustforge-cache-sub")?;
@@ -281,8 +366,7 @@ impl TieredStore {
     /// Whether L1 may be read and filled now.
     fn l1_on(&self) -> bool {
         let config = &self.inner.config;
-        config.enable_l1
-            && (!config.enable_l2 || self.inner.coherence.subscribed.load(Ordering::Acquire))
+        config.enable_l1 && (!config.enable_l2 || self.inner.coherence.trusted())
     }
 
     /// How long L1 keeps a value whose L2 expiry is `l2`; `None` means "do not keep it".
@@ -290,13 +374,12 @@ impl TieredStore {
         if !self.l2_on() {
             return Some(l2);
         }
-        match l2 {
-            None => Some(None),
-            Some(d) => {
-                let d = d.mul_f64(self.inner.config.l1_ttl_fraction);
-                (!d.is_zero()).then_some(Some(d))
-            }
-        }
+        let config = &self.inner.config;
+        let d = match l2 {
+            None => config.l1_max_ttl,
+            Some(d) => d.mul_f64(config.l1_ttl_fraction).min(config.l1_max_ttl),
+        };
+        (!d.is_zero()).then_some(Some(d))
     }
 
     fn coherence(&self) -> &Coherence {
@@ -385,7 +468,6 @@ impl TieredStore {
     /// every other one; then the error is returned.
     async fn change_failed<T>(&self, keys: &[&str], error: Error) -> Result<T> {
         self.evict_local(keys).await;
-        let keys = keys.iter().map(|k| (*k).to_owned()).collect();
         if let Err(e) = self.publish(keys, None).await {
             tracing::warn!(error = %e, "cache invalidation not announced after a failed change");
         }
@@ -401,28 +483,21 @@ impl TieredStore {
                 tracing::warn!(error = %e, "cache L1 flush failed");
             }
         }
-        if let Err(e) = self.publish(Vec::new(), Some(prefix.to_owned())).await {
+        if let Err(e) = self.publish(&[], Some(prefix)).await {
             tracing::warn!(error = %e, "cache invalidation not announced after a failed change");
         }
         Err(error)
     }
 
-    /// Tells every other process to evict `keys` (or a prefix) from its L1.
-    async fn publish(&self, keys: Vec<String>, prefix: Option<String>) -> Result<()> {
-        if !self.l2_on() {
-            return Ok(());
+    /// Tells every other process to evict `keys` (or a prefix) from its L1, after a change that
+    /// failed (a change that succeeded was announced by its own script). Tries twice: the
+    /// connection manager may have reconnected since the failure.
+    async fn publish(&self, keys: &[&str], prefix: Option<&str>) -> Result<()> {
+        let payload = invalidation_message(&self.inner.origin, keys, prefix);
+        match self.inner.l2.publish(&self.inner.channel, &payload).await {
+            Ok(()) => Ok(()),
+            Err(_) => self.inner.l2.publish(&self.inner.channel, &payload).await,
         }
-        let message = Invalidation {
-            o: self.inner.origin.clone(),
-            k: keys,
-            p: prefix,
-        };
-        let payload = serde_json::to_string(&message)?;
-        self.inner.l2.publish(&self.inner.channel, &payload).await
-    }
-
-    async fn publish_key(&self, key: &str) -> Result<()> {
-        self.publish(vec![key.to_owned()], None).await
     }
 }
 
@@ -471,7 +546,7 @@ impl Store for TieredStore {
             return self.change_failed(&[key], e).await;
         }
         self.after_write(&pairs, ttl, &before).await;
-        self.publish_key(key).await
+        Ok(())
     }
 
     async fn add(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<bool> {
@@ -486,7 +561,6 @@ impl Store for TieredStore {
         };
         if stored {
             self.after_write(&pairs, ttl, &before).await;
-            self.publish_key(key).await?;
         }
         Ok(stored)
     }
@@ -500,7 +574,6 @@ impl Store for TieredStore {
             Err(e) => return self.change_failed(&[key], e).await,
         };
         self.evict_local(&[key]).await;
-        self.publish_key(key).await?;
         Ok(value)
     }
 
@@ -512,7 +585,7 @@ impl Store for TieredStore {
             return self.change_failed(&[key], e).await;
         }
         self.evict_local(&[key]).await;
-        self.publish_key(key).await
+        Ok(())
     }
 
     async fn has(&self, key: &str) -> Result<bool> {
@@ -544,7 +617,6 @@ impl Store for TieredStore {
             Err(e) => return self.change_failed(&[key], e).await,
         };
         self.evict_local(&[key]).await;
-        self.publish_key(key).await?;
         Ok(value)
     }
 
@@ -622,8 +694,7 @@ impl Store for TieredStore {
             return self.change_failed(&keys, e).await;
         }
         self.after_write(pairs, ttl, &before).await;
-        let keys = pairs.iter().map(|(k, _)| (*k).to_owned()).collect();
-        self.publish(keys, None).await
+        Ok(())
     }
 
     async fn flush_prefix(&self, prefix: &str) -> Result<()> {
@@ -637,7 +708,7 @@ impl Store for TieredStore {
             self.coherence().bump_all();
             self.inner.l1.flush_prefix(prefix).await?;
         }
-        self.publish(Vec::new(), Some(prefix.to_owned())).await
+        Ok(())
     }
 
     async fn set_with_tags(
@@ -656,7 +727,7 @@ impl Store for TieredStore {
             return self.change_failed(&[key], e).await;
         }
         self.after_write(&pairs, ttl, &before).await;
-        self.publish_key(key).await
+        Ok(())
     }
 
     async fn invalidate_tags(&self, tags: &[&str]) -> Result<Vec<String>> {
@@ -671,7 +742,6 @@ impl Store for TieredStore {
         if !removed.is_empty() {
             let keys: Vec<&str> = removed.iter().map(String::as_str).collect();
             self.evict_local(&keys).await;
-            self.publish(removed.clone(), None).await?;
         }
         Ok(removed)
     }
@@ -768,16 +838,18 @@ async fn subscribe(
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(pubsub)) => {
                 backoff = Duration::from_millis(50);
-                // Anything published while we were away is lost: start from an empty L1.
+                // Subscribed: from now on every announcement reaches us. Anything published
+                // while we were away is lost: start from an empty L1.
+                let heard_at = Instant::now();
                 coherence.bump_all();
                 l1.clear();
-                coherence.subscribed.store(true, Ordering::Release);
+                coherence.trust_from(heard_at);
                 if let Some(ready) = ready.take() {
                     let _ = ready.send(());
                 }
                 tracing::debug!(channel, "cache invalidation channel subscribed");
                 listen(pubsub, &origin, &l1, &coherence, timeout).await;
-                coherence.subscribed.store(false, Ordering::Release);
+                coherence.distrust();
                 coherence.bump_all();
                 l1.clear();
                 tracing::warn!(
@@ -798,7 +870,42 @@ async fn subscribe(
     }
 }
 
-/// Handles messages until the connection ends or stops answering pings.
+/// Applies one message of the channel to L1.
+async fn apply(message: &::redis::Msg, origin: &str, l1: &MemoryStore, coherence: &Coherence) {
+    let payload: Vec<u8> = match message.get_payload() {
+        Ok(payload) => payload,
+        Err(e) => {
+            tracing::warn!(error = %e, "cache invalidation: unreadable message");
+            return;
+        }
+    };
+    let invalidation: Invalidation = match serde_json::from_slice(&payload) {
+        Ok(invalidation) => invalidation,
+        Err(e) => {
+            tracing::warn!(error = %e, "cache invalidation: undecodable message");
+            return;
+        }
+    };
+    if invalidation.o == origin {
+        return;
+    }
+    for key in &invalidation.k {
+        coherence.bump(key);
+        l1.invalidate(key).await;
+    }
+    if let Some(prefix) = &invalidation.p {
+        coherence.bump_all();
+        if let Err(e) = l1.flush_prefix(prefix).await {
+            tracing::warn!(error = %e, "cache invalidation: L1 flush failed");
+        }
+    }
+}
+
+type Pong = Pin<Box<dyn Future<Output = ::redis::RedisResult<Value>> + Send>>;
+
+/// Handles messages until the connection ends or a ping goes unanswered for `timeout`. Every
+/// [`HEARTBEAT`] it pings; when the pong comes back, every message published before the ping
+/// has been applied, and L1 is trusted for [`TRUST`] from when the ping was sent.
 async fn listen(
     pubsub: ::redis::aio::PubSub,
     origin: &str,
@@ -806,45 +913,43 @@ async fn listen(
     coherence: &Coherence,
     timeout: Duration,
 ) {
-    let (mut sink, mut stream) = pubsub.split();
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
+    let (sink, mut stream) = pubsub.split();
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.tick().await;
+    let mut pending: Option<(Instant, Pong)> = None;
     loop {
         tokio::select! {
             message = stream.next() => {
                 let Some(message) = message else { return };
-                let payload: Vec<u8> = match message.get_payload() {
-                    Ok(payload) => payload,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cache invalidation: unreadable message");
-                        continue;
-                    }
-                };
-                let invalidation: Invalidation = match serde_json::from_slice(&payload) {
-                    Ok(invalidation) => invalidation,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cache invalidation: undecodable message");
-                        continue;
-                    }
-                };
-                if invalidation.o == origin {
-                    continue;
-                }
-                for key in &invalidation.k {
-                    coherence.bump(key);
-                    l1.invalidate(key).await;
-                }
-                if let Some(prefix) = &invalidation.p {
-                    coherence.bump_all();
-                    if let Err(e) = l1.flush_prefix(prefix).await {
-                        tracing::warn!(error = %e, "cache invalidation: L1 flush failed");
-                    }
-                }
+                apply(&message, origin, l1, coherence).await;
             }
-            _ = ping.tick() => {
-                let pong = tokio::time::timeout(timeout, sink.ping::<Value>()).await;
-                if !matches!(pong, Ok(Ok(_))) {
+            pong = async { pending.as_mut().map(|(_, pong)| pong).unwrap().await },
+                if pending.is_some() =>
+            {
+                let Some((sent, _)) = pending.take() else { return };
+                if pong.is_err() {
                     return;
+                }
+                // The messages published before the ping are queued ahead of its pong.
+                loop {
+                    match stream.next().now_or_never() {
+                        Some(Some(message)) => apply(&message, origin, l1, coherence).await,
+                        Some(None) => return,
+                        None => break,
+                    }
+                }
+                coherence.trust_from(sent);
+            }
+            _ = heartbeat.tick() => {
+                match &pending {
+                    Some((sent, _)) if sent.elapsed() >= timeout => return,
+                    Some(_) => {}
+                    None => {
+                        let mut sink = sink.clone();
+                        let pong: Pong = Box::pin(async move { sink.ping::<Value>().await });
+                        pending = Some((Instant::now(), pong));
+                    }
                 }
             }
         }

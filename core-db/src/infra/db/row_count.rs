@@ -13,8 +13,10 @@
 //! What the triggers cannot see: rows written directly into a partition of a tracked partitioned
 //! table (write through the parent), and writes made while triggers are disabled
 //! (`session_replication_role = replica`, as logical replication's apply worker runs). Disabling or
-//! dropping one of the triggers is noticed: [`Database::row_count`] then counts with `COUNT(*)`
-//! until [`Database::track_row_count`] is called again, which re-seeds the count.
+//! dropping one of the triggers is noticed, and so is disabling one and enabling it again (the
+//! rows written in between were never counted): the seed records the triggers' `pg_trigger` row
+//! versions, which every such change replaces. [`Database::row_count`] then counts with
+//! `COUNT(*)` until [`Database::track_row_count`] is called again, which re-seeds the count.
 //!
 //! Tracking is a SQL function of the framework migrations, so a migration of your own can track a
 //! table in the same transaction that creates it: `SELECT rustforge_track_row_count('articles');`.
@@ -35,16 +37,16 @@ use crate::error::{Error, Result};
 /// [`Database::row_count`] folds them into one in the background.
 pub const COMPACT_AFTER: i64 = 64;
 
-/// The exact count when the table is tracked with all three triggers enabled, otherwise
+/// The exact count when the table is tracked and its three triggers are exactly as they were when
+/// the count was seeded (same OIDs, same `pg_trigger` row versions, all enabled), otherwise
 /// `COUNT(*)`; `COALESCE` only runs the second (an init plan) when the first is NULL. Also returns
 /// how many rows the count is spread over, and the table's OID for compaction.
 const PG_ROW_COUNT: &str = "\
 SELECT COALESCE(\
     (SELECT sum(c.n) FROM rustforge_row_counts c WHERE c.relid = to_regclass($1) \
-     AND (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = to_regclass($1) \
-          AND t.tgname IN ('rustforge_row_count_insert', 'rustforge_row_count_delete', \
-                           'rustforge_row_count_truncate') \
-          AND t.tgenabled <> 'D') = 3), \
+     AND EXISTS (SELECT 1 FROM rustforge_row_count_tracking k \
+                 WHERE k.relid = to_regclass($1) \
+                   AND k.triggers = rustforge_row_count_triggers(to_regclass($1)))), \
     (SELECT count(*) FROM {table}))::BIGINT, \
   (SELECT count(*) FROM rustforge_row_counts c WHERE c.relid = to_regclass($1)), \
   to_regclass($1)::OID";
@@ -132,10 +134,11 @@ impl Database {
         let count_all = || format!("SELECT COUNT(*) FROM {quoted}");
         let n: i64 = match self {
             Self::Postgres(pool) => match tracked_count(pool, &quoted).await {
-                // Without the framework migrations no table can be tracked: count.
+                // Without the framework migrations (or only the older ones) no table can be
+                // tracked: count.
                 Err(sqlx::Error::Database(err))
                     if err.code().as_deref() == Some("42P01")
-                        && err.message().contains("rustforge_row_counts") =>
+                        && err.message().contains("rustforge_row_count") =>
                 {
                     sqlx::query_scalar(&count_all()).fetch_one(pool).await?
                 }

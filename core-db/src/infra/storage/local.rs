@@ -11,8 +11,8 @@
 //!   through [`StorageConfig::public_url`].
 //! - Presigned URLs are the public URL plus `?expires=<unix seconds>&signature=<hex>`, an
 //!   HMAC-SHA256 over the method, key and expiry; the serving route checks them with
-//!   [`LocalStorage::verify`]. The signing key comes from [`StorageConfig::signing_key`], or is
-//!   random per instance.
+//!   [`LocalStorage::verify_at`] ([`Storage::verify_signed_url`]). The signing key comes from
+//!   [`StorageConfig::signing_key`], or is random per instance.
 //! - The content type is not stored: the serving route derives it from the key's extension.
 
 use std::fmt;
@@ -122,13 +122,44 @@ impl LocalStorage {
     }
 
     /// Checks a presigned URL's query string (`expires=…&signature=…`) for a `method` request
-    /// (`GET` or `PUT`) to `key`. The app's serving route calls it when the query carries a
-    /// signature.
+    /// (`GET` or `PUT`) to `key`, now; see [`LocalStorage::verify_at`].
     ///
     /// # Errors
-    /// [`Error::InvalidSignature`] when the signature is missing, malformed or wrong (another
-    /// key, method or expiry) or the URL has expired; [`Error::InvalidKey`] for a rejected key.
+    /// As [`LocalStorage::verify_at`].
     pub fn verify(&self, method: &str, key: &str, query: &str) -> Result<()> {
+        self.verify_at(method, key, query, SystemTime::now())
+    }
+
+    /// Checks a presigned URL's query string (`expires=…&signature=…`, other parameters
+    /// ignored) for a `method` request (`GET` or `PUT`) to `key` at time `now`: the signature
+    /// must be the one [`Storage::presign_get`] or [`Storage::presign_put`] made for that method,
+    /// key and expiry with this instance's signing key, and the expiry must not have passed. The
+    /// app's serving route calls it (through [`Storage::verify_signed_url`]) for every private
+    /// key and for every request that carries a signature.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use core_db::infra::storage::{LocalStorage, Storage};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> core_db::Result<()> {
+    /// let storage = LocalStorage::new("data/storage", "/storage").with_signing_key("secret");
+    /// let link = storage.presign_get("a/b.pdf", Duration::from_secs(60)).await?;
+    /// let query = link.split_once('?').map_or("", |(_, q)| q);
+    /// let now = SystemTime::now();
+    /// assert!(storage.verify_at("GET", "a/b.pdf", query, now).is_ok());
+    /// assert!(storage.verify_at("GET", "a/c.pdf", query, now).is_err()); // another key
+    /// let later = now + Duration::from_secs(120);
+    /// assert!(storage.verify_at("GET", "a/b.pdf", query, later).is_err()); // expired
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidSignature`] when the signature or expiry is missing or malformed, the
+    /// signature is wrong (another key, method, expiry or signing key) or the URL has expired;
+    /// [`Error::InvalidKey`] for a rejected key.
+    pub fn verify_at(&self, method: &str, key: &str, query: &str, now: SystemTime) -> Result<()> {
         validate_key(key)?;
         let mut expires = None;
         let mut signature = None;
@@ -155,7 +186,7 @@ impl LocalStorage {
             .map_err(|_| Error::InvalidSignature {
                 reason: "the signature does not match",
             })?;
-        if unix_now() > expires_at {
+        if unix_secs(now) > expires_at {
             return Err(Error::InvalidSignature {
                 reason: "the URL has expired",
             });
@@ -230,7 +261,17 @@ impl LocalStorage {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().as_simple()));
+        // The temporary name must fit where the final one does (255 bytes at most): keep only
+        // the start of a long name.
+        let mut short = name.as_str();
+        while short.len() > 64 {
+            let mut end = 64.min(short.len() - 1);
+            while !short.is_char_boundary(end) {
+                end -= 1;
+            }
+            short = &short[..end];
+        }
+        let tmp = dir.join(format!(".{short}.{}.tmp", uuid::Uuid::new_v4().as_simple()));
         let guard = TempFile(Some(tmp.clone()));
         let mut file = tokio::fs::File::create(&tmp).await?;
         let mut written = 0u64;
@@ -358,11 +399,24 @@ impl Storage for LocalStorage {
     async fn presign_put(&self, key: &str, expires: Duration) -> Result<String> {
         self.presign("PUT", key, expires)
     }
+
+    fn verify_signed_url(
+        &self,
+        method: &str,
+        key: &str,
+        query: &str,
+        now: SystemTime,
+    ) -> Result<()> {
+        self.verify_at(method, key, query, now)
+    }
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    unix_secs(SystemTime::now())
+}
+
+fn unix_secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
@@ -391,6 +445,81 @@ mod tests {
         assert_eq!(decode_hex("000fff"), Some(vec![0, 15, 255]));
         assert_eq!(decode_hex("0g"), None);
         assert_eq!(decode_hex("abc"), None);
+    }
+
+    fn signed(storage: &LocalStorage, method: &str, key: &str, expires_at: u64) -> String {
+        let sig = encode_hex(&storage.mac(method, key, expires_at).finalize().into_bytes());
+        format!("expires={expires_at}&signature={sig}")
+    }
+
+    fn reason(result: Result<()>) -> &'static str {
+        match result {
+            Err(Error::InvalidSignature { reason }) => reason,
+            other => panic!("not an invalid signature: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn verify_at_accepts_a_valid_link_until_it_expires() {
+        let storage = LocalStorage::new("/nonexistent", "/storage").with_signing_key("k");
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let query = signed(&storage, "GET", "a/b.pdf", 1_000_060);
+        storage.verify_at("GET", "a/b.pdf", &query, now).unwrap();
+        // A leading `?` and other parameters are fine.
+        let extra = format!("?download=1&{query}&x=y");
+        storage.verify_at("GET", "a/b.pdf", &extra, now).unwrap();
+        // Up to and including the expiry second.
+        let at_expiry = UNIX_EPOCH + Duration::from_secs(1_000_060);
+        storage
+            .verify_at("GET", "a/b.pdf", &query, at_expiry)
+            .unwrap();
+        let after = at_expiry + Duration::from_secs(1);
+        assert!(reason(storage.verify_at("GET", "a/b.pdf", &query, after)).contains("expired"));
+    }
+
+    #[test]
+    fn verify_at_refuses_forged_tampered_and_incomplete_links() {
+        let storage = LocalStorage::new("/nonexistent", "/storage").with_signing_key("k");
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let query = signed(&storage, "GET", "a/b.pdf", 1_000_060);
+        // Forged: another signing key, a flipped digit, a truncated signature.
+        let other = LocalStorage::new("/nonexistent", "/storage").with_signing_key("j");
+        let forged = signed(&other, "GET", "a/b.pdf", 1_000_060);
+        assert!(reason(storage.verify_at("GET", "a/b.pdf", &forged, now)).contains("match"));
+        let last = query.chars().last().unwrap();
+        let flipped = format!(
+            "{}{}",
+            &query[..query.len() - 1],
+            if last == '0' { '1' } else { '0' }
+        );
+        assert!(reason(storage.verify_at("GET", "a/b.pdf", &flipped, now)).contains("match"));
+        let truncated = &query[..query.len() - 2];
+        assert!(reason(storage.verify_at("GET", "a/b.pdf", truncated, now)).contains("match"));
+        // Tampered: another key, method or expiry.
+        assert!(reason(storage.verify_at("GET", "a/c.pdf", &query, now)).contains("match"));
+        assert!(reason(storage.verify_at("PUT", "a/b.pdf", &query, now)).contains("match"));
+        let later = query.replace("expires=1000060", "expires=2000060");
+        assert!(reason(storage.verify_at("GET", "a/b.pdf", &later, now)).contains("match"));
+        // Missing or malformed parameters.
+        for bad in [
+            "",
+            "expires=1000060",
+            &query[query.find("signature").unwrap()..],
+            "expires=&signature=00",
+        ] {
+            let r = reason(storage.verify_at("GET", "a/b.pdf", bad, now));
+            assert!(
+                r.contains("parameter") || r.contains("number"),
+                "{bad:?}: {r}"
+            );
+        }
+        let not_hex = format!("expires=1000060&signature={}", "zz".repeat(32));
+        assert!(reason(storage.verify_at("GET", "a/b.pdf", &not_hex, now)).contains("hex"));
+        // A rejected key is an invalid key, whatever the query.
+        assert!(matches!(
+            storage.verify_at("GET", "../b.pdf", &query, now),
+            Err(Error::InvalidKey { .. })
+        ));
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //!   multipart upload, one part at a time, aborted if the stream or the server fails, so no
 //!   incomplete upload is left behind. With 8 MiB parts an object can be up to 78 GiB
 //!   (S3 allows 10,000 parts).
+//! - [`Storage::presign_get_with`] signs response headers into the link (S3's
+//!   `response-content-disposition` and `response-content-type`), so the bucket serves an HTML
+//!   or SVG object as a download when asked to.
 //! - Checksums are computed only where the operation requires them, which every S3-compatible
 //!   server accepts.
 //! - The HTTP client is hyper with rustls (ring) and the system's root certificates, shared by
@@ -33,7 +36,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use super::{ByteStream, Storage, StorageConfig, join_url, validate_key};
+use super::{ByteStream, GetOptions, Storage, StorageConfig, join_url, validate_key};
 use crate::{Error, Result};
 
 /// The default multipart part size: 8 MiB.
@@ -534,12 +537,24 @@ impl Storage for S3Storage {
     }
 
     async fn presign_get(&self, key: &str, expires: Duration) -> Result<String> {
+        self.presign_get_with(key, expires, &GetOptions::default())
+            .await
+    }
+
+    async fn presign_get_with(
+        &self,
+        key: &str,
+        expires: Duration,
+        options: &GetOptions,
+    ) -> Result<String> {
         validate_key(key)?;
         let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_response_content_disposition(options.content_disposition.clone())
+            .set_response_content_type(options.content_type.clone())
             .presigned(presign_config(key, expires)?)
             .await
             .map_err(|e| sdk_error("presign_get", key, e))?;
