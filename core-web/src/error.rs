@@ -163,13 +163,7 @@ impl AppError {
     /// release builds and the error chain in debug builds.
     pub fn client_message(&self) -> String {
         match self {
-            AppError::Internal(err) => {
-                if cfg!(debug_assertions) {
-                    format!("{}: {err:#}", messages::text("errors.internal"))
-                } else {
-                    messages::text("errors.internal")
-                }
-            }
+            AppError::Internal(err) => internal_message(err, cfg!(debug_assertions)),
             AppError::NotFound(m)
             | AppError::BadRequest(m)
             | AppError::Unauthorized(m)
@@ -286,4 +280,48 @@ pub enum Error {
     /// The tracing subscriber could not be installed.
     #[error("logging: {0}")]
     Telemetry(String),
+}
+
+/// The client's message for an internal error: the generic text alone, or (in debug builds, for
+/// the developer) followed by the error chain. Release builds never send the chain: it may name
+/// hosts, queries or values that only the log may see.
+fn internal_message(err: &anyhow::Error, detailed: bool) -> String {
+    if detailed {
+        format!("{}: {err:#}", messages::text("errors.internal"))
+    } else {
+        messages::text("errors.internal")
+    }
+}
+
+#[cfg(test)]
+mod internal_message_tests {
+    use super::*;
+
+    fn secret_error() -> anyhow::Error {
+        anyhow::anyhow!("password authentication failed for postgres://app:hunter2@db/prod")
+            .context("loading the user")
+    }
+
+    #[test]
+    fn release_builds_send_only_the_generic_message() {
+        let message = internal_message(&secret_error(), false);
+        assert_eq!(message, messages::text("errors.internal"));
+        assert!(!message.contains("hunter2") && !message.contains("loading the user"));
+    }
+
+    #[test]
+    fn debug_builds_add_the_error_chain_for_the_developer() {
+        let message = internal_message(&secret_error(), true);
+        assert!(message.starts_with(&messages::text("errors.internal")));
+        assert!(message.contains("loading the user: password authentication failed"));
+    }
+
+    #[test]
+    fn client_message_follows_the_build_profile() {
+        let err = AppError::Internal(secret_error());
+        assert_eq!(
+            err.client_message(),
+            internal_message(&secret_error(), cfg!(debug_assertions))
+        );
+    }
 }

@@ -190,18 +190,49 @@ test('Ctrl-K search finds a page by a heading', async ({ page, base, problems })
   assert(problems.length === 0, problems.join('\n'))
 })
 
-test('a screenshot of the Caching page', async ({ page, base }) => {
+/** Decodes a PNG screenshot in the page and measures it: size and how many distinct colours. */
+async function measurePng(page, png) {
+  return page.evaluate(async (b64) => {
+    const img = new Image()
+    img.src = 'data:image/png;base64,' + b64
+    await img.decode()
+    const canvas = document.createElement('canvas')
+    canvas.width = img.naturalWidth
+    canvas.height = img.naturalHeight
+    const ctx = canvas.getContext('2d')
+    ctx.drawImage(img, 0, 0)
+    const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data
+    const colours = new Set()
+    for (let i = 0; i < data.length; i += 4 * 7) colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2])
+    return { width: img.naturalWidth, height: img.naturalHeight, colours: colours.size }
+  }, png.toString('base64'))
+}
+
+test('screenshots of the Caching page show the rendered page', async ({ page, base }) => {
   mkdirSync(results, { recursive: true })
   await page.goto(base + '#/caching')
   await page.waitForFunction(() => document.querySelector('main h1')?.textContent === 'Caching')
   await page.evaluate(() => document.fonts.ready)
-  await page.screenshot({ path: join(results, 'caching.png') })
+  const top = await page.screenshot({ path: join(results, 'caching.png') })
+  const shot = await measurePng(page, top)
+  assert(shot.width === 1440 && shot.height === 900, `the screenshot is the viewport: ${JSON.stringify(shot)}`)
+  // Text, highlighted code and the sidebar give a page many colours; a blank or unstyled page
+  // has a handful.
+  assert(shot.colours > 50, `the screenshot shows a rendered, styled page: ${JSON.stringify(shot)}`)
+
   await page.goto(base + '#/caching/remember')
-  await page.waitForTimeout(100)
-  await page.screenshot({ path: join(results, 'caching-remember.png') })
+  await page.waitForFunction(() => {
+    const box = document.getElementById('remember')?.getBoundingClientRect()
+    return box && box.top >= 0 && box.top < window.innerHeight / 2
+  })
+  const remember = await page.screenshot({ path: join(results, 'caching-remember.png') })
+  assert(!remember.equals(top), 'the #/caching/remember screenshot shows the section, not the top of the page')
+
   await page.goto(base + '#/caching')
-  await page.screenshot({ path: join(results, 'caching-full.png'), fullPage: true })
-  assert(existsSync(join(results, 'caching.png')), 'screenshot saved')
+  const full = await page.screenshot({ path: join(results, 'caching-full.png'), fullPage: true })
+  const whole = await measurePng(page, full)
+  const height = await page.evaluate(() => document.documentElement.scrollHeight)
+  assert(whole.height === height && whole.height > 900, `the full-page screenshot is the whole page: ${JSON.stringify(whole)} vs ${height}`)
 })
 
 async function main() {

@@ -14,6 +14,7 @@ import jobs from './pages/Jobs'
 import middleware from './pages/Middleware'
 import responses from './pages/Responses'
 import storage from './pages/Storage'
+import testing from './pages/Testing'
 import validation from './pages/Validation'
 
 export interface Heading {
@@ -68,6 +69,10 @@ const outline: Outline = [
   {
     title: 'Background work',
     pages: [['jobs', jobs]],
+  },
+  {
+    title: 'Testing',
+    pages: [['testing', testing]],
   },
 ]
 
