@@ -363,16 +363,36 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn the_other_examples_compile() {
-        let _ = start_relay;
+    /// `start_relay` moves a job committed with a plain `tx.commit()` (no `buffer.commit`) to
+    /// the queue, and only after the commit.
+    #[tokio::test]
+    async fn the_relay_example_moves_committed_jobs_to_the_queue() -> anyhow::Result<()> {
+        let db = database().await;
         let queue = Queue::memory();
-        let _ = (queue, start_scheduler);
-        let _ = ApplyLedgerEntry {
-            account_id: 1,
+        let relay = start_relay(db.clone(), queue.clone());
+        let buffer = JobBuffer::new(db.clone(), queue.clone());
+        let mut tx = db.begin().await?;
+        buffer.push(&mut tx, &SyncInvoice { invoice_id: 9 }).await?;
+        assert_eq!(
+            queue.stats("default").await?.ready,
+            0,
+            "nothing before the commit"
+        );
+        tx.commit().await?;
+        eventually(async || queue.stats("default").await.expect("stats").ready == 1).await;
+        assert_eq!(buffer.pending().await?, 0, "the relayed row is gone");
+        relay.shutdown().await;
+        Ok(())
+    }
+
+    #[test]
+    fn the_grouped_example_groups_by_account() {
+        let entry = |account_id| ApplyLedgerEntry {
+            account_id,
             amount_cents: 5,
-        }
-        .group_id();
+        };
+        assert_eq!(entry(1).group_id().as_deref(), Some("account:1"));
+        assert_ne!(entry(1).group_id(), entry(2).group_id());
     }
 
     #[tokio::test]

@@ -16,7 +16,11 @@
 //! 5. delayed-job lateness p99;
 //! 6. `Queue::stats` with 200,000 active groups, against the scan it replaced (`HKEYS` of the
 //!    groups and `LLEN` of each group's list), both in this run;
-//! 7. the in-process driver, no-op jobs, dispatch → completion.
+//! 7. the in-process driver, no-op jobs, dispatch → completion;
+//! 8. transactional dispatch: from a plain `tx.commit()` of a transaction that pushed a job into
+//!    `JobBuffer` to the job being ready on the queue, on PostgreSQL and SQLite, with the relay's
+//!    safety-net sweep set to an hour so that only its wake-up path counts; beside it, the time of
+//!    a direct `dispatch` made right after the commit (what the outbox adds to it).
 //!
 //! The machine's facts (cores, Redis version) are read at run time, and each figure with a target
 //! in the README's performance table is printed with PASS or FAIL.
@@ -26,7 +30,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use core_jobs::{Dispatch, Job, JobContext, Queue, Worker};
+use core_db::infra::db::Database;
+use core_jobs::{Dispatch, Job, JobBuffer, JobContext, Queue, Worker};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify};
 
@@ -401,6 +406,64 @@ async fn cleanup(url: &str, prefix: &str) {
     }
 }
 
+/// A job only pushed through the outbox, never run.
+#[derive(Debug, Serialize, Deserialize)]
+struct Outboxed {
+    n: u64,
+}
+
+#[async_trait]
+impl Job for Outboxed {
+    const NAME: &'static str = "bench_outboxed";
+    const QUEUE: &'static str = "outbox";
+    async fn handle(&self, _ctx: &JobContext) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Waits until `queue`'s `outbox` queue holds `ready` jobs; the time it took, in ms.
+async fn until_ready(queue: &Queue, ready: u64, since: Instant) -> f64 {
+    while queue.stats("outbox").await.unwrap().ready < ready {
+        tokio::task::yield_now().await;
+    }
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Commit → ready through the outbox relay, and a direct dispatch → ready, `n` times each in
+/// alternation: ((p50, p99) relayed, (p50, p99) direct), in ms.
+async fn outbox_latency(db: Database, n: u64) -> ((f64, f64), (f64, f64)) {
+    let queue = Queue::memory();
+    let buffer = JobBuffer::with_intervals(
+        db.clone(),
+        queue.clone(),
+        Duration::from_secs(3600),
+        Duration::from_secs(30),
+    );
+    let relay = buffer.spawn_relay();
+    tokio::time::sleep(Duration::from_millis(200)).await; // the relay is up and listening
+    let (mut relayed, mut direct) = (Vec::new(), Vec::new());
+    let mut ready = 0;
+    for i in 0..n {
+        let mut tx = db.begin().await.unwrap();
+        buffer.push(&mut tx, &Outboxed { n: i }).await.unwrap();
+        tx.commit().await.unwrap();
+        ready += 1;
+        relayed.push(until_ready(&queue, ready, Instant::now()).await);
+
+        let since = Instant::now();
+        Outboxed { n: i }.dispatch(&queue).await.unwrap();
+        ready += 1;
+        direct.push(until_ready(&queue, ready, since).await);
+    }
+    relay.shutdown().await;
+    let p = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.5), at(0.99))
+    };
+    (p(&mut relayed), p(&mut direct))
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -486,5 +549,19 @@ fn main() {
         );
         let (m50, m99) = latency(&memory, &state, scale(2_000), 0).await;
         println!("memory driver dispatch-to-start latency: p50 {m50:.2} ms, p99 {m99:.2} ms");
+
+        let commits = scale(500);
+        let pg = test_support::postgres("jobs_bench_outbox").await;
+        let sqlite = test_support::sqlite().await;
+        let mut backends = vec![("SQLite", Database::Sqlite(sqlite.pool.clone()))];
+        if let Some(pg) = &pg {
+            backends.insert(0, ("PostgreSQL", Database::Postgres(pg.pool.clone())));
+        }
+        for (name, db) in backends {
+            let ((r50, r99), (d50, d99)) = outbox_latency(db, commits).await;
+            println!(
+                "JobBuffer on {name}, plain tx.commit() -> ready on the queue ({commits} commits): p50 {r50:.2} ms, p99 {r99:.2} ms | a direct dispatch -> ready p50 {d50:.3} ms, p99 {d99:.3} ms"
+            );
+        }
     });
 }

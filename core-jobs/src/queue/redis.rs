@@ -968,3 +968,39 @@ impl RedisClaimer {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flush that outlives its lock must not release the lock another worker has taken since
+    /// (the blind `DEL` this replaced did).
+    #[tokio::test]
+    async fn an_expired_pending_lock_is_not_released_by_its_old_holder() {
+        let Some(redis) = test_support::redis("pending_lock_token").await else {
+            return;
+        };
+        let driver = RedisDriver::connect(&redis.url, redis.prefix.clone())
+            .await
+            .unwrap();
+        let long = Duration::from_secs(30);
+        let first = driver
+            .lock_pending("q", Duration::from_millis(50))
+            .await
+            .unwrap()
+            .expect("the lock is free");
+        assert!(driver.lock_pending("q", long).await.unwrap().is_none());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let second = driver
+            .lock_pending("q", long)
+            .await
+            .unwrap()
+            .expect("the first lock expired");
+        // The first holder's late release leaves the second holder's lock in place.
+        driver.unlock_pending("q", &first).await.unwrap();
+        assert!(driver.lock_pending("q", long).await.unwrap().is_none());
+        // Its holder releases it.
+        driver.unlock_pending("q", &second).await.unwrap();
+        assert!(driver.lock_pending("q", long).await.unwrap().is_some());
+    }
+}
