@@ -106,7 +106,13 @@ struct Announce {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    /// The shared connection; replaced after a call times out (see [`RedisStore::run`]).
+    conn: std::sync::RwLock<ConnectionManager>,
+    /// What a replacement connection is built from.
+    client: Client,
+    config: ConnectionManagerConfig,
+    /// Set while a replacement is being connected, so one timeout storm builds one connection.
+    replacing: std::sync::atomic::AtomicBool,
     info: ConnectionInfo,
     prefix: String,
     /// `{p}:cache:`
@@ -443,7 +449,7 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let conn = match tokio::time::timeout(
             options.timeout,
-            ConnectionManager::new_with_config(client, config),
+            ConnectionManager::new_with_config(client.clone(), config.clone()),
         )
         .await
         {
@@ -457,7 +463,10 @@ impl RedisStore {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                conn,
+                conn: std::sync::RwLock::new(conn),
+                client,
+                config,
+                replacing: std::sync::atomic::AtomicBool::new(false),
                 info,
                 prefix: prefix.to_owned(),
                 cache_prefix: format!("{prefix}:cache:"),
@@ -502,7 +511,7 @@ impl RedisStore {
         nx: bool,
         (channel, message): (&str, String),
     ) -> Result<bool> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let mut invocation = PUT_ANNOUNCED.prepare_invoke();
         invocation
             .key(self.cache_key(key))
@@ -522,7 +531,7 @@ impl RedisStore {
 
     /// The shared connection manager (an escape hatch for commands the cache does not wrap).
     pub(crate) fn connection(&self) -> ConnectionManager {
-        self.inner.conn.clone()
+        self.conn()
     }
 
     /// A client for a dedicated connection (the tiered driver's pub/sub), named after `kind`.
@@ -555,7 +564,19 @@ impl RedisStore {
         format!("{}{name}", self.inner.lock_prefix)
     }
 
-    /// Runs one Redis call under the configured timeout.
+    /// The shared connection (a cheap clone of the current one).
+    fn conn(&self) -> ConnectionManager {
+        self.inner
+            .conn
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Runs one Redis call under the configured timeout. A call that times out also starts
+    /// replacing the shared connection: its reply may have been lost rather than delayed, and
+    /// a multiplexed connection matches replies to requests by order, so every later reply on
+    /// it could go to the wrong request. Calls made meanwhile use the old connection.
     async fn run<T>(
         &self,
         operation: &'static str,
@@ -564,14 +585,43 @@ impl RedisStore {
         let after = self.inner.options.timeout;
         match tokio::time::timeout(after, call).await {
             Ok(result) => result.map_err(Error::from),
-            Err(_) => Err(Error::Timeout { operation, after }),
+            Err(_) => {
+                self.replace_connection();
+                Err(Error::Timeout { operation, after })
+            }
         }
+    }
+
+    /// Connects a new shared connection in the background and swaps it in once it answers;
+    /// at most one replacement at a time.
+    fn replace_connection(&self) {
+        use std::sync::atomic::Ordering;
+        if self.inner.replacing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            let fresh = tokio::time::timeout(
+                inner.options.timeout,
+                ConnectionManager::new_with_config(inner.client.clone(), inner.config.clone()),
+            )
+            .await;
+            // When Redis is unreachable the old connection stays; the next timeout tries again.
+            if let Ok(Ok(conn)) = fresh {
+                *inner.conn.write().unwrap_or_else(|e| e.into_inner()) = conn;
+                tracing::warn!(
+                    prefix = %inner.prefix,
+                    "cache: a Redis call timed out; its connection was replaced"
+                );
+            }
+            inner.replacing.store(false, Ordering::Release);
+        });
     }
 
     /// `GET` and `PTTL` of one key in one round trip (the tiered driver's promotion).
     pub(crate) async fn get_with_expiry(&self, key: &str) -> Result<Option<(String, Expiry)>> {
         let k = self.cache_key(key);
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let (value, pttl): (Option<String>, i64) = self
             .run(
                 "cache get",
@@ -596,7 +646,7 @@ impl RedisStore {
             let k = self.cache_key(key);
             pipe.cmd("GET").arg(&k).cmd("PTTL").arg(&k);
         }
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let values: Vec<Value> = self.run("cache many", pipe.query_async(&mut conn)).await?;
         let mut out = Vec::with_capacity(keys.len());
         let mut it = values.into_iter();
@@ -611,7 +661,7 @@ impl RedisStore {
 
     /// `PUBLISH` on `channel`.
     pub(crate) async fn publish(&self, channel: &str, message: &str) -> Result<()> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         self.run(
             "cache publish",
             ::redis::cmd("PUBLISH")
@@ -624,7 +674,7 @@ impl RedisStore {
     }
 
     async fn delete(&self, key: &str, pull: bool) -> Result<Option<String>> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let mut invocation = DELETE.prepare_invoke();
         invocation
             .key(self.cache_key(key))
@@ -653,7 +703,7 @@ fn expiry_from_pttl(pttl: i64) -> Expiry {
 
 impl Store for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<String>> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         self.run(
             "cache get",
             ::redis::cmd("GET")
@@ -670,7 +720,7 @@ impl Store for RedisStore {
                 .await
                 .map(drop);
         }
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let mut cmd = ::redis::cmd("SET");
         cmd.arg(self.cache_key(key)).arg(value);
         if let Some(ttl) = ttl {
@@ -686,7 +736,7 @@ impl Store for RedisStore {
                 .put_announced(key, value, ttl, true, announcement)
                 .await;
         }
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let mut cmd = ::redis::cmd("SET");
         cmd.arg(self.cache_key(key)).arg(value).arg("NX");
         if let Some(ttl) = ttl {
@@ -705,7 +755,7 @@ impl Store for RedisStore {
     }
 
     async fn has(&self, key: &str) -> Result<bool> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         self.run(
             "cache has",
             ::redis::cmd("EXISTS")
@@ -716,7 +766,7 @@ impl Store for RedisStore {
     }
 
     async fn expiry(&self, key: &str) -> Result<Expiry> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let pttl: i64 = self
             .run(
                 "cache expiry",
@@ -729,7 +779,7 @@ impl Store for RedisStore {
     }
 
     async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let announcement = self.announcement(&[key]);
         let result = match (ttl, announcement) {
             (None, None) => {
@@ -765,7 +815,7 @@ impl Store for RedisStore {
 
     async fn many(&self, keys: &[&str]) -> Result<Vec<Option<String>>> {
         let full: Vec<String> = keys.iter().map(|k| self.cache_key(k)).collect();
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         self.run(
             "cache many",
             ::redis::cmd("MGET").arg(&full).query_async(&mut conn),
@@ -774,7 +824,7 @@ impl Store for RedisStore {
     }
 
     async fn put_many(&self, pairs: &[(&str, &str)], ttl: Option<Duration>) -> Result<()> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let keys: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
         if let Some((channel, message)) = self.announcement(&keys) {
             let mut invocation = PUT_MANY_ANNOUNCED.prepare_invoke();
@@ -825,7 +875,7 @@ impl Store for RedisStore {
             glob_escape(&self.inner.cache_prefix),
             glob_escape(prefix)
         );
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let announce = self.announce.as_deref();
         let mut cursor: u64 = 0;
         loop {
@@ -874,7 +924,7 @@ impl Store for RedisStore {
         tags: &[&str],
         ttl: Option<Duration>,
     ) -> Result<()> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let mut invocation = SET_WITH_TAGS.prepare_invoke();
         invocation
             .key(self.cache_key(key))
@@ -900,7 +950,7 @@ impl Store for RedisStore {
     }
 
     async fn invalidate_tags(&self, tags: &[&str]) -> Result<Vec<String>> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let mut invocation = INVALIDATE_TAGS.prepare_invoke();
         invocation
             .key(&self.inner.tag_index)
@@ -919,7 +969,7 @@ impl Store for RedisStore {
     }
 
     async fn keys_by_tag(&self, tag: &str) -> Result<Vec<String>> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let mut invocation = KEYS_BY_TAG.prepare_invoke();
         invocation
             .key(format!("{}{tag}", self.inner.tag_prefix))
@@ -934,7 +984,7 @@ impl Store for RedisStore {
     }
 
     async fn tags_for_key(&self, key: &str) -> Result<Vec<String>> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let (exists, mut tags): (bool, Vec<String>) = self
             .run(
                 "cache get_tags_for_key",
@@ -954,7 +1004,7 @@ impl Store for RedisStore {
     }
 
     async fn list_tags(&self) -> Result<Vec<String>> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let mut invocation = LIST_TAGS.prepare_invoke();
         invocation
             .key(&self.inner.tag_index)
@@ -969,7 +1019,7 @@ impl Store for RedisStore {
     }
 
     async fn lock_acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<bool> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let reply: Option<String> = self
             .run(
                 "cache lock",
@@ -986,7 +1036,7 @@ impl Store for RedisStore {
     }
 
     async fn lock_release(&self, name: &str, token: &str) -> Result<bool> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let mut invocation = LOCK_RELEASE.prepare_invoke();
         invocation.key(self.lock_key(name)).arg(token);
         let released: i64 = self
@@ -1003,7 +1053,7 @@ impl Store for RedisStore {
         lock_ttl: Duration,
         ignore: Option<&str>,
     ) -> Result<Claim> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let mut invocation = CLAIM.prepare_invoke();
         invocation
             .key(self.cache_key(key))

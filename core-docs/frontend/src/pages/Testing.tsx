@@ -226,9 +226,11 @@ function Testing() {
         </p>
         <Snippet source={testing} region="cache-black-hole" />
         <p>
-          Healing alone would not be enough here: the cache's one multiplexed connection is still owed the replies the
-          black hole swallowed and would match the next replies to them. Ending the connection makes it reconnect. A
-          stall is different: the late replies do arrive, so the same connection carries on by itself:
+          A black hole destroys bytes, which a real network never does in the middle of a connection: the cache's
+          multiplexed connection is still owed the swallowed replies and would match the next replies to them. That is
+          why a call that times out makes the cache replace its connection: after <code>heal()</code> every reply is
+          the right one. A stall is different: nothing is lost, so the abandoned write still runs once the network is
+          back, and a timed-out write must be treated as "may have happened":
         </p>
         <Snippet source={testing} region="cache-stall" />
         <p>
