@@ -206,7 +206,9 @@ function Caching() {
         <p>
           The tiered driver answers reads from an in-process L1 when it can and from Redis (L2) otherwise. Writes,
           deletes, counters, flushes and tag invalidations go to L2 first, then to this L1, and are published on{' '}
-          <code>{'{prefix}'}:cache-invalidate</code> so every other process evicts its L1 copy within milliseconds.
+          <code>{'{prefix}'}:cache-invalidate</code> by the same Lua script that makes the change, so every other
+          process evicts its L1 copy within milliseconds and no acknowledged write goes unannounced. A read never
+          returns a value older than the last write acknowledged more than 2 s before it started.
         </p>
         <Snippet source={caching} region="tiered" />
         <table>
@@ -225,12 +227,14 @@ function Caching() {
             <tr><td><code>write_through</code></td><td><code>true</code></td><td>On a write, store the value in L1 too; otherwise only evict it.</td></tr>
             <tr><td><code>promote_to_l1</code></td><td><code>true</code></td><td>Copy an L2 hit into L1.</td></tr>
             <tr><td><code>l1_ttl_fraction</code></td><td><code>0.25</code></td><td>L1 keeps a value for this fraction of its remaining L2 TTL; in <code>(0, 1]</code>.</td></tr>
+            <tr><td><code>l1_max_ttl</code></td><td>60 s</td><td>No L1 copy lives longer, whatever its TTL (values without one included); not zero.</td></tr>
           </tbody>
         </table>
         <Callout kind="warning">
           Every process writing the prefix must use the tiered driver: a plain Redis cache does not publish
-          invalidations, so other processes' L1 copies would outlive its writes. While the invalidation subscription is
-          down, L1 is bypassed, and it is cleared when the subscription comes back.
+          invalidations, so other processes' L1 copies would outlive its writes. The subscription is pinged every second;
+          while it is down, or has not answered for 2 s, L1 is bypassed, and it is cleared when the subscription comes
+          back.
         </Callout>
       </Section>
 

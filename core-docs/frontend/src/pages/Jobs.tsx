@@ -192,6 +192,42 @@ jobs failed prune AGE        delete failures older than AGE (30s, 15m, 24h, 7d)`
               </td>
             </tr>
             <tr>
+              <td>a Redis connection stalls, or a reply is lost</td>
+              <td>
+                every call times out (a blocking claim after its wait plus 2 s) and the connection is replaced; a claim
+                whose reply was lost is taken over by the worker's next claim
+              </td>
+            </tr>
+            <tr>
+              <td>a worker loses a job's lease while it runs</td>
+              <td>
+                <code>ctx.lease_lost()</code> turns true and the worker commits nothing of that run (no ack, retry,
+                group hand-over or <code>failed_jobs</code> row); another worker runs it
+              </td>
+            </tr>
+            <tr>
+              <td>
+                <code>failed_jobs</code> slow or unreachable
+              </td>
+              <td>
+                the write gives up after 5 s, the failure waits in Redis and is written later, once; leases keep being
+                extended meanwhile
+              </td>
+            </tr>
+            <tr>
+              <td>a payload nested deeper than 128 levels</td>
+              <td>
+                refused at dispatch (<code>queue::MAX_PAYLOAD_DEPTH</code>)
+              </td>
+            </tr>
+            <tr>
+              <td>an outbox row keeps failing to dispatch</td>
+              <td>
+                parked after 5 attempts (<code>JobBuffer::parked</code>, <code>retry_parked</code>); the rows behind it
+                go on
+              </td>
+            </tr>
+            <tr>
               <td>dispatched in a rolled-back transaction</td>
               <td>
                 never dispatched (with <code>JobBuffer</code>)

@@ -35,6 +35,7 @@ function Storage() {
             <tr><td><code>STORAGE_DRIVER</code></td><td><code>local</code> (default) or <code>s3</code></td></tr>
             <tr><td><code>STORAGE_ROOT</code></td><td>directory of the local driver (default <code>data/storage</code>); writes are atomic</td></tr>
             <tr><td><code>STORAGE_PUBLIC_URL</code></td><td>base URL under which objects are served (default <code>/storage</code>)</td></tr>
+            <tr><td><code>STORAGE_PUBLIC_PREFIXES</code></td><td>key prefixes the app's <code>/storage</code> route serves without a signature (none by default); every other key needs a <code>presign_get</code> link</td></tr>
             <tr><td><code>S3_BUCKET</code>, <code>S3_REGION</code></td><td>the bucket (required for S3) and its region</td></tr>
             <tr><td><code>S3_ENDPOINT</code>, <code>S3_FORCE_PATH_STYLE</code></td><td>for S3-compatible servers, which mostly need path-style addressing</td></tr>
             <tr><td><code>S3_ACCESS_KEY_ID</code>, <code>S3_SECRET_ACCESS_KEY</code></td><td>credentials; when unset, the usual AWS environment variables</td></tr>
@@ -46,8 +47,9 @@ function Storage() {
         <Snippet source={storage} region="basics" />
         <ul>
           <li>
-            Keys are <code>/</code>-separated relative paths. Empty segments, <code>.</code> and <code>..</code>, absolute
-            paths, backslashes and control characters are refused before anything reaches a driver.
+            Keys are <code>/</code>-separated relative paths. Empty segments, <code>.</code> and <code>..</code>, segments
+            over 255 bytes, absolute paths, backslashes and control characters are refused before anything reaches a
+            driver.
           </li>
           <li>
             <code>put_stream</code> and <code>put_reader</code> store a body as it arrives (on S3 as a multipart upload),
@@ -55,7 +57,9 @@ function Storage() {
           </li>
           <li>
             <code>url</code> is for public objects; <code>presign_get</code> (and <code>presign_put</code>, for uploads
-            straight from a browser) hand out links that expire.
+            straight from a browser) hand out links that expire. A route serving local files checks them with{' '}
+            <code>verify_signed_url</code> (expired, forged or tampered links fail); S3 links are checked by the bucket,
+            so the app redirects to them and serves active types (HTML, SVG…) only as sandboxed downloads.
           </li>
         </ul>
       </Section>
