@@ -18,7 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use core_db::infra::redis_connection::{SharedConn, SharedConnection};
+use redis::aio::{ConnectionManagerConfig, MultiplexedConnection};
 use redis::io::tcp::{TcpSettings, socket2};
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Script};
 
@@ -335,98 +336,6 @@ fn tcp_settings(base: &TcpSettings) -> TcpSettings {
     settings
 }
 
-/// The shared connection: one `ConnectionManager`, replaced by a new one when a reply times out.
-///
-/// A multiplexed connection matches replies to requests in order, so once a reply is lost (not
-/// late: lost, as through a middlebox that dropped it) every later reply would be handed to the
-/// wrong request. The manager reconnects on I/O errors but not on a timeout, so a timeout makes
-/// the connection unusable for good; this replaces it instead (the new manager connects on its
-/// first request).
-struct SharedConnection {
-    client: Client,
-    config: ConnectionManagerConfig,
-    current: Mutex<(u64, ConnectionManager)>,
-}
-
-impl SharedConnection {
-    fn get(self: &Arc<Self>) -> SharedConn {
-        let (generation, manager) = self
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        SharedConn {
-            shared: self.clone(),
-            generation,
-            manager,
-        }
-    }
-
-    /// A request on connection `generation` failed with `error`: replace that connection if
-    /// the error was a timeout and it is still the current one.
-    fn failed(&self, generation: u64, error: &redis::RedisError) {
-        if !error.is_timeout() {
-            return;
-        }
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if current.0 != generation {
-            return;
-        }
-        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
-            Ok(manager) => {
-                tracing::warn!(
-                    error = %error,
-                    "a Redis reply timed out; replacing the queue's shared connection"
-                );
-                *current = (generation + 1, manager);
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot replace the queue's shared connection"),
-        }
-    }
-}
-
-/// A handle to the current shared connection (cheap to clone, like the manager it wraps).
-#[derive(Clone)]
-pub(crate) struct SharedConn {
-    shared: Arc<SharedConnection>,
-    generation: u64,
-    manager: ConnectionManager,
-}
-
-impl redis::aio::ConnectionLike for SharedConn {
-    fn req_packed_command<'a>(
-        &'a mut self,
-        cmd: &'a redis::Cmd,
-    ) -> redis::RedisFuture<'a, redis::Value> {
-        Box::pin(async move {
-            let r = self.manager.req_packed_command(cmd).await;
-            if let Err(e) = &r {
-                self.shared.failed(self.generation, e);
-            }
-            r
-        })
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
-        Box::pin(async move {
-            let r = self.manager.req_packed_commands(cmd, offset, count).await;
-            if let Err(e) = &r {
-                self.shared.failed(self.generation, e);
-            }
-            r
-        })
-    }
-
-    fn get_db(&self) -> i64 {
-        self.manager.get_db()
-    }
-}
-
 impl RedisDriver {
     pub(crate) async fn connect(url: &str, prefix: String) -> Result<Self> {
         let info = url
@@ -438,17 +347,11 @@ impl RedisDriver {
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(Duration::from_secs(10)))
             .set_connection_timeout(Some(Duration::from_secs(5)));
-        let manager = client
-            .get_connection_manager_with_config(config.clone())
-            .await?;
+        let shared = SharedConnection::connect(client.clone(), config, "job queue").await?;
         Ok(Self {
             inner: Arc::new(Inner {
-                client: client.clone(),
-                shared: Arc::new(SharedConnection {
-                    client,
-                    config,
-                    current: Mutex::new((0, manager)),
-                }),
+                client,
+                shared,
                 prefix,
                 scripts: scripts(),
                 keys: Mutex::new(HashMap::new()),

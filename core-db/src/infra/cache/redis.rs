@@ -26,6 +26,7 @@ use ::redis::{Client, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResul
 
 use super::store::{Claim, FlightLimits, Store};
 use super::{Expiry, memory};
+use crate::infra::redis_connection::{SharedConn, SharedConnection};
 use crate::{Error, Result};
 
 /// Options of the Redis driver, for [`Cache::redis_with`](super::Cache::redis_with).
@@ -107,12 +108,7 @@ struct Announce {
 
 struct Inner {
     /// The shared connection; replaced after a call times out (see [`RedisStore::run`]).
-    conn: std::sync::RwLock<ConnectionManager>,
-    /// What a replacement connection is built from.
-    client: Client,
-    config: ConnectionManagerConfig,
-    /// Set while a replacement is being connected, so one timeout storm builds one connection.
-    replacing: std::sync::atomic::AtomicBool,
+    conn: Arc<SharedConnection>,
     info: ConnectionInfo,
     prefix: String,
     /// `{p}:cache:`
@@ -463,10 +459,7 @@ impl RedisStore {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                conn: std::sync::RwLock::new(conn),
-                client,
-                config,
-                replacing: std::sync::atomic::AtomicBool::new(false),
+                conn: SharedConnection::with_manager(client, config, conn, "cache"),
                 info,
                 prefix: prefix.to_owned(),
                 cache_prefix: format!("{prefix}:cache:"),
@@ -531,7 +524,7 @@ impl RedisStore {
 
     /// The shared connection manager (an escape hatch for commands the cache does not wrap).
     pub(crate) fn connection(&self) -> ConnectionManager {
-        self.conn()
+        self.conn().manager().clone()
     }
 
     /// A client for a dedicated connection (the tiered driver's pub/sub), named after `kind`.
@@ -564,58 +557,28 @@ impl RedisStore {
         format!("{}{name}", self.inner.lock_prefix)
     }
 
-    /// The shared connection (a cheap clone of the current one).
-    fn conn(&self) -> ConnectionManager {
-        self.inner
-            .conn
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The shared connection (a cheap handle to the current one).
+    fn conn(&self) -> SharedConn {
+        self.inner.conn.get()
     }
 
-    /// Runs one Redis call under the configured timeout. A call that times out also starts
-    /// replacing the shared connection: its reply may have been lost rather than delayed, and
-    /// a multiplexed connection matches replies to requests by order, so every later reply on
-    /// it could go to the wrong request. Calls made meanwhile use the old connection.
+    /// Runs one Redis call under the configured timeout. A call that times out also replaces
+    /// the shared connection (`SharedConnection`: its reply may have been lost rather than
+    /// delayed, and a lost reply would misalign every later one).
     async fn run<T>(
         &self,
         operation: &'static str,
         call: impl Future<Output = RedisResult<T>>,
     ) -> Result<T> {
         let after = self.inner.options.timeout;
+        let generation = self.inner.conn.generation();
         match tokio::time::timeout(after, call).await {
             Ok(result) => result.map_err(Error::from),
             Err(_) => {
-                self.replace_connection();
+                self.inner.conn.timed_out(generation);
                 Err(Error::Timeout { operation, after })
             }
         }
-    }
-
-    /// Connects a new shared connection in the background and swaps it in once it answers;
-    /// at most one replacement at a time.
-    fn replace_connection(&self) {
-        use std::sync::atomic::Ordering;
-        if self.inner.replacing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let inner = Arc::clone(&self.inner);
-        tokio::spawn(async move {
-            let fresh = tokio::time::timeout(
-                inner.options.timeout,
-                ConnectionManager::new_with_config(inner.client.clone(), inner.config.clone()),
-            )
-            .await;
-            // When Redis is unreachable the old connection stays; the next timeout tries again.
-            if let Ok(Ok(conn)) = fresh {
-                *inner.conn.write().unwrap_or_else(|e| e.into_inner()) = conn;
-                tracing::warn!(
-                    prefix = %inner.prefix,
-                    "cache: a Redis call timed out; its connection was replaced"
-                );
-            }
-            inner.replacing.store(false, Ordering::Release);
-        });
     }
 
     /// `GET` and `PTTL` of one key in one round trip (the tiered driver's promotion).

@@ -1,0 +1,195 @@
+//! [`SharedConnection`]: one Redis `ConnectionManager` shared by a whole component, replaced by
+//! a fresh one when a call on it times out.
+//!
+//! A multiplexed connection matches replies to requests in order. A reply that is late is still
+//! matched correctly, but one that is lost (a middlebox dropped it, or a fault proxy's black
+//! hole) leaves every later reply handed to the wrong request. redis-rs's manager reconnects on
+//! I/O errors, not on timeouts, and a timeout cannot tell late from lost, so a connection that
+//! timed out is never trusted again: the next caller gets a new manager (connected lazily, on
+//! its first request), while requests already made on the old one finish or time out there.
+//!
+//! The Redis cache and the job queue both use it; an application can too.
+//!
+//! ```no_run
+//! # async fn example() -> redis::RedisResult<()> {
+//! use std::time::Duration;
+//! use core_db::infra::redis_connection::SharedConnection;
+//! use redis::aio::ConnectionManagerConfig;
+//!
+//! let client = redis::Client::open("redis://127.0.0.1:6379")?;
+//! let config = ConnectionManagerConfig::new().set_response_timeout(Some(Duration::from_secs(2)));
+//! let shared = SharedConnection::connect(client, config, "my component").await?;
+//! let mut conn = shared.get(); // a redis::aio::ConnectionLike
+//! let _: () = redis::cmd("SET").arg("k").arg("v").query_async(&mut conn).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+/// One shared `ConnectionManager`, replaced after a timed-out call. See the
+/// [module documentation](self).
+pub struct SharedConnection {
+    client: Client,
+    config: ConnectionManagerConfig,
+    /// Named in the warning logged when the connection is replaced.
+    label: &'static str,
+    /// The current manager and its generation (bumped on every replacement).
+    current: Mutex<(u64, ConnectionManager)>,
+    /// The current generation, readable without the lock (every cache call reads it).
+    generation: AtomicU64,
+}
+
+impl fmt::Debug for SharedConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedConnection")
+            .field("label", &self.label)
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedConnection {
+    /// Connects the first manager now (so a wrong URL or an unreachable server fails here) and
+    /// shares it; replacements use the same `client` and `config`. `label` names the component
+    /// in the warning logged on a replacement.
+    ///
+    /// # Errors
+    /// The first connection failed.
+    pub async fn connect(
+        client: Client,
+        config: ConnectionManagerConfig,
+        label: &'static str,
+    ) -> RedisResult<Arc<Self>> {
+        let manager = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+        Ok(Self::with_manager(client, config, manager, label))
+    }
+
+    /// Shares `manager`, already connected from `client` with `config`.
+    pub fn with_manager(
+        client: Client,
+        config: ConnectionManagerConfig,
+        manager: ConnectionManager,
+        label: &'static str,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            config,
+            label,
+            current: Mutex::new((0, manager)),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// A handle to the current connection (cheap: a clone of the manager). A request through
+    /// it that fails with a timeout replaces the connection.
+    pub fn get(self: &Arc<Self>) -> SharedConn {
+        let (generation, manager) = self.lock().clone();
+        SharedConn {
+            shared: Arc::clone(self),
+            generation,
+            manager,
+        }
+    }
+
+    /// How many times the connection has been replaced.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Replaces connection `generation` if it is still the current one: for callers that bound
+    /// a request with their own timer (the manager then never sees the timeout).
+    pub fn timed_out(&self, generation: u64) {
+        let mut current = self.lock();
+        if current.0 != generation {
+            return;
+        }
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
+            Ok(manager) => {
+                tracing::warn!(
+                    component = self.label,
+                    "a Redis call timed out; its shared connection was replaced"
+                );
+                *current = (generation + 1, manager);
+                self.generation.store(generation + 1, Ordering::Release);
+            }
+            Err(e) => tracing::warn!(
+                component = self.label,
+                error = %e,
+                "a Redis call timed out and its shared connection cannot be replaced"
+            ),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, ConnectionManager)> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A handle to the current connection of a [`SharedConnection`] (cheap to clone, like the
+/// manager it wraps). Use it wherever redis-rs takes a `ConnectionLike`.
+#[derive(Clone)]
+pub struct SharedConn {
+    shared: Arc<SharedConnection>,
+    generation: u64,
+    manager: ConnectionManager,
+}
+
+impl fmt::Debug for SharedConn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedConn")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedConn {
+    /// The generation of the connection this handle uses (pass it to
+    /// [`SharedConnection::timed_out`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The underlying manager.
+    pub fn manager(&self) -> &ConnectionManager {
+        &self.manager
+    }
+
+    /// Passes `result` on; a timeout replaces this handle's connection.
+    fn check<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
+        if matches!(&result, Err(e) if e.is_timeout()) {
+            self.shared.timed_out(self.generation);
+        }
+        result
+    }
+}
+
+impl ConnectionLike for SharedConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let r = self.manager.req_packed_command(cmd).await;
+            self.check(r)
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let r = self.manager.req_packed_commands(cmd, offset, count).await;
+            self.check(r)
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.manager.get_db()
+    }
+}
