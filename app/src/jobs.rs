@@ -1,14 +1,14 @@
 //! The application's background jobs and the worker that runs them.
 //!
-//! Handlers dispatch jobs onto [`AppState::queue`](crate::AppState::queue); [`worker`] builds
-//! the [`Worker`] that runs them with a [`JobContext`] carrying the application's database,
-//! cache and queue. `app worker` runs it on its own; `app serve` runs one in-process when the
-//! queue is the memory driver, since a memory queue is not shared across processes.
+//! Handlers dispatch jobs onto [`AppContext::queue`](crate::AppContext::queue); [`worker`] builds
+//! the [`Worker`] that runs them with a [`JobContext`] carrying the [`AppContext`]. `app worker`
+//! runs it on its own; `app serve` runs one in-process when the queue is the memory driver,
+//! since a memory queue is not shared across processes.
 
 use core_jobs::{Job, JobContext, Worker};
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
+use crate::AppContext;
 
 /// Dispatched by `POST /api/v1/notes` once a note is stored; logs the new note.
 ///
@@ -35,14 +35,14 @@ impl Job for NoteCreated {
     }
 }
 
-/// A worker for every job of the application, on `state`'s queue, with a context carrying its
-/// database (also where `failed_jobs` rows go), cache and queue. Start it with
-/// [`Worker::spawn`] or [`Worker::run`].
-pub fn worker(state: &AppState) -> Worker {
-    let context = JobContext::new(state.queue.clone())
-        .with_database(state.db.clone())
-        .with_cache(state.cache.clone());
-    Worker::new(state.queue.clone(), context)
+/// A worker for every job of the application, on `ctx`'s queue, each job given
+/// [`AppContext::job_context`] (its database is also where `failed_jobs` rows go), with the
+/// `WORKER_*` settings. Start it with [`Worker::spawn`] or [`Worker::run`].
+pub fn worker(ctx: &AppContext) -> Worker {
+    let settings = &ctx.settings;
+    Worker::new(ctx.queue.clone(), ctx.job_context())
         .register::<NoteCreated>()
-        .grace(state.settings.http.shutdown_grace)
+        .concurrency(settings.worker.concurrency)
+        .lease(settings.worker.lease)
+        .grace(settings.base.http.shutdown_grace)
 }

@@ -23,10 +23,11 @@ use std::future::Future;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use core_db::infra::db::Database;
+use app::Settings;
+use core_db::Database;
+use core_db::settings::redact_url;
 use core_jobs::cli::UsageError;
 use core_jobs::{FailedJobs, Queue, QueueDriver};
-use core_web::config::Settings;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -101,7 +102,7 @@ fn main() -> ExitCode {
             return ExitCode::from(78); // EX_CONFIG
         }
     };
-    if let Err(e) = core_web::telemetry::init(&settings.log) {
+    if let Err(e) = core_web::telemetry::init(&settings.base.log) {
         eprintln!("error: {e}");
         return ExitCode::from(78);
     }
@@ -129,7 +130,6 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
-    app::init_i18n(&settings)?;
     match command {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(&settings).await,
@@ -139,9 +139,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let db = Database::connect(&settings.database_url).await?;
+    let url = &settings.base.database.url;
+    let db = Database::connect(url).await?;
     db.migrate().await?;
-    tracing::info!(database = %app::redact(&settings.database_url), "migrations applied");
+    tracing::info!(database = %redact_url(url), "migrations applied");
     db.close().await;
     Ok(())
 }
@@ -150,9 +151,9 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 /// handlers dispatch (no other process can see them) and stops with the server.
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let signal = shutdown_signal().context("listening for SIGINT and SIGTERM")?;
-    let addr = settings.addr();
-    let grace = settings.http.shutdown_grace;
-    let state = app::AppState::connect(settings).await?;
+    let addr = settings.base.addr();
+    let grace = settings.base.http.shutdown_grace;
+    let state = app::AppContext::connect(settings).await?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| core_web::Error::Bind { addr, source })?;
@@ -208,7 +209,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// most `SHUTDOWN_GRACE_SECS`.
 async fn worker(settings: Settings) -> anyhow::Result<()> {
     let signal = shutdown_signal().context("listening for SIGINT and SIGTERM")?;
-    let state = app::AppState::connect(settings).await?;
+    let state = app::AppContext::connect(settings).await?;
     if state.queue.driver_kind() == QueueDriver::Memory {
         tracing::warn!(
             "QUEUE_URL is memory://: this worker sees only jobs dispatched in its own process; \
@@ -226,7 +227,14 @@ async fn worker(settings: Settings) -> anyhow::Result<()> {
 
 /// `app jobs failed …`: prints what [`core_jobs::cli::failed_command`] answers.
 async fn failed_jobs(args: &[String], settings: &Settings) -> anyhow::Result<()> {
-    let db = app::connect_database(settings).await?;
+    let db = Database::from_config(&settings.base.database)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to DATABASE_URL ({})",
+                redact_url(&settings.base.database.url)
+            )
+        })?;
     let result = async {
         let queue = app::connect_queue(settings).await?;
         failed_command(args, &db, &queue).await

@@ -191,10 +191,8 @@ async fn an_oversized_body_is_a_json_413() {
 
 #[tokio::test]
 async fn stored_files_are_served_and_bad_keys_are_json_errors() {
-    let (_, mut state, _dir) = app(&[]).await;
     // Plain `url()` links are served for keys under a public prefix (STORAGE_PUBLIC_PREFIXES).
-    state.storage_public_prefixes = vec!["notes".to_owned()].into();
-    let app = app::router(state.clone());
+    let (app, state, _dir) = app(&[("STORAGE_PUBLIC_PREFIXES", "notes")]).await;
     state
         .storage
         .put(

@@ -93,29 +93,27 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[tokio::test]
-async fn serves_health_runs_dispatched_jobs_and_exits_zero_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = app(dir.path())
-        .env("PORT", "0")
-        .env("REQUEST_TIMEOUT_MS", "10000")
+/// Starts `app serve` in `dir` on a free port with `env`; returns the child, its log lines and
+/// its address.
+fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, Lines, std::net::SocketAddr) {
+    let mut cmd = app(dir);
+    cmd.env("PORT", "0");
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let lines = Lines::new(child.stdout.take().unwrap());
     let addr = listen_address(&lines);
+    (child, lines, addr)
+}
 
-    let reply = test_support::http_request(addr, "GET", "/health", &[], b"")
-        .await
-        .unwrap();
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.json()["data"]["status"], "ok");
-    let reply = test_support::http_request(addr, "GET", "/ready", &[], b"")
+/// `GET path` on `addr`: asserts 200 and returns the JSON body.
+async fn get_ok(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
+    let reply = test_support::http_request(addr, "GET", path, &[], b"")
         .await
         .unwrap();
     assert_eq!(
@@ -124,6 +122,20 @@ async fn serves_health_runs_dispatched_jobs_and_exits_zero_on_sigterm() {
         "{}",
         String::from_utf8_lossy(&reply.body)
     );
+    reply.json()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn serves_health_runs_dispatched_jobs_and_exits_zero_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, lines, addr) = serve(dir.path(), &[("REQUEST_TIMEOUT_MS", "10000")]);
+
+    assert_eq!(get_ok(addr, "/health").await["data"]["status"], "ok");
+    get_ok(addr, "/ready").await;
     assert!(
         dir.path().join("data/app.sqlite3").exists(),
         "the embedded SQLite default is created"
@@ -483,4 +495,31 @@ async fn worker_command_runs_jobs_from_the_shared_queue() {
     assert!(exit.success(), "exit status {exit:?}");
     let left = queue.stats("default").await.unwrap();
     assert_eq!((left.ready, left.in_flight), (0, 0));
+}
+
+/// `CACHE_URL=tiered+redis://…`, as the README shows it, starts the app and serves requests
+/// through a tiered cache (memory L1 in front of that Redis).
+#[tokio::test]
+async fn a_tiered_cache_url_starts_the_app_and_serves() {
+    let Some(redis) = test_support::redis("a_tiered_cache_url_starts_the_app_and_serves").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cache_url = format!("tiered+{}", redis.url);
+    let (mut child, _lines, addr) = serve(
+        dir.path(),
+        &[("CACHE_URL", &cache_url), ("APP_NAME", &redis.prefix)],
+    );
+    let checks = get_ok(addr, "/ready").await["data"].clone();
+    let cache = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "cache")
+        .cloned()
+        .unwrap();
+    assert_eq!(cache["driver"], "tiered", "{checks}");
+    let exit = terminate(&mut child).await;
+    assert!(exit.success(), "exit status {exit:?}");
 }

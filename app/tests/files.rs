@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use app::AppState;
+use app::AppContext;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::http::header::HeaderMap;
@@ -16,13 +16,14 @@ use common::{request, send};
 async fn app_with(
     extra: &[(&str, &str)],
     prefixes: &[&str],
-) -> (Router, AppState, tempfile::TempDir) {
-    let (_, mut state, dir) = common::app(extra).await;
-    state.storage_public_prefixes = prefixes.iter().map(|p| (*p).to_owned()).collect();
-    (app::router(state.clone()), state, dir)
+) -> (Router, AppContext, tempfile::TempDir) {
+    let prefixes = prefixes.join(",");
+    let mut vars = extra.to_vec();
+    vars.push(("STORAGE_PUBLIC_PREFIXES", &prefixes));
+    common::app(&vars).await
 }
 
-async fn put(state: &AppState, key: &str, body: &'static [u8]) {
+async fn put(state: &AppContext, key: &str, body: &'static [u8]) {
     state
         .storage
         .put(key, Bytes::from_static(body), "application/octet-stream")

@@ -46,10 +46,13 @@
 pub mod error;
 pub mod infra;
 pub mod platform;
+pub mod settings;
 
 pub use error::{Error, Result};
+pub use infra::cache::{Cache, CacheConfig, CacheDriver};
+pub use infra::db::{Database, DatabaseConfig};
 
-/// Caches an `async fn`'s `Ok` value in a [`Cache`](infra::cache::Cache); see the [crate docs](crate#cache).
+/// Caches an `async fn`'s `Ok` value in a [`Cache`]; see the [crate docs](crate#cache).
 ///
 /// `#[cached(cache = <expr>, key = "user:{id}", ttl = <secs>, tags = ["users"])]` on an `async fn`
 /// returning `Result<T, E>`, where `T: Serialize + DeserializeOwned` and `E: From<core_db::Error>`.

@@ -14,10 +14,10 @@ pub struct AppState {
 }
 
 pub async fn connect(settings: &core_web::config::Settings) -> anyhow::Result<AppState> {
-    let db = Database::connect(&settings.database_url).await?;
+    let db = Database::from_config(&settings.database).await?; // migrated on start by default
     // memory:// by default; redis://… or tiered+redis://… from CACHE_URL / REDIS_URL.
     // APP_NAME is the prefix, so apps sharing one Redis never see each other's keys.
-    let cache = Cache::from_url(&settings.cache_url, settings.app_name.clone()).await?;
+    let cache = Cache::from_config(&settings.cache, settings.app_name.clone()).await?;
     Ok(AppState { db, cache })
 }
 // endregion: setup

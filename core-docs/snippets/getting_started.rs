@@ -3,8 +3,7 @@
 // region: main
 use axum::Router;
 use axum::routing::get;
-use core_db::infra::cache::Cache;
-use core_db::infra::db::Database;
+use core_db::{Cache, Database};
 use core_web::config::Settings;
 use core_web::{ApiResponse, ApiResult};
 
@@ -30,11 +29,9 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?; // environment, .env, rustforge.toml
     core_web::telemetry::init(&settings.log)?;
 
-    let db = Database::connect(&settings.database_url).await?; // SQLite file by default
-    if settings.migrate_on_start {
-        db.migrate().await?;
-    }
-    let cache = Cache::from_url(&settings.cache_url, settings.app_name.clone()).await?;
+    // SQLite file by default, migrated on start (MIGRATE_ON_START).
+    let db = Database::from_config(&settings.database).await?;
+    let cache = Cache::from_config(&settings.cache, settings.app_name.clone()).await?;
 
     let app = router(AppState { db, cache }, &settings);
     core_web::server::run(app, settings.addr(), settings.http.shutdown_grace).await?;

@@ -202,9 +202,13 @@ pub fn start_scheduler(
 // endregion: scheduler
 
 // region: queues
-pub async fn connect_queue(settings: &core_web::config::Settings) -> core_jobs::Result<Queue> {
+pub async fn connect_queue(
+    config: &core_jobs::QueueConfig,
+    app_name: &str,
+) -> core_jobs::Result<Queue> {
     // memory:// by default; redis://… when QUEUE_URL or REDIS_URL says so.
-    Queue::from_url(&settings.queue_url, settings.app_name.clone()).await
+    // APP_NAME is the prefix of its Redis keys, as for the cache.
+    Queue::from_config(config, app_name).await
 }
 // endregion: queues
 
@@ -343,12 +347,8 @@ mod tests {
         let Some(r) = test_support::redis("docs::jobs::worker").await else {
             return Ok(());
         };
-        let settings = core_web::config::Settings::from_lookup(|name| match name {
-            "QUEUE_URL" => Some(r.url.clone()),
-            "APP_NAME" => Some(r.prefix.clone()),
-            _ => None,
-        })?;
-        let queue = connect_queue(&settings).await?;
+        let config = core_jobs::QueueConfig { url: r.url.clone() };
+        let queue = connect_queue(&config, &r.prefix).await?;
         assert_eq!(queue.driver_kind(), core_jobs::QueueDriver::Redis);
         let db = database().await;
         let worker = start_worker(db.clone(), Cache::memory("docs-jobs"), queue.clone()).await?;

@@ -6,32 +6,18 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Multipart, Path, State};
 use core_db::infra::db::Database;
-use core_db::infra::storage::{self, Storage, StorageConfig, StorageDriver};
+use core_db::infra::storage::{self, Storage, StorageConfig};
 use core_db::platform::attachments::{self, Attachment, AttachmentRules, UploadError};
 use core_web::{ApiResponse, ApiResult, AppError};
 
 // region: setup
 /// The storage the settings describe: `STORAGE_DRIVER=local` (files under `STORAGE_ROOT`) or
-/// `s3` (a bucket on AWS or any S3-compatible server).
+/// `s3` (a bucket on AWS or any S3-compatible server). The settings hold core-db's own
+/// `StorageConfig`, so there is nothing to map.
 pub fn storage_from_settings(
     settings: &core_web::config::Settings,
 ) -> core_db::Result<Arc<dyn Storage>> {
-    let s = &settings.storage;
-    storage::from_config(&StorageConfig {
-        driver: match s.driver {
-            core_web::config::StorageDriver::Local => StorageDriver::Local,
-            core_web::config::StorageDriver::S3 => StorageDriver::S3,
-        },
-        root: s.root.clone(),
-        public_url: s.public_url.clone(),
-        bucket: s.s3_bucket.clone(),
-        region: s.s3_region.clone(),
-        endpoint: s.s3_endpoint.clone(),
-        access_key_id: s.s3_access_key_id.clone(),
-        secret_access_key: s.s3_secret_access_key.clone(),
-        force_path_style: s.s3_force_path_style,
-        ..StorageConfig::default()
-    })
+    storage::from_config(&settings.storage)
 }
 // endregion: setup
 

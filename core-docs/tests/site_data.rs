@@ -1,5 +1,5 @@
 //! Tables on the site that are generated from the crates, so they cannot drift from the code:
-//! `frontend/src/generated/settings.json` (every setting, from `core_web::config::SETTINGS`) and
+//! `frontend/src/generated/settings.json` (every setting, from the crates' `SETTINGS` tables and their configurations' defaults) and
 //! `frontend/src/generated/errors.json` (every `AppError` variant with its status and code).
 //!
 //! When a setting or a variant changes this test fails; regenerate the files with
@@ -32,8 +32,17 @@ fn check(name: &str, value: Value) {
 
 #[test]
 fn settings_table_matches_core_web() {
-    let settings: Vec<Value> = core_web::config::SETTINGS
-        .iter()
+    // The framework's settings composed with core-jobs' sections, as an application does.
+    let mut defaults = serde_json::to_value(core_web::config::Settings::default()).expect("json");
+    defaults["queue"] = serde_json::to_value(core_jobs::QueueConfig::default()).expect("json");
+    defaults["worker"] = serde_json::to_value(core_jobs::WorkerConfig::default()).expect("json");
+    let tables = [
+        core_web::config::SETTINGS,
+        core_db::settings::SETTINGS,
+        core_jobs::config::SETTINGS,
+    ];
+    let settings: Vec<Value> = core_web::config::documented(&tables, &defaults)
+        .into_iter()
         .map(|s| json!({"name": s.name, "default": s.default, "description": s.description}))
         .collect();
     check("settings", Value::Array(settings));

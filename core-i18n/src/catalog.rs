@@ -42,7 +42,8 @@ use crate::locale::normalize_locale;
 /// };
 /// assert_eq!(config.default_locale, "en");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct I18nConfig {
     /// Directories holding `<locale>.json` catalogs, applied in order: keys
     /// from later directories override keys from earlier ones.
@@ -53,10 +54,11 @@ pub struct I18nConfig {
 }
 
 impl Default for I18nConfig {
-    /// `dirs: ["i18n"]`, `default_locale: "en"`.
+    /// No directories (catalogs come from [`add_catalog`] until some are configured),
+    /// `default_locale: "en"`.
     fn default() -> Self {
         Self {
-            dirs: vec![PathBuf::from("i18n")],
+            dirs: Vec::new(),
             default_locale: DEFAULT_LOCALE.to_owned(),
         }
     }

@@ -29,7 +29,7 @@
 //! # fn main() -> core_i18n::Result<()> {
 //! use core_i18n::{add_catalog, sync_scope, t, t_args};
 //!
-//! // Usually `core_i18n::init(I18nConfig::default())?` loads `i18n/*.json`.
+//! // Usually `core_i18n::init(config)?` loads the `*.json` files of `config.dirs`.
 //! add_catalog("en", r#"{"tour": {"greeting": "Hello, :name!", "bye": "Bye"}}"#)?;
 //! add_catalog("zh", r#"{"tour": {"greeting": "你好，:name！"}}"#)?;
 //!

@@ -60,6 +60,7 @@
 
 pub mod buffer;
 pub mod cli;
+pub mod config;
 pub mod context;
 mod envelope;
 pub mod error;
@@ -71,6 +72,7 @@ mod sqlite;
 pub mod worker;
 
 pub use buffer::JobBuffer;
+pub use config::{QueueConfig, WorkerConfig};
 pub use context::JobContext;
 pub use error::{Error, Result};
 pub use failed::{FailedJob, FailedJobs, FailureRecord};

@@ -239,23 +239,6 @@ impl Queue {
         })
     }
 
-    /// Picks the driver from a URL: `memory://` (or an empty string) for the in-process queue,
-    /// `redis://` / `rediss://` for Redis.
-    ///
-    /// # Errors
-    /// An unknown scheme, or Redis unreachable.
-    pub async fn from_url(url: &str, prefix: impl Into<String>) -> Result<Self> {
-        if url.is_empty() || url.starts_with("memory:") {
-            Ok(Self::memory())
-        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
-            Self::redis(url, prefix).await
-        } else {
-            Err(Error::Config(format!(
-                "unsupported queue URL {url:?}: expected memory:// or redis://"
-            )))
-        }
-    }
-
     /// Which driver this queue uses.
     pub fn driver_kind(&self) -> QueueDriver {
         match &*self.driver {

@@ -1,228 +1,216 @@
 //! Typed settings, read in one place from environment variables, a `.env` file and an optional
-//! TOML file.
+//! TOML file, by [`figment`].
 //!
-//! Precedence, highest first: the process environment, `.env` (which never overrides a variable
-//! already set), then the TOML file named by `RUSTFORGE_CONFIG` (or `rustforge.toml` in the working
-//! directory when it exists), whose keys are the variables' names in lower case. Every setting has
-//! a default that selects the embedded drivers, so an empty environment runs the app with no
-//! services. An invalid value stops start-up with an error naming the variable and what it
-//! accepts. [`SETTINGS`] lists every variable; the README's table is checked against it.
+//! Each core crate owns the configuration of its parts, beside the constructor that takes it:
+//! [`DatabaseConfig`] for [`Database::from_config`](core_db::Database::from_config),
+//! [`CacheConfig`] for [`Cache::from_config`](core_db::Cache::from_config), [`StorageConfig`]
+//! for [`storage::from_config`](core_db::infra::storage::from_config), core-i18n's
+//! [`I18nConfig`], core-jobs' `QueueConfig` and `WorkerConfig`, and here [`HttpConfig`] and
+//! [`LogConfig`]. [`Settings`] composes the ones core-web can see; an application adds its own
+//! sections beside them (ForgeRun's `app::Settings` adds the queue's and the worker's).
+//!
+//! Each crate also publishes the variables that fill its configuration ([`SETTINGS`] here,
+//! `core_db::settings::SETTINGS`, `core_jobs::config::SETTINGS`); the [`Loader`] reads them.
+//! Precedence, highest first: the process environment, `.env`, then the TOML file named by
+//! `RUSTFORGE_CONFIG` (or `rustforge.toml` in the working directory when it exists), whose keys
+//! are the variables' names in lower case, then the configurations' `Default` values, where each
+//! default is written once. An invalid value stops start-up with an error naming the variable
+//! and what it accepts, and never shows a secret; `Debug` never prints one either. The README's
+//! settings table and the docs site's Configuration page are checked against the tables.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use core_db::settings::Invalid;
+use serde::{Deserialize, Serialize};
 
-/// One documented setting.
-#[derive(Debug, Clone, Copy)]
-pub struct SettingDoc {
-    /// Environment variable (and, in lower case, TOML key).
-    pub name: &'static str,
-    /// The default, as text.
-    pub default: &'static str,
-    /// What it controls and what it accepts.
-    pub description: &'static str,
-}
+use crate::error::Result;
 
-/// Every setting Rustforge reads.
-pub const SETTINGS: &[SettingDoc] = &[
-    SettingDoc {
-        name: "APP_NAME",
-        default: "rustforge",
-        description: "Application name; the Redis key prefix `{app}`.",
-    },
-    SettingDoc {
-        name: "HOST",
-        default: "127.0.0.1",
-        description: "IP address the HTTP server binds.",
-    },
-    SettingDoc {
-        name: "PORT",
-        default: "3000",
-        description: "TCP port the HTTP server binds (0 picks a free one).",
-    },
-    SettingDoc {
-        name: "DATABASE_URL",
-        default: "sqlite://data/app.sqlite3",
-        description: "`postgres://…` or `sqlite://PATH` (created when missing).",
-    },
-    SettingDoc {
-        name: "MIGRATE_ON_START",
-        default: "true",
-        description: "Apply pending migrations when the app starts.",
-    },
-    SettingDoc {
-        name: "REDIS_URL",
-        default: "(unset)",
-        description: "`redis://` or `rediss://`; when set, the default for the cache and the queue.",
-    },
-    SettingDoc {
-        name: "CACHE_URL",
-        default: "REDIS_URL, else memory://",
-        description: "Cache driver: `memory://`, `redis://…`, `rediss://…`.",
-    },
-    SettingDoc {
-        name: "QUEUE_URL",
-        default: "REDIS_URL, else memory://",
-        description: "Queue driver: `memory://`, `redis://…`, `rediss://…`.",
-    },
-    SettingDoc {
-        name: "STORAGE_DRIVER",
-        default: "local",
-        description: "`local` or `s3`.",
-    },
-    SettingDoc {
-        name: "STORAGE_ROOT",
-        default: "data/storage",
-        description: "Directory of the local storage driver.",
-    },
-    SettingDoc {
-        name: "STORAGE_PUBLIC_URL",
-        default: "/storage",
-        description: "Base URL under which stored files are served.",
-    },
-    SettingDoc {
-        name: "S3_BUCKET",
-        default: "(unset)",
-        description: "Bucket of the S3 driver (required when STORAGE_DRIVER=s3).",
-    },
-    SettingDoc {
-        name: "S3_REGION",
-        default: "us-east-1",
-        description: "Region of the S3 driver.",
-    },
-    SettingDoc {
-        name: "S3_ENDPOINT",
-        default: "(unset)",
-        description: "Endpoint URL for S3-compatible servers.",
-    },
-    SettingDoc {
-        name: "S3_ACCESS_KEY_ID",
-        default: "(unset)",
-        description: "S3 access key id.",
-    },
-    SettingDoc {
-        name: "S3_SECRET_ACCESS_KEY",
-        default: "(unset)",
-        description: "S3 secret access key.",
-    },
-    SettingDoc {
-        name: "S3_FORCE_PATH_STYLE",
-        default: "false",
-        description: "Path-style bucket addressing (most S3-compatible servers need it).",
-    },
-    SettingDoc {
-        name: "REQUEST_TIMEOUT_MS",
-        default: "30000",
-        description: "Per-request timeout; past it the client gets 408.",
-    },
-    SettingDoc {
-        name: "BODY_LIMIT_BYTES",
-        default: "2097152",
-        description: "Largest accepted request body; past it the client gets 413.",
-    },
-    SettingDoc {
-        name: "CORS_ALLOWED_ORIGINS",
-        default: "(none)",
-        description: "Comma-separated origins allowed by CORS, or `*`.",
-    },
-    SettingDoc {
-        name: "SHUTDOWN_GRACE_SECS",
-        default: "30",
-        description: "How long in-flight requests may finish after SIGINT/SIGTERM.",
-    },
-    SettingDoc {
-        name: "LOG_FORMAT",
-        default: "pretty",
-        description: "`pretty` (human-readable) or `json`.",
-    },
-    SettingDoc {
-        name: "LOG_LEVEL",
-        default: "info",
-        description: "A tracing filter such as `info` or `core_web=debug,info` (RUST_LOG wins when set).",
-    },
-    SettingDoc {
-        name: "DEFAULT_LOCALE",
-        default: "en",
-        description: "Locale used when a request names none that is available.",
-    },
-    SettingDoc {
-        name: "I18N_DIRS",
-        default: "(none)",
-        description: "Comma-separated directories of extra `{locale}.json` catalogs.",
-    },
-    SettingDoc {
-        name: "RUSTFORGE_CONFIG",
-        default: "rustforge.toml",
-        description: "Path of the optional TOML settings file.",
-    },
+mod loader;
+
+pub use core_db::infra::storage::{StorageConfig, StorageDriver};
+pub use core_db::settings::{Kind, Setting, redact_url};
+pub use core_db::{CacheConfig, DatabaseConfig};
+pub use core_i18n::I18nConfig;
+pub use loader::{CONFIG_FILE_VARIABLE, DEFAULT_CONFIG_FILE, Loader};
+
+/// The settings of core-web's own parts: the application's name, the server, HTTP, logging
+/// and translations.
+pub const SETTINGS: &[Setting] = &[
+    Setting::new(
+        "APP_NAME",
+        "app_name",
+        Kind::Text,
+        "a name without spaces or `:`",
+        "Application name; the Redis key prefix `{app}`.",
+    ),
+    Setting::new(
+        "HOST",
+        "host",
+        Kind::Ip,
+        "an IP address such as 127.0.0.1 or 0.0.0.0",
+        "IP address the HTTP server binds.",
+    ),
+    Setting::new(
+        "PORT",
+        "port",
+        Kind::Int { min: 0, max: 65535 },
+        "a port number 0–65535",
+        "TCP port the HTTP server binds (0 picks a free one).",
+    ),
+    Setting::new(
+        "REDIS_URL",
+        "redis_url",
+        Kind::Text,
+        "a redis:// or rediss:// URL",
+        "`redis://` or `rediss://`; when set, the default for the cache and the queue.",
+    ),
+    Setting::new(
+        "REQUEST_TIMEOUT_MS",
+        "http.request_timeout",
+        Kind::Millis,
+        "a whole number greater than 0",
+        "Per-request timeout in milliseconds; past it the client gets 408.",
+    ),
+    Setting::new(
+        "BODY_LIMIT_BYTES",
+        "http.body_limit",
+        Kind::Int {
+            min: 1,
+            max: u32::MAX as u64,
+        },
+        "a whole number greater than 0",
+        "Largest accepted request body; past it the client gets 413.",
+    ),
+    Setting::new(
+        "CORS_ALLOWED_ORIGINS",
+        "http.cors_allowed_origins",
+        Kind::List,
+        "comma-separated origins, or `*`",
+        "Comma-separated origins allowed by CORS, or `*`.",
+    ),
+    Setting::new(
+        "SHUTDOWN_GRACE_SECS",
+        "http.shutdown_grace",
+        Kind::Secs,
+        "a whole number of seconds",
+        "How long in-flight requests and running jobs may finish after SIGINT/SIGTERM.",
+    ),
+    Setting::new(
+        "LOG_FORMAT",
+        "log.format",
+        Kind::Choice(&["pretty", "text", "json"]),
+        "`pretty` or `json`",
+        "`pretty` (human-readable) or `json`.",
+    ),
+    Setting::new(
+        "LOG_LEVEL",
+        "log.filter",
+        Kind::Text,
+        "a tracing filter such as `info`",
+        "A tracing filter such as `info` or `core_web=debug,info`.",
+    ),
+    Setting::new(
+        "RUST_LOG",
+        "log.filter",
+        Kind::Text,
+        "a tracing filter such as `info`",
+        "When set, overrides `LOG_LEVEL` (the usual tracing variable).",
+    ),
+    Setting::new(
+        "DEFAULT_LOCALE",
+        "i18n.default_locale",
+        Kind::Text,
+        "a locale tag such as `en` or `zh-CN`",
+        "Locale used when a request names none that is available.",
+    ),
+    Setting::new(
+        "I18N_DIRS",
+        "i18n.dirs",
+        Kind::List,
+        "comma-separated directories",
+        "Comma-separated directories of extra `{locale}.json` catalogs.",
+    ),
+    Setting::new(
+        CONFIG_FILE_VARIABLE,
+        "config_file",
+        Kind::Text,
+        "a file path",
+        "Path of the optional TOML settings file.",
+    ),
 ];
 
-/// All settings of a Rustforge application.
-#[derive(Debug, Clone, PartialEq)]
+/// The framework's settings: core-web's own, the database, the cache, storage and
+/// translations. An application that runs jobs composes it with core-jobs' sections (see the
+/// [module docs](self)).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Settings {
-    /// `APP_NAME`.
+    /// `APP_NAME`: the application's name, the prefix of its Redis keys.
     pub app_name: String,
     /// `HOST`.
     pub host: IpAddr,
     /// `PORT`.
     pub port: u16,
-    /// `DATABASE_URL`.
-    pub database_url: String,
-    /// `MIGRATE_ON_START`.
-    pub migrate_on_start: bool,
-    /// `REDIS_URL`.
+    /// `REDIS_URL`: when set, the default of `CACHE_URL` and `QUEUE_URL`.
     pub redis_url: Option<String>,
+    /// `DATABASE_URL`, `MIGRATE_ON_START`.
+    pub database: DatabaseConfig,
     /// `CACHE_URL`.
-    pub cache_url: String,
-    /// `QUEUE_URL`.
-    pub queue_url: String,
-    /// Storage settings.
+    pub cache: CacheConfig,
+    /// `STORAGE_*`, `S3_*`.
     pub storage: StorageConfig,
     /// HTTP server and middleware settings.
     pub http: HttpConfig,
     /// Logging settings.
     pub log: LogConfig,
-    /// Translation settings.
+    /// `DEFAULT_LOCALE`, `I18N_DIRS`.
     pub i18n: I18nConfig,
+    /// `RUSTFORGE_CONFIG`: the TOML file read (when it exists).
+    pub config_file: PathBuf,
 }
 
-/// Which storage driver to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageDriver {
-    /// Files under a local directory (the embedded default).
-    Local,
-    /// An S3 or S3-compatible bucket.
-    S3,
+impl Default for Settings {
+    /// Everything embedded: `127.0.0.1:3000`, SQLite, the memory cache, local storage.
+    fn default() -> Self {
+        Self {
+            app_name: "rustforge".to_owned(),
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 3000,
+            redis_url: None,
+            database: DatabaseConfig::default(),
+            cache: CacheConfig::default(),
+            storage: StorageConfig::default(),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            i18n: I18nConfig::default(),
+            config_file: PathBuf::from(DEFAULT_CONFIG_FILE),
+        }
+    }
 }
 
-/// Storage settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StorageConfig {
-    /// `STORAGE_DRIVER`.
-    pub driver: StorageDriver,
-    /// `STORAGE_ROOT`.
-    pub root: PathBuf,
-    /// `STORAGE_PUBLIC_URL`.
-    pub public_url: String,
-    /// `S3_BUCKET`.
-    pub s3_bucket: Option<String>,
-    /// `S3_REGION`.
-    pub s3_region: String,
-    /// `S3_ENDPOINT`.
-    pub s3_endpoint: Option<String>,
-    /// `S3_ACCESS_KEY_ID`.
-    pub s3_access_key_id: Option<String>,
-    /// `S3_SECRET_ACCESS_KEY`.
-    pub s3_secret_access_key: Option<String>,
-    /// `S3_FORCE_PATH_STYLE`.
-    pub s3_force_path_style: bool,
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("app_name", &self.app_name)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("database", &self.database)
+            .field("cache", &self.cache)
+            .field("storage", &self.storage)
+            .field("http", &self.http)
+            .field("log", &self.log)
+            .field("i18n", &self.i18n)
+            .field("config_file", &self.config_file)
+            .finish()
+    }
 }
 
 /// HTTP server and middleware settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HttpConfig {
     /// `REQUEST_TIMEOUT_MS`.
     pub request_timeout: Duration,
@@ -235,6 +223,7 @@ pub struct HttpConfig {
 }
 
 impl Default for HttpConfig {
+    /// 30 s timeout, 2 MiB bodies, no CORS, 30 s grace.
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(30),
@@ -246,16 +235,20 @@ impl Default for HttpConfig {
 }
 
 /// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines with span context.
+    #[default]
+    #[serde(alias = "text")]
     Pretty,
     /// One JSON object per line, span fields included.
     Json,
 }
 
 /// Logging settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LogConfig {
     /// `LOG_FORMAT`.
     pub format: LogFormat,
@@ -263,184 +256,73 @@ pub struct LogConfig {
     pub filter: String,
 }
 
-/// Translation settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct I18nConfig {
-    /// `DEFAULT_LOCALE`.
-    pub default_locale: String,
-    /// `I18N_DIRS`.
-    pub dirs: Vec<PathBuf>,
+impl Default for LogConfig {
+    /// Human-readable lines at `info`.
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            filter: "info".to_owned(),
+        }
+    }
 }
 
 impl Settings {
+    /// The tables of the variables [`Settings`] reads: core-web's and core-db's.
+    pub const TABLES: &[&[Setting]] = &[SETTINGS, core_db::settings::SETTINGS];
+
     /// Reads `.env`, the TOML file and the environment.
     ///
     /// # Errors
     /// A malformed `.env` or TOML file, a `RUSTFORGE_CONFIG` that does not exist, or any invalid
     /// value, named with the variable and what it accepts.
     pub fn load() -> Result<Self> {
-        match dotenvy::dotenv() {
-            Ok(_) => {}
-            Err(e) if e.not_found() => {}
-            Err(e) => return Err(Error::Config(format!(".env: {e}"))),
-        }
-        let explicit = std::env::var("RUSTFORGE_CONFIG")
-            .ok()
-            .filter(|s| !s.is_empty());
-        let file = match &explicit {
-            Some(path) => Some(read_toml(Path::new(path))?),
-            None if Path::new("rustforge.toml").exists() => {
-                Some(read_toml(Path::new("rustforge.toml"))?)
-            }
-            None => None,
-        };
-        let file = file.unwrap_or_default();
-        Self::from_lookup(|name| {
-            std::env::var(name)
-                .ok()
-                .or_else(|| file.get(&name.to_ascii_lowercase()).cloned())
-        })
+        let loader = Loader::from_env(Self::TABLES)?;
+        let settings: Self = loader.extract()?;
+        loader.check(settings.check())?;
+        Ok(settings)
     }
 
-    /// Builds settings from a lookup function (variable name → value); `load` uses the
-    /// environment and files, tests pass a map.
+    /// Builds settings from a lookup function (variable name → value) instead of the
+    /// environment and files: for tests.
     ///
     /// # Errors
     /// Any invalid value, named with the variable and what it accepts.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let redis_url = get("REDIS_URL")
-            .map(|v| {
-                check_scheme(
-                    "REDIS_URL",
-                    v,
-                    &["redis://", "rediss://"],
-                    "a redis:// or rediss:// URL",
-                )
-            })
-            .transpose()?;
-        let driver_default = redis_url.clone().unwrap_or_else(|| "memory://".to_owned());
-        let driver_url = |name: &'static str| {
-            let value = get(name).unwrap_or_else(|| driver_default.clone());
-            check_scheme(
-                name,
-                value,
-                &["memory://", "redis://", "rediss://"],
-                "memory://, redis://… or rediss://…",
-            )
-        };
-        let storage_driver = match get("STORAGE_DRIVER")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
+        let loader = Loader::from_lookup(Self::TABLES, lookup)?;
+        let settings: Self = loader.extract()?;
+        loader.check(settings.check())?;
+        Ok(settings)
+    }
+
+    /// Checks what the types alone do not: the name, the Redis URL, the locale, and each
+    /// driver's own configuration (without connecting).
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the first rejected key; [`Loader::check`] names its variable.
+    pub fn check(&self) -> std::result::Result<(), Invalid> {
+        if self.app_name.is_empty()
+            || self
+                .app_name
+                .contains(|c: char| c.is_whitespace() || c == ':' || c.is_control())
         {
-            None | Some("local") => StorageDriver::Local,
-            Some("s3") => StorageDriver::S3,
-            Some(other) => return Err(invalid("STORAGE_DRIVER", other, "`local` or `s3`")),
-        };
-        let s3_bucket = get("S3_BUCKET");
-        if storage_driver == StorageDriver::S3 && s3_bucket.is_none() {
-            return Err(invalid(
-                "S3_BUCKET",
-                "",
-                "a bucket name (required when STORAGE_DRIVER=s3)",
-            ));
+            return Err(Invalid::new("app_name", "spaces or `:`"));
         }
-        let log_format = match get("LOG_FORMAT")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
-            None | Some("pretty") | Some("text") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(other) => return Err(invalid("LOG_FORMAT", other, "`pretty` or `json`")),
-        };
-        let default_locale = get("DEFAULT_LOCALE").unwrap_or_else(|| "en".to_owned());
-        if !default_locale
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(invalid(
-                "DEFAULT_LOCALE",
-                &default_locale,
-                "a locale tag such as `en` or `zh-CN`",
-            ));
+            return Err(Invalid::new("redis_url", "not a Redis URL"));
         }
-        Ok(Settings {
-            app_name: {
-                let name = get("APP_NAME").unwrap_or_else(|| "rustforge".to_owned());
-                if name.contains(|c: char| c.is_whitespace() || c == ':' || c.is_control()) {
-                    return Err(invalid("APP_NAME", &name, "a name without spaces or `:`"));
-                }
-                name
-            },
-            host: parse(
-                &get,
-                "HOST",
-                "127.0.0.1",
-                "an IP address such as 127.0.0.1 or 0.0.0.0",
-            )?,
-            port: parse(&get, "PORT", "3000", "a port number 0–65535")?,
-            database_url: check_scheme(
-                "DATABASE_URL",
-                get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/app.sqlite3".to_owned()),
-                &["postgres://", "postgresql://", "sqlite:"],
-                "a postgres://… or sqlite://… URL",
-            )?,
-            migrate_on_start: parse_bool(&get, "MIGRATE_ON_START", true)?,
-            cache_url: driver_url("CACHE_URL")?,
-            queue_url: driver_url("QUEUE_URL")?,
-            redis_url,
-            storage: StorageConfig {
-                driver: storage_driver,
-                root: PathBuf::from(
-                    get("STORAGE_ROOT").unwrap_or_else(|| "data/storage".to_owned()),
-                ),
-                public_url: get("STORAGE_PUBLIC_URL").unwrap_or_else(|| "/storage".to_owned()),
-                s3_bucket,
-                s3_region: get("S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
-                s3_endpoint: get("S3_ENDPOINT"),
-                s3_access_key_id: get("S3_ACCESS_KEY_ID"),
-                s3_secret_access_key: get("S3_SECRET_ACCESS_KEY"),
-                s3_force_path_style: parse_bool(&get, "S3_FORCE_PATH_STYLE", false)?,
-            },
-            http: HttpConfig {
-                request_timeout: Duration::from_millis(positive(
-                    &get,
-                    "REQUEST_TIMEOUT_MS",
-                    30_000,
-                )?),
-                body_limit: usize::try_from(positive(&get, "BODY_LIMIT_BYTES", 2 * 1024 * 1024)?)
-                    .map_err(|_| {
-                    invalid("BODY_LIMIT_BYTES", "", "a size that fits in memory")
-                })?,
-                cors_allowed_origins: list(get("CORS_ALLOWED_ORIGINS")),
-                shutdown_grace: Duration::from_secs(parse(
-                    &get,
-                    "SHUTDOWN_GRACE_SECS",
-                    "30",
-                    "a whole number of seconds",
-                )?),
-            },
-            log: LogConfig {
-                format: log_format,
-                filter: lookup("RUST_LOG")
-                    .filter(|v| !v.trim().is_empty())
-                    .or_else(|| get("LOG_LEVEL"))
-                    .unwrap_or_else(|| "info".to_owned()),
-            },
-            i18n: I18nConfig {
-                default_locale,
-                dirs: list(get("I18N_DIRS"))
-                    .into_iter()
-                    .map(PathBuf::from)
-                    .collect(),
-            },
-        })
+        let locale = &self.i18n.default_locale;
+        if locale.is_empty()
+            || !locale
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Invalid::new("i18n.default_locale", "not a locale tag"));
+        }
+        self.database.check()?;
+        self.cache.check()?;
+        self.storage.check()
     }
 
     /// The socket address the server binds.
@@ -449,176 +331,73 @@ impl Settings {
     }
 }
 
-/// The error for a rejected value. The value is shown as the message must show it: a secret
-/// setting's value never (`***`), any other with URL passwords redacted ([`redact_url`]).
-fn invalid(variable: &'static str, value: &str, expected: &'static str) -> Error {
-    Error::InvalidSetting {
-        variable,
-        value: shown_value(variable, value),
-        expected,
-    }
+/// One row of a settings table as the README and the docs site show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingRow {
+    /// The variable.
+    pub name: &'static str,
+    /// The default, as text: read from the configuration's `Default`, never written twice.
+    pub default: String,
+    /// What it controls.
+    pub description: &'static str,
 }
 
-/// Whether `variable` holds a secret whose value no message may print.
-fn is_secret(variable: &str) -> bool {
-    let name = variable.to_ascii_uppercase();
-    [
-        "SECRET",
-        "PASSWORD",
-        "PASSWD",
-        "TOKEN",
-        "PRIVATE",
-        "CREDENTIAL",
-    ]
-    .iter()
-    .any(|word| name.contains(word))
-        || name.ends_with("_KEY")
-}
-
-/// `value` as an error message may show it for `variable`.
-fn shown_value(variable: &str, value: &str) -> String {
-    if is_secret(variable) && !value.is_empty() {
-        "***".to_owned()
-    } else {
-        redact_url(value)
-    }
-}
-
-/// `url` with the password of its user information replaced by `***`, for messages and logs.
-///
-/// The user information is everything between the scheme's `://` and the last `@`, so a
-/// password is hidden whole even when it holds characters a URL should have percent-encoded
-/// (`/`, `@`, `:`, `#`, `?`); the user name is what precedes its first `:`. Text without a
-/// password comes back unchanged. Without `://`, the scheme ends at the first `:`.
-///
-/// ```
-/// use core_web::config::redact_url;
-///
-/// assert_eq!(redact_url("postgres://app:s3cr/t@db:5432/app"), "postgres://app:***@db:5432/app");
-/// assert_eq!(redact_url("redis://:p@ss#w?rd@cache:6379/0"), "redis://:***@cache:6379/0");
-/// assert_eq!(redact_url("postgres://app@db/app"), "postgres://app@db/app");
-/// assert_eq!(redact_url("sqlite://data/app.sqlite3"), "sqlite://data/app.sqlite3");
-/// ```
-pub fn redact_url(url: &str) -> String {
-    let start = match url.find("://") {
-        Some(i) => i + 3,
-        None => match url.find(':') {
-            Some(i) => i + 1,
-            None => return url.to_owned(),
-        },
-    };
-    let rest = &url[start..];
-    let Some(at) = rest.rfind('@') else {
-        return url.to_owned();
-    };
-    match rest[..at].split_once(':') {
-        Some((user, _)) => format!("{}{user}:***{}", &url[..start], &rest[at..]),
-        None => url.to_owned(),
-    }
-}
-
-fn parse<T: std::str::FromStr>(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: &str,
-    expected: &'static str,
-) -> Result<T> {
-    let value = get(name).unwrap_or_else(|| default.to_owned());
-    value.parse().map_err(|_| invalid(name, &value, expected))
-}
-
-fn positive(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: u64,
-) -> Result<u64> {
-    match get(name) {
-        None => Ok(default),
-        Some(v) => match v.parse::<u64>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(invalid(name, &v, "a whole number greater than 0")),
-        },
-    }
-}
-
-fn parse_bool(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: bool,
-) -> Result<bool> {
-    match get(name).map(|v| v.to_ascii_lowercase()) {
-        None => Ok(default),
-        Some(v) => match v.as_str() {
-            "1" | "true" | "yes" | "on" => Ok(true),
-            "0" | "false" | "no" | "off" => Ok(false),
-            _ => Err(invalid(name, &v, "true or false")),
-        },
-    }
-}
-
-fn check_scheme(
-    name: &'static str,
-    value: String,
-    schemes: &[&str],
-    expected: &'static str,
-) -> Result<String> {
-    if schemes.iter().any(|s| value.starts_with(s)) {
-        Ok(value)
-    } else {
-        Err(invalid(name, &value, expected))
-    }
-}
-
-fn list(value: Option<String>) -> Vec<String> {
-    value
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Reads a flat TOML table into lowercase-name → text. Arrays become comma-separated lists.
-fn read_toml(path: &Path) -> Result<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-    let mut out = HashMap::new();
-    for (key, value) in table {
-        let text = match value {
-            toml::Value::String(s) => s,
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Float(f) => f.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            toml::Value::Array(items) => items
+/// The rows documenting `tables`, their defaults read from `defaults` (the serialized
+/// `Default` of the configuration the tables fill).
+pub fn documented(tables: &[&[Setting]], defaults: &serde_json::Value) -> Vec<SettingRow> {
+    tables
+        .iter()
+        .flat_map(|table| table.iter())
+        .enumerate()
+        .map(|(index, setting)| {
+            let overrides = tables
                 .iter()
-                .map(|v| match v {
-                    toml::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(","),
-            other => {
-                return Err(Error::Config(format!(
-                    "{}: `{key}` must be a string, number, boolean or list, not {}",
-                    path.display(),
-                    other.type_str()
-                )));
+                .flat_map(|table| table.iter())
+                .take(index)
+                .any(|earlier| earlier.key == setting.key);
+            let mut value = if overrides {
+                &serde_json::Value::Null
+            } else {
+                defaults
+            };
+            for part in setting.key.split('.') {
+                value = value.get(part).unwrap_or(&serde_json::Value::Null);
             }
-        };
-        out.insert(key.to_ascii_lowercase(), text);
-    }
-    Ok(out)
+            let text = match (setting.kind, value) {
+                (_, serde_json::Value::Null) => "(unset)".to_owned(),
+                (Kind::Millis, v) => {
+                    duration_of(v).map_or_else(String::new, |d| d.as_millis().to_string())
+                }
+                (Kind::Secs, v) => {
+                    duration_of(v).map_or_else(String::new, |d| d.as_secs().to_string())
+                }
+                (_, serde_json::Value::Array(items)) if items.is_empty() => "(none)".to_owned(),
+                (_, serde_json::Value::String(s)) => s.clone(),
+                (_, other) => other.to_string(),
+            };
+            let default = match setting.fallback {
+                Some(other) => format!("{other}, else {text}"),
+                None => text,
+            };
+            SettingRow {
+                name: setting.name,
+                default,
+                description: setting.description,
+            }
+        })
+        .collect()
+}
+
+fn duration_of(value: &serde_json::Value) -> Option<Duration> {
+    serde_json::from_value(value.clone()).ok()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+    use crate::error::Error;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings> {
         let map: HashMap<String, String> = pairs
@@ -631,25 +410,74 @@ mod tests {
     #[test]
     fn defaults_select_embedded_drivers() {
         let s = settings(&[]).expect("defaults are valid");
+        assert_eq!(s, Settings::default());
         assert_eq!(s.port, 3000);
         assert_eq!(s.host.to_string(), "127.0.0.1");
-        assert_eq!(s.database_url, "sqlite://data/app.sqlite3");
-        assert_eq!(s.cache_url, "memory://");
-        assert_eq!(s.queue_url, "memory://");
+        assert_eq!(s.database.url, "sqlite://data/app.sqlite3");
+        assert_eq!(s.cache.url, "memory://");
         assert_eq!(s.storage.driver, StorageDriver::Local);
         assert_eq!(s.log.format, LogFormat::Pretty);
         assert_eq!(s.http, HttpConfig::default());
     }
 
     #[test]
-    fn redis_url_becomes_the_cache_and_queue_default() {
+    fn redis_url_becomes_the_cache_default() {
+        let s = settings(&[("REDIS_URL", "redis://127.0.0.1:6379")]).expect("valid");
+        assert_eq!(s.cache.url, "redis://127.0.0.1:6379");
         let s = settings(&[
             ("REDIS_URL", "redis://127.0.0.1:6379"),
-            ("QUEUE_URL", "memory://"),
+            ("CACHE_URL", "tiered+redis://127.0.0.1:6379/1"),
         ])
         .expect("valid");
-        assert_eq!(s.cache_url, "redis://127.0.0.1:6379");
-        assert_eq!(s.queue_url, "memory://");
+        assert_eq!(s.cache.url, "tiered+redis://127.0.0.1:6379/1");
+    }
+
+    #[test]
+    fn every_kind_of_value_is_read() {
+        let s = settings(&[
+            ("APP_NAME", "forge"),
+            ("HOST", "0.0.0.0"),
+            ("PORT", "8080"),
+            ("DATABASE_URL", "postgres://u@db/app"),
+            ("MIGRATE_ON_START", "off"),
+            ("STORAGE_DRIVER", "S3"),
+            ("S3_BUCKET", "12345"),
+            ("S3_FORCE_PATH_STYLE", "yes"),
+            ("STORAGE_PUBLIC_PREFIXES", " avatars/, notes ,"),
+            ("REQUEST_TIMEOUT_MS", "1500"),
+            ("BODY_LIMIT_BYTES", "1024"),
+            ("CORS_ALLOWED_ORIGINS", "https://a.test, https://b.test"),
+            ("SHUTDOWN_GRACE_SECS", "0"),
+            ("LOG_FORMAT", "JSON"),
+            ("LOG_LEVEL", "debug"),
+            ("DEFAULT_LOCALE", "zh-CN"),
+            ("I18N_DIRS", "a,b"),
+        ])
+        .expect("valid");
+        assert_eq!(s.app_name, "forge");
+        assert_eq!(s.addr().to_string(), "0.0.0.0:8080");
+        assert!(!s.database.migrate_on_start);
+        assert_eq!(s.storage.driver, StorageDriver::S3);
+        assert_eq!(
+            s.storage.bucket.as_deref(),
+            Some("12345"),
+            "digits stay text"
+        );
+        assert!(s.storage.force_path_style);
+        assert_eq!(s.storage.public_prefixes, ["avatars/", "notes"]);
+        assert_eq!(s.http.request_timeout, Duration::from_millis(1500));
+        assert_eq!(s.http.body_limit, 1024);
+        assert_eq!(
+            s.http.cors_allowed_origins,
+            ["https://a.test", "https://b.test"]
+        );
+        assert_eq!(s.http.shutdown_grace, Duration::ZERO);
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.log.filter, "debug");
+        assert_eq!(s.i18n.default_locale, "zh-CN");
+        assert_eq!(s.i18n.dirs, [PathBuf::from("a"), PathBuf::from("b")]);
+        let s = settings(&[("LOG_LEVEL", "debug"), ("RUST_LOG", "trace")]).expect("valid");
+        assert_eq!(s.log.filter, "trace", "RUST_LOG wins");
     }
 
     #[test]
@@ -683,6 +511,8 @@ mod tests {
             (vec![("STORAGE_DRIVER", "ftp")], "STORAGE_DRIVER", "s3"),
             (vec![("STORAGE_DRIVER", "s3")], "S3_BUCKET", "bucket"),
             (vec![("APP_NAME", "my app")], "APP_NAME", "without spaces"),
+            (vec![("DEFAULT_LOCALE", "e n")], "DEFAULT_LOCALE", "locale"),
+            (vec![("S3_ENDPOINT", "ftp://s3")], "S3_ENDPOINT", "http://"),
         ] {
             let err = settings(&pairs).expect_err("invalid").to_string();
             assert!(err.contains(variable), "{err} names {variable}");
@@ -698,50 +528,71 @@ mod tests {
             "API_TOKEN",
             "STORAGE_SIGNING_KEY",
         ] {
-            let err = invalid(name, "hunter2", "something else").to_string();
+            let setting = Setting::new(name, "x", Kind::Text, "something else", "");
+            let err = Error::InvalidSetting {
+                variable: name,
+                value: loader::shown_value(&setting, "hunter2"),
+                expected: "something else",
+            }
+            .to_string();
             assert!(err.contains(name), "{err}");
             assert!(!err.contains("hunter2"), "{err}");
             assert!(err.contains("***"), "{err}");
         }
-        let err = invalid("PORT", "hunter2", "a port number").to_string();
-        assert!(err.contains("hunter2"), "not secret: {err}");
-        let err = invalid("DATABASE_URL", "mysql://u:hunter2@h/db", "a URL").to_string();
-        assert!(
-            !err.contains("hunter2") && err.contains("mysql://u:***@h/db"),
-            "{err}"
+        let port = Setting::new("PORT", "port", Kind::Text, "", "");
+        assert_eq!(loader::shown_value(&port, "hunter2"), "hunter2");
+        assert_eq!(
+            loader::shown_value(&port, "mysql://u:hunter2@h/db"),
+            "mysql://u:***@h/db"
         );
     }
 
     #[test]
-    fn toml_file_keys_are_lowercase_variable_names() {
-        let dir = std::env::temp_dir().join(format!("rf-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("rustforge.toml");
-        std::fs::write(&path, "port = 8080\ncors_allowed_origins = [\"https://a.test\", \"https://b.test\"]\nmigrate_on_start = false\n").expect("write");
-        let file = read_toml(&path).expect("valid toml");
-        let s = Settings::from_lookup(|name| file.get(&name.to_ascii_lowercase()).cloned())
-            .expect("valid");
-        assert_eq!(s.port, 8080);
-        assert_eq!(
-            s.http.cors_allowed_origins,
-            vec!["https://a.test", "https://b.test"]
-        );
-        assert!(!s.migrate_on_start);
-        std::fs::write(&path, "port = { nested = 1 }\n").expect("write");
-        assert!(
-            read_toml(&path)
-                .expect_err("tables rejected")
-                .to_string()
-                .contains("port")
-        );
-        let _ = std::fs::remove_dir_all(&dir);
+    fn debug_never_prints_a_secret() {
+        let s = settings(&[
+            ("REDIS_URL", "redis://:hunter2@cache:6379"),
+            ("DATABASE_URL", "postgres://app:hunter2@db/app"),
+            ("S3_SECRET_ACCESS_KEY", "hunter2"),
+            ("STORAGE_SIGNING_KEY", "hunter2"),
+        ])
+        .expect("valid");
+        assert_eq!(s.storage.secret_access_key.as_deref(), Some("hunter2"));
+        let shown = format!("{s:?} {s:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("***"), "{shown}");
+    }
+
+    #[test]
+    fn documented_defaults_come_from_the_configuration() {
+        let defaults = serde_json::to_value(Settings::default()).expect("serializes");
+        let rows = documented(Settings::TABLES, &defaults);
+        let row = |name: &str| {
+            rows.iter()
+                .find(|r| r.name == name)
+                .unwrap_or_else(|| panic!("{name}"))
+                .default
+                .clone()
+        };
+        assert_eq!(row("PORT"), "3000");
+        assert_eq!(row("REQUEST_TIMEOUT_MS"), "30000");
+        assert_eq!(row("SHUTDOWN_GRACE_SECS"), "30");
+        assert_eq!(row("BODY_LIMIT_BYTES"), "2097152");
+        assert_eq!(row("CACHE_URL"), "REDIS_URL, else memory://");
+        assert_eq!(row("DATABASE_URL"), "sqlite://data/app.sqlite3");
+        assert_eq!(row("S3_BUCKET"), "(unset)");
+        assert_eq!(row("S3_SECRET_ACCESS_KEY"), "(unset)");
+        assert_eq!(row("CORS_ALLOWED_ORIGINS"), "(none)");
+        assert_eq!(row("LOG_LEVEL"), "info");
+        assert_eq!(row("RUST_LOG"), "(unset)");
+        assert_eq!(row("MIGRATE_ON_START"), "true");
+        assert_eq!(row("STORAGE_DRIVER"), "local");
     }
 
     #[test]
     fn readme_lists_every_setting() {
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
             .expect("README.md at the workspace root");
-        for setting in SETTINGS {
+        for setting in Settings::TABLES.iter().flat_map(|t| t.iter()) {
             assert!(
                 readme.contains(&format!("`{}`", setting.name)),
                 "README lists {}",

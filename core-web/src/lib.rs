@@ -10,7 +10,8 @@
 //! - [`datatable::DataTable`]: a declarative list endpoint (pagination, sorting, filters, search)
 //!   over PostgreSQL or SQLite, every value bound.
 //! - [`server`]: serving with graceful shutdown on SIGINT/SIGTERM.
-//! - [`config::Settings`]: typed settings from the environment, `.env` and TOML;
+//! - [`config::Settings`] and [`config::Loader`]: typed settings from the environment, `.env`
+//!   and TOML, composed from each crate's own configuration;
 //!   [`telemetry::init`] for logs.
 //!
 //! ```

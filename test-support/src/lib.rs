@@ -42,6 +42,19 @@ use sqlx::{ConnectOptions, Connection};
 
 /// Default Redis URL when `REDIS_URL` is not set.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// Passwords holding every character that ends a URL part early (`/`, `@`, `:`, `#`, `?`): for
+/// tests that a URL's password is redacted whole wherever it is shown.
+pub const URL_PASSWORDS: &[&str] = &[
+    "s3cret",
+    "se/cret",
+    "se@cret",
+    "se:cret",
+    "se#cret",
+    "se?cret",
+    "a/b@c:d#e?f",
+    "//@@::##??",
+];
+
 /// Default PostgreSQL URL when `DATABASE_URL` is not set (or is not a PostgreSQL URL).
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 

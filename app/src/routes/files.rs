@@ -3,7 +3,7 @@
 //!
 //! Who may read what:
 //!
-//! - keys under a public prefix ([`AppState::storage_public_prefixes`], the
+//! - keys under a public prefix ([`StorageConfig::public_prefixes`](core_db::infra::storage::StorageConfig::public_prefixes), the
 //!   `STORAGE_PUBLIC_PREFIXES` setting) are served to anyone, through their plain
 //!   [`Storage::url`](core_db::infra::storage::Storage::url) links;
 //! - every other key needs a valid presigned link
@@ -35,14 +35,14 @@ use core_db::infra::storage::{self, GetOptions};
 use core_i18n::t_args;
 use core_web::AppError;
 
-use crate::AppState;
+use crate::AppContext;
 
 /// How long the presigned URL an S3 redirect points at stays valid.
 pub const REDIRECT_TTL: Duration = Duration::from_secs(300);
 
 /// Serves the object at `key` to whoever may read it (see the [module docs](self)).
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<AppContext>,
     Path(key): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
@@ -50,7 +50,7 @@ pub async fn get(
         return Err(AppError::BadRequest(e.to_string()));
     }
     let query = query.unwrap_or_default();
-    let public = storage::is_public_key(&state.storage_public_prefixes, &key);
+    let public = state.settings.base.storage.is_public(&key);
     if (!public || carries_signature(&query))
         && let Err(e) = state
             .storage

@@ -7,7 +7,7 @@ use core_i18n::{t, t_args};
 use core_web::{ApiResponse, ApiResult, AppError};
 use serde::Serialize;
 
-use crate::AppState;
+use crate::AppContext;
 
 /// How long one backend may take to answer a readiness check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -24,11 +24,11 @@ pub struct Health {
 }
 
 /// `GET /health`: the process is up and serving.
-pub async fn health(State(state): State<AppState>) -> ApiResult<Health> {
+pub async fn health(State(state): State<AppContext>) -> ApiResult<Health> {
     Ok(ApiResponse::success(
         Health {
             status: "ok",
-            app: state.settings.app_name.clone(),
+            app: state.settings.base.app_name.clone(),
             version: env!("CARGO_PKG_VERSION"),
         },
         &t("health.ok"),
@@ -53,7 +53,7 @@ pub struct Check {
 
 /// `GET /ready`: every configured backend answers within two seconds; 503 with the list of
 /// checks otherwise.
-pub async fn ready(State(state): State<AppState>) -> ApiResult<Vec<Check>> {
+pub async fn ready(State(state): State<AppContext>) -> ApiResult<Vec<Check>> {
     let db = async {
         let started = std::time::Instant::now();
         let result = state.db.ping(CHECK_TIMEOUT).await;

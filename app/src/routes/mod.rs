@@ -3,14 +3,14 @@
 use axum::Router;
 use axum::routing::get;
 
-use crate::AppState;
+use crate::AppContext;
 
 pub mod files;
 pub mod health;
 pub mod notes;
 
 /// Every route, before the middleware stack is applied.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<AppContext> {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))

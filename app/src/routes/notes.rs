@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 use validator::Validate;
 
-use crate::AppState;
+use crate::AppContext;
 use crate::jobs::NoteCreated;
 
 /// The most notes the demo store keeps.
@@ -107,7 +107,7 @@ fn twenty() -> u32 {
 /// Dispatches [`NoteCreated`] for the new note; when the queue refuses it, the note is not
 /// stored and the answer is a 500.
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<AppContext>,
     ValidatedJson(input): ValidatedJson<NewNote>,
 ) -> ApiResult<Note> {
     let mut seen = HashSet::new();
@@ -155,7 +155,10 @@ pub async fn create(
 }
 
 /// `GET /api/v1/notes?page=&per_page=`: newest first, with `meta.total`.
-pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> ApiResult<Vec<Note>> {
+pub async fn list(
+    State(state): State<AppContext>,
+    Query(page): Query<Page>,
+) -> ApiResult<Vec<Note>> {
     if page.page == 0 {
         return Err(AppError::field(
             "page",
@@ -186,7 +189,7 @@ pub async fn list(State(state): State<AppState>, Query(page): Query<Page>) -> Ap
 }
 
 /// `GET /api/v1/notes/{id}`: the note or 404.
-pub async fn show(State(state): State<AppState>, Path(id): Path<u64>) -> ApiResult<Note> {
+pub async fn show(State(state): State<AppContext>, Path(id): Path<u64>) -> ApiResult<Note> {
     let notes = state.notes.inner.notes.read().await;
     match notes.get(&id) {
         Some(note) => Ok(ApiResponse::success(note.clone(), &t("notes.found"))),
@@ -198,7 +201,7 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<u64>) -> ApiResu
 }
 
 /// `DELETE /api/v1/notes/{id}`: the deleted note or 404.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<u64>) -> ApiResult<Note> {
+pub async fn delete(State(state): State<AppContext>, Path(id): Path<u64>) -> ApiResult<Note> {
     let removed = state.notes.inner.notes.write().await.remove(&id);
     match removed {
         Some(note) => Ok(ApiResponse::success(

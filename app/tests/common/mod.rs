@@ -3,14 +3,13 @@
 
 use std::collections::HashMap;
 
-use app::AppState;
+use app::{AppContext, Settings};
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
-use core_web::config::Settings;
 
 /// An app on a fresh SQLite file and a memory cache; keep the `TempDir` alive with it.
-pub async fn app(extra: &[(&str, &str)]) -> (Router, AppState, tempfile::TempDir) {
+pub async fn app(extra: &[(&str, &str)]) -> (Router, AppContext, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let url = format!("sqlite://{}", dir.path().join("app.sqlite3").display());
     let mut vars: HashMap<String, String> = HashMap::from([
@@ -25,8 +24,7 @@ pub async fn app(extra: &[(&str, &str)]) -> (Router, AppState, tempfile::TempDir
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
     let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("settings");
-    app::init_i18n(&settings).expect("translations");
-    let state = AppState::connect(settings).await.expect("state");
+    let state = AppContext::connect(settings).await.expect("state");
     (app::router(state.clone()), state, dir)
 }
 

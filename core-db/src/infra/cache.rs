@@ -82,6 +82,7 @@ macro_rules! store_call {
     }};
 }
 
+mod config;
 mod flight;
 mod lock;
 mod memory;
@@ -89,11 +90,13 @@ mod redis;
 mod store;
 mod tiered;
 
+pub use self::config::CacheConfig;
 pub use self::lock::Lock;
 pub use self::memory::MemoryCacheOptions;
 pub use self::redis::RedisCacheOptions;
 pub use self::tiered::{TieredConfig, TieredStats};
 
+use self::config::CacheUrl;
 use self::flight::{Flights, StoreMode};
 use self::memory::MemoryStore;
 use self::redis::RedisStore;
@@ -312,40 +315,13 @@ impl Cache {
     /// constructor.
     pub async fn from_url(url: &str, prefix: impl Into<String>) -> Result<Self> {
         let prefix = prefix.into();
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| Error::Config(format!("cache URL {url:?} has no scheme")))?;
-        match scheme {
-            "memory" => {
-                let mut options = MemoryCacheOptions::new();
-                let query = rest.split_once('?').map_or("", |(_, q)| q);
-                for pair in query.split('&').filter(|p| !p.is_empty()) {
-                    match pair.split_once('=') {
-                        Some(("max_entries", n)) => {
-                            let n = n.parse().map_err(|_| {
-                                Error::Config(format!("cache URL {url:?}: bad max_entries"))
-                            })?;
-                            options = options.max_entries(n);
-                        }
-                        _ => {
-                            return Err(Error::Config(format!(
-                                "cache URL {url:?}: unknown option {pair:?}"
-                            )));
-                        }
-                    }
-                }
-                Ok(Self::memory_with(prefix, options))
-            }
-            "redis" | "rediss" | "redis+unix" | "unix" => Self::redis(url, prefix).await,
-            "tiered+redis" | "tiered+rediss" => {
-                let redis_url = &url["tiered+".len()..];
+        match CacheUrl::parse(url)? {
+            CacheUrl::Memory(options) => Ok(Self::memory_with(prefix, options)),
+            CacheUrl::Redis(url) => Self::redis(url, prefix).await,
+            CacheUrl::Tiered(redis_url) => {
                 let l2 = Self::redis(redis_url, prefix.clone()).await?;
                 Self::tiered(Self::memory(prefix), l2, TieredConfig::default()).await
             }
-            other => Err(Error::Config(format!(
-                "cache URL {url:?}: unknown scheme {other:?} (expected memory, redis, rediss, \
-                 tiered+redis or tiered+rediss)"
-            ))),
         }
     }
 

@@ -82,6 +82,49 @@ impl Default for DatabaseOptions {
     }
 }
 
+/// The database settings an application loads (`DATABASE_URL`, `MIGRATE_ON_START`), taken by
+/// [`Database::from_config`].
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `postgres://…` / `postgresql://…` for PostgreSQL, `sqlite://PATH` (or `sqlite::memory:`)
+    /// for SQLite.
+    pub url: String,
+    /// Apply pending migrations when connecting through [`Database::from_config`].
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseConfig {
+    /// SQLite at `data/app.sqlite3`, migrated on start.
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/app.sqlite3".to_owned(),
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &crate::settings::redact_url(&self.url))
+            .field("migrate_on_start", &self.migrate_on_start)
+            .finish()
+    }
+}
+
+impl DatabaseConfig {
+    /// Checks the URL without connecting: its scheme must select a backend.
+    ///
+    /// # Errors
+    /// [`Invalid`](crate::settings::Invalid) naming `database.url`.
+    pub fn check(&self) -> std::result::Result<(), crate::settings::Invalid> {
+        Backend::from_url(&self.url)
+            .map(drop)
+            .map_err(|e| crate::settings::Invalid::new("database.url", e.to_string()))
+    }
+}
+
 /// A cheap, cloneable handle over a connection pool to PostgreSQL or SQLite.
 #[derive(Debug, Clone)]
 pub enum Database {
@@ -92,6 +135,19 @@ pub enum Database {
 }
 
 impl Database {
+    /// Connects to the configured database and, when `migrate_on_start` is set, applies the
+    /// pending migrations.
+    ///
+    /// # Errors
+    /// An invalid URL, the database unreachable, or a migration that fails.
+    pub async fn from_config(config: &DatabaseConfig) -> Result<Self> {
+        let db = Self::connect(&config.url).await?;
+        if config.migrate_on_start {
+            db.migrate().await?;
+        }
+        Ok(db)
+    }
+
     /// Connects to `url` with [`DatabaseOptions::default`].
     pub async fn connect(url: &str) -> Result<Self> {
         Self::connect_with(url, &DatabaseOptions::default()).await

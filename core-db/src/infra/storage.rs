@@ -324,8 +324,9 @@ where
     .boxed()
 }
 
-/// Which storage driver [`from_config`] builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which storage driver [`from_config`] builds (`STORAGE_DRIVER`: `local` or `s3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StorageDriver {
     /// [`LocalStorage`]: files under [`StorageConfig::root`] (the embedded default).
     #[default]
@@ -334,11 +335,13 @@ pub enum StorageDriver {
     S3,
 }
 
-/// Everything [`from_config`] needs to build a driver. The app fills it from its own settings
-/// (`STORAGE_DRIVER`, `STORAGE_ROOT`, `STORAGE_PUBLIC_URL`, `S3_*`).
+/// Everything [`from_config`] needs to build a driver, as an application loads it
+/// (`STORAGE_DRIVER`, `STORAGE_ROOT`, `STORAGE_PUBLIC_URL`, `STORAGE_PUBLIC_PREFIXES`,
+/// `STORAGE_SIGNING_KEY`, `S3_*`; see [`crate::settings::SETTINGS`]).
 ///
-/// `Debug` prints the secrets as `***`.
-#[derive(Clone, PartialEq, Eq)]
+/// `Debug` prints the secrets as `***`, and serializing skips them.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct StorageConfig {
     /// Which driver to build.
     pub driver: StorageDriver,
@@ -358,6 +361,7 @@ pub struct StorageConfig {
     /// S3: the access key id; when `None`, `AWS_ACCESS_KEY_ID` from the environment.
     pub access_key_id: Option<String>,
     /// S3: the secret access key; when `None`, `AWS_SECRET_ACCESS_KEY` from the environment.
+    #[serde(skip_serializing)]
     pub secret_access_key: Option<String>,
     /// S3: address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key` (most
     /// S3-compatible servers need this).
@@ -365,7 +369,13 @@ pub struct StorageConfig {
     /// Local driver: the key that signs presigned URLs, so every process that shares it (and the
     /// root) accepts the others' links. When `None` a random key is made per [`LocalStorage`], so
     /// its links verify only in the process that made them.
+    #[serde(skip_serializing)]
     pub signing_key: Option<String>,
+    /// Key prefixes whose objects an application may serve without a signature, each matching
+    /// whole segments (`avatars` covers `avatars/42.png`, not `avatars-old/1.png`), or `*` for
+    /// every key; see [`is_public_key`]. Empty (the default): every object needs a
+    /// presigned link.
+    pub public_prefixes: Vec<String>,
 }
 
 impl Default for StorageConfig {
@@ -382,7 +392,40 @@ impl Default for StorageConfig {
             secret_access_key: None,
             force_path_style: false,
             signing_key: None,
+            public_prefixes: Vec::new(),
         }
+    }
+}
+
+impl StorageConfig {
+    /// Whether `key` lies under one of [`public_prefixes`](Self::public_prefixes); see
+    /// [`is_public_key`].
+    pub fn is_public(&self, key: &str) -> bool {
+        is_public_key(&self.public_prefixes, key)
+    }
+
+    /// Checks the settings without connecting: the S3 driver needs a bucket, and an endpoint
+    /// must be an `http://` or `https://` URL.
+    ///
+    /// # Errors
+    /// [`Invalid`](crate::settings::Invalid) naming the field.
+    pub fn check(&self) -> std::result::Result<(), crate::settings::Invalid> {
+        use crate::settings::Invalid;
+        if self.driver == StorageDriver::S3 && self.bucket.as_deref().is_none_or(str::is_empty) {
+            return Err(Invalid::new(
+                "storage.bucket",
+                "the S3 driver needs a bucket",
+            ));
+        }
+        if let Some(endpoint) = &self.endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(Invalid::new(
+                "storage.endpoint",
+                "an S3 endpoint is an http:// or https:// URL",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -400,6 +443,7 @@ impl fmt::Debug for StorageConfig {
             .field("secret_access_key", &redact(&self.secret_access_key))
             .field("force_path_style", &self.force_path_style)
             .field("signing_key", &redact(&self.signing_key))
+            .field("public_prefixes", &self.public_prefixes)
             .finish()
     }
 }

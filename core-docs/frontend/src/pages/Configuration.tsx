@@ -22,7 +22,8 @@ function Configuration() {
         <ol>
           <li>the process environment;</li>
           <li>
-            a <code>.env</code> file in the working directory (it never overrides a variable already set);
+            a <code>.env</code> file in the working directory (read without changing the environment; it never
+            overrides a variable that is set);
           </li>
           <li>
             a TOML file: <code>rustforge.toml</code> in the working directory when it exists, or the path in{' '}
@@ -48,7 +49,9 @@ log_format = "json"`}
 
       <Section id="settings">
         <p>
-          This table is generated from <code>core_web::config::SETTINGS</code>; a test fails when the two differ.
+          This table is generated from the tables each crate publishes (<code>core_web::config::SETTINGS</code>,{' '}
+          <code>core_db::settings::SETTINGS</code>, <code>core_jobs::config::SETTINGS</code>), with every default read
+          from the configuration types&apos; <code>Default</code>; a test fails when the page and the crates differ.
         </p>
         <table>
           <thead>
@@ -72,9 +75,6 @@ log_format = "json"`}
             ))}
           </tbody>
         </table>
-        <p>
-          <code>RUST_LOG</code>, when set, overrides <code>LOG_LEVEL</code>.
-        </p>
       </Section>
 
       <Section id="drivers">
@@ -137,9 +137,22 @@ log_format = "json"`}
 
       <Section id="in-code">
         <p>
-          <code>core_web::config::Settings</code> holds every value, typed: an <code>IpAddr</code> for{' '}
-          <code>HOST</code>, <code>Duration</code>s for timeouts, grouped into <code>settings.http</code>,{' '}
-          <code>settings.storage</code>, <code>settings.log</code> and <code>settings.i18n</code>.
+          Each crate owns the configuration of its parts, beside the constructor that takes it:{' '}
+          <code>DatabaseConfig</code> for <code>Database::from_config</code>, <code>CacheConfig</code> for{' '}
+          <code>Cache::from_config</code>, <code>StorageConfig</code> for <code>storage::from_config</code>,{' '}
+          <code>QueueConfig</code> for <code>Queue::from_config</code>, <code>WorkerConfig</code>,{' '}
+          <code>HttpConfig</code>, <code>LogConfig</code> and <code>I18nConfig</code>. Values are typed: an{' '}
+          <code>IpAddr</code> for <code>HOST</code>, <code>Duration</code>s for timeouts.{' '}
+          <code>core_web::config::Settings</code> composes the ones core-web can see (<code>settings.database</code>,{' '}
+          <code>settings.cache</code>, <code>settings.storage</code>, <code>settings.http</code>,{' '}
+          <code>settings.log</code>, <code>settings.i18n</code>); an application adds the sections of the other crates
+          it uses, and each crate publishes the variables that fill its sections:
+        </p>
+        <Snippet source={configuration} region="compose" />
+        <p>
+          The <code>Loader</code> layers them with figment: the defaults, then the TOML file, then <code>.env</code>,
+          then the environment. Each driver checks its own URL, and <code>Debug</code> prints <code>***</code> for
+          every secret and URL password, so the settings can be logged whole:
         </p>
         <Snippet source={configuration} region="load" />
         <p>
@@ -161,7 +174,8 @@ log_format = "json"`}
         </p>
         <Callout kind="note">
           <code>STORAGE_DRIVER=s3</code> without <code>S3_BUCKET</code> is rejected the same way, as are URLs with an
-          unknown scheme (<code>CACHE_URL=memcached://…</code>).
+          unknown scheme (<code>CACHE_URL=memcached://…</code>). A secret&apos;s value is never shown, nor a URL&apos;s
+          password, and a malformed <code>.env</code> or TOML file is reported by line number without its text.
         </Callout>
       </Section>
     </>

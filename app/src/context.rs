@@ -1,0 +1,121 @@
+//! [`AppContext`]: the one handle on everything the application connects to.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use core_db::infra::storage::{self, Storage};
+use core_db::settings::redact_url;
+use core_db::{Cache, Database};
+use core_jobs::{JobContext, Queue};
+
+use crate::settings::Settings;
+
+/// The application's English catalog, compiled in.
+const EN: &str = include_str!("../i18n/en.json");
+/// The application's Chinese catalog, compiled in.
+const ZH: &str = include_str!("../i18n/zh.json");
+
+/// Settings, database, cache, queue and storage in one cheap handle (every field is one).
+///
+/// [`AppContext::connect`] builds it once per process; handlers get it as axum state, and jobs
+/// as an extension of their [`JobContext`] ([`AppContext::of`]), so both see the same values.
+/// Translations are process-wide: `connect` loads them, and `core_i18n::t` reads them.
+#[derive(Clone)]
+pub struct AppContext {
+    /// The settings the process started with.
+    pub settings: Arc<Settings>,
+    /// The database (SQLite by default, PostgreSQL when `DATABASE_URL` says so).
+    pub db: Database,
+    /// The cache (memory by default, Redis or tiered when `CACHE_URL` or `REDIS_URL` says so).
+    pub cache: Cache,
+    /// The job queue (in-process by default, Redis when `QUEUE_URL` or `REDIS_URL` says so).
+    pub queue: Queue,
+    /// Object storage (a local directory by default, S3 when `STORAGE_DRIVER=s3`).
+    pub storage: Arc<dyn Storage>,
+    /// The demo notes store.
+    pub notes: crate::routes::notes::NoteStore,
+}
+
+impl AppContext {
+    /// Loads the translations, connects every backend the settings name and, when
+    /// `MIGRATE_ON_START` is on, migrates the database. The binary and the tests both build
+    /// the context here.
+    ///
+    /// # Errors
+    /// A catalog that cannot be read, a backend that cannot be reached or a migration that
+    /// fails, with the setting involved (passwords redacted).
+    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        init_i18n(&settings)?;
+        let base = &settings.base;
+        let db = Database::from_config(&base.database)
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to DATABASE_URL ({})",
+                    redact_url(&base.database.url)
+                )
+            })?;
+        let queue = connect_queue(&settings).await?;
+        let cache = Cache::from_config(&base.cache, base.app_name.clone())
+            .await
+            .with_context(|| {
+                format!("connecting to CACHE_URL ({})", redact_url(&base.cache.url))
+            })?;
+        let storage = storage::from_config(&base.storage)
+            .context("configuring storage (STORAGE_DRIVER / S3_*)")?;
+        Ok(Self {
+            settings: Arc::new(settings),
+            db,
+            cache,
+            queue,
+            storage,
+            notes: crate::routes::notes::NoteStore::default(),
+        })
+    }
+
+    /// The job context the worker hands every job: this context's database, cache and queue,
+    /// and the context itself as an extension ([`AppContext::of`]).
+    pub fn job_context(&self) -> JobContext {
+        JobContext::new(self.queue.clone())
+            .with_database(self.db.clone())
+            .with_cache(self.cache.clone())
+            .with_extension(self.clone())
+    }
+
+    /// The application context a job runs with.
+    ///
+    /// # Errors
+    /// The job's context was not built by [`AppContext::job_context`].
+    pub fn of(ctx: &JobContext) -> anyhow::Result<&Self> {
+        ctx.ext::<Self>().context(
+            "the job context carries no AppContext (build it with AppContext::job_context)",
+        )
+    }
+}
+
+/// Connects to the `QUEUE_URL` queue, its Redis keys under `APP_NAME` like the cache's.
+///
+/// # Errors
+/// Redis unreachable, naming `QUEUE_URL` (password redacted).
+pub async fn connect_queue(settings: &Settings) -> anyhow::Result<Queue> {
+    Queue::from_config(&settings.queue, settings.base.app_name.clone())
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to QUEUE_URL ({})",
+                redact_url(&settings.queue.url)
+            )
+        })
+}
+
+/// Loads the application's translations: the built-in `en` and `zh` catalogs, then any
+/// `I18N_DIRS` (whose keys override the built-in ones).
+///
+/// # Errors
+/// An invalid default locale or a directory or catalog that cannot be read.
+pub fn init_i18n(settings: &Settings) -> anyhow::Result<()> {
+    core_i18n::init(settings.base.i18n.clone()).context("loading I18N_DIRS")?;
+    core_i18n::add_catalog_defaults("en", EN).context("built-in en catalog")?;
+    core_i18n::add_catalog_defaults("zh", ZH).context("built-in zh catalog")?;
+    Ok(())
+}
