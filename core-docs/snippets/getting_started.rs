@@ -3,8 +3,7 @@
 // region: main
 use axum::Router;
 use axum::routing::get;
-use core_db::infra::cache::Cache;
-use core_db::infra::db::Database;
+use core_db::{Cache, Database};
 use core_web::config::Settings;
 use core_web::{ApiResponse, ApiResult};
 
