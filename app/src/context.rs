@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use core_db::infra::storage::{self, Storage};
 use core_db::settings::redact_url;
+use core_db::storage::{self, Storage};
 use core_db::{Cache, Database};
 use core_jobs::{JobContext, Queue};
 

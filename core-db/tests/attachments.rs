@@ -1,5 +1,6 @@
 //! Attachment uploads end to end: a real multipart body through an axum router whose handlers
-//! use the upload helpers and answer with the framework's JSON (`core_web::AppError`), on the
+//! use the upload helpers and answer with the framework's JSON (`?` turns an `UploadError` into
+//! `core_web::AppError`), on the
 //! local driver and on the S3 driver (`suite!` below). The S3 runs need the S3-protocol server at
 //! `S3_ENDPOINT` (`scripts/s3-server`).
 
@@ -12,8 +13,8 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{Request, StatusCode, header};
 use axum::routing::post;
-use core_db::infra::storage::Storage;
-use core_db::platform::attachments::{self, Attachment, AttachmentRules, UploadError};
+use core_db::attachments;
+use core_db::{Attachment, AttachmentRules, Storage, UploadError};
 use core_web::{ApiResponse, ApiResult, AppError};
 use futures_util::StreamExt;
 use tower::ServiceExt;
@@ -40,16 +41,6 @@ fn avatar_rules() -> AttachmentRules {
         .max_dimensions(4096, 4096)
 }
 
-/// How an app turns an [`UploadError`] into the framework's JSON error.
-fn app_error(err: UploadError) -> AppError {
-    match err.status() {
-        400 => AppError::BadRequest(err.to_string()),
-        413 => AppError::PayloadTooLarge(err.to_string()),
-        422 => AppError::field(err.field().unwrap_or("file"), err.to_string()),
-        _ => AppError::Internal(err.into()),
-    }
-}
-
 async fn upload_avatar(
     State(state): State<AppState>,
     mut form: Multipart,
@@ -61,8 +52,7 @@ async fn upload_avatar(
         &avatar_rules(),
         &state.storage,
     )
-    .await
-    .map_err(app_error)?;
+    .await?;
     Ok(ApiResponse::created(avatar, ""))
 }
 
@@ -78,13 +68,11 @@ async fn upload_thumbnail(
         .map_err(|e| AppError::BadRequest(e.body_text()))?
     {
         if field.name() == Some("thumbnail") {
-            let thumb = attachments::upload(field, "thumbs", &rules, &state.storage)
-                .await
-                .map_err(app_error)?;
+            let thumb = attachments::upload(field, "thumbs", &rules, &state.storage).await?;
             return Ok(ApiResponse::created(thumb, ""));
         }
     }
-    Err(app_error(UploadError::MissingFile {
+    Err(AppError::from(UploadError::MissingFile {
         field: "thumbnail".into(),
     }))
 }
@@ -94,9 +82,8 @@ async fn upload_document(
     mut form: Multipart,
 ) -> ApiResult<Attachment> {
     let rules = AttachmentRules::documents().max_size(12 * 1024 * 1024);
-    let doc = attachments::upload_from(&mut form, "document", "docs", &rules, &state.storage)
-        .await
-        .map_err(app_error)?;
+    let doc =
+        attachments::upload_from(&mut form, "document", "docs", &rules, &state.storage).await?;
     Ok(ApiResponse::created(doc, ""))
 }
 
@@ -118,8 +105,7 @@ where
         &state.storage,
         after_store,
     )
-    .await
-    .map_err(app_error)?;
+    .await?;
     Ok(ApiResponse::created(avatar, ""))
 }
 

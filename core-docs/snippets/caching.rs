@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use core_db::infra::cache::{Cache, Expiry};
-use core_db::infra::db::Database;
+use core_db::{Cache, Database, Expiry};
 use serde::{Deserialize, Serialize};
 
 // region: setup
@@ -204,7 +203,7 @@ pub async fn rename_article(state: &AppState, id: i64, title: &str) -> core_db::
 
 // region: drivers
 pub async fn drivers(redis_url: &str, app: &str) -> core_db::Result<[Cache; 3]> {
-    use core_db::infra::cache::{MemoryCacheOptions, RedisCacheOptions};
+    use core_db::cache::{MemoryCacheOptions, RedisCacheOptions};
 
     // One process, nothing installed: a bounded in-process cache.
     let memory = Cache::memory_with(app, MemoryCacheOptions::new().max_entries(50_000));
@@ -230,7 +229,7 @@ pub async fn drivers(redis_url: &str, app: &str) -> core_db::Result<[Cache; 3]> 
 
 // region: tiered
 pub async fn tiered(redis_url: &str, app: &str) -> core_db::Result<Cache> {
-    use core_db::infra::cache::TieredConfig;
+    use core_db::cache::TieredConfig;
 
     let l1 = Cache::memory(app);
     let l2 = Cache::redis(redis_url, app).await?;
@@ -470,7 +469,7 @@ mod tests {
     /// it says, and the Redis-backed two share their values.
     #[tokio::test]
     async fn the_driver_examples_run() -> core_db::Result<()> {
-        use core_db::infra::cache::CacheDriver;
+        use core_db::CacheDriver;
 
         let Some(r) = test_support::redis("docs::caching::drivers").await else {
             return Ok(());
@@ -490,7 +489,7 @@ mod tests {
     /// L1 serves it once it holds a copy.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_tiered_example_runs() -> core_db::Result<()> {
-        use core_db::infra::cache::CacheDriver;
+        use core_db::CacheDriver;
 
         let Some(r) = test_support::redis("docs::caching::tiered").await else {
             return Ok(());
@@ -524,7 +523,7 @@ mod tests {
     /// prefix as the app name: both handles work.
     #[tokio::test]
     async fn the_setup_example_connects() -> anyhow::Result<()> {
-        use core_db::infra::cache::CacheDriver;
+        use core_db::CacheDriver;
 
         let Some(r) = test_support::redis("docs::caching::connect").await else {
             return Ok(());

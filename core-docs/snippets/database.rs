@@ -1,6 +1,6 @@
 //! The database handle: SQLite by default, PostgreSQL in production, one API.
 
-use core_db::infra::db::{Backend, Database, DatabaseOptions};
+use core_db::{Backend, Database, DatabaseOptions, Tx};
 
 // region: connect
 pub async fn connect(url: &str) -> core_db::Result<Database> {
@@ -37,11 +37,11 @@ pub async fn publish(db: &Database, id: i64) -> core_db::Result<()> {
     let update = "UPDATE articles SET published = 1 WHERE id = $1";
     let audit = "INSERT INTO audit_log (article_id, action) VALUES ($1, 'publish')";
     match &mut tx {
-        core_db::infra::db::Tx::Postgres(conn) => {
+        Tx::Postgres(conn) => {
             sqlx::query(update).bind(id).execute(&mut **conn).await?;
             sqlx::query(audit).bind(id).execute(&mut **conn).await?;
         }
-        core_db::infra::db::Tx::Sqlite(conn) => {
+        Tx::Sqlite(conn) => {
             sqlx::query(update).bind(id).execute(&mut **conn).await?;
             sqlx::query(audit).bind(id).execute(&mut **conn).await?;
         }

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use core_db::infra::db::Database;
+use core_db::Database;
 use core_web::datatable::{Column, DataTable, DataTableBuilder, Filter, Row};
 use core_web::{ApiResult, AppError};
 

@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use core_db::infra::cache::Cache;
-use core_db::infra::db::Database;
+use core_db::{Cache, Database};
 use core_jobs::schedule::ScheduledJob;
 use core_jobs::{
     Dispatch, DispatchOptions, FailedJobs, Job, JobBuffer, JobContext, JobId, Queue, Scheduler,

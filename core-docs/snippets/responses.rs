@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use core_db::infra::db::Database;
+use core_db::Database;
 use core_i18n::{t, t_args};
 use core_web::{ApiResponse, ApiResult, AppError, FieldErrors};
 use serde::Serialize;

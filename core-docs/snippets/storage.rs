@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Multipart, Path, State};
-use core_db::infra::db::Database;
-use core_db::infra::storage::{self, Storage, StorageConfig};
-use core_db::platform::attachments::{self, Attachment, AttachmentRules, UploadError};
+use core_db::attachments::{self, AttachmentRules};
+use core_db::storage::{self, StorageConfig};
+use core_db::{Attachment, Database, Storage, UploadError};
 use core_web::{ApiResponse, ApiResult, AppError};
 
 // region: setup
@@ -84,8 +84,7 @@ async fn upload_cover(
         // deleted again and no orphan is left.
         |cover| async move { save_cover(&db, id, &cover).await },
     )
-    .await
-    .map_err(upload_error)?;
+    .await?; // an UploadError keeps its status: 400, 413, or 422 under the field
     Ok(ApiResponse::created(cover, "Cover uploaded"))
 }
 
@@ -109,18 +108,6 @@ async fn save_cover(db: &Database, id: i64, cover: &Attachment) -> Result<(), Up
     }
     .map_err(core_db::Error::from)?;
     Ok(())
-}
-
-/// Upload failures keep their status: 400 no file, 413 too large, 422 wrong type or size.
-pub fn upload_error(error: UploadError) -> AppError {
-    let message = error.to_string();
-    match (error.status(), error.field()) {
-        (400, _) => AppError::BadRequest(message),
-        (413, _) => AppError::PayloadTooLarge(message),
-        (422, Some(field)) => AppError::field(field, message),
-        (422, None) => AppError::UnprocessableEntity(message),
-        _ => AppError::Internal(error.into()),
-    }
 }
 
 pub fn routes(state: AppState) -> Router {

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use core_db::infra::cache::{Cache, RedisCacheOptions};
+use core_db::Cache;
+use core_db::cache::RedisCacheOptions;
 use sqlx::postgres::PgPoolOptions;
 use test_support::proxy::{Direction, Fault, FaultProxy};
 use tokio::time::{Instant, sleep, timeout};

@@ -4,7 +4,7 @@
 //! Each core crate owns the configuration of its parts, beside the constructor that takes it:
 //! [`DatabaseConfig`] for [`Database::from_config`](core_db::Database::from_config),
 //! [`CacheConfig`] for [`Cache::from_config`](core_db::Cache::from_config), [`StorageConfig`]
-//! for [`storage::from_config`](core_db::infra::storage::from_config), core-i18n's
+//! for [`storage::from_config`](core_db::storage::from_config), core-i18n's
 //! [`I18nConfig`], core-jobs' `QueueConfig` and `WorkerConfig`, and here [`HttpConfig`] and
 //! [`LogConfig`]. [`Settings`] composes the ones core-web can see; an application adds its own
 //! sections beside them (ForgeRun's `app::Settings` adds the queue's and the worker's).
@@ -29,9 +29,9 @@ use crate::error::Result;
 
 mod loader;
 
-pub use core_db::infra::storage::{StorageConfig, StorageDriver};
 pub use core_db::settings::{Kind, Setting, redact_url};
 pub use core_db::{CacheConfig, DatabaseConfig};
+pub use core_db::{StorageConfig, StorageDriver};
 pub use core_i18n::I18nConfig;
 pub use loader::{CONFIG_FILE_VARIABLE, DEFAULT_CONFIG_FILE, Loader};
 

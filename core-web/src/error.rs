@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use core_db::UploadError;
 use serde::{Deserialize, Serialize};
 
 use crate::messages;
@@ -205,16 +206,60 @@ impl fmt::Display for AppError {
     }
 }
 
-/// `?` turns any error into [`AppError::Internal`].
+/// `?` turns any error into [`AppError::Internal`], except the lower crates' errors that mean a
+/// client error: an attachment's [`UploadError`] keeps the status it means (see
+/// [`AppError::from_upload`]).
 ///
 /// `AppError` deliberately does not implement `std::error::Error`, which is what lets this blanket
-/// conversion coexist with `From<AppError> for AppError`.
+/// conversion coexist with `From<AppError> for AppError`. The same blanket impl is why a
+/// separate `From<UploadError>` cannot exist: the upload error is recognised here instead.
 impl<E> From<E> for AppError
 where
     E: Into<anyhow::Error>,
 {
     fn from(err: E) -> Self {
-        AppError::Internal(err.into())
+        match err.into().downcast::<UploadError>() {
+            Ok(upload) => AppError::from_upload(upload),
+            Err(other) => AppError::Internal(other),
+        }
+    }
+}
+
+impl AppError {
+    /// The response for a failed attachment upload; `?` on an [`UploadError`] calls it.
+    ///
+    /// | [`UploadError`] | status | `error_code` |
+    /// |---|---|---|
+    /// | `MissingFile` | 400 | `BAD_REQUEST` |
+    /// | `Multipart` | 400, or 413 past the request body limit | `BAD_REQUEST` / `PAYLOAD_TOO_LARGE` |
+    /// | `TooLarge` | 413 | `PAYLOAD_TOO_LARGE` |
+    /// | `DisallowedType`, `InvalidImage` | 422, the message under the form field | `VALIDATION_ERROR` |
+    /// | `Storage`, `Other` | 500 | `INTERNAL_ERROR` |
+    ///
+    /// ```
+    /// use core_db::UploadError;
+    /// use core_web::AppError;
+    ///
+    /// let err = AppError::from(UploadError::TooLarge { field: "avatar".into(), limit: 1024 });
+    /// assert_eq!((err.status().as_u16(), err.error_code()), (413, "PAYLOAD_TOO_LARGE"));
+    /// ```
+    pub fn from_upload(err: UploadError) -> Self {
+        let message = err.to_string();
+        match err {
+            UploadError::MissingFile { .. } => AppError::BadRequest(message),
+            UploadError::Multipart(ref multipart)
+                if multipart.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                AppError::PayloadTooLarge(message)
+            }
+            UploadError::Multipart(_) => AppError::BadRequest(message),
+            UploadError::TooLarge { .. } => AppError::PayloadTooLarge(message),
+            UploadError::DisallowedType { ref field, .. }
+            | UploadError::InvalidImage { ref field, .. } => {
+                AppError::field(field.as_str(), message)
+            }
+            other => AppError::Internal(other.into()),
+        }
     }
 }
 

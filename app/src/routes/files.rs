@@ -3,12 +3,12 @@
 //!
 //! Who may read what:
 //!
-//! - keys under a public prefix ([`StorageConfig::public_prefixes`](core_db::infra::storage::StorageConfig::public_prefixes), the
+//! - keys under a public prefix ([`StorageConfig::public_prefixes`](core_db::StorageConfig::public_prefixes), the
 //!   `STORAGE_PUBLIC_PREFIXES` setting) are served to anyone, through their plain
-//!   [`Storage::url`](core_db::infra::storage::Storage::url) links;
+//!   [`Storage::url`](core_db::Storage::url) links;
 //! - every other key needs a valid presigned link
-//!   ([`Storage::presign_get`](core_db::infra::storage::Storage::presign_get)), checked by
-//!   [`Storage::verify_signed_url`](core_db::infra::storage::Storage::verify_signed_url); a link
+//!   ([`Storage::presign_get`](core_db::Storage::presign_get)), checked by
+//!   [`Storage::verify_signed_url`](core_db::Storage::verify_signed_url); a link
 //!   that carries a signature is checked even under a public prefix. A missing, forged, tampered
 //!   or expired signature is a 403 in the JSON error shape.
 //!
@@ -19,19 +19,19 @@
 //! the bucket and are checked there; at this route only public prefixes are readable on S3.
 //!
 //! Keys are validated by the driver first (traversal, absolute paths, NUL, overlong segments… are
-//! a 400), a missing object is a 404. Every response carries `X-Content-Type-Options: nosniff`;
+//! a 400), a missing object is a 404. The content type follows the key's extension
+//! ([`content_type`]). Every response carries `X-Content-Type-Options: nosniff`;
 //! anything a browser could run as a document (HTML, SVG, XML, JavaScript, and every type not
 //! known to be passive) is sent as `Content-Disposition: attachment` with
 //! `Content-Security-Policy: sandbox`, so a stored file can never script the app's origin.
 
-use std::path::Path as FsPath;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use core_db::infra::storage::{self, GetOptions};
+use core_db::storage::{self, GetOptions};
 use core_i18n::t_args;
 use core_web::AppError;
 
@@ -61,8 +61,8 @@ pub async fn get(
             "errors.forbidden",
         )));
     }
-    let content_type = core_docs::content_type(FsPath::new(&key));
-    let inline = served_inline(content_type);
+    let mime = content_type(&key);
+    let inline = served_inline(mime.to_str().unwrap_or_default());
     if state.storage.driver() != "local" {
         // A remote bucket is never proxied: the client gets a short-lived link to the object.
         if !state.storage.exists(&key).await.map_err(storage_error)? {
@@ -100,7 +100,7 @@ pub async fn get(
     };
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_TYPE, mime);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -138,6 +138,21 @@ fn storage_error(err: core_db::Error) -> AppError {
     }
 }
 
+/// The `Content-Type` a stored object is served with, from its key's extension (`mime_guess`):
+/// text types say `charset=utf-8`, unknown extensions are `application/octet-stream`.
+pub fn content_type(key: &str) -> HeaderValue {
+    let Some(mime) = mime_guess::from_path(key).first_raw() else {
+        return HeaderValue::from_static(storage::DEFAULT_CONTENT_TYPE);
+    };
+    if mime.starts_with("text/") {
+        // A MIME type and `; charset=utf-8` are visible ASCII, always a valid header value.
+        HeaderValue::from_str(&format!("{mime}; charset=utf-8"))
+            .unwrap_or_else(|_| HeaderValue::from_static(storage::DEFAULT_CONTENT_TYPE))
+    } else {
+        HeaderValue::from_static(mime)
+    }
+}
+
 /// Whether the query names a presigned link's parameters, which are then always checked.
 fn carries_signature(query: &str) -> bool {
     query.split('&').any(|pair| {
@@ -165,7 +180,7 @@ pub fn served_inline(content_type: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{carries_signature, served_inline};
+    use super::{carries_signature, content_type, served_inline};
 
     #[test]
     fn only_passive_types_are_inline() {
@@ -190,6 +205,23 @@ mod tests {
             "",
         ] {
             assert!(!served_inline(active), "{active}");
+        }
+    }
+
+    #[test]
+    fn content_types_follow_the_extension() {
+        for (key, expected) in [
+            ("a/photo.PNG", "image/png"),
+            ("a/photo.jpeg", "image/jpeg"),
+            ("a/notes.txt", "text/plain; charset=utf-8"),
+            ("a/page.html", "text/html; charset=utf-8"),
+            ("a/logo.svg", "image/svg+xml"),
+            ("a/data.json", "application/json"),
+            ("a/report.pdf", "application/pdf"),
+            ("a/blob.bin", "application/octet-stream"),
+            ("a/no-extension", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(key), expected, "{key}");
         }
     }
 

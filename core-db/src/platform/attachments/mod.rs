@@ -1,28 +1,28 @@
-//! File attachments: [`AttachmentRules`](crate::platform::attachments::AttachmentRules) say what
-//! an upload may be, the upload helpers ([`upload`](crate::platform::attachments::upload()),
-//! [`upload_from`](crate::platform::attachments::upload_from),
-//! [`upload_with`](crate::platform::attachments::upload_with)) check a multipart file against
-//! them and store it, and the [`Attachment`](crate::platform::attachments::Attachment) they return
-//! is what a model keeps (in a JSON column) to find it again.
+//! File attachments: [`AttachmentRules`](crate::attachments::AttachmentRules) say what an upload
+//! may be, the upload helpers ([`upload`](crate::attachments::upload()),
+//! [`upload_from`](crate::attachments::upload_from),
+//! [`upload_with`](crate::attachments::upload_with)) check a multipart file against them and
+//! store it, and the [`Attachment`](crate::Attachment) they return is what a model keeps (in a
+//! JSON column) to find it again.
 //!
 //! - The content type comes from the file's bytes
-//!   ([`sniff`](mod@crate::platform::attachments::sniff): PNG, JPEG, GIF, WebP, PDF, plain
-//!   text), never only from its name or the client's header.
+//!   ([`sniff`](mod@crate::attachments::sniff): PNG, JPEG, GIF, WebP, PDF, plain text), never
+//!   only from its name or the client's header.
 //! - The size limit is enforced while the file streams: past it the upload stops, nothing is
-//!   stored, and the error is a 413.
+//!   stored, and the error is [`UploadError::TooLarge`](crate::UploadError::TooLarge).
 //! - The object key is `owner/yyyy/mm/dd/<uuid>.<ext>`.
 //! - A failure after the object was stored (the `after_store` hook, or the request being
 //!   dropped) deletes it again, so no orphan is left.
-//! - Failures are [`UploadError`](crate::platform::attachments::UploadError)s that know their
-//!   HTTP status: a missing file is 400, a disallowed type 422, an oversized file 413.
+//! - Failures are [`UploadError`](crate::UploadError)s, plain typed errors that name no HTTP
+//!   status. In a handler returning core-web's `ApiResult`, `?` turns them into the framework's
+//!   JSON error with the status each means (core-web's `AppError::from_upload` lists them).
 //!
 //! ```
 //! use std::sync::Arc;
 //! use axum::extract::{Multipart, State};
-//! use axum::http::StatusCode;
-//! use axum::Json;
-//! use core_db::infra::storage::{LocalStorage, Storage};
-//! use core_db::platform::attachments::{self, Attachment, AttachmentRules};
+//! use core_db::attachments::{self, AttachmentRules};
+//! use core_db::{Attachment, LocalStorage, Storage};
+//! use core_web::{ApiResponse, ApiResult};
 //!
 //! #[derive(Clone)]
 //! struct AppState {
@@ -32,17 +32,12 @@
 //! async fn upload_avatar(
 //!     State(state): State<AppState>,
 //!     mut form: Multipart,
-//! ) -> Result<Json<Attachment>, (StatusCode, String)> {
+//! ) -> ApiResult<Attachment> {
 //!     let rules = AttachmentRules::images().max_size(2 * 1024 * 1024).max_dimensions(4096, 4096);
 //!     let avatar =
 //!         attachments::upload_from(&mut form, "avatar", "users/42", &rules, &state.storage)
-//!             .await
-//!             .map_err(|e| {
-//!                 let status = StatusCode::from_u16(e.status())
-//!                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-//!                 (status, e.to_string())
-//!             })?;
-//!     Ok(Json(avatar))
+//!             .await?;
+//!     Ok(ApiResponse::created(avatar, "Avatar uploaded"))
 //! }
 //!
 //! let app: axum::Router = axum::Router::new()
@@ -72,7 +67,7 @@ pub use upload::{
 /// A stored file, as a model keeps it (serialize it into a JSON column).
 ///
 /// ```
-/// # use core_db::platform::attachments::Attachment;
+/// # use core_db::Attachment;
 /// let json = r#"{
 ///     "id": "67e55044-10b1-426f-9247-bb680e5fe0c8",
 ///     "path": "users/42/2024/05/01/67e55044-10b1-426f-9247-bb680e5fe0c8.png",

@@ -1,7 +1,12 @@
 //! Content types from magic numbers, and image dimensions from image headers.
 //!
 //! Only the first bytes of a file are needed: [`sniff`] looks at the signature, [`dimensions`]
-//! reads the header (for JPEG, the segments up to the first frame header). Nothing is decoded.
+//! reads the header with `imagesize` (for JPEG, the segments up to the first frame header).
+//! Nothing is decoded.
+
+use std::io::Cursor;
+
+use imagesize::ImageType;
 
 /// `image/png`
 pub const PNG: &str = "image/png";
@@ -21,13 +26,16 @@ pub const TEXT: &str = "text/plain";
 /// PNG, JPEG, GIF, WebP, PDF or plain text.
 ///
 /// ```
-/// use core_db::platform::attachments::sniff;
+/// use core_db::attachments::sniff;
 ///
 /// assert_eq!(sniff::sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Some("image/png"));
 /// assert_eq!(sniff::sniff(b"%PDF-1.7\n"), Some("application/pdf"));
 /// assert_eq!(sniff::sniff(b"MZ\x90\0\x03\0\0\0"), None); // an executable
 /// ```
 pub fn sniff(head: &[u8]) -> Option<&'static str> {
+    // The full signatures, not the `infer` crate's matchers: those check 3 or 4 bytes of PNG
+    // and GIF, skip WebP's RIFF container and find `%PDF` anywhere in the first KiB, so a
+    // truncated or disguised file would pass as an image or a PDF.
     if head.starts_with(b"\x89PNG\r\n\x1a\n") {
         Some(PNG)
     } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -72,25 +80,36 @@ pub fn is_image(content_type: &str) -> bool {
 /// the type is not an image this reads or the header is cut short or malformed.
 ///
 /// ```
-/// use core_db::platform::attachments::sniff;
+/// use core_db::attachments::sniff;
 ///
 /// let gif = b"GIF89a\x40\x01\xf0\x00\x80\x00\x00";
 /// assert_eq!(sniff::dimensions("image/gif", gif), Some((320, 240)));
 /// ```
 pub fn dimensions(content_type: &str, head: &[u8]) -> Option<(u32, u32)> {
     match content_type {
-        PNG => png(head),
+        PNG => read_size(ImageType::Png, head),
+        GIF => read_size(ImageType::Gif, head),
         JPEG => jpeg(head),
-        GIF => gif(head),
-        WEBP => webp(head),
+        WEBP if head.get(12..16) == Some(b"VP8 ") => vp8(head),
+        // `blob_size` checks the RIFF container and positions the reader at the first chunk.
+        WEBP => imagesize::blob_size(head).ok().and_then(to_u32),
         _ => None,
     }
     .filter(|&(w, h)| w > 0 && h > 0)
 }
 
-fn be16(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at + 2)?;
-    Some(u32::from(u16::from_be_bytes([s[0], s[1]])))
+/// The size `imagesize` reads from the header of an image of type `kind`.
+fn read_size(kind: ImageType, head: &[u8]) -> Option<(u32, u32)> {
+    kind.reader_size(&mut Cursor::new(head))
+        .ok()
+        .and_then(to_u32)
+}
+
+fn to_u32(size: imagesize::ImageSize) -> Option<(u32, u32)> {
+    Some((
+        u32::try_from(size.width).ok()?,
+        u32::try_from(size.height).ok()?,
+    ))
 }
 
 fn le16(b: &[u8], at: usize) -> Option<u32> {
@@ -98,54 +117,26 @@ fn le16(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from(u16::from_le_bytes([s[0], s[1]])))
 }
 
-fn le24(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at + 3)?;
-    Some(u32::from(s[0]) | u32::from(s[1]) << 8 | u32::from(s[2]) << 16)
+fn be16(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at + 2)?;
+    Some(u32::from(u16::from_be_bytes([s[0], s[1]])))
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at + 4)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-/// PNG: the IHDR chunk comes first; width and height are big-endian at 16 and 20.
-fn png(b: &[u8]) -> Option<(u32, u32)> {
-    if b.get(12..16)? != b"IHDR" {
+/// Lossy WebP (`VP8 `): frame tag (3 bytes) at 20, start code 9d 01 2a at 23, then 14-bit
+/// sizes. Kept here because `imagesize` returns the whole 16-bit fields, whose upper 2 bits are
+/// the scaling mode, not the size.
+fn vp8(b: &[u8]) -> Option<(u32, u32)> {
+    if b.get(23..26)? != [0x9d, 0x01, 0x2a] {
         return None;
     }
-    Some((be32(b, 16)?, be32(b, 20)?))
-}
-
-/// GIF: the logical screen size, little-endian at 6 and 8.
-fn gif(b: &[u8]) -> Option<(u32, u32)> {
-    Some((le16(b, 6)?, le16(b, 8)?))
-}
-
-/// WebP: the first chunk is `VP8 ` (lossy), `VP8L` (lossless) or `VP8X` (extended).
-fn webp(b: &[u8]) -> Option<(u32, u32)> {
-    match b.get(12..16)? {
-        b"VP8 " => {
-            // Frame tag (3 bytes) at 20, start code 9d 01 2a at 23, then 14-bit sizes.
-            if b.get(23..26)? != [0x9d, 0x01, 0x2a] {
-                return None;
-            }
-            Some((le16(b, 26)? & 0x3fff, le16(b, 28)? & 0x3fff))
-        }
-        b"VP8L" => {
-            if *b.get(20)? != 0x2f {
-                return None;
-            }
-            let s = b.get(21..25)?;
-            let bits = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-            Some(((bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1))
-        }
-        b"VP8X" => Some((le24(b, 24)? + 1, le24(b, 27)? + 1)),
-        _ => None,
-    }
+    Some((le16(b, 26)? & 0x3fff, le16(b, 28)? & 0x3fff))
 }
 
 /// JPEG: walks the marker segments to the first start-of-frame (SOF0–SOF15 but DHT, JPG and
 /// DAC), whose payload holds precision, height, width.
+///
+/// Kept here because `imagesize` reads fill bytes (`FF FF`, allowed before any marker) and the
+/// standalone markers (TEM, RST0–7) as segments with a length, and so misreads such files.
 fn jpeg(b: &[u8]) -> Option<(u32, u32)> {
     let mut at = 2;
     loop {

@@ -20,17 +20,12 @@ use crate::infra::storage::{Storage, validate_key};
 /// number and for image headers (a JPEG's frame header comes after its metadata segments).
 pub const HEAD_LEN: usize = 256 * 1024;
 
-/// Why an upload was refused or failed. Each variant maps to the HTTP status it means
-/// ([`UploadError::status`]) and the framework's error code ([`UploadError::error_code`]), so a
-/// handler can turn it into the framework's JSON error:
+/// Why an upload was refused or failed: a plain typed error that names no HTTP status.
 ///
-/// | variant | status | code |
-/// |---|---|---|
-/// | [`MissingFile`](Self::MissingFile) | 400 | `BAD_REQUEST` |
-/// | [`Multipart`](Self::Multipart) | 400 (413 past the body limit) | `BAD_REQUEST` / `PAYLOAD_TOO_LARGE` |
-/// | [`TooLarge`](Self::TooLarge) | 413 | `PAYLOAD_TOO_LARGE` |
-/// | [`DisallowedType`](Self::DisallowedType), [`InvalidImage`](Self::InvalidImage) | 422 | `VALIDATION_ERROR` |
-/// | [`Storage`](Self::Storage), [`Other`](Self::Other) | 500 | `INTERNAL_ERROR` |
+/// The web layer (core-web's `AppError`) converts it into the framework's JSON error when a
+/// handler uses `?` on it, with the status each variant means there. Other callers have
+/// [`field`](Self::field) (the form field a variant is about) and
+/// [`is_client_error`](Self::is_client_error) (what the client sent is at fault).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UploadError {
@@ -69,14 +64,10 @@ pub enum UploadError {
         /// What is wrong.
         reason: String,
     },
-    /// The multipart body could not be read: malformed, cut off, or past the request body limit.
-    #[error("the multipart body could not be read: {message}")]
-    Multipart {
-        /// 400, or 413 when the body exceeded the request body limit.
-        status: u16,
-        /// What the parser said.
-        message: String,
-    },
+    /// The multipart body could not be read: malformed, cut off, or past the request body limit
+    /// (the parser's error, kept as the source, says which).
+    #[error("the multipart body could not be read: {}", .0.body_text())]
+    Multipart(#[from] MultipartError),
     /// Storing or removing the file failed.
     #[error("storage: {0}")]
     Storage(#[from] crate::Error),
@@ -86,28 +77,6 @@ pub enum UploadError {
 }
 
 impl UploadError {
-    /// The HTTP status this error means.
-    pub fn status(&self) -> u16 {
-        match self {
-            UploadError::MissingFile { .. } => 400,
-            UploadError::Multipart { status, .. } => *status,
-            UploadError::TooLarge { .. } => 413,
-            UploadError::DisallowedType { .. } | UploadError::InvalidImage { .. } => 422,
-            UploadError::Storage(_) | UploadError::Other(_) => 500,
-        }
-    }
-
-    /// The framework's error code for [`status`](Self::status): `BAD_REQUEST`,
-    /// `PAYLOAD_TOO_LARGE`, `VALIDATION_ERROR` or `INTERNAL_ERROR`.
-    pub fn error_code(&self) -> &'static str {
-        match self.status() {
-            413 => "PAYLOAD_TOO_LARGE",
-            422 => "VALIDATION_ERROR",
-            400..=499 => "BAD_REQUEST",
-            _ => "INTERNAL_ERROR",
-        }
-    }
-
     /// The form field the error is about, for a per-field validation message.
     pub fn field(&self) -> Option<&str> {
         match self {
@@ -119,16 +88,10 @@ impl UploadError {
         }
     }
 
-    /// Whether the client is at fault (a 4xx status).
+    /// Whether the client is at fault: what it sent is missing, malformed, too large or of the
+    /// wrong kind. Storage and hook failures are not.
     pub fn is_client_error(&self) -> bool {
-        (400..500).contains(&self.status())
-    }
-
-    fn from_multipart(err: MultipartError) -> Self {
-        UploadError::Multipart {
-            status: err.status().as_u16(),
-            message: err.body_text(),
-        }
+        !matches!(self, UploadError::Storage(_) | UploadError::Other(_))
     }
 }
 
@@ -188,7 +151,7 @@ where
         // A plain form value, not a file input.
         return Err(UploadError::MissingFile { field: info.field }.into());
     }
-    let body = field.map(|chunk| chunk.map_err(UploadError::from_multipart));
+    let body = field.map(|chunk| chunk.map_err(UploadError::Multipart));
     upload_stream_with(body, info, owner, rules, storage, after_store).await
 }
 
@@ -232,7 +195,7 @@ where
                 }
                 .into());
             }
-            Err(e) => return Err(UploadError::from_multipart(e).into()),
+            Err(e) => return Err(UploadError::Multipart(e).into()),
         }
     }
 }
@@ -562,16 +525,16 @@ mod tests {
     }
 
     #[test]
-    fn errors_say_their_status() {
+    fn errors_say_whose_fault_they_are() {
         let field = || "f".to_owned();
-        assert_eq!(UploadError::MissingFile { field: field() }.status(), 400);
         let too_large = UploadError::TooLarge {
             field: field(),
             limit: 1,
         };
+        assert!(too_large.is_client_error());
         assert_eq!(
-            (too_large.status(), too_large.error_code()),
-            (413, "PAYLOAD_TOO_LARGE")
+            too_large.to_string(),
+            "the file is larger than the 1 bytes allowed"
         );
         let wrong = UploadError::DisallowedType {
             field: field(),
@@ -579,16 +542,10 @@ mod tests {
             declared: None,
             allowed: "image/png".into(),
         };
-        assert_eq!(
-            (wrong.status(), wrong.error_code()),
-            (422, "VALIDATION_ERROR")
-        );
         assert_eq!(wrong.field(), Some("f"));
+        assert!(wrong.is_client_error());
         let storage = UploadError::Storage(crate::Error::Config("x".into()));
-        assert_eq!(
-            (storage.status(), storage.error_code()),
-            (500, "INTERNAL_ERROR")
-        );
+        assert_eq!(storage.field(), None);
         assert!(!storage.is_client_error());
     }
 }

@@ -29,7 +29,7 @@ function Caching() {
     <>
       <Section id="setup">
         <p>
-          <code>core_db::infra::cache::Cache</code> is one handle over three drivers that behave the same: memory (the
+          <code>core_db::Cache</code> is one handle over three drivers that behave the same: memory (the
           default, nothing to install), Redis (shared by every process) and tiered (a memory L1 in front of Redis).
           Create one at start-up from <code>CACHE_URL</code> and keep it in your state; cloning it is cheap and every
           clone shares the same connection, memory and in-flight computations.

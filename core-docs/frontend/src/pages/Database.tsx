@@ -19,7 +19,7 @@ function Database() {
     <>
       <Section id="connect">
         <p>
-          <code>core_db::infra::db::Database</code> is a cheap, cloneable handle over a connection pool. The URL picks
+          <code>core_db::Database</code> is a cheap, cloneable handle over a connection pool. The URL picks
           the engine: <code>postgres://</code> or <code>postgresql://</code> for PostgreSQL, <code>sqlite:</code> for
           SQLite.
         </p>

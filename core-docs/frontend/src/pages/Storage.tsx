@@ -1,6 +1,6 @@
 import storage from '../../../snippets/storage.rs?raw'
 import { Code, Snippet } from '../components/Code'
-import { Callout, sectionsOf } from '../components/Section'
+import { sectionsOf } from '../components/Section'
 import { hrefFor } from '../lib/router'
 import { definePage } from './define'
 
@@ -19,7 +19,7 @@ function Storage() {
     <>
       <Section id="drivers">
         <p>
-          <code>core_db::infra::storage::Storage</code> is one trait over two drivers that behave the same: local files
+          <code>core_db::Storage</code> is one trait over two drivers that behave the same: local files
           under <code>STORAGE_ROOT</code> (the default, nothing to install) and S3 or any S3-compatible server. Hold an{' '}
           <code>Arc&lt;dyn Storage&gt;</code> in your state and build it from the settings:
         </p>
@@ -131,11 +131,11 @@ function Storage() {
             <tr><td><code>Storage</code>, <code>Other</code></td><td>500</td><td><code>INTERNAL_ERROR</code></td></tr>
           </tbody>
         </table>
-        <Callout kind="warning">
-          Do not let <code>?</code> turn an <code>UploadError</code> into an <code>AppError</code>: the blanket conversion
-          makes every error a 500. Map it with <code>upload_error</code> as above, which keeps the status and reports
-          422s under the form field, like <a href={hrefFor('validation')}>validation</a> errors.
-        </Callout>
+        <p>
+          <code>UploadError</code> itself names no HTTP status: it is a plain error of <code>core_db</code>. In a handler
+          returning <code>ApiResult</code>, <code>?</code> turns it into an <code>AppError</code> with the status above,
+          and reports 422s under the form field, like <a href={hrefFor('validation')}>validation</a> errors.
+        </p>
         <p>
           The whole request body is also bounded by <code>BODY_LIMIT_BYTES</code> (2 MiB by default): raise it for
           routes that accept large files.
