@@ -110,3 +110,22 @@ impl Lock {
 pub(super) fn lock_ttl(ttl: Duration) -> Duration {
     normalize_ttl(ttl).max(Duration::from_millis(1))
 }
+
+impl Cache {
+    /// A lock named `name` that lives `ttl` once taken, with a fresh owner token. See [`Lock`].
+    pub fn lock(&self, name: impl Into<String>, ttl: Duration) -> Lock {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        Lock::new(self.clone(), name.into(), ttl, token)
+    }
+
+    /// The lock `name` as owned by `token` (from [`Lock::token`]), for example to release in
+    /// one process a lock another process took.
+    pub fn lock_with_owner(
+        &self,
+        name: impl Into<String>,
+        ttl: Duration,
+        token: impl Into<String>,
+    ) -> Lock {
+        Lock::new(self.clone(), name.into(), ttl, token.into())
+    }
+}
