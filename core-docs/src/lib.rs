@@ -171,16 +171,18 @@ fn encoded_uri(relative: &Path) -> Option<Uri> {
 }
 
 /// The path's segments, percent-decoded, or `None` when any segment could leave the directory
-/// or name a hidden file. Empty segments (`a//b`, a trailing `/`) are dropped.
+/// or name a hidden file, or the path is not UTF-8. Empty segments (`a//b`, a trailing `/`) are
+/// dropped. `percent-encoding` keeps a malformed escape (`%zz`) as it is, so a `%` left after
+/// decoding is refused, together with the `%` that `%25` names: a built site has no such names.
 fn safe_segments(path: &str) -> Option<Vec<String>> {
-    let decoded = percent_decode(path)?;
+    let decoded = percent_decode_str(path).decode_utf8().ok()?;
     let mut segments = Vec::new();
     for segment in decoded.split('/') {
         if segment.is_empty() {
             continue;
         }
         if segment.starts_with('.')
-            || segment.contains(['\\', '\0', ':'])
+            || segment.contains(['\\', '\0', ':', '%'])
             || segment.chars().any(char::is_control)
         {
             return None;
@@ -188,25 +190,6 @@ fn safe_segments(path: &str) -> Option<Vec<String>> {
         segments.push(segment.to_owned());
     }
     Some(segments)
-}
-
-/// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8
-/// (`percent-encoding` would keep a malformed escape as it is).
-fn percent_decode(input: &str) -> Option<String> {
-    let bytes = input.as_bytes();
-    let well_formed = bytes.iter().enumerate().all(|(i, b)| {
-        *b != b'%'
-            || bytes
-                .get(i + 1..i + 3)
-                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
-    });
-    if !well_formed {
-        return None;
-    }
-    percent_decode_str(input)
-        .decode_utf8()
-        .ok()
-        .map(std::borrow::Cow::into_owned)
 }
 
 /// `root/relative` when it is a regular file whose real path (symbolic links resolved) is inside
@@ -363,6 +346,16 @@ mod tests {
         assert_eq!(
             safe_segments("/a%20b.txt"),
             Some(vec!["a b.txt".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_percent_left_after_decoding_is_refused() {
+        assert_eq!(safe_segments("/100%25.txt"), None);
+        assert_eq!(safe_segments("/a%4"), None);
+        assert_eq!(
+            safe_segments("/assets%2Fx.js"),
+            Some(vec!["assets".to_owned(), "x.js".to_owned()])
         );
     }
 

@@ -420,38 +420,24 @@ mod tests {
 
     #[test]
     fn command_line_parses_every_command() {
-        assert_eq!(parse(&[]).unwrap(), FailedCommand::List { limit: 50 });
-        assert_eq!(parse(&["list"]).unwrap(), FailedCommand::List { limit: 50 });
-        assert_eq!(
-            parse(&["list", "7"]).unwrap(),
-            FailedCommand::List { limit: 7 }
-        );
-        assert_eq!(
-            parse(&["show", "3"]).unwrap(),
-            FailedCommand::Show { id: 3 }
-        );
-        assert_eq!(
-            parse(&["retry", "all"]).unwrap(),
-            FailedCommand::Retry {
-                target: RetryTarget::All
-            }
-        );
-        assert_eq!(
-            parse(&["retry", "12"]).unwrap(),
-            FailedCommand::Retry {
-                target: RetryTarget::Id(12)
-            }
-        );
-        assert_eq!(
-            parse(&["forget", "4"]).unwrap(),
-            FailedCommand::Forget { id: 4 }
-        );
-        assert_eq!(
-            parse(&["prune", "7d"]).unwrap(),
-            FailedCommand::Prune {
-                age: age("7d", 7 * 86_400)
-            }
-        );
+        let retry = |target| FailedCommand::Retry { target };
+        for (args, expected) in [
+            (&[][..], FailedCommand::List { limit: 50 }),
+            (&["list"], FailedCommand::List { limit: 50 }),
+            (&["list", "7"], FailedCommand::List { limit: 7 }),
+            (&["show", "3"], FailedCommand::Show { id: 3 }),
+            (&["retry", "all"], retry(RetryTarget::All)),
+            (&["retry", "12"], retry(RetryTarget::Id(12))),
+            (&["forget", "4"], FailedCommand::Forget { id: 4 }),
+            (
+                &["prune", "7d"],
+                FailedCommand::Prune {
+                    age: age("7d", 7 * 86_400),
+                },
+            ),
+        ] {
+            assert_eq!(parse(args).unwrap(), expected, "{args:?}");
+        }
     }
 
     #[test]

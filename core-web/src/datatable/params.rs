@@ -121,14 +121,8 @@ pub(crate) fn decode(raw: &str) -> Option<String> {
     if !raw.contains(['%', '+']) {
         return Some(raw.to_owned());
     }
-    let bytes = raw.as_bytes();
-    let well_formed = bytes.iter().enumerate().all(|(i, b)| {
-        *b != b'%'
-            || bytes
-                .get(i + 1..i + 3)
-                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
-    });
-    if !well_formed {
+    // Every `%` starts an escape of two hex digits.
+    if !raw.split('%').skip(1).all(starts_with_hex_pair) {
         return None;
     }
     let spaced = raw.replace('+', " ");
@@ -136,6 +130,11 @@ pub(crate) fn decode(raw: &str) -> Option<String> {
         .decode_utf8()
         .ok()
         .map(std::borrow::Cow::into_owned)
+}
+
+fn starts_with_hex_pair(text: &str) -> bool {
+    text.get(..2)
+        .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn add(errors: &mut FieldErrors, field: &str, message: String) {
