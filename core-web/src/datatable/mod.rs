@@ -541,3 +541,36 @@ impl Listing {
         ApiResponse::success(self.rows, "").with_meta(self.meta)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kept total is answered until its time to live has passed, then counted afresh.
+    #[tokio::test]
+    async fn kept_totals_expire_after_their_ttl() {
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+            .await
+            .unwrap();
+        db.execute("INSERT INTO t (name) VALUES ('a'), ('b')")
+            .await
+            .unwrap();
+        let table = DataTable::table("t")
+            .column(Column::integer("id").sortable())
+            .column(Column::text("name").searchable())
+            .default_sort("id")
+            .cache_counts(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let query = table.parse(Some("q=a")).unwrap();
+        let total = || async { table.fetch(&db, &query).await.unwrap().meta.total };
+        assert_eq!(total().await, 1);
+        db.execute("INSERT INTO t (name) VALUES ('aa')")
+            .await
+            .unwrap();
+        assert_eq!(total().await, 1, "kept");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(total().await, 2, "expired, counted afresh");
+    }
+}
