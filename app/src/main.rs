@@ -14,23 +14,25 @@
 //! app jobs failed prune AGE     # delete failed jobs older than AGE (30s, 15m, 24h, 7d)
 //! ```
 //!
-//! Exit codes: 0 success, 1 failure, 2 bad usage, 78 invalid settings. `serve` and `worker` stop
+//! `app --help` and `app COMMAND --help` describe every command (parsed by clap). Exit codes:
+//! 0 success, 1 failure, 2 bad usage, 78 invalid settings. `serve` and `worker` stop
 //! gracefully on SIGINT or SIGTERM: requests drain and running jobs finish, each for at most
 //! `SHUTDOWN_GRACE_SECS`.
 
-use std::fmt;
 use std::future::Future;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use app::Settings;
+use clap::{Parser, Subcommand};
 use core_db::Database;
 use core_db::settings::redact_url;
-use core_jobs::cli::UsageError;
+use core_jobs::cli::{FailedArgs, FailedCommand};
 use core_jobs::{FailedJobs, Queue, QueueDriver};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// Printed after a command-line error, with the error itself.
 const USAGE: &str = "\
 usage: app [serve]                    serve HTTP (and run jobs in-process on the memory queue)
        app migrate                    apply pending migrations and exit
@@ -39,60 +41,54 @@ usage: app [serve]                    serve HTTP (and run jobs in-process on the
        app jobs failed show ID        one failed job with its payload and full error
        app jobs failed retry ID|all   re-dispatch failed jobs and delete their rows
        app jobs failed forget ID      delete one failed job
-       app jobs failed prune AGE      delete failed jobs older than AGE (30s, 15m, 24h, 7d)";
+       app jobs failed prune AGE      delete failed jobs older than AGE (30s, 15m, 24h, 7d)
+       app --help, app COMMAND --help";
 
-/// What the command line asks for.
-#[derive(Debug)]
+/// The Rustforge example application. Settings come from the environment, `.env` and
+/// `rustforge.toml` (see the README); exit status 78 means an invalid setting.
+#[derive(Debug, Parser)]
+#[command(name = "app", version, about)]
+struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve HTTP on HOST:PORT; with the memory queue (QUEUE_URL=memory://) also run jobs
+    /// in-process.
     Serve,
+    /// Apply pending migrations and exit.
     Migrate,
+    /// Run background jobs from QUEUE_URL until SIGINT or SIGTERM.
     Worker,
-    /// `jobs failed …`, with the words after `failed`.
-    FailedJobs(Vec<String>),
+    /// Background jobs.
+    Jobs {
+        /// Which part of the jobs.
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
 }
 
-/// A command line the binary does not accept: printed with [`USAGE`], exit code 2.
-#[derive(Debug)]
-struct Usage(String);
-
-impl fmt::Display for Usage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Usage {}
-
-fn parse(args: &[String]) -> Result<Command, Usage> {
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    match words.as_slice() {
-        [] | ["serve"] => Ok(Command::Serve),
-        ["migrate"] => Ok(Command::Migrate),
-        ["worker"] => Ok(Command::Worker),
-        ["jobs", "failed", rest @ ..] => match rest.first() {
-            None | Some(&("list" | "show" | "retry" | "forget" | "prune")) => Ok(
-                Command::FailedJobs(rest.iter().map(|s| (*s).to_owned()).collect()),
-            ),
-            Some(other) => Err(Usage(format!("unknown command `jobs failed {other}`"))),
-        },
-        ["jobs", ..] => Err(Usage("`app jobs` expects `failed …`".to_owned())),
-        [command @ ("serve" | "migrate" | "worker"), ..] => {
-            Err(Usage(format!("`app {command}` takes no arguments")))
-        }
-        [command, ..] => Err(Usage(format!("unknown command {command:?}"))),
-    }
-}
-
-fn usage_error(usage: &Usage) -> ExitCode {
-    eprintln!("error: {usage}\n{USAGE}");
-    ExitCode::from(2)
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Failed jobs: list, show, retry, forget, prune.
+    Failed(FailedArgs),
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match parse(&args) {
-        Ok(command) => command,
-        Err(usage) => return usage_error(&usage),
+    let command = match Cli::try_parse() {
+        Ok(cli) => cli.command.unwrap_or(Command::Serve),
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: printed to stdout, exit 0.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{}\n{USAGE}", e.render().to_string().trim_end());
+            return ExitCode::from(core_jobs::cli::USAGE_EXIT);
+        }
     };
     // Configuration errors are reported before anything else starts.
     let settings = match Settings::load() {
@@ -118,14 +114,14 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => match e.downcast_ref::<Usage>() {
-            Some(usage) => usage_error(usage),
-            None => {
-                tracing::error!(error = format!("{e:#}"), "exiting");
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "exiting");
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<core_jobs::cli::UsageError>().is_some() {
+                eprintln!("{USAGE}");
             }
-        },
+            core_jobs::cli::exit_code(&e)
+        }
     }
 }
 
@@ -134,7 +130,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(&settings).await,
         Command::Worker => worker(settings).await,
-        Command::FailedJobs(args) => failed_jobs(&args, &settings).await,
+        Command::Jobs {
+            command: JobsCommand::Failed(args),
+        } => failed_jobs(args.into_command(), &settings).await,
     }
 }
 
@@ -225,8 +223,8 @@ async fn worker(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `app jobs failed …`: prints what [`core_jobs::cli::failed_command`] answers.
-async fn failed_jobs(args: &[String], settings: &Settings) -> anyhow::Result<()> {
+/// `app jobs failed …`: prints what the command answers.
+async fn failed_jobs(command: FailedCommand, settings: &Settings) -> anyhow::Result<()> {
     let db = Database::from_config(&settings.base.database)
         .await
         .with_context(|| {
@@ -237,7 +235,7 @@ async fn failed_jobs(args: &[String], settings: &Settings) -> anyhow::Result<()>
         })?;
     let result = async {
         let queue = app::connect_queue(settings).await?;
-        failed_command(args, &db, &queue).await
+        failed_command(&command, &db, &queue).await
     }
     .await;
     db.close().await;
@@ -245,11 +243,12 @@ async fn failed_jobs(args: &[String], settings: &Settings) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn failed_command(args: &[String], db: &Database, queue: &Queue) -> anyhow::Result<String> {
-    if let [verb, target] = args
-        && verb == "retry"
-        && (target == "all" || target.parse::<i64>().is_ok())
-        && queue.driver_kind() == QueueDriver::Memory
+async fn failed_command(
+    command: &FailedCommand,
+    db: &Database,
+    queue: &Queue,
+) -> anyhow::Result<String> {
+    if matches!(command, FailedCommand::Retry { .. }) && queue.driver_kind() == QueueDriver::Memory
     {
         // The job would go to a queue that dies with this process, and its row would be gone.
         bail!(
@@ -258,13 +257,7 @@ async fn failed_command(args: &[String], db: &Database, queue: &Queue) -> anyhow
              Set QUEUE_URL (or REDIS_URL) to the Redis queue of `app worker`"
         );
     }
-    let store = FailedJobs::new(db.clone());
-    core_jobs::cli::failed_command(args, &store, queue)
-        .await
-        .map_err(|e| match e.downcast_ref::<UsageError>() {
-            Some(usage) => Usage(usage.detail.clone()).into(),
-            None => e,
-        })
+    command.execute(&FailedJobs::new(db.clone()), queue).await
 }
 
 /// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, so a signal
@@ -295,24 +288,75 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 
 #[cfg(test)]
 mod tests {
+    use core_jobs::cli::RetryTarget;
+
     use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("app").chain(args.iter().copied()))
+    }
 
     /// `app jobs failed prune 9999999999d` (about 27 million years) is a usage error (exit code
     /// 2 with the usage text), not a panic inside the prune.
     #[tokio::test]
     async fn pruning_with_an_age_beyond_the_calendar_is_a_usage_error() {
+        for age in ["9999999999d", "99999999999999999d", "36501d"] {
+            let err = parse(&["jobs", "failed", "prune", age]).expect_err(age);
+            assert_eq!(err.exit_code(), 2, "{age}: {err}");
+        }
         let db = Database::connect("sqlite::memory:").await.unwrap();
         db.migrate().await.unwrap();
         let queue = Queue::memory();
-        for age in ["9999999999d", "99999999999999999d", "36501d"] {
-            let args = vec!["prune".to_owned(), age.to_owned()];
-            let err = failed_command(&args, &db, &queue).await.unwrap_err();
-            assert!(err.downcast_ref::<Usage>().is_some(), "{age}: {err}");
-        }
-        let args = vec!["prune".to_owned(), "7d".to_owned()];
+        let Some(Command::Jobs {
+            command: JobsCommand::Failed(args),
+        }) = parse(&["jobs", "failed", "prune", "7d"]).unwrap().command
+        else {
+            panic!("a prune command");
+        };
         assert_eq!(
-            failed_command(&args, &db, &queue).await.unwrap(),
+            failed_command(&args.into_command(), &db, &queue)
+                .await
+                .unwrap(),
             "pruned 0 failed job(s) older than 7d"
         );
+    }
+
+    #[test]
+    fn every_command_parses_and_has_help() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        assert!(parse(&[]).unwrap().command.is_none(), "serve by default");
+        for args in [
+            &["serve"][..],
+            &["migrate"],
+            &["worker"],
+            &["jobs", "failed"],
+            &["jobs", "failed", "list", "10"],
+            &["jobs", "failed", "retry", "all"],
+        ] {
+            parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        for args in [
+            &["--help"][..],
+            &["serve", "--help"],
+            &["jobs", "--help"],
+            &["jobs", "failed", "--help"],
+            &["jobs", "failed", "prune", "--help"],
+        ] {
+            let err = parse(args).expect_err("help is printed, not parsed");
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{args:?}");
+        }
+        let Some(Command::Jobs {
+            command: JobsCommand::Failed(args),
+        }) = parse(&["jobs", "failed", "retry", "42"]).unwrap().command
+        else {
+            panic!("a retry command");
+        };
+        assert!(matches!(
+            args.into_command(),
+            FailedCommand::Retry {
+                target: RetryTarget::Id(42)
+            }
+        ));
     }
 }

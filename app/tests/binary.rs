@@ -368,10 +368,10 @@ async fn failed_jobs_commands_list_show_forget_and_prune() {
     assert_eq!(store.count().await.unwrap(), 0);
 
     for (args, says) in [
-        (&["bogus"][..], "unknown command `jobs failed bogus`"),
+        (&["bogus"][..], "unrecognized subcommand 'bogus'"),
         (&["list", "many"], "bad LIMIT \"many\""),
         (&["prune", "7w"], "bad AGE \"7w\""),
-        (&["show"], "unknown arguments \"show\""),
+        (&["show"], "required arguments were not provided:\n  <ID>"),
     ] {
         let out = jobs(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -522,4 +522,41 @@ async fn a_tiered_cache_url_starts_the_app_and_serves() {
     assert_eq!(cache["driver"], "tiered", "{checks}");
     let exit = terminate(&mut child).await;
     assert!(exit.success(), "exit status {exit:?}");
+}
+
+/// `--help` works on every command: printed on stdout, exit status 0, before any setting is read
+/// (an invalid one does not stop it).
+#[test]
+fn help_is_printed_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (&["--help"][..], "Usage: app [COMMAND]"),
+        (&["serve", "--help"], "Usage: app serve"),
+        (&["worker", "--help"], "Usage: app worker"),
+        (
+            &["jobs", "failed", "--help"],
+            "Usage: app jobs failed [COMMAND]",
+        ),
+        (
+            &["jobs", "failed", "prune", "--help"],
+            "Usage: app jobs failed prune <AGE>",
+        ),
+    ] {
+        let out = app(dir.path())
+            .env("PORT", "not-a-port")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains(says), "{args:?}: {help}");
+    }
+    let out = app(dir.path())
+        .args(["jobs", "failed", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for command in ["list", "show", "retry", "forget", "prune"] {
+        assert!(help.contains(command), "{help}");
+    }
 }

@@ -24,17 +24,21 @@
 //!
 //! Only files inside the directory are ever served: `..`, `.` and hidden segments, backslashes,
 //! NUL bytes and symbolic links that lead outside it are refused with 404, and only `GET` and
-//! `HEAD` are answered.
+//! `HEAD` are answered. A checked file is sent by tower-http's [`ServeDir`] (so `Range`,
+//! `If-Modified-Since` and `HEAD` work as usual), typed by [`content_type`].
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{OriginalUri, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use tower::ServiceExt as _;
+use tower_http::services::ServeDir;
 
 /// The environment variable that overrides where [`router`] looks for the built site.
 pub const DOCS_DIR_ENV: &str = "RUSTFORGE_DOCS_DIR";
@@ -62,7 +66,9 @@ pub fn router() -> Router {
 /// served without a restart; while `dir/index.html` is missing, the router answers with a page
 /// that says how to build the site.
 pub fn router_with_dir(dir: impl Into<PathBuf>) -> Router {
-    let site = Arc::new(Site { root: dir.into() });
+    let root = dir.into();
+    let files = ServeDir::new(&root).append_index_html_on_directories(false);
+    let site = Arc::new(Site { root, files });
     Router::new().fallback(serve).with_state(site)
 }
 
@@ -82,6 +88,8 @@ pub fn resolve_docs_dir(env_value: Option<OsString>) -> PathBuf {
 
 struct Site {
     root: PathBuf,
+    /// Sends the files that [`serve`] has checked.
+    files: ServeDir,
 }
 
 async fn serve(State(site): State<Arc<Site>>, original: OriginalUri, req: Request) -> Response {
@@ -116,7 +124,7 @@ async fn serve(State(site): State<Arc<Site>>, original: OriginalUri, req: Reques
         .is_ok_and(|m| m.is_file());
     if !built {
         if segments.is_empty() || segments == ["index.html"] {
-            return html_response(not_built_page(&site.root), head);
+            return not_built_response(&site.root, head);
         }
         return not_found();
     }
@@ -125,28 +133,56 @@ async fn serve(State(site): State<Arc<Site>>, original: OriginalUri, req: Reques
     } else {
         segments.iter().collect()
     };
-    let Some(file) = contained_file(&site.root, &relative).await else {
+    let Some((file, inside)) = contained_file(&site.root, &relative).await else {
         return not_found();
     };
-    let bytes = match tokio::fs::read(&file).await {
-        Ok(bytes) => bytes,
-        Err(_) => return not_found(),
+    // ServeDir opens exactly the checked file: its path inside the directory, symbolic links
+    // resolved, each segment escaped.
+    let Some(uri) = encoded_uri(&inside) else {
+        return not_found();
     };
+    let (mut parts, body) = req.into_parts();
+    parts.uri = uri;
+    let Ok(response) = site
+        .files
+        .clone()
+        .oneshot(Request::from_parts(parts, body))
+        .await;
+    if response.status() == StatusCode::NOT_FOUND {
+        return not_found();
+    }
+    let mut response = response.map(Body::new);
     let immutable = segments.first().is_some_and(|s| s == "assets");
-    file_response(&file, bytes, immutable, head)
+    set_headers(&mut response, &file, immutable);
+    response
+}
+
+/// `/a/b.js` for the relative path `a/b.js`, every byte but letters and digits escaped.
+fn encoded_uri(relative: &Path) -> Option<Uri> {
+    let mut path = String::new();
+    for component in relative.components() {
+        let Component::Normal(segment) = component else {
+            return None;
+        };
+        path.push('/');
+        path.extend(utf8_percent_encode(segment.to_str()?, NON_ALPHANUMERIC));
+    }
+    path.parse().ok()
 }
 
 /// The path's segments, percent-decoded, or `None` when any segment could leave the directory
-/// or name a hidden file. Empty segments (`a//b`, a trailing `/`) are dropped.
+/// or name a hidden file, or the path is not UTF-8. Empty segments (`a//b`, a trailing `/`) are
+/// dropped. `percent-encoding` keeps a malformed escape (`%zz`) as it is, so a `%` left after
+/// decoding is refused, together with the `%` that `%25` names: a built site has no such names.
 fn safe_segments(path: &str) -> Option<Vec<String>> {
-    let decoded = percent_decode(path)?;
+    let decoded = percent_decode_str(path).decode_utf8().ok()?;
     let mut segments = Vec::new();
     for segment in decoded.split('/') {
         if segment.is_empty() {
             continue;
         }
         if segment.starts_with('.')
-            || segment.contains(['\\', '\0', ':'])
+            || segment.contains(['\\', '\0', ':', '%'])
             || segment.chars().any(char::is_control)
         {
             return None;
@@ -156,98 +192,74 @@ fn safe_segments(path: &str) -> Option<Vec<String>> {
     Some(segments)
 }
 
-/// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
-fn percent_decode(input: &str) -> Option<String> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// `root/relative` when it is a regular file whose real path (symbolic links resolved) is inside
-/// the real `root`.
-async fn contained_file(root: &Path, relative: &Path) -> Option<PathBuf> {
+/// the real `root`: that real path, and the same relative to the real `root`.
+async fn contained_file(root: &Path, relative: &Path) -> Option<(PathBuf, PathBuf)> {
     let root = tokio::fs::canonicalize(root).await.ok()?;
     let file = tokio::fs::canonicalize(root.join(relative)).await.ok()?;
-    if !file.starts_with(&root) {
-        return None;
-    }
+    let inside = file.strip_prefix(&root).ok()?.to_path_buf();
     let metadata = tokio::fs::metadata(&file).await.ok()?;
-    metadata.is_file().then_some(file)
+    metadata.is_file().then_some((file, inside))
 }
 
-/// The `Content-Type` for a file name, by extension.
+/// The `Content-Type` for a file name, by extension, as [`mime_guess`] knows it, with
+/// `charset=utf-8` on HTML, CSS, JavaScript, plain text and Markdown (every JavaScript type is
+/// `text/javascript`); `application/octet-stream` when the extension is unknown.
+///
+/// ```
+/// use std::path::Path;
+///
+/// assert_eq!(core_docs::content_type(Path::new("assets/index.js")), "text/javascript; charset=utf-8");
+/// assert_eq!(core_docs::content_type(Path::new("logo.PNG")), "image/png");
+/// assert_eq!(core_docs::content_type(Path::new("notes")), "application/octet-stream");
+/// ```
 pub fn content_type(path: &Path) -> &'static str {
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    match extension.as_str() {
-        "html" | "htm" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "json" | "map" => "application/json",
-        "txt" | "md" => "text/plain; charset=utf-8",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "avif" => "image/avif",
-        "ico" => "image/x-icon",
-        "woff2" => "font/woff2",
-        "woff" => "font/woff",
-        "ttf" => "font/ttf",
-        "otf" => "font/otf",
-        "wasm" => "application/wasm",
-        "xml" => "application/xml",
-        "webmanifest" => "application/manifest+json",
-        _ => "application/octet-stream",
+    match mime_guess::from_path(path).first_raw() {
+        Some("text/html") => "text/html; charset=utf-8",
+        Some("text/javascript" | "application/javascript") => "text/javascript; charset=utf-8",
+        Some("text/css") => "text/css; charset=utf-8",
+        Some("text/plain") => "text/plain; charset=utf-8",
+        Some("text/markdown") => "text/markdown; charset=utf-8",
+        Some(other) => other,
+        None => "application/octet-stream",
     }
 }
 
-fn file_response(path: &Path, bytes: Vec<u8>, immutable: bool, head: bool) -> Response {
+/// The headers of every file the site sends: its type, how long it may be cached, and no
+/// sniffing.
+fn set_headers(response: &mut Response, path: &Path, immutable: bool) {
     let cache = if immutable {
         // Vite puts a content hash in every file name under assets/.
         "public, max-age=31536000, immutable"
     } else {
         "no-cache"
     };
-    let length = bytes.len();
-    let body = if head {
-        Body::empty()
-    } else {
-        Body::from(bytes)
-    };
-    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(content_type(path)),
     );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    response
 }
 
-fn html_response(html: String, head: bool) -> Response {
-    file_response(Path::new("index.html"), html.into_bytes(), false, head)
+/// The page that says how to build the site, while it is not built.
+fn not_built_response(root: &Path, head: bool) -> Response {
+    let html = not_built_page(root);
+    let length = html.len();
+    let mut response = if head {
+        Response::new(Body::empty())
+    } else {
+        Response::new(Body::from(html))
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    set_headers(&mut response, Path::new("index.html"), false);
+    response
 }
 
 fn redirect(location: &str) -> Response {
@@ -334,6 +346,16 @@ mod tests {
         assert_eq!(
             safe_segments("/a%20b.txt"),
             Some(vec!["a b.txt".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_percent_left_after_decoding_is_refused() {
+        assert_eq!(safe_segments("/100%25.txt"), None);
+        assert_eq!(safe_segments("/a%4"), None);
+        assert_eq!(
+            safe_segments("/assets%2Fx.js"),
+            Some(vec!["assets".to_owned(), "x.js".to_owned()])
         );
     }
 

@@ -244,6 +244,78 @@ async fn behind_the_middleware_stack_the_site_is_still_html() {
     assert!(missing.body.contains("\"error_code\":\"NOT_FOUND\""));
 }
 
+/// Files are sent by tower-http's `ServeDir`: byte ranges, `Last-Modified` and conditional
+/// requests work, and a link to a file inside the directory is served as that file.
+#[tokio::test]
+async fn files_answer_ranges_and_conditional_requests() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    build_site(dir.path());
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(
+        dir.path().join("assets/index-abc123.js"),
+        dir.path().join("latest.js"),
+    )
+    .expect("symlink");
+    let app = core_docs::router_with_dir(dir.path());
+    let send_with = |uri: &str, name: header::HeaderName, value: &str| {
+        let request = Request::builder()
+            .uri(uri)
+            .header(name, value)
+            .body(Body::empty())
+            .expect("request");
+        app.clone().oneshot(request)
+    };
+
+    let range = send_with("/assets/index-abc123.js", header::RANGE, "bytes=0-6")
+        .await
+        .expect("infallible");
+    assert_eq!(range.status(), StatusCode::PARTIAL_CONTENT);
+    let bytes = range.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(&bytes[..], b"console");
+
+    let index = get(&app, "/").await;
+    let modified = header(&index, header::LAST_MODIFIED).to_owned();
+    assert!(!modified.is_empty(), "Last-Modified is sent");
+    let again = send_with("/", header::IF_MODIFIED_SINCE, &modified)
+        .await
+        .expect("infallible");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    #[cfg(unix)]
+    {
+        let linked = get(&app, "/latest.js").await;
+        assert_eq!(linked.status, StatusCode::OK);
+        assert_eq!(linked.body, "console.log('docs')");
+        assert_eq!(
+            header(&linked, header::CONTENT_TYPE),
+            "text/javascript; charset=utf-8"
+        );
+    }
+}
+
+#[test]
+fn content_types_come_from_the_extension() {
+    use core_docs::content_type;
+    for (name, expected) in [
+        ("index.html", "text/html; charset=utf-8"),
+        ("page.HTM", "text/html; charset=utf-8"),
+        ("a.js", "text/javascript; charset=utf-8"),
+        ("a.mjs", "text/javascript; charset=utf-8"),
+        ("a.css", "text/css; charset=utf-8"),
+        ("a.txt", "text/plain; charset=utf-8"),
+        ("a.json", "application/json"),
+        ("a.svg", "image/svg+xml"),
+        ("a.jpeg", "image/jpeg"),
+        ("a.woff2", "font/woff2"),
+        ("a.wasm", "application/wasm"),
+        ("a.pdf", "application/pdf"),
+        ("README", "application/octet-stream"),
+        ("a.unknown-extension", "application/octet-stream"),
+    ] {
+        assert_eq!(content_type(Path::new(name)), expected, "{name}");
+    }
+}
+
 #[test]
 fn the_default_directory_is_the_frontend_build_output() {
     assert!(core_docs::DEFAULT_DOCS_DIR.ends_with("core-docs/frontend/dist"));

@@ -1,9 +1,10 @@
-//! Cron expressions with seconds, in UTC.
+//! Cron expressions with seconds, in UTC, parsed and evaluated by [`croner`].
 
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use croner::parser::{CronParser, Seconds, Year};
 
 use crate::error::{Error, Result};
 
@@ -15,7 +16,8 @@ use crate::error::{Error, Result};
 /// (`jan`…`dec`, `sun`…`sat`, `7` is Sunday too); `?` is `*`. When both day fields are
 /// restricted, a day matching either runs (the cron rule). Shorthands: `@yearly`,
 /// `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`, `@minutely`,
-/// `@secondly`.
+/// `@secondly`. A step is at most the length of its field (`*/60` in the seconds matches second
+/// 0 only; `*/61` is an error). [`croner`]'s extensions (`L`, `W`, `#`) are accepted too.
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
@@ -30,18 +32,19 @@ use crate::error::{Error, Result};
 /// assert_eq!(weekdays_9am.next_after(sat), Some(Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()));
 /// # Ok::<(), core_jobs::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Cron {
     source: String,
-    seconds: u64,
-    minutes: u64,
-    hours: u64,
-    days: u64,
-    months: u64,
-    weekdays: u64,
-    days_restricted: bool,
-    weekdays_restricted: bool,
+    schedule: croner::Cron,
 }
+
+impl PartialEq for Cron {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Cron {}
 
 impl fmt::Debug for Cron {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -55,76 +58,6 @@ impl fmt::Display for Cron {
     }
 }
 
-const MONTHS: [&str; 12] = [
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-];
-const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-
-fn bad(expr: &str, why: impl fmt::Display) -> Error {
-    Error::Config(format!("invalid cron expression {expr:?}: {why}"))
-}
-
-/// Parses one field into a bit set of the allowed values in `min..=max`; also whether it was
-/// restricted (not `*`).
-fn field(
-    expr: &str,
-    text: &str,
-    min: u32,
-    max: u32,
-    names: &[&str],
-    name_base: u32,
-) -> Result<(u64, bool)> {
-    let value = |s: &str| -> Result<u32> {
-        let lower = s.to_ascii_lowercase();
-        if let Some(i) = names.iter().position(|n| *n == lower) {
-            return Ok(i as u32 + name_base);
-        }
-        s.parse::<u32>()
-            .map_err(|_| bad(expr, format!("{s:?} is not a number")))
-    };
-    let mut bits = 0u64;
-    let mut restricted = true;
-    for part in text.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => {
-                let step: u32 = s
-                    .parse()
-                    .map_err(|_| bad(expr, format!("bad step {s:?}")))?;
-                // A step longer than the field's range could only ever match its start.
-                let span = max - min + 1;
-                if step == 0 || step > span {
-                    return Err(bad(expr, format!("a step must be within 1-{span}")));
-                }
-                (r, step)
-            }
-            None => (part, 1),
-        };
-        let (lo, hi) = if range == "*" || range == "?" {
-            if step == 1 && text.split(',').count() == 1 {
-                restricted = false;
-            }
-            (min, max)
-        } else if let Some((a, b)) = range.split_once('-') {
-            (value(a)?, value(b)?)
-        } else {
-            let v = value(range)?;
-            (v, if part.contains('/') { max } else { v })
-        };
-        if lo < min || hi > max || lo > hi {
-            return Err(bad(expr, format!("{part:?} is outside {min}-{max}")));
-        }
-        let mut v = lo;
-        while v <= hi {
-            bits |= 1 << v;
-            let Some(next) = v.checked_add(step) else {
-                break;
-            };
-            v = next;
-        }
-    }
-    Ok((bits, restricted))
-}
-
 impl FromStr for Cron {
     type Err = Error;
 
@@ -133,6 +66,17 @@ impl FromStr for Cron {
     }
 }
 
+fn bad(expr: &str, why: impl fmt::Display) -> Error {
+    Error::Config(format!("invalid cron expression {expr:?}: {why}"))
+}
+
+/// How many values each of the six fields has: a step longer than that could only ever match
+/// the field's start, and is refused as a mistake.
+const FIELD_SPANS: [u32; 6] = [60, 60, 24, 31, 12, 8];
+
+/// The searches of [`Cron::next_after`] end this many years after their start.
+const SEARCH_YEARS: i32 = 5;
+
 impl Cron {
     /// Parses `expr`; see the type's docs for the syntax.
     ///
@@ -140,103 +84,59 @@ impl Cron {
     /// [`Error::Config`] naming what is wrong.
     pub fn parse(expr: &str) -> Result<Self> {
         let trimmed = expr.trim();
+        // croner knows the classic shorthands; these name six-field expressions of their own.
         let expanded = match trimmed.to_ascii_lowercase().as_str() {
-            "@yearly" | "@annually" => "0 0 0 1 1 *".to_owned(),
-            "@monthly" => "0 0 0 1 * *".to_owned(),
-            "@weekly" => "0 0 0 * * 0".to_owned(),
-            "@daily" | "@midnight" => "0 0 0 * * *".to_owned(),
-            "@hourly" => "0 0 * * * *".to_owned(),
-            "@minutely" => "0 * * * * *".to_owned(),
-            "@secondly" => "* * * * * *".to_owned(),
+            "@yearly" | "@annually" => "0 0 0 1 1 *",
+            "@monthly" => "0 0 0 1 * *",
+            "@weekly" => "0 0 0 * * 0",
+            "@daily" | "@midnight" => "0 0 0 * * *",
+            "@hourly" => "0 0 * * * *",
+            "@minutely" => "0 * * * * *",
+            "@secondly" => "* * * * * *",
             s if s.starts_with('@') => return Err(bad(expr, "unknown shorthand")),
-            _ => trimmed.to_owned(),
+            _ => trimmed,
         };
         let fields: Vec<&str> = expanded.split_whitespace().collect();
-        let fields: Vec<&str> = match fields.len() {
-            6 => fields,
-            5 => std::iter::once("0").chain(fields).collect(),
+        let skipped = match fields.len() {
+            6 => 0,
+            5 => 1,
             n => return Err(bad(expr, format!("expected 5 or 6 fields, found {n}"))),
         };
-        let (seconds, _) = field(expr, fields[0], 0, 59, &[], 0)?;
-        let (minutes, _) = field(expr, fields[1], 0, 59, &[], 0)?;
-        let (hours, _) = field(expr, fields[2], 0, 23, &[], 0)?;
-        let (days, days_restricted) = field(expr, fields[3], 1, 31, &[], 0)?;
-        let (months, _) = field(expr, fields[4], 1, 12, &MONTHS, 1)?;
-        // Weekdays parse as 0-7 (Sunday may be written 7)...
-        let (weekdays, weekdays_restricted) = field(expr, fields[5], 0, 7, &WEEKDAYS, 0)?;
-        // ...and 7 folds into 0.
-        let weekdays = (weekdays & 0x7f) | ((weekdays >> 7) & 1);
+        for (field, span) in fields.iter().zip(&FIELD_SPANS[skipped..]) {
+            for step in field.split(',').filter_map(|part| part.split_once('/')) {
+                let step: u32 = step
+                    .1
+                    .parse()
+                    .map_err(|_| bad(expr, format!("bad step {:?}", step.1)))?;
+                if step == 0 || step > *span {
+                    return Err(bad(expr, format!("a step must be within 1-{span}")));
+                }
+            }
+        }
+        let schedule = CronParser::builder()
+            .seconds(Seconds::Optional)
+            .year(Year::Disallowed)
+            .sloppy_ranges(true)
+            .build()
+            .parse(expanded)
+            .map_err(|e| bad(expr, e))?;
         Ok(Self {
             source: trimmed.to_owned(),
-            seconds,
-            minutes,
-            hours,
-            days,
-            months,
-            weekdays,
-            days_restricted,
-            weekdays_restricted,
+            schedule,
         })
-    }
-
-    fn day_matches(&self, date: NaiveDate) -> bool {
-        let dom = self.days & (1 << date.day()) != 0;
-        let dow = self.weekdays & (1 << date.weekday().num_days_from_sunday()) != 0;
-        match (self.days_restricted, self.weekdays_restricted) {
-            (true, true) => dom || dow,
-            (true, false) => dom,
-            (false, true) => dow,
-            (false, false) => true,
-        }
     }
 
     /// Whether `t` (to the second) is a tick.
     pub fn matches(&self, t: DateTime<Utc>) -> bool {
-        let n = t.naive_utc();
-        self.months & (1 << n.month()) != 0
-            && self.day_matches(n.date())
-            && self.hours & (1 << n.hour()) != 0
-            && self.minutes & (1 << n.minute()) != 0
-            && self.seconds & (1 << n.second()) != 0
+        self.schedule.is_time_matching(&t).unwrap_or(false)
     }
 
     /// The first tick strictly after `t`, or `None` if there is none within five years
     /// (for example `0 0 0 30 2 *`).
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let start = t.naive_utc().with_nanosecond(0)? + Duration::seconds(1);
-        let limit = start.year() + 5;
-        let mut n: NaiveDateTime = start;
-        loop {
-            if n.year() > limit {
-                return None;
-            }
-            if self.months & (1 << n.month()) == 0 {
-                let (y, m) = if n.month() == 12 {
-                    (n.year() + 1, 1)
-                } else {
-                    (n.year(), n.month() + 1)
-                };
-                n = NaiveDate::from_ymd_opt(y, m, 1)?.and_time(NaiveTime::MIN);
-                continue;
-            }
-            if !self.day_matches(n.date()) {
-                n = n.date().succ_opt()?.and_time(NaiveTime::MIN);
-                continue;
-            }
-            if self.hours & (1 << n.hour()) == 0 {
-                n = n.with_minute(0)?.with_second(0)? + Duration::hours(1);
-                continue;
-            }
-            if self.minutes & (1 << n.minute()) == 0 {
-                n = n.with_second(0)? + Duration::minutes(1);
-                continue;
-            }
-            if self.seconds & (1 << n.second()) == 0 {
-                n += Duration::seconds(1);
-                continue;
-            }
-            return Some(n.and_utc());
-        }
+        let start = t.with_nanosecond(0)?;
+        let next = self.schedule.find_next_occurrence(&start, false).ok()?;
+        (next.year() <= start.year() + SEARCH_YEARS).then_some(next)
     }
 }
 
@@ -342,6 +242,36 @@ mod tests {
             "5-1 * * * * *",
         ] {
             assert!(Cron::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_expression_and_the_rule() {
+        let err = Cron::parse("*/61 * * * * *").unwrap_err().to_string();
+        assert!(
+            err.contains("\"*/61 * * * * *\"") && err.contains("a step must be within 1-60"),
+            "{err}"
+        );
+        let err = Cron::parse("0 */25 * * *").unwrap_err().to_string();
+        assert!(err.contains("within 1-24"), "{err}");
+        let err = Cron::parse("* * * * * * *").unwrap_err().to_string();
+        assert!(err.contains("expected 5 or 6 fields, found 7"), "{err}");
+    }
+
+    #[test]
+    fn every_shorthand_parses() {
+        let t = at(2026, 1, 1, 0, 0, 0);
+        for (short, next) in [
+            ("@secondly", at(2026, 1, 1, 0, 0, 1)),
+            ("@minutely", at(2026, 1, 1, 0, 1, 0)),
+            ("@midnight", at(2026, 1, 2, 0, 0, 0)),
+            ("@weekly", at(2026, 1, 4, 0, 0, 0)),
+            ("@monthly", at(2026, 2, 1, 0, 0, 0)),
+            ("@Yearly", at(2027, 1, 1, 0, 0, 0)),
+        ] {
+            let cron = Cron::parse(short).unwrap();
+            assert_eq!(cron.next_after(t), Some(next), "{short}");
+            assert_eq!(cron.to_string(), short);
         }
     }
 }

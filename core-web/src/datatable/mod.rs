@@ -79,16 +79,15 @@
 //! - [`DataTableBuilder::cache_counts`]: keeps each total (filtered or not) for a while; the total
 //!   may then lag behind writes.
 
+mod column;
 mod params;
 mod sql;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::RawQuery;
 use axum::routing::MethodRouter;
-use chrono::{DateTime, Utc};
 use core_db::infra::db::{Database, quote_ident, quote_table};
 use serde::Serialize;
 
@@ -96,228 +95,11 @@ use crate::error::AppError;
 use crate::response::{ApiResponse, ApiResult};
 use sql::Total;
 
+pub use column::{Column, ColumnType, Filter, FilterValue};
 pub use params::ListQuery;
 
 /// One row of a listing: column name → JSON value.
 pub type Row = serde_json::Map<String, serde_json::Value>;
-
-/// How a column's values are typed: how filter values are parsed and bound, and how the column is
-/// rendered in JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ColumnType {
-    /// Text (`TEXT`, `VARCHAR`, …; anything castable to text on PostgreSQL, such as `UUID`).
-    Text,
-    /// A whole number (`SMALLINT`, `INTEGER`, `BIGINT`), rendered as a JSON number.
-    Integer,
-    /// A floating-point number (`REAL`, `DOUBLE PRECISION`, `NUMERIC`), rendered as a JSON number.
-    Float,
-    /// A boolean, rendered as `true`/`false`.
-    Bool,
-    /// A point in time (`TIMESTAMPTZ`, `TIMESTAMP`, `DATE`; on SQLite ISO-8601 text or Unix
-    /// seconds), rendered as RFC 3339 text.
-    Timestamp,
-}
-
-impl ColumnType {
-    fn key(self) -> &'static str {
-        match self {
-            ColumnType::Text => "text",
-            ColumnType::Integer => "integer",
-            ColumnType::Float => "float",
-            ColumnType::Bool => "bool",
-            ColumnType::Timestamp => "timestamp",
-        }
-    }
-}
-
-/// A kind of filter a column allows, requested with `filter[column][operator]=value`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Filter {
-    /// Equality: `filter[col]=v` or `filter[col][eq]=v`.
-    Eq,
-    /// Case-insensitive substring: `filter[col][like]=v`.
-    Like,
-    /// Ranges: `filter[col][gte]=v`, `[gt]`, `[lte]`, `[lt]`.
-    Range,
-}
-
-impl Filter {
-    fn bit(self) -> u8 {
-        match self {
-            Filter::Eq => 1,
-            Filter::Like => 2,
-            Filter::Range => 4,
-        }
-    }
-}
-
-/// A column of a [`DataTable`]: its name in the JSON and the query string, its type, and what the
-/// request may do with it. Every column is returned in each row.
-///
-/// ```
-/// use core_web::datatable::{Column, Filter};
-///
-/// let created = Column::timestamp("created_at").sortable().filter(Filter::Range);
-/// let team = Column::text("team").sql("t.name").searchable(); // from a joined table
-/// # let _ = (created, team);
-/// ```
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct Column {
-    name: String,
-    expr: Option<String>,
-    kind: ColumnType,
-    sortable: bool,
-    searchable: bool,
-    filters: u8,
-}
-
-impl Column {
-    /// A column named `name` of type `kind`, read from the table column of the same name.
-    pub fn new(name: impl Into<String>, kind: ColumnType) -> Self {
-        Self {
-            name: name.into(),
-            expr: None,
-            kind,
-            sortable: false,
-            searchable: false,
-            filters: 0,
-        }
-    }
-
-    /// A [`ColumnType::Text`] column.
-    pub fn text(name: impl Into<String>) -> Self {
-        Self::new(name, ColumnType::Text)
-    }
-
-    /// A [`ColumnType::Integer`] column.
-    pub fn integer(name: impl Into<String>) -> Self {
-        Self::new(name, ColumnType::Integer)
-    }
-
-    /// A [`ColumnType::Float`] column.
-    pub fn float(name: impl Into<String>) -> Self {
-        Self::new(name, ColumnType::Float)
-    }
-
-    /// A [`ColumnType::Bool`] column.
-    pub fn boolean(name: impl Into<String>) -> Self {
-        Self::new(name, ColumnType::Bool)
-    }
-
-    /// A [`ColumnType::Timestamp`] column.
-    pub fn timestamp(name: impl Into<String>) -> Self {
-        Self::new(name, ColumnType::Timestamp)
-    }
-
-    /// Reads the column from a SQL expression instead of the table column named like it, such as
-    /// `t.name` from a joined table or `lower(email)`. The expression is inserted verbatim: it
-    /// must come from your code, never from a request.
-    pub fn sql(mut self, expression: impl Into<String>) -> Self {
-        self.expr = Some(expression.into());
-        self
-    }
-
-    /// Allows `sort=column` and `sort=-column`.
-    pub fn sortable(mut self) -> Self {
-        self.sortable = true;
-        self
-    }
-
-    /// Includes the column in the free-text search `q`.
-    pub fn searchable(mut self) -> Self {
-        self.searchable = true;
-        self
-    }
-
-    /// Allows one kind of filter; call again to allow more.
-    pub fn filter(mut self, filter: Filter) -> Self {
-        self.filters |= filter.bit();
-        self
-    }
-
-    /// Allows several kinds of filter at once.
-    pub fn filters(mut self, filters: impl IntoIterator<Item = Filter>) -> Self {
-        for filter in filters {
-            self.filters |= filter.bit();
-        }
-        self
-    }
-
-    /// The column's name, as used in rows and query parameters.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The column's type.
-    pub fn kind(&self) -> ColumnType {
-        self.kind
-    }
-
-    fn allows(&self, filter: Filter) -> bool {
-        self.filters & filter.bit() != 0
-    }
-}
-
-/// A value bound into a query: parsed from a filter parameter, or given by the application with
-/// [`ListQuery::where_eq`].
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum FilterValue {
-    /// Text.
-    Text(String),
-    /// A whole number.
-    Integer(i64),
-    /// A floating-point number.
-    Float(f64),
-    /// A boolean.
-    Bool(bool),
-    /// A point in time.
-    Timestamp(DateTime<Utc>),
-}
-
-impl From<&str> for FilterValue {
-    fn from(v: &str) -> Self {
-        FilterValue::Text(v.to_owned())
-    }
-}
-impl From<String> for FilterValue {
-    fn from(v: String) -> Self {
-        FilterValue::Text(v)
-    }
-}
-impl From<i64> for FilterValue {
-    fn from(v: i64) -> Self {
-        FilterValue::Integer(v)
-    }
-}
-impl From<i32> for FilterValue {
-    fn from(v: i32) -> Self {
-        FilterValue::Integer(i64::from(v))
-    }
-}
-impl From<f64> for FilterValue {
-    fn from(v: f64) -> Self {
-        FilterValue::Float(v)
-    }
-}
-impl From<bool> for FilterValue {
-    fn from(v: bool) -> Self {
-        FilterValue::Bool(v)
-    }
-}
-impl From<DateTime<Utc>> for FilterValue {
-    fn from(v: DateTime<Utc>) -> Self {
-        FilterValue::Timestamp(v)
-    }
-}
-impl From<uuid::Uuid> for FilterValue {
-    fn from(v: uuid::Uuid) -> Self {
-        FilterValue::Text(v.to_string())
-    }
-}
 
 /// A [`DataTable`] definition that is wrong: a duplicate or badly named column, a default sort on
 /// an unknown or unsortable column, a zero page size. Returned by [`DataTableBuilder::build`].
@@ -513,8 +295,12 @@ impl DataTableBuilder {
             key,
             per_page: self.per_page.min(self.max_per_page),
             max_per_page: self.max_per_page,
-            count_ttl: self.count_ttl,
-            counts: Mutex::new(HashMap::new()),
+            counts: self.count_ttl.map(|ttl| {
+                moka::sync::Cache::builder()
+                    .max_capacity(COUNT_CACHE_ENTRIES)
+                    .time_to_live(ttl)
+                    .build()
+            }),
             row_count_table: match (&self.source, self.row_count) {
                 (Source::Table(name), true) => Some(name.clone()),
                 _ => None,
@@ -576,8 +362,9 @@ pub(crate) struct Inner {
     key: Option<usize>,
     per_page: u64,
     max_per_page: u64,
-    count_ttl: Option<Duration>,
-    counts: Mutex<HashMap<String, (Instant, u64)>>,
+    /// The totals [`DataTableBuilder::cache_counts`] keeps, by
+    /// [`count_cache_key`](sql::Plan::count_cache_key).
+    counts: Option<moka::sync::Cache<String, u64>>,
     /// The table whose [`Database::row_count`] answers unfiltered totals.
     row_count_table: Option<String>,
 }
@@ -589,7 +376,7 @@ impl Inner {
 }
 
 /// Most totals [`DataTableBuilder::cache_counts`] keeps per table.
-const COUNT_CACHE_ENTRIES: usize = 1024;
+const COUNT_CACHE_ENTRIES: u64 = 1024;
 
 /// A checked list definition, cheap to clone. Serve it with [`route`](Self::route), or call
 /// [`respond`](Self::respond) / [`fetch`](Self::fetch) from a handler of your own, for example
@@ -664,11 +451,9 @@ impl DataTable {
             let (rows, total) = sql::run(&self.inner, &plan, db, Total::RowCount(table)).await?;
             return Ok(Listing::new(rows, total.unwrap_or_default(), query));
         }
-        let cache_key = self
-            .inner
-            .count_ttl
-            .map(|_| plan.count_cache_key(db.backend()));
-        let cached = cache_key.as_deref().and_then(|key| self.cached_count(key));
+        let counts = self.inner.counts.as_ref();
+        let cache_key = counts.map(|_| plan.count_cache_key(db.backend()));
+        let cached = counts.zip(cache_key.as_ref()).and_then(|(c, k)| c.get(k));
         let wanted = if cached.is_some() {
             Total::Known
         } else {
@@ -678,8 +463,8 @@ impl DataTable {
         let total = match (cached, counted) {
             (Some(total), _) => total,
             (None, Some(total)) => {
-                if let Some(key) = cache_key {
-                    self.keep_count(key, total);
+                if let Some((counts, key)) = counts.zip(cache_key) {
+                    counts.insert(key, total);
                 }
                 total
             }
@@ -709,34 +494,9 @@ impl DataTable {
 
     /// Drops every total kept by [`DataTableBuilder::cache_counts`].
     pub fn forget_counts(&self) {
-        if let Ok(mut counts) = self.inner.counts.lock() {
-            counts.clear();
+        if let Some(counts) = &self.inner.counts {
+            counts.invalidate_all();
         }
-    }
-
-    fn cached_count(&self, key: &str) -> Option<u64> {
-        let ttl = self.inner.count_ttl?;
-        let counts = self.inner.counts.lock().ok()?;
-        counts
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < ttl)
-            .map(|(_, total)| *total)
-    }
-
-    fn keep_count(&self, key: String, total: u64) {
-        let Some(ttl) = self.inner.count_ttl else {
-            return;
-        };
-        let Ok(mut counts) = self.inner.counts.lock() else {
-            return;
-        };
-        if counts.len() >= COUNT_CACHE_ENTRIES {
-            counts.retain(|_, (at, _)| at.elapsed() < ttl);
-            if counts.len() >= COUNT_CACHE_ENTRIES {
-                counts.clear();
-            }
-        }
-        counts.insert(key, (Instant::now(), total));
     }
 }
 
@@ -779,5 +539,38 @@ impl Listing {
     /// `{"data": rows, "meta": {"page", "per_page", "total", "last_page"}}`.
     pub fn into_response(self) -> ApiResponse<Vec<Row>> {
         ApiResponse::success(self.rows, "").with_meta(self.meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kept total is answered until its time to live has passed, then counted afresh.
+    #[tokio::test]
+    async fn kept_totals_expire_after_their_ttl() {
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+            .await
+            .unwrap();
+        db.execute("INSERT INTO t (name) VALUES ('a'), ('b')")
+            .await
+            .unwrap();
+        let table = DataTable::table("t")
+            .column(Column::integer("id").sortable())
+            .column(Column::text("name").searchable())
+            .default_sort("id")
+            .cache_counts(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let query = table.parse(Some("q=a")).unwrap();
+        let total = || async { table.fetch(&db, &query).await.unwrap().meta.total };
+        assert_eq!(total().await, 1);
+        db.execute("INSERT INTO t (name) VALUES ('aa')")
+            .await
+            .unwrap();
+        assert_eq!(total().await, 1, "kept");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(total().await, 2, "expired, counted afresh");
     }
 }

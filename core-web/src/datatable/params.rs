@@ -114,33 +114,27 @@ fn shown(s: &str) -> String {
 }
 
 /// Percent-decodes one `application/x-www-form-urlencoded` component (`+` is a space). `None` for
-/// a `%` not followed by two hex digits or bytes that are not UTF-8.
+/// a `%` not followed by two hex digits or bytes that are not UTF-8: the decoding is
+/// `percent-encoding`'s, which would keep a malformed escape as it is and `form_urlencoded`
+/// would also replace bad UTF-8, where a listing answers 400.
 pub(crate) fn decode(raw: &str) -> Option<String> {
     if !raw.contains(['%', '+']) {
         return Some(raw.to_owned());
     }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hi = bytes.get(i + 1).and_then(|b| (*b as char).to_digit(16))?;
-                let lo = bytes.get(i + 2).and_then(|b| (*b as char).to_digit(16))?;
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
+    // Every `%` starts an escape of two hex digits.
+    if !raw.split('%').skip(1).all(starts_with_hex_pair) {
+        return None;
     }
-    String::from_utf8(out).ok()
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
+}
+
+fn starts_with_hex_pair(text: &str) -> bool {
+    text.get(..2)
+        .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn add(errors: &mut FieldErrors, field: &str, message: String) {
@@ -553,6 +547,14 @@ mod tests {
         assert_eq!(decode("%4"), None);
         assert_eq!(decode("%zz"), None);
         assert_eq!(decode("%FF"), None, "not UTF-8");
+    }
+
+    #[test]
+    fn an_escaped_plus_stays_a_plus() {
+        assert_eq!(decode("a%2Bb+c").as_deref(), Some("a+b c"));
+        assert_eq!(decode("100%25").as_deref(), Some("100%"));
+        assert_eq!(decode("%%41"), None);
+        assert_eq!(decode("ok%2"), None);
     }
 
     #[test]

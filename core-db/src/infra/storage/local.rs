@@ -163,10 +163,10 @@ impl LocalStorage {
         validate_key(key)?;
         let mut expires = None;
         let mut signature = None;
-        for pair in query.trim_start_matches('?').split('&') {
-            match pair.split_once('=') {
-                Some(("expires", v)) => expires = Some(v),
-                Some(("signature", v)) => signature = Some(v),
+        for (name, value) in form_urlencoded::parse(query.trim_start_matches('?').as_bytes()) {
+            match &*name {
+                "expires" => expires = Some(value),
+                "signature" => signature = Some(value),
                 _ => {}
             }
         }
@@ -178,7 +178,7 @@ impl LocalStorage {
         let expires_at: u64 = expires.parse().map_err(|_| Error::InvalidSignature {
             reason: "the expires parameter is not a number",
         })?;
-        let signature = decode_hex(signature).ok_or(Error::InvalidSignature {
+        let signature = decode_hex(&signature).ok_or(Error::InvalidSignature {
             reason: "the signature is not hexadecimal",
         })?;
         self.mac(method, key, expires_at)
@@ -475,6 +475,17 @@ mod tests {
             .unwrap();
         let after = at_expiry + Duration::from_secs(1);
         assert!(reason(storage.verify_at("GET", "a/b.pdf", &query, after)).contains("expired"));
+    }
+
+    #[test]
+    fn verify_at_decodes_the_query() {
+        let storage = LocalStorage::new("/nonexistent", "/storage").with_signing_key("k");
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let query = signed(&storage, "GET", "a/b.pdf", 1_000_060);
+        let escaped = query
+            .replace("signature=", "sig%6Eature=")
+            .replace("expires=1", "expires=%31");
+        storage.verify_at("GET", "a/b.pdf", &escaped, now).unwrap();
     }
 
     #[test]
