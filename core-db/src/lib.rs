@@ -46,6 +46,7 @@
 pub mod error;
 pub mod infra;
 pub mod platform;
+pub mod shutdown;
 
 pub use error::{Error, Result};
 

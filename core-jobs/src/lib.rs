@@ -67,6 +67,7 @@ pub mod failed;
 pub mod job;
 pub mod queue;
 pub mod schedule;
+pub mod shutdown;
 mod sqlite;
 pub mod worker;
 
@@ -77,6 +78,7 @@ pub use failed::{FailedJob, FailedJobs, FailureRecord};
 pub use job::{Dispatch, Job, JobId};
 pub use queue::{DispatchOptions, Queue, QueueDriver, QueueStats};
 pub use schedule::Scheduler;
+pub use shutdown::Shutdown;
 pub use worker::{Worker, WorkerHandle, WorkerStats};
 
 /// Re-exported so `#[async_trait]` on a `Job` impl needs no extra dependency.

@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use core_db::infra::cache::Cache;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use core_db::shutdown::Shutdown;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use self::cron::Cron;
 use crate::error::{Error, Result};
@@ -159,6 +160,7 @@ pub struct Scheduler {
     queue: Queue,
     cache: Option<Cache>,
     jobs: Vec<ScheduledJob>,
+    shutdown: Option<Shutdown>,
 }
 
 impl fmt::Debug for Scheduler {
@@ -197,6 +199,7 @@ impl Scheduler {
             queue,
             cache: None,
             jobs: Vec::new(),
+            shutdown: None,
         }
     }
 
@@ -204,6 +207,13 @@ impl Scheduler {
     /// their [`JobContext`](crate::JobContext)) so they can release them.
     pub fn with_cache(mut self, cache: Cache) -> Self {
         self.cache = Some(cache);
+        self
+    }
+
+    /// Stops the scheduler when `shutdown` is cancelled (as [`SchedulerHandle::shutdown`]
+    /// does), after the pass it is in; [`Shutdown::wait`] waits for it.
+    pub fn with_shutdown(mut self, shutdown: &Shutdown) -> Self {
+        self.shutdown = Some(shutdown.clone());
         self
     }
 
@@ -268,16 +278,23 @@ impl Scheduler {
     ///
     /// # Errors
     /// [`Error::NotConfigured`] when a job is `without_overlapping` and there is no cache.
-    pub fn spawn(self) -> Result<SchedulerHandle> {
+    pub fn spawn(mut self) -> Result<SchedulerHandle> {
         if self.cache.is_none() && self.jobs.iter().any(|j| j.overlap_ttl.is_some()) {
             return Err(Error::NotConfigured("cache"));
         }
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(self.run_loop(stop_rx));
-        Ok(SchedulerHandle {
-            stop: stop_tx,
-            task: Some(task),
-        })
+        let shutdown = self.shutdown.take();
+        let stop = match &shutdown {
+            Some(shutdown) => shutdown.token().child_token(),
+            None => CancellationToken::new(),
+        };
+        let tracker = TaskTracker::new();
+        let task = self.run_loop(stop.clone());
+        match &shutdown {
+            Some(shutdown) => tracker.spawn(shutdown.tracker().track_future(task)),
+            None => tracker.spawn(task),
+        };
+        tracker.close();
+        Ok(SchedulerHandle { stop, tracker })
     }
 
     /// Dispatches job `i`'s `tick`; on failure queues a retry (the tick's unique key makes a
@@ -322,7 +339,7 @@ impl Scheduler {
         *retries = left;
     }
 
-    async fn run_loop(self, mut stop: watch::Receiver<bool>) {
+    async fn run_loop(self, stop: CancellationToken) {
         let now = Utc::now();
         let mut next: Vec<Option<DateTime<Utc>>> =
             self.jobs.iter().map(|j| j.cron.next_after(now)).collect();
@@ -355,7 +372,7 @@ impl Scheduler {
             }
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => break,
+                () = stop.cancelled() => break,
             }
         }
     }
@@ -364,22 +381,22 @@ impl Scheduler {
 /// The running scheduler, from [`Scheduler::spawn`]. Dropping it stops the scheduler.
 #[derive(Debug)]
 pub struct SchedulerHandle {
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    /// Cancelled to stop the scheduler (a child of the [`Shutdown`] it was given, if any).
+    stop: CancellationToken,
+    /// Tracks the scheduler's task.
+    tracker: TaskTracker,
 }
 
 impl SchedulerHandle {
     /// Stops the scheduler and waits for it.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.tracker.wait().await;
     }
 }
 
 impl Drop for SchedulerHandle {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
     }
 }
