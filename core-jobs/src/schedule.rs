@@ -19,12 +19,12 @@ use chrono::{DateTime, Utc};
 use core_db::infra::cache::Cache;
 use core_db::shutdown::Shutdown;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub use self::cron::Cron;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
 use crate::queue::{DispatchOptions, Queue};
+use crate::shutdown::Background;
 
 type DispatchFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<JobId>>> + Send + 'a>>;
 type Dispatcher =
@@ -283,18 +283,9 @@ impl Scheduler {
             return Err(Error::NotConfigured("cache"));
         }
         let shutdown = self.shutdown.take();
-        let stop = match &shutdown {
-            Some(shutdown) => shutdown.token().child_token(),
-            None => CancellationToken::new(),
-        };
-        let tracker = TaskTracker::new();
-        let task = self.run_loop(stop.clone());
-        match &shutdown {
-            Some(shutdown) => tracker.spawn(shutdown.tracker().track_future(task)),
-            None => tracker.spawn(task),
-        };
-        tracker.close();
-        Ok(SchedulerHandle { stop, tracker })
+        Ok(SchedulerHandle {
+            task: Background::spawn(shutdown.as_ref(), |stop| self.run_loop(stop)),
+        })
     }
 
     /// Dispatches job `i`'s `tick`; on failure queues a retry (the tick's unique key makes a
@@ -381,22 +372,12 @@ impl Scheduler {
 /// The running scheduler, from [`Scheduler::spawn`]. Dropping it stops the scheduler.
 #[derive(Debug)]
 pub struct SchedulerHandle {
-    /// Cancelled to stop the scheduler (a child of the [`Shutdown`] it was given, if any).
-    stop: CancellationToken,
-    /// Tracks the scheduler's task.
-    tracker: TaskTracker,
+    task: Background,
 }
 
 impl SchedulerHandle {
     /// Stops the scheduler and waits for it.
     pub async fn shutdown(self) {
-        self.stop.cancel();
-        self.tracker.wait().await;
-    }
-}
-
-impl Drop for SchedulerHandle {
-    fn drop(&mut self) {
-        self.stop.cancel();
+        self.task.stop_and_wait().await;
     }
 }

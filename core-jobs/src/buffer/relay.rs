@@ -8,9 +8,9 @@ use core_db::shutdown::Shutdown;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::{CHANNEL, JobBuffer};
+use crate::shutdown::Background;
 
 impl JobBuffer {
     /// Starts the relay in the background: it dispatches committed rows right after commit
@@ -26,18 +26,10 @@ impl JobBuffer {
     }
 
     fn start_relay(&self, shutdown: Option<&Shutdown>) -> RelayHandle {
-        let stop = match shutdown {
-            Some(shutdown) => shutdown.token().child_token(),
-            None => CancellationToken::new(),
-        };
-        let tracker = TaskTracker::new();
-        let task = self.clone().relay_loop(stop.clone());
-        match shutdown {
-            Some(shutdown) => tracker.spawn(shutdown.tracker().track_future(task)),
-            None => tracker.spawn(task),
-        };
-        tracker.close();
-        RelayHandle { stop, tracker }
+        let buffer = self.clone();
+        RelayHandle {
+            task: Background::spawn(shutdown, |stop| buffer.relay_loop(stop)),
+        }
     }
 
     async fn relay_loop(self, stop: CancellationToken) {
@@ -128,22 +120,12 @@ async fn listen(pool: sqlx::PgPool, notified: watch::Sender<()>) {
 /// The running relay, from [`JobBuffer::spawn_relay`]. Dropping it stops the relay.
 #[derive(Debug)]
 pub struct RelayHandle {
-    /// Cancelled to stop the relay (a child of the [`Shutdown`] it was given, if any).
-    stop: CancellationToken,
-    /// Tracks the relay's task.
-    tracker: TaskTracker,
+    task: Background,
 }
 
 impl RelayHandle {
     /// Stops the relay and waits for it.
     pub async fn shutdown(self) {
-        self.stop.cancel();
-        self.tracker.wait().await;
-    }
-}
-
-impl Drop for RelayHandle {
-    fn drop(&mut self) {
-        self.stop.cancel();
+        self.task.stop_and_wait().await;
     }
 }

@@ -31,7 +31,7 @@ use redis::io::tcp::{TcpSettings, socket2};
 use redis::{Client, IntoConnectionInfo};
 
 use self::claimer::RedisClaimer;
-use self::scripts::EnqueueAt;
+use self::scripts::{EnqueueAt, LuaCall};
 use super::{Claimer, Driver, Push, QueueDriver, QueueStats, When};
 use crate::error::{Error, Result};
 

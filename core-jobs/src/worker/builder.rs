@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use core_db::shutdown::Shutdown;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::handle::{Counters, WorkerHandle};
 use super::registry::{Handler, JobShim, Registered};
@@ -19,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::failed::FailedJobs;
 use crate::job::Job;
 use crate::queue::Queue;
+use crate::shutdown::Background;
 
 /// Runs registered job types from their queues.
 ///
@@ -226,18 +225,8 @@ impl Worker {
             concurrency: self.concurrency,
             grace: self.grace,
         });
-        let stop = match &self.shutdown {
-            Some(shutdown) => shutdown.token().child_token(),
-            None => CancellationToken::new(),
-        };
-        let tracker = TaskTracker::new();
-        let task = rt.clone().run(stop.clone(), ack_rx);
-        match &self.shutdown {
-            Some(shutdown) => tracker.spawn(shutdown.tracker().track_future(task)),
-            None => tracker.spawn(task),
-        };
-        tracker.close();
-        Ok(WorkerHandle { rt, stop, tracker })
+        let task = Background::spawn(self.shutdown.as_ref(), |stop| rt.clone().run(stop, ack_rx));
+        Ok(WorkerHandle { rt, task })
     }
 
     /// Runs until `shutdown` completes, then shuts down gracefully.

@@ -4,12 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
 #[cfg(doc)]
 use super::Worker;
 use super::run::Runtime;
+use crate::shutdown::Background;
 
 /// Counters of one worker, from [`WorkerHandle::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,12 +37,9 @@ pub(super) struct Counters {
 /// A running worker, from [`Worker::spawn`].
 pub struct WorkerHandle {
     pub(super) rt: Arc<Runtime>,
-    /// Cancelled to stop the worker (a child of the [`Shutdown`](core_db::shutdown::Shutdown)
-    /// given to [`Worker::with_shutdown`], if any).
-    pub(super) stop: CancellationToken,
-    /// Tracks the worker's task: empty once it has stopped (or panicked, or was dropped with
-    /// its runtime).
-    pub(super) tracker: TaskTracker,
+    /// The worker's task, stopped by [`shutdown`](Self::shutdown), by the
+    /// [`Shutdown`](core_db::shutdown::Shutdown) given to [`Worker::with_shutdown`], or on drop.
+    pub(super) task: Background,
 }
 
 impl fmt::Debug for WorkerHandle {
@@ -80,13 +75,6 @@ impl WorkerHandle {
     /// Any number of callers may call it, at once or one after another: each returns only once
     /// the worker has stopped.
     pub async fn shutdown(&self) {
-        self.stop.cancel();
-        self.tracker.wait().await;
-    }
-}
-
-impl Drop for WorkerHandle {
-    fn drop(&mut self) {
-        self.stop.cancel();
+        self.task.stop_and_wait().await;
     }
 }

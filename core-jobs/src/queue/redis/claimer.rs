@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 
-use super::{BATCH, Keys, RELEASE_HEARTBEAT, RedisDriver, ms, scripts};
+use super::scripts::{self, LuaCall};
+use super::{BATCH, Keys, RELEASE_HEARTBEAT, RedisDriver, ms};
 use crate::error::Result;
 use crate::queue::Claimer;
 

@@ -11,65 +11,50 @@ use std::sync::{Arc, LazyLock};
 use redis::aio::ConnectionLike;
 use redis::{FromRedisValue, RedisResult, Script, ScriptInvocation};
 
-const CLAIM_LUA: &str = concat!(
-    include_str!("scripts/lib/clock.lua"),
-    include_str!("scripts/claim.lua"),
-);
-static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(CLAIM_LUA));
+/// Defines `$source`, a script's full text (the listed files, in order, under `scripts/`), and
+/// `$name`, the script compiled (its SHA1 computed) on first use.
+macro_rules! script {
+    ($name:ident, $source:ident, $($file:literal),+) => {
+        const $source: &str = concat!($(include_str!(concat!("scripts/", $file))),+);
+        static $name: LazyLock<Script> = LazyLock::new(|| Script::new($source));
+    };
+}
 
-const ENQUEUE_LUA: &str = concat!(
-    include_str!("scripts/lib/clock.lua"),
-    include_str!("scripts/lib/entry.lua"),
-    include_str!("scripts/enqueue.lua"),
+script!(CLAIM, CLAIM_LUA, "lib/clock.lua", "claim.lua");
+script!(
+    ENQUEUE,
+    ENQUEUE_LUA,
+    "lib/clock.lua",
+    "lib/entry.lua",
+    "enqueue.lua"
 );
-static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_LUA));
-
-const PROMOTE_LUA: &str = concat!(
-    include_str!("scripts/lib/clock.lua"),
-    include_str!("scripts/lib/entry.lua"),
-    include_str!("scripts/promote.lua"),
+script!(
+    PROMOTE,
+    PROMOTE_LUA,
+    "lib/clock.lua",
+    "lib/entry.lua",
+    "promote.lua"
 );
-static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(PROMOTE_LUA));
-
-const RECOVER_LUA: &str = concat!(
-    include_str!("scripts/lib/clock.lua"),
-    include_str!("scripts/recover.lua"),
-);
-static RECOVER: LazyLock<Script> = LazyLock::new(|| Script::new(RECOVER_LUA));
-
-const RETRY_LUA: &str = concat!(
-    include_str!("scripts/lib/clock.lua"),
-    include_str!("scripts/retry.lua"),
-);
-static RETRY: LazyLock<Script> = LazyLock::new(|| Script::new(RETRY_LUA));
-
-const FINISH_LUA: &str = concat!(
-    include_str!("scripts/lib/entry.lua"),
-    include_str!("scripts/finish.lua"),
-);
-static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(FINISH_LUA));
-
-const EXTEND_LUA: &str = concat!(
-    include_str!("scripts/lib/clock.lua"),
-    include_str!("scripts/extend.lua"),
-);
-static EXTEND: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND_LUA));
-
-const RELEASE_LUA: &str = concat!(
-    include_str!("scripts/lib/clock.lua"),
-    include_str!("scripts/release.lua"),
-);
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
-
+script!(RECOVER, RECOVER_LUA, "lib/clock.lua", "recover.lua");
+script!(RETRY, RETRY_LUA, "lib/clock.lua", "retry.lua");
+script!(FINISH, FINISH_LUA, "lib/entry.lua", "finish.lua");
+script!(EXTEND, EXTEND_LUA, "lib/clock.lua", "extend.lua");
+script!(RELEASE, RELEASE_LUA, "lib/clock.lua", "release.lua");
 const UNLOCK_LUA: &str = concat!(include_str!("scripts/unlock.lua"),);
 static UNLOCK: LazyLock<Script> = LazyLock::new(|| Script::new(UNLOCK_LUA));
 
-/// Runs a prepared invocation on `conn`.
-async fn run<T: FromRedisValue>(
-    inv: ScriptInvocation<'static>,
-    conn: &mut impl ConnectionLike,
-) -> RedisResult<T> {
-    inv.invoke_async(conn).await
+/// One script call: its invocation with the KEYS and ARGV in the script's order.
+pub(super) trait LuaCall {
+    /// What the script replies.
+    type Reply: FromRedisValue;
+
+    /// The prepared call.
+    fn invocation(&self) -> ScriptInvocation<'static>;
+
+    /// Runs the script on `conn` (loading it first if the server does not know it).
+    async fn run(&self, conn: &mut (impl ConnectionLike + Send)) -> RedisResult<Self::Reply> {
+        self.invocation().invoke_async(conn).await
+    }
 }
 
 /// `claim.lua`: leases up to `max` jobs (a lost claim's first, then the processing list, then
@@ -85,8 +70,10 @@ pub(super) struct Claim<'a> {
     pub(super) lost_tokens: &'a [String],
 }
 
-impl Claim<'_> {
-    pub(super) fn invocation(&self) -> ScriptInvocation<'static> {
+impl LuaCall for Claim<'_> {
+    type Reply = (usize, Vec<String>);
+
+    fn invocation(&self) -> ScriptInvocation<'static> {
         let mut inv = CLAIM.prepare_invoke();
         inv.key(self.processing)
             .key(self.ready)
@@ -132,8 +119,10 @@ pub(super) struct Enqueue<'a> {
     pub(super) unique_ttl_ms: u64,
 }
 
-impl Enqueue<'_> {
-    pub(super) fn invocation(&self) -> ScriptInvocation<'static> {
+impl LuaCall for Enqueue<'_> {
+    type Reply = i64;
+
+    fn invocation(&self) -> ScriptInvocation<'static> {
         let (mode, ms) = match self.at {
             EnqueueAt::Now => ("now", 0i64),
             EnqueueAt::In(ms) => ("in", i64::try_from(ms).unwrap_or(i64::MAX / 4)),
@@ -155,10 +144,6 @@ impl Enqueue<'_> {
             .arg(self.unique_ttl_ms);
         inv
     }
-
-    pub(super) async fn run(&self, conn: &mut impl ConnectionLike) -> RedisResult<i64> {
-        run(self.invocation(), conn).await
-    }
 }
 
 /// `promote.lua`: moves due delayed jobs to ready. Replies `(moved, ms until the next due job
@@ -173,8 +158,10 @@ pub(super) struct Promote<'a> {
     pub(super) group_prefix: &'a str,
 }
 
-impl Promote<'_> {
-    pub(super) fn invocation(&self) -> ScriptInvocation<'static> {
+impl LuaCall for Promote<'_> {
+    type Reply = (i64, i64, u64);
+
+    fn invocation(&self) -> ScriptInvocation<'static> {
         let mut inv = PROMOTE.prepare_invoke();
         inv.key(self.delayed)
             .key(self.ready)
@@ -184,10 +171,6 @@ impl Promote<'_> {
             .arg(self.limit)
             .arg(self.group_prefix);
         inv
-    }
-
-    pub(super) async fn run(&self, conn: &mut impl ConnectionLike) -> RedisResult<(i64, i64, u64)> {
-        run(self.invocation(), conn).await
     }
 }
 
@@ -202,8 +185,10 @@ pub(super) struct Recover<'a> {
     pub(super) claimed_prefix: &'a str,
 }
 
-impl Recover<'_> {
-    pub(super) fn invocation(&self) -> ScriptInvocation<'static> {
+impl LuaCall for Recover<'_> {
+    type Reply = u64;
+
+    fn invocation(&self) -> ScriptInvocation<'static> {
         let mut inv = RECOVER.prepare_invoke();
         inv.key(self.leases)
             .key(self.ready)
@@ -212,10 +197,6 @@ impl Recover<'_> {
             .arg(self.processing_prefix)
             .arg(self.claimed_prefix);
         inv
-    }
-
-    pub(super) async fn run(&self, conn: &mut impl ConnectionLike) -> RedisResult<u64> {
-        run(self.invocation(), conn).await
     }
 }
 
@@ -229,8 +210,10 @@ pub(super) struct Retry<'a> {
     pub(super) delay_ms: u64,
 }
 
-impl Retry<'_> {
-    pub(super) fn invocation(&self) -> ScriptInvocation<'static> {
+impl LuaCall for Retry<'_> {
+    type Reply = i64;
+
+    fn invocation(&self) -> ScriptInvocation<'static> {
         let mut inv = RETRY.prepare_invoke();
         inv.key(self.leases)
             .key(self.delayed)
@@ -238,10 +221,6 @@ impl Retry<'_> {
             .arg(self.new_envelope)
             .arg(self.delay_ms);
         inv
-    }
-
-    pub(super) async fn run(&self, conn: &mut impl ConnectionLike) -> RedisResult<i64> {
-        run(self.invocation(), conn).await
     }
 }
 
@@ -262,8 +241,10 @@ pub(super) struct Finish<'a> {
     pub(super) record: &'a str,
 }
 
-impl Finish<'_> {
-    pub(super) fn invocation(&self) -> ScriptInvocation<'static> {
+impl LuaCall for Finish<'_> {
+    type Reply = (i64, u64);
+
+    fn invocation(&self) -> ScriptInvocation<'static> {
         let mut inv = FINISH.prepare_invoke();
         inv.key(self.leases)
             .key(self.ready)
@@ -277,10 +258,6 @@ impl Finish<'_> {
             .arg(self.record);
         inv
     }
-
-    pub(super) async fn run(&self, conn: &mut impl ConnectionLike) -> RedisResult<(i64, u64)> {
-        run(self.invocation(), conn).await
-    }
 }
 
 /// `extend.lua`: extends leases and the worker's heartbeat. Replies the 1-based positions of
@@ -293,8 +270,10 @@ pub(super) struct Extend<'a> {
     pub(super) envelopes: &'a [Arc<str>],
 }
 
-impl Extend<'_> {
-    pub(super) fn invocation(&self) -> ScriptInvocation<'static> {
+impl LuaCall for Extend<'_> {
+    type Reply = Vec<usize>;
+
+    fn invocation(&self) -> ScriptInvocation<'static> {
         let mut inv = EXTEND.prepare_invoke();
         inv.key(self.leases)
             .key(self.workers)
@@ -304,10 +283,6 @@ impl Extend<'_> {
             inv.arg(env.as_bytes());
         }
         inv
-    }
-
-    pub(super) async fn run(&self, conn: &mut impl ConnectionLike) -> RedisResult<Vec<usize>> {
-        run(self.invocation(), conn).await
     }
 }
 
@@ -323,8 +298,10 @@ pub(super) struct Release<'a> {
     pub(super) lost_tokens: &'a [String],
 }
 
-impl Release<'_> {
-    pub(super) fn invocation(&self) -> ScriptInvocation<'static> {
+impl LuaCall for Release<'_> {
+    type Reply = i64;
+
+    fn invocation(&self) -> ScriptInvocation<'static> {
         let mut inv = RELEASE.prepare_invoke();
         inv.key(self.processing)
             .key(self.ready)
@@ -338,10 +315,6 @@ impl Release<'_> {
         }
         inv
     }
-
-    pub(super) async fn run(&self, conn: &mut impl ConnectionLike) -> RedisResult<i64> {
-        run(self.invocation(), conn).await
-    }
 }
 
 /// `unlock.lua`: deletes a lock only if it still holds `token`. Replies 1 when deleted.
@@ -350,15 +323,13 @@ pub(super) struct Unlock<'a> {
     pub(super) token: &'a str,
 }
 
-impl Unlock<'_> {
-    pub(super) fn invocation(&self) -> ScriptInvocation<'static> {
+impl LuaCall for Unlock<'_> {
+    type Reply = i64;
+
+    fn invocation(&self) -> ScriptInvocation<'static> {
         let mut inv = UNLOCK.prepare_invoke();
         inv.key(self.lock).arg(self.token);
         inv
-    }
-
-    pub(super) async fn run(&self, conn: &mut impl ConnectionLike) -> RedisResult<i64> {
-        run(self.invocation(), conn).await
     }
 }
 
