@@ -18,6 +18,10 @@
 //!   reach the queue only if it commits.
 //! - **Cron**: [`Scheduler`] dispatches jobs on cron expressions with seconds, once per tick
 //!   however many scheduler processes run.
+//! - **Shutdown**: one [`Shutdown`] (a `CancellationToken` with a `TaskTracker`) given to the
+//!   [`Worker`], the [`Scheduler`], the [`JobBuffer`] relay and core-web's server stops them all;
+//!   each finishes its in-flight work and [`Shutdown::wait`] returns once all have. SIGINT and
+//!   SIGTERM are handled in one place ([`shutdown::signal`], [`Shutdown::on_signal`]).
 //! - **Observability**: a `job` tracing span per run (name, id, attempt, queue);
 //!   [`WorkerHandle::stats`] and [`Queue::stats`] counters, also exported through the `metrics`
 //!   facade (`rustforge_jobs_processed_total`, `_failed_total`, `_retried_total`,

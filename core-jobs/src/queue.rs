@@ -23,6 +23,11 @@
 //! worker's blocking claim uses one dedicated connection per queue.
 //! The in-process driver ([`Queue::memory`]) has the same semantics without durability across
 //! restarts.
+//!
+//! Both drivers implement one crate-private contract, `queue::driver::Driver` (and `Claimer` for
+//! a worker's claims); [`Queue`] holds an `Arc<dyn Driver>`, and the worker reaches a driver
+//! only through it. The Redis driver's Lua scripts are files under `queue/redis/scripts/`, each
+//! with a typed wrapper naming its KEYS and ARGV.
 
 pub(crate) mod driver;
 pub(crate) mod memory;
