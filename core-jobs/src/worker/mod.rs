@@ -5,9 +5,9 @@
 //!
 //! - `Ok` → acknowledged (plain jobs in batches; a grouped job's ack starts its group's next job);
 //! - an error, a panic or a timeout with attempts left → retried after
-//!   [`Job::backoff`] (the retry and the end of the lease are one atomic
+//!   [`Job::backoff`](crate::Job::backoff) (the retry and the end of the lease are one atomic
 //!   step; a grouped job keeps its group held meanwhile);
-//! - the last attempt failed → [`Job::failed`] exactly once, on the job
+//! - the last attempt failed → [`Job::failed`](crate::Job::failed) exactly once, on the job
 //!   deserialized from its payload (its error or panic is logged), then the `failed_jobs` row,
 //!   then the ack;
 //! - an unknown job name or an undecodable payload → a `failed_jobs` row with the reason at once;
@@ -20,7 +20,7 @@
 //! not extended in time (the process stalled, the queue unreachable for longer than the lease)
 //! is recovered by any worker, and the job may run again elsewhere. The worker that lost it
 //! finds out at its next extension: it logs a warning and sets
-//! [`JobContext::lease_lost`] (a long handler should check it and stop), and it commits nothing
+//! [`JobContext::lease_lost`](crate::JobContext::lease_lost) (a long handler should check it and stop), and it commits nothing
 //! for that run, so it does not end or double the run that now holds the lease. Detection is
 //! after the fact: a run that ends before the next extension still commits. The framework
 //! guarantees at-least-once delivery, not that two runs never overlap: jobs must be idempotent.
@@ -30,7 +30,7 @@
 //! each job name), `run` (claiming, running and ending jobs), `maintenance` (lease extension,
 //! promotion, recovery, pending failures), `handle` ([`WorkerHandle`], [`WorkerStats`]) and
 //! `retry` (the one retry helper for queue writes). Shutdown goes through one
-//! [`CancellationToken`](core_db::shutdown::CancellationToken): [`Worker::with_shutdown`] ties
+//! [`CancellationToken`]: [`Worker::with_shutdown`] ties
 //! it to the process's [`Shutdown`](core_db::shutdown::Shutdown).
 
 mod builder;
