@@ -42,7 +42,6 @@ pub fn worker(ctx: &AppContext) -> Worker {
     let settings = &ctx.settings;
     Worker::new(ctx.queue.clone(), ctx.job_context())
         .register::<NoteCreated>()
-        .concurrency(settings.worker.concurrency)
-        .lease(settings.worker.lease)
+        .config(&settings.worker)
         .grace(settings.base.http.shutdown_grace)
 }

@@ -19,7 +19,6 @@
 //! gracefully on SIGINT or SIGTERM: requests drain and running jobs finish, each for at most
 //! `SHUTDOWN_GRACE_SECS`.
 
-use std::future::Future;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -28,9 +27,8 @@ use clap::{Parser, Subcommand};
 use core_db::Database;
 use core_db::settings::redact_url;
 use core_jobs::cli::{FailedArgs, FailedCommand};
-use core_jobs::{FailedJobs, Queue, QueueDriver};
+use core_jobs::{FailedJobs, Queue, QueueDriver, Shutdown};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// Printed after a command-line error, with the error itself.
 const USAGE: &str = "\
@@ -146,25 +144,20 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 /// Serves until SIGINT or SIGTERM. On the memory queue an in-process worker runs the jobs the
-/// handlers dispatch (no other process can see them) and stops with the server.
+/// handlers dispatch (no other process can see them) and stops with the server: both watch one
+/// [`Shutdown`], so one signal drains requests and running jobs together.
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let signal = shutdown_signal().context("listening for SIGINT and SIGTERM")?;
+    let shutdown = Shutdown::on_signal();
     let addr = settings.base.addr();
     let grace = settings.base.http.shutdown_grace;
-    let state = app::AppContext::connect(settings).await?;
+    let ctx = app::AppContext::connect(settings).await?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| core_web::Error::Bind { addr, source })?;
     let local = listener.local_addr()?;
-
-    // One signal, two listeners: the server drains requests while the worker finishes jobs.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let signals = tokio::spawn(async move {
-        signal.await;
-        let _ = stop_tx.send(true);
-    });
-    let worker = if state.queue.driver_kind() == QueueDriver::Memory {
-        let handle = app::worker(&state)
+    let worker = if ctx.queue.driver_kind() == QueueDriver::Memory {
+        let handle = app::worker(&ctx)
+            .with_shutdown(&shutdown)
             .spawn()
             .context("starting the in-process worker")?;
         tracing::info!(
@@ -176,27 +169,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("jobs are run by `app worker` processes on the shared queue");
         None
     };
-    let db = state.db.clone();
+    let db = ctx.db.clone();
     tracing::info!(address = %format!("http://{local}"), "listening");
-    let serving = async {
-        let served = core_web::server::serve(
-            listener,
-            app::router(state),
-            stopped(stop_rx.clone()),
-            grace,
-        )
-        .await;
-        // Dropping the sender also stops the worker when the server fails on its own.
-        signals.abort();
-        served
-    };
-    let working = async {
-        if let Some(worker) = &worker {
-            stopped(stop_rx.clone()).await;
-            worker.shutdown().await;
-        }
-    };
-    let (served, ()) = tokio::join!(serving, working);
+    let served =
+        core_web::server::serve_with_shutdown(listener, app::router(ctx), &shutdown, grace).await;
+    // On the signal, or when the server failed on its own: the worker stops too.
+    shutdown.cancel();
+    shutdown.wait().await;
+    drop(worker);
     served?;
     tracing::info!("stopped");
     db.close().await;
@@ -206,20 +186,24 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// Runs the application's jobs until SIGINT or SIGTERM, then lets running jobs finish for at
 /// most `SHUTDOWN_GRACE_SECS`.
 async fn worker(settings: Settings) -> anyhow::Result<()> {
-    let signal = shutdown_signal().context("listening for SIGINT and SIGTERM")?;
-    let state = app::AppContext::connect(settings).await?;
-    if state.queue.driver_kind() == QueueDriver::Memory {
+    let shutdown = Shutdown::on_signal();
+    let ctx = app::AppContext::connect(settings).await?;
+    if ctx.queue.driver_kind() == QueueDriver::Memory {
         tracing::warn!(
             "QUEUE_URL is memory://: this worker sees only jobs dispatched in its own process; \
              point QUEUE_URL (or REDIS_URL) at the Redis queue `app serve` uses"
         );
     }
     // The worker logs its own start and stop.
-    let handle = app::worker(&state).spawn().context("starting the worker")?;
-    signal.await;
+    let handle = app::worker(&ctx)
+        .with_shutdown(&shutdown)
+        .spawn()
+        .context("starting the worker")?;
+    shutdown.cancelled().await;
     tracing::info!("shutting down: waiting for running jobs");
-    handle.shutdown().await;
-    state.db.close().await;
+    shutdown.wait().await;
+    drop(handle);
+    ctx.db.close().await;
     Ok(())
 }
 
@@ -258,32 +242,6 @@ async fn failed_command(
         );
     }
     command.execute(&FailedJobs::new(db.clone()), queue).await
-}
-
-/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, so a signal
-/// that arrives while the process is still starting is not lost.
-#[cfg(unix)]
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
-}
-
-/// Completes on Ctrl-C.
-#[cfg(not(unix))]
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    Ok(core_jobs::worker::shutdown_signal())
-}
-
-/// Completes once `stop` turns true or its sender is gone.
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 #[cfg(test)]

@@ -104,6 +104,7 @@ pub mod error;
 pub mod infra;
 pub mod platform;
 pub mod settings;
+pub mod shutdown;
 
 pub use error::{Error, Result};
 

@@ -30,14 +30,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use core_db::infra::db::{Database, Tx};
 use sqlx::{ColumnIndex, Decode, Row, Type};
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
 use crate::queue::{Queue, RawDispatch, When};
 use crate::sqlite;
+
+mod relay;
+
+pub use self::relay::RelayHandle;
 
 const CHANNEL: &str = "rustforge_job_outbox";
 
@@ -565,73 +567,6 @@ impl JobBuffer {
         };
         Ok(n.max(0) as u64)
     }
-
-    /// Starts the relay in the background: it dispatches committed rows right after commit
-    /// (PostgreSQL notifications, in-process wake-ups) and sweeps the outbox periodically.
-    pub fn spawn_relay(&self) -> RelayHandle {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let buffer = self.clone();
-        let task = tokio::spawn(async move { buffer.relay_loop(stop_rx).await });
-        RelayHandle {
-            stop: stop_tx,
-            task: Some(task),
-        }
-    }
-
-    async fn relay_loop(self, mut stop: watch::Receiver<bool>) {
-        let (notified_tx, mut notified_rx) = watch::channel(());
-        let listener = match &self.inner.db {
-            Database::Postgres(pool) => {
-                let pool = pool.clone();
-                Some(tokio::spawn(async move { listen(pool, notified_tx).await }))
-            }
-            Database::Sqlite(_) => None,
-        };
-        let mut hot_until: Option<Instant> = None;
-        let mut next_sweep = Instant::now();
-        loop {
-            let now = Instant::now();
-            let hot = hot_until.is_some_and(|h| h > now);
-            if hot || now >= next_sweep {
-                if now >= next_sweep {
-                    next_sweep = now + self.inner.sweep_every;
-                }
-                loop {
-                    match self.relay_once().await {
-                        Ok(n) if n as i64 >= self.inner.batch => continue,
-                        Ok(_) => break,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "job outbox relay failed; retrying");
-                            break;
-                        }
-                    }
-                }
-            }
-            let wait = if hot_until.is_some_and(|h| h > Instant::now()) {
-                Duration::from_millis(10)
-            } else {
-                hot_until = None;
-                next_sweep.saturating_duration_since(Instant::now())
-            };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.inner.nudge.notified() => {
-                    // In-process push or commit: poll briefly until the rows are visible.
-                    hot_until = Some(Instant::now() + Duration::from_secs(2));
-                }
-                r = notified_rx.changed() => {
-                    if r.is_ok() {
-                        // A committed PostgreSQL transaction pushed rows.
-                        hot_until = Some(hot_until.unwrap_or_else(Instant::now).max(Instant::now() + Duration::from_millis(50)));
-                    }
-                }
-                _ = stop.changed() => break,
-            }
-        }
-        if let Some(l) = listener {
-            l.abort();
-        }
-    }
 }
 
 /// Whether `e` says the queue itself is unreachable (so every row would fail alike), rather
@@ -646,57 +581,5 @@ fn queue_unreachable(e: &Error) -> bool {
                 || r.is_unrecoverable_error()
         }
         _ => false,
-    }
-}
-
-/// Listens for outbox notifications and forwards them; reconnects when the connection drops.
-async fn listen(pool: sqlx::PgPool, notified: watch::Sender<()>) {
-    loop {
-        match sqlx::postgres::PgListener::connect_with(&pool).await {
-            Ok(mut l) => {
-                if let Err(e) = l.listen(CHANNEL).await {
-                    tracing::warn!(error = %e, "job outbox LISTEN failed");
-                } else {
-                    // Anything committed while we were not listening is found by this wake-up.
-                    let _ = notified.send(());
-                    loop {
-                        match l.recv().await {
-                            Ok(_) => {
-                                let _ = notified.send(());
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "job outbox listener lost its connection");
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "job outbox listener cannot connect"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// The running relay, from [`JobBuffer::spawn_relay`]. Dropping it stops the relay.
-#[derive(Debug)]
-pub struct RelayHandle {
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl RelayHandle {
-    /// Stops the relay and waits for it.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
-    }
-}
-
-impl Drop for RelayHandle {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
     }
 }

@@ -18,6 +18,10 @@
 //!   reach the queue only if it commits.
 //! - **Cron**: [`Scheduler`] dispatches jobs on cron expressions with seconds, once per tick
 //!   however many scheduler processes run.
+//! - **Shutdown**: one [`Shutdown`] (a `CancellationToken` with a `TaskTracker`) given to the
+//!   [`Worker`], the [`Scheduler`], the [`JobBuffer`] relay and core-web's server stops them all;
+//!   each finishes its in-flight work and [`Shutdown::wait`] returns once all have. SIGINT and
+//!   SIGTERM are handled in one place ([`shutdown::signal`], [`Shutdown::on_signal`]).
 //! - **Observability**: a `job` tracing span per run (name, id, attempt, queue);
 //!   [`WorkerHandle::stats`] and [`Queue::stats`] counters, also exported through the `metrics`
 //!   facade (`rustforge_jobs_processed_total`, `_failed_total`, `_retried_total`,
@@ -68,6 +72,7 @@ pub mod failed;
 pub mod job;
 pub mod queue;
 pub mod schedule;
+pub mod shutdown;
 mod sqlite;
 pub mod worker;
 
@@ -79,6 +84,7 @@ pub use failed::{FailedJob, FailedJobs, FailureRecord};
 pub use job::{Dispatch, Job, JobId};
 pub use queue::{DispatchOptions, Queue, QueueDriver, QueueStats};
 pub use schedule::Scheduler;
+pub use shutdown::Shutdown;
 pub use worker::{Worker, WorkerHandle, WorkerStats};
 
 /// Re-exported so `#[async_trait]` on a `Job` impl needs no extra dependency.

@@ -23,7 +23,13 @@
 //! worker's blocking claim uses one dedicated connection per queue.
 //! The in-process driver ([`Queue::memory`]) has the same semantics without durability across
 //! restarts.
+//!
+//! Both drivers implement one crate-private contract, `queue::driver::Driver` (and `Claimer` for
+//! a worker's claims); [`Queue`] holds an `Arc<dyn Driver>`, and the worker reaches a driver
+//! only through it. The Redis driver's Lua scripts are files under `queue/redis/scripts/`, each
+//! with a typed wrapper naming its KEYS and ARGV.
 
+pub(crate) mod driver;
 pub(crate) mod memory;
 pub(crate) mod redis;
 
@@ -33,6 +39,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+pub(crate) use self::driver::{Claimer, Driver};
 use crate::envelope::{Envelope, now_ms};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
@@ -172,23 +179,6 @@ pub(crate) struct Push {
     pub(crate) unique: Option<(String, Duration)>,
 }
 
-#[derive(Clone)]
-pub(crate) enum Driver {
-    Memory(memory::MemoryDriver),
-    Redis(redis::RedisDriver),
-}
-
-/// Calls the same method on whichever driver this is.
-macro_rules! drive {
-    ($driver:expr, $d:ident => $call:expr) => {
-        match $driver {
-            $crate::queue::Driver::Memory($d) => $call,
-            $crate::queue::Driver::Redis($d) => $call,
-        }
-    };
-}
-pub(crate) use drive;
-
 /// A cheap, cloneable handle to the job queue (every queue name on one backend).
 ///
 /// ```
@@ -203,7 +193,7 @@ pub(crate) use drive;
 /// ```
 #[derive(Clone)]
 pub struct Queue {
-    driver: Arc<Driver>,
+    driver: Arc<dyn Driver>,
 }
 
 impl fmt::Debug for Queue {
@@ -219,7 +209,7 @@ impl Queue {
     /// durability across restarts. Jobs reach only workers in this process.
     pub fn memory() -> Self {
         Self {
-            driver: Arc::new(Driver::Memory(memory::MemoryDriver::new())),
+            driver: Arc::new(memory::MemoryDriver::new()),
         }
     }
 
@@ -233,21 +223,17 @@ impl Queue {
             return Err(Error::Config("the queue prefix must not be empty".into()));
         }
         Ok(Self {
-            driver: Arc::new(Driver::Redis(
-                redis::RedisDriver::connect(url, prefix).await?,
-            )),
+            driver: Arc::new(redis::RedisDriver::connect(url, prefix).await?),
         })
     }
 
     /// Which driver this queue uses.
     pub fn driver_kind(&self) -> QueueDriver {
-        match &*self.driver {
-            Driver::Memory(_) => QueueDriver::Memory,
-            Driver::Redis(_) => QueueDriver::Redis,
-        }
+        self.driver.kind()
     }
 
-    pub(crate) fn driver(&self) -> &Driver {
+    /// The driver behind this queue (the worker's only way to it).
+    pub(crate) fn driver(&self) -> &Arc<dyn Driver> {
         &self.driver
     }
 
@@ -328,7 +314,7 @@ impl Queue {
         }
         if !plain.is_empty() {
             check_queue_name(J::QUEUE)?;
-            drive!(&*self.driver, d => d.push_many(J::QUEUE, plain).await)?;
+            self.driver.push_many(J::QUEUE, plain).await?;
         }
         Ok(ids)
     }
@@ -360,7 +346,7 @@ impl Queue {
 
     async fn push(&self, queue: &str, push: Push) -> Result<bool> {
         check_queue_name(queue)?;
-        drive!(&*self.driver, d => d.push(queue, push).await)
+        self.driver.push(queue, push).await
     }
 
     /// Sizes of `queue` right now.
@@ -369,7 +355,7 @@ impl Queue {
     /// The backend failed.
     pub async fn stats(&self, queue: &str) -> Result<QueueStats> {
         check_queue_name(queue)?;
-        drive!(&*self.driver, d => d.stats(queue).await)
+        self.driver.stats(queue).await
     }
 }
 

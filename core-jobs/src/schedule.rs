@@ -17,13 +17,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use core_db::infra::cache::Cache;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use core_db::shutdown::Shutdown;
+use tokio_util::sync::CancellationToken;
 
 pub use self::cron::Cron;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
 use crate::queue::{DispatchOptions, Queue};
+use crate::shutdown::Background;
 
 type DispatchFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<JobId>>> + Send + 'a>>;
 type Dispatcher =
@@ -159,6 +160,7 @@ pub struct Scheduler {
     queue: Queue,
     cache: Option<Cache>,
     jobs: Vec<ScheduledJob>,
+    shutdown: Option<Shutdown>,
 }
 
 impl fmt::Debug for Scheduler {
@@ -197,6 +199,7 @@ impl Scheduler {
             queue,
             cache: None,
             jobs: Vec::new(),
+            shutdown: None,
         }
     }
 
@@ -204,6 +207,13 @@ impl Scheduler {
     /// their [`JobContext`](crate::JobContext)) so they can release them.
     pub fn with_cache(mut self, cache: Cache) -> Self {
         self.cache = Some(cache);
+        self
+    }
+
+    /// Stops the scheduler when `shutdown` is cancelled (as [`SchedulerHandle::shutdown`]
+    /// does), after the pass it is in; [`Shutdown::wait`] waits for it.
+    pub fn with_shutdown(mut self, shutdown: &Shutdown) -> Self {
+        self.shutdown = Some(shutdown.clone());
         self
     }
 
@@ -268,15 +278,13 @@ impl Scheduler {
     ///
     /// # Errors
     /// [`Error::NotConfigured`] when a job is `without_overlapping` and there is no cache.
-    pub fn spawn(self) -> Result<SchedulerHandle> {
+    pub fn spawn(mut self) -> Result<SchedulerHandle> {
         if self.cache.is_none() && self.jobs.iter().any(|j| j.overlap_ttl.is_some()) {
             return Err(Error::NotConfigured("cache"));
         }
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(self.run_loop(stop_rx));
+        let shutdown = self.shutdown.take();
         Ok(SchedulerHandle {
-            stop: stop_tx,
-            task: Some(task),
+            task: Background::spawn(shutdown.as_ref(), |stop| self.run_loop(stop)),
         })
     }
 
@@ -322,7 +330,7 @@ impl Scheduler {
         *retries = left;
     }
 
-    async fn run_loop(self, mut stop: watch::Receiver<bool>) {
+    async fn run_loop(self, stop: CancellationToken) {
         let now = Utc::now();
         let mut next: Vec<Option<DateTime<Utc>>> =
             self.jobs.iter().map(|j| j.cron.next_after(now)).collect();
@@ -355,7 +363,7 @@ impl Scheduler {
             }
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => break,
+                () = stop.cancelled() => break,
             }
         }
     }
@@ -364,22 +372,12 @@ impl Scheduler {
 /// The running scheduler, from [`Scheduler::spawn`]. Dropping it stops the scheduler.
 #[derive(Debug)]
 pub struct SchedulerHandle {
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    task: Background,
 }
 
 impl SchedulerHandle {
     /// Stops the scheduler and waits for it.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
-    }
-}
-
-impl Drop for SchedulerHandle {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
+    pub async fn shutdown(self) {
+        self.task.stop_and_wait().await;
     }
 }

@@ -2,12 +2,18 @@
 //!
 //! On SIGINT or SIGTERM the server stops accepting connections, lets in-flight requests finish
 //! (for at most the configured grace period), and returns, so the process can exit 0.
+//!
+//! [`serve_with_shutdown`] stops on a [`Shutdown`] shared with the rest of the process (job
+//! workers, the scheduler, the outbox relay): one cancellation, or the signal
+//! [`Shutdown::on_signal`] listens for, drains them all. Signals themselves are handled in one
+//! place, [`core_db::shutdown::signal`], which [`shutdown_signal`] is.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+pub use core_db::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
 use crate::error::{Error, Result};
@@ -58,6 +64,32 @@ where
     }
 }
 
+/// Serves `router` on `listener` until `shutdown` is cancelled, then drains in-flight requests
+/// for at most `grace`. [`Shutdown::wait`] also waits for the drain.
+///
+/// ```no_run
+/// # async fn run() -> core_web::Result<()> {
+/// use std::time::Duration;
+/// use core_web::server::{Shutdown, serve_with_shutdown};
+///
+/// let shutdown = Shutdown::on_signal(); // also given to workers, scheduler, relay
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// serve_with_shutdown(listener, axum::Router::new(), &shutdown, Duration::from_secs(30)).await?;
+/// shutdown.wait().await; // every other part has drained too
+/// # Ok(())
+/// # }
+/// ```
+pub async fn serve_with_shutdown(
+    listener: TcpListener,
+    router: Router,
+    shutdown: &Shutdown,
+    grace: Duration,
+) -> Result<()> {
+    let token = shutdown.token().clone();
+    let server = serve(listener, router, token.cancelled_owned(), grace);
+    shutdown.tracker().track_future(server).await
+}
+
 /// Binds `addr` and serves `router` until SIGINT or SIGTERM.
 pub async fn run(router: Router, addr: SocketAddr, grace: Duration) -> Result<()> {
     let listener = TcpListener::bind(addr)
@@ -70,26 +102,10 @@ pub async fn run(router: Router, addr: SocketAddr, grace: Duration) -> Result<()
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM: [`core_db::shutdown::signal`].
+///
+/// Called inside a Tokio runtime, it listens from the moment it is called, so a signal that
+/// arrives before the future is first polled is not lost.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    core_db::shutdown::signal()
 }

@@ -108,3 +108,39 @@ async fn the_grace_period_bounds_shutdown() {
         "stopped after the grace period"
     );
 }
+
+/// One `Shutdown` stops the server like the future does: the in-flight request finishes, and
+/// `Shutdown::wait` returns only once the server has drained.
+#[tokio::test]
+async fn a_shared_shutdown_drains_the_server_and_wait_covers_the_drain() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = core_web::server::Shutdown::new();
+    let serving = shutdown.clone();
+    let server = tokio::spawn(async move {
+        core_web::server::serve_with_shutdown(listener, app(), &serving, Duration::from_secs(10))
+            .await
+    });
+    let in_flight = tokio::spawn(async move { http_request(addr, "GET", "/slow", &[], b"").await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let cancelled_at = std::time::Instant::now();
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), shutdown.wait())
+        .await
+        .expect("the drain ends");
+    // The slow handler had about 450 ms left when the shutdown was asked for.
+    assert!(
+        cancelled_at.elapsed() >= Duration::from_millis(300),
+        "wait returned only after the in-flight request was answered ({:?})",
+        cancelled_at.elapsed()
+    );
+    let slow = in_flight
+        .await
+        .expect("task")
+        .expect("the in-flight request completes");
+    assert_eq!(slow.status, 200);
+    let result = server.await.expect("task");
+    assert!(result.is_ok(), "serve_with_shutdown returns Ok: {result:?}");
+}

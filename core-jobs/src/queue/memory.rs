@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::{Push, QueueStats, When};
+use super::{Claimer, Driver, Push, QueueDriver, QueueStats, When};
 use crate::envelope::now_ms;
 use crate::error::Result;
 
@@ -108,8 +109,15 @@ impl MemoryDriver {
         map.insert(queue.to_owned(), slot.clone());
         slot
     }
+}
 
-    pub(crate) async fn push(&self, queue: &str, push: Push) -> Result<bool> {
+#[async_trait]
+impl Driver for MemoryDriver {
+    fn kind(&self) -> QueueDriver {
+        QueueDriver::Memory
+    }
+
+    async fn push(&self, queue: &str, push: Push) -> Result<bool> {
         let slot = self.slot(queue);
         let now = now_ms();
         let woke = {
@@ -150,7 +158,7 @@ impl MemoryDriver {
         Ok(true)
     }
 
-    pub(crate) async fn push_many(&self, queue: &str, envs: Vec<String>) -> Result<()> {
+    async fn push_many(&self, queue: &str, envs: Vec<String>) -> Result<()> {
         let slot = self.slot(queue);
         {
             let mut st = lock(&slot);
@@ -160,18 +168,18 @@ impl MemoryDriver {
         Ok(())
     }
 
-    pub(crate) async fn claimer(
+    async fn claimer(
         &self,
         queue: &str,
         _worker: &str,
         _lease: Duration,
-    ) -> Result<MemoryClaimer> {
-        Ok(MemoryClaimer {
+    ) -> Result<Box<dyn Claimer>> {
+        Ok(Box::new(MemoryClaimer {
             slot: self.slot(queue),
-        })
+        }))
     }
 
-    pub(crate) async fn ack(&self, queue: &str, envs: &[Arc<str>]) -> Result<()> {
+    async fn ack(&self, queue: &str, envs: &[Arc<str>]) -> Result<()> {
         let slot = self.slot(queue);
         let mut st = lock(&slot);
         for env in envs {
@@ -180,7 +188,7 @@ impl MemoryDriver {
         Ok(())
     }
 
-    pub(crate) async fn finish(
+    async fn finish(
         &self,
         queue: &str,
         env: &Arc<str>,
@@ -204,7 +212,7 @@ impl MemoryDriver {
         Ok(true)
     }
 
-    pub(crate) async fn retry(
+    async fn retry(
         &self,
         queue: &str,
         old: &Arc<str>,
@@ -222,7 +230,7 @@ impl MemoryDriver {
     }
 
     /// Extends the leases of `envs`; returns those no longer leased.
-    pub(crate) async fn extend(
+    async fn extend(
         &self,
         queue: &str,
         _worker: &str,
@@ -243,7 +251,7 @@ impl MemoryDriver {
     }
 
     /// Moves due delayed jobs to ready; returns how long until the next one is due.
-    pub(crate) async fn promote(&self, queue: &str) -> Result<Option<Duration>> {
+    async fn promote(&self, queue: &str) -> Result<Option<Duration>> {
         let slot = self.slot(queue);
         let now = now_ms();
         let (moved, next) = {
@@ -272,7 +280,7 @@ impl MemoryDriver {
     }
 
     /// Moves jobs whose lease expired back to the front of ready.
-    pub(crate) async fn reap(&self, queue: &str) -> Result<u64> {
+    async fn recover(&self, queue: &str) -> Result<u64> {
         let slot = self.slot(queue);
         let now = now_ms();
         let n = {
@@ -296,7 +304,7 @@ impl MemoryDriver {
     }
 
     /// Takes the pending-failures lock for `ttl` with a fresh token; `None` when it is held.
-    pub(crate) async fn lock_pending(&self, queue: &str, ttl: Duration) -> Result<Option<String>> {
+    async fn lock_pending(&self, queue: &str, ttl: Duration) -> Result<Option<String>> {
         let slot = self.slot(queue);
         let now = now_ms();
         let mut st = lock(&slot);
@@ -310,7 +318,7 @@ impl MemoryDriver {
     }
 
     /// Releases the pending-failures lock if it is still held with `token`.
-    pub(crate) async fn unlock_pending(&self, queue: &str, token: &str) -> Result<()> {
+    async fn unlock_pending(&self, queue: &str, token: &str) -> Result<()> {
         let slot = self.slot(queue);
         let mut st = lock(&slot);
         if st.pending_lock_token == token {
@@ -320,13 +328,13 @@ impl MemoryDriver {
         Ok(())
     }
 
-    pub(crate) async fn pending_failures(&self, queue: &str, max: usize) -> Result<Vec<String>> {
+    async fn pending_failures(&self, queue: &str, max: usize) -> Result<Vec<String>> {
         let slot = self.slot(queue);
         let st = lock(&slot);
         Ok(st.pending.iter().take(max).cloned().collect())
     }
 
-    pub(crate) async fn remove_pending(&self, queue: &str, record: &str) -> Result<()> {
+    async fn remove_pending(&self, queue: &str, record: &str) -> Result<()> {
         let slot = self.slot(queue);
         let mut st = lock(&slot);
         if let Some(i) = st.pending.iter().position(|r| r == record) {
@@ -335,7 +343,7 @@ impl MemoryDriver {
         Ok(())
     }
 
-    pub(crate) async fn stats(&self, queue: &str) -> Result<QueueStats> {
+    async fn stats(&self, queue: &str) -> Result<QueueStats> {
         let slot = self.slot(queue);
         let st = lock(&slot);
         Ok(QueueStats {
@@ -353,8 +361,9 @@ pub(crate) struct MemoryClaimer {
     slot: Arc<Slot>,
 }
 
-impl MemoryClaimer {
-    pub(crate) async fn claim(
+#[async_trait]
+impl Claimer for MemoryClaimer {
+    async fn claim(
         &mut self,
         max: usize,
         lease: Duration,
@@ -383,7 +392,7 @@ impl MemoryClaimer {
         }
     }
 
-    pub(crate) async fn release(&mut self) -> Result<()> {
+    async fn release(&mut self) -> Result<()> {
         Ok(())
     }
 }
