@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use core_db::infra::db::Database;
+use core_db::Database;
 use core_jobs::{Dispatch, FailedJobs, FailureRecord, Queue};
 
 fn app(dir: &Path) -> Command {

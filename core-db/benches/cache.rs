@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use core_db::infra::cache::{Cache, TieredConfig};
+use core_db::cache::{Cache, TieredConfig};
 use redis::aio::MultiplexedConnection;
 
 fn scale() -> f64 {

@@ -3,7 +3,7 @@
 //! `REDIS_URL`; without it they print one SKIPPED line (or fail under
 //! `RUSTFORGE_REQUIRE_SERVICES=1`).
 
-use core_db::infra::cache::{Cache, Expiry, MemoryCacheOptions, TieredConfig};
+use core_db::cache::{Cache, Expiry, MemoryCacheOptions, TieredConfig};
 
 mod cases {
     use std::sync::Arc;
@@ -11,7 +11,7 @@ mod cases {
     use std::time::{Duration, Instant};
 
     use core_db::Error;
-    use core_db::infra::cache::{Cache, Expiry, MAX_TTL};
+    use core_db::cache::{Cache, Expiry, MAX_TTL};
     use serde::{Deserialize, Serialize};
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

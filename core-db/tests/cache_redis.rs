@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use core_db::Error;
-use core_db::infra::cache::{Cache, RedisCacheOptions};
+use core_db::cache::{Cache, RedisCacheOptions};
 use futures_util::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use core_db::infra::cache::{Cache, RedisCacheOptions, TieredConfig};
+use core_db::cache::{Cache, RedisCacheOptions, TieredConfig};
 use rand::Rng;
 use test_support::proxy::{Direction, Fault, FaultProxy};
 

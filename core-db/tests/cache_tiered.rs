@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use core_db::Error;
-use core_db::infra::cache::{Cache, CacheDriver, RedisCacheOptions, TieredConfig, TieredStats};
+use core_db::cache::{Cache, CacheDriver, RedisCacheOptions, TieredConfig, TieredStats};
 use tokio::sync::Mutex;
 
 mod cache_support;

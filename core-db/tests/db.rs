@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use core_db::Error;
-use core_db::infra::db::{Backend, Database, DatabaseOptions};
+use core_db::db::{Backend, Database, DatabaseOptions};
 
 mod db_support;
 
@@ -16,7 +16,7 @@ on_both_backends!(
 );
 
 mod behaviour {
-    use core_db::infra::db::{Backend, Database, Tx};
+    use core_db::db::{Backend, Database, Tx};
 
     async fn count(db: &Database, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");

@@ -3,8 +3,8 @@
 //! survives concurrency, compaction, TRUNCATE and renames, and that anything that could make it
 //! wrong falls back to `COUNT(*)`.
 
+use core_db::Database;
 use core_db::Error;
-use core_db::infra::db::Database;
 
 mod db_support;
 
@@ -44,7 +44,7 @@ async fn assert_count(db: &Database, table: &str, expected: u64, after: &str) {
 }
 
 mod behaviour {
-    use core_db::infra::db::Database;
+    use core_db::Database;
 
     use super::{assert_count, exec};
 
@@ -374,7 +374,7 @@ async fn postgres_folds_many_deltas_into_one_row() {
     };
     exec(&db, "CREATE TABLE t (x INTEGER)").await;
     db.track_row_count("t").await.unwrap();
-    let statements = core_db::infra::db::row_count::COMPACT_AFTER + 36;
+    let statements = core_db::db::row_count::COMPACT_AFTER + 36;
     for i in 0..statements {
         exec(&db, &format!("INSERT INTO t VALUES ({i})")).await;
     }

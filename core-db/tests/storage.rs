@@ -10,7 +10,7 @@ mod cases {
 
     use bytes::Bytes;
     use core_db::Error;
-    use core_db::infra::storage::{ByteStream, MAX_KEY_LEN, MAX_SEGMENT_LEN};
+    use core_db::storage::{ByteStream, MAX_KEY_LEN, MAX_SEGMENT_LEN};
     use futures_util::StreamExt;
 
     use crate::storage_support::{Fixture, check_pattern, http, pattern_stream};
@@ -459,7 +459,7 @@ mod local_only {
     use std::time::Duration;
 
     use core_db::Error;
-    use core_db::infra::storage::{LocalStorage, Storage, StorageConfig};
+    use core_db::storage::{LocalStorage, Storage, StorageConfig};
 
     use crate::storage_support::{http, local};
 
@@ -594,7 +594,7 @@ mod local_only {
 /// What only the S3 driver has: configuration, part sizes, stored content types.
 mod s3_only {
     use core_db::Error;
-    use core_db::infra::storage::{S3Storage, Storage, StorageConfig, StorageDriver, s3};
+    use core_db::storage::{S3Storage, Storage, StorageConfig, StorageDriver, s3};
 
     use crate::storage_support::{TEST_PART_SIZE, pattern_stream, s3_config};
 

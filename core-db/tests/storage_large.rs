@@ -88,7 +88,7 @@ async fn a_200_mib_upload_stays_within_bounded_memory() {
     drop(local);
     let Some(s3) = storage_support::s3_with_part_size(
         "a_200_mib_upload_stays_within_bounded_memory",
-        core_db::infra::storage::s3::DEFAULT_PART_SIZE,
+        core_db::storage::s3::DEFAULT_PART_SIZE,
     )
     .await
     else {

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use core_db::infra::db::Database;
+use core_db::Database;
 use core_jobs::{Dispatch, Job, JobBuffer, JobContext, Queue, Worker};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify};

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use core_db::infra::db::{Database, Tx};
+use core_db::db::{Database, Tx};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use tokio::sync::Notify;
 
@@ -56,7 +56,7 @@ const CHANNEL: &str = "rustforge_job_outbox";
 /// #     const NAME: &'static str = "send_receipt";
 /// #     async fn handle(&self, _ctx: &JobContext) -> anyhow::Result<()> { Ok(()) }
 /// # }
-/// use core_db::infra::db::Database;
+/// use core_db::Database;
 /// use core_jobs::{JobBuffer, Queue};
 ///
 /// let db = Database::connect("sqlite::memory:").await?;

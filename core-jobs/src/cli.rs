@@ -39,7 +39,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> anyhow::Result<()> {
-//! use core_db::infra::db::Database;
+//! use core_db::Database;
 //! use core_jobs::{FailedJobs, Queue, cli};
 //!
 //! let db = Database::connect("sqlite::memory:").await?;

@@ -7,8 +7,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use core_db::infra::cache::Cache;
-use core_db::infra::db::Database;
+use core_db::Cache;
+use core_db::Database;
 
 use crate::error::{Error, Result};
 use crate::job::JobId;
@@ -23,7 +23,7 @@ use crate::queue::Queue;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> core_jobs::Result<()> {
-/// use core_db::infra::cache::Cache;
+/// use core_db::Cache;
 /// use core_jobs::{JobContext, Queue};
 ///
 /// #[derive(Debug)]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use core_db::infra::db::Database;
+use core_db::Database;
 use serde::{Deserialize, Serialize};
 use sqlx::query::QueryScalar;
 use sqlx::{ColumnIndex, Decode, Encode, FromRow, Row, Type};
@@ -90,7 +90,7 @@ impl FailureRecord {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> core_jobs::Result<()> {
 /// use std::time::Duration;
-/// use core_db::infra::db::Database;
+/// use core_db::Database;
 /// use core_jobs::{FailedJobs, Queue};
 ///
 /// let db = Database::connect("sqlite::memory:").await?;

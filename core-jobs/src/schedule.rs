@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use core_db::infra::cache::Cache;
+use core_db::Cache;
 use core_db::shutdown::Shutdown;
 use tokio_util::sync::CancellationToken;
 
@@ -140,7 +140,7 @@ impl ScheduledJob {
 /// #     const NAME: &'static str = "nightly_report";
 /// #     async fn handle(&self, _ctx: &JobContext) -> anyhow::Result<()> { Ok(()) }
 /// # }
-/// use core_db::infra::cache::Cache;
+/// use core_db::Cache;
 /// use core_jobs::schedule::{ScheduledJob, Scheduler};
 /// use core_jobs::Queue;
 ///

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{TestJob, wait_for};
-use core_db::infra::db::Database;
+use core_db::Database;
 use core_jobs::{JobBuffer, Queue};
 
 async fn ready(queue: &Queue) -> u64 {

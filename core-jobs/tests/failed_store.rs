@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use core_db::infra::db::Database;
+use core_db::Database;
 use core_jobs::{FailedJobs, FailureRecord, Queue, cli};
 
 fn record(name: &str, age: chrono::Duration) -> FailureRecord {
@@ -26,7 +26,7 @@ macro_rules! suite {
                 #[tokio::test]
                 async fn $case() {
                     let Some(pg) = test_support::postgres(stringify!($case)).await else { return };
-                    super::$case(core_db::infra::db::Database::Postgres(pg.pool.clone())).await;
+                    super::$case(core_db::Database::Postgres(pg.pool.clone())).await;
                     drop(pg);
                 }
             )*
@@ -36,7 +36,7 @@ macro_rules! suite {
                 #[tokio::test]
                 async fn $case() {
                     let db = test_support::sqlite().await;
-                    super::$case(core_db::infra::db::Database::Sqlite(db.pool.clone())).await;
+                    super::$case(core_db::Database::Sqlite(db.pool.clone())).await;
                 }
             )*
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{Recorder, TestJob, wait_for, wait_until};
-use core_db::infra::db::Database;
+use core_db::Database;
 use core_jobs::{Dispatch, FailedJob, FailedJobs, FailureRecord, Job, JobContext, Queue, Worker};
 use serde::{Deserialize, Serialize};
 use sqlx::Connection;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use core_db::infra::db::Database;
+use core_db::Database;
 use core_jobs::{DispatchOptions, FailedJobs, Job, JobContext, Queue, Worker, WorkerHandle};
 use rand::Rng;
 use serde::{Deserialize, Serialize};

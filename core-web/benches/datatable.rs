@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::Request;
 use chrono::{DateTime, Utc};
-use core_db::infra::db::Database;
+use core_db::Database;
 use core_web::config::HttpConfig;
 use core_web::datatable::{Column, DataTable, DataTableBuilder, Filter};
 use http_body_util::BodyExt;

@@ -11,7 +11,7 @@ use axum::http::Request;
 use axum::routing::get;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use common::{Reply, assert_error, send};
-use core_db::infra::db::Database;
+use core_db::Database;
 use core_web::ApiResult;
 use core_web::config::HttpConfig;
 use core_web::datatable::{Column, DataTable, DataTableBuilder, Filter, Row};

@@ -24,7 +24,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> core_db::Result<()> {
 //! use std::time::Duration;
-//! use core_db::infra::cache::Cache;
+//! use core_db::Cache;
 //!
 //! let cache = Cache::memory("app");
 //! cache.set_ex("greeting", "hello", 60).await?;
@@ -216,7 +216,7 @@ impl Cache {
     ///
     /// ```no_run
     /// # async fn example() -> core_db::Result<()> {
-    /// use core_db::infra::cache::Cache;
+    /// use core_db::Cache;
     ///
     /// let cache = Cache::redis("redis://127.0.0.1:6379", "app").await?;
     /// cache.set("k", "v").await?;
@@ -267,7 +267,7 @@ impl Cache {
     ///
     /// ```no_run
     /// # async fn example() -> core_db::Result<()> {
-    /// use core_db::infra::cache::{Cache, TieredConfig};
+    /// use core_db::cache::{Cache, TieredConfig};
     ///
     /// let l1 = Cache::memory("app");
     /// let l2 = Cache::redis("redis://127.0.0.1:6379", "app").await?;
@@ -303,7 +303,7 @@ impl Cache {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> core_db::Result<()> {
-    /// use core_db::infra::cache::{Cache, CacheDriver};
+    /// use core_db::cache::{Cache, CacheDriver};
     ///
     /// let url = std::env::var("CACHE_URL").unwrap_or_else(|_| "memory://".to_owned());
     /// # let url = "memory://".to_owned();

@@ -246,7 +246,7 @@ impl Database {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> core_db::Result<()> {
-    /// use core_db::infra::db::Database;
+    /// use core_db::Database;
     /// let db = Database::connect("sqlite::memory:").await?;
     /// let mut tx = db.begin().await?;
     /// tx.execute("CREATE TABLE t (x INTEGER)").await?;

@@ -13,7 +13,7 @@
 //! ```no_run
 //! # async fn example() -> redis::RedisResult<()> {
 //! use std::time::Duration;
-//! use core_db::infra::redis_connection::SharedConnection;
+//! use core_db::SharedConnection;
 //! use redis::aio::ConnectionManagerConfig;
 //!
 //! let client = redis::Client::open("redis://127.0.0.1:6379")?;

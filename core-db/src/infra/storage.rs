@@ -16,7 +16,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use core_db::infra::storage::{self, StorageConfig};
+//! use core_db::storage::{self, StorageConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> core_db::Result<()> {
@@ -211,7 +211,7 @@ impl GetOptions {
 /// `avatars-private/x`. The prefix `*` covers every key; an empty list covers none.
 ///
 /// ```
-/// use core_db::infra::storage::is_public_key;
+/// use core_db::storage::is_public_key;
 ///
 /// let public = ["avatars".to_owned(), "docs/public/".to_owned()];
 /// assert!(is_public_key(&public, "avatars/42.png"));
@@ -243,7 +243,7 @@ pub fn is_public_key(prefixes: &[String], key: &str) -> bool {
 /// key: no decoding happens in storage, so `%2e%2e` is an ordinary file name.
 ///
 /// ```
-/// use core_db::infra::storage::validate_key;
+/// use core_db::storage::validate_key;
 ///
 /// assert!(validate_key("users/42/avatar.png").is_ok());
 /// for bad in ["", "../etc/passwd", "a/../../b", "/abs", "a\\b", "a//b", "a/", "nul\0"] {

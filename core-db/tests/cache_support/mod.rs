@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use core_db::infra::cache::Cache;
+use core_db::Cache;
 use redis::aio::ConnectionManager;
 
 /// The `host:port` of a `redis://host:port/db` URL: where a proxy in front of Redis connects.

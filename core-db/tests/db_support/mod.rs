@@ -1,7 +1,7 @@
 //! Helpers shared by the database test files (`mod db_support;`): a migrated database of each
 //! backend and a macro that runs one behavioural test on both.
 
-use core_db::infra::db::Database;
+use core_db::Database;
 
 /// Keeps a test database alive: the SQLite file's directory, or the PostgreSQL database.
 pub enum Guard {

@@ -18,7 +18,7 @@ use axum::extract::{Path as UrlPath, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use core_db::infra::storage::{
+use core_db::storage::{
     self, ByteStream, LocalStorage, S3Storage, Storage, StorageConfig, StorageDriver,
 };
 use futures_util::{StreamExt, TryStreamExt};

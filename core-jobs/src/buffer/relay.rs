@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use core_db::infra::db::Database;
+use core_db::Database;
 use core_db::shutdown::Shutdown;
 use tokio::sync::watch;
 use tokio::time::Instant;

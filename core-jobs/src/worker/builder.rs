@@ -33,7 +33,7 @@ use crate::shutdown::Background;
 /// #     async fn handle(&self, _ctx: &JobContext) -> anyhow::Result<()> { Ok(()) }
 /// # }
 /// use std::time::Duration;
-/// use core_db::infra::db::Database;
+/// use core_db::Database;
 /// use core_jobs::{Queue, Worker};
 ///
 /// let queue = Queue::redis("redis://127.0.0.1:6379", "app").await?;

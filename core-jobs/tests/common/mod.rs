@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use core_db::infra::cache::Cache;
-use core_db::infra::db::Database;
+use core_db::Cache;
+use core_db::Database;
 use core_jobs::{FailedJob, FailedJobs, Job, JobContext, Queue, Worker};
 use serde::{Deserialize, Serialize};
 use test_support::{TestRedis, TestSqlite};

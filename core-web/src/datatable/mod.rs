@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use axum::Router;
-//! use core_db::infra::db::Database;
+//! use core_db::Database;
 //! use core_web::datatable::{Column, DataTable, Filter};
 //!
 //! fn routes(db: Database) -> Router {
@@ -88,7 +88,7 @@ use std::time::Duration;
 
 use axum::extract::RawQuery;
 use axum::routing::MethodRouter;
-use core_db::infra::db::{Database, quote_ident, quote_table};
+use core_db::db::{Database, quote_ident, quote_table};
 use serde::Serialize;
 
 use crate::error::AppError;
@@ -203,7 +203,7 @@ impl DataTableBuilder {
     /// PostgreSQL; without them every total is counted.
     ///
     /// ```
-    /// # async fn setup(db: core_db::infra::db::Database) -> core_db::Result<()> {
+    /// # async fn setup(db: core_db::Database) -> core_db::Result<()> {
     /// use core_web::datatable::{Column, DataTable};
     ///
     /// db.track_row_count("events").await?; // once, at start-up or in a migration step
@@ -386,7 +386,7 @@ const COUNT_CACHE_ENTRIES: u64 = 1024;
 /// use std::sync::LazyLock;
 ///
 /// use axum::extract::{RawQuery, State};
-/// use core_db::infra::db::Database;
+/// use core_db::Database;
 /// use core_web::ApiResult;
 /// use core_web::datatable::{Column, DataTable, Filter, Row};
 ///

@@ -6,7 +6,7 @@
 
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
-use core_db::infra::db::{Backend, Database, quote_ident};
+use core_db::db::{Backend, Database, quote_ident};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;

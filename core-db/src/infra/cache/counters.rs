@@ -34,7 +34,7 @@ impl Cache {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> core_db::Result<()> {
-    /// # let cache = core_db::infra::cache::Cache::memory("app");
+    /// # let cache = core_db::Cache::memory("app");
     /// use std::time::Duration;
     ///
     /// let hits = cache.increment_ex("rate:203.0.113.9", 1, Duration::from_secs(60)).await?;

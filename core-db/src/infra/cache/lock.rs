@@ -17,7 +17,7 @@ use crate::Result;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> core_db::Result<()> {
 /// use std::time::Duration;
-/// use core_db::infra::cache::Cache;
+/// use core_db::Cache;
 ///
 /// let cache = Cache::memory("app");
 /// let lock = cache.lock("nightly-report", Duration::from_secs(60));

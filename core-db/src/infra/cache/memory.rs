@@ -21,7 +21,7 @@ use crate::{Error, Result};
 /// Options of the memory driver, for [`Cache::memory_with`](super::Cache::memory_with).
 ///
 /// ```
-/// use core_db::infra::cache::{Cache, MemoryCacheOptions};
+/// use core_db::cache::{Cache, MemoryCacheOptions};
 ///
 /// let cache = Cache::memory_with("app", MemoryCacheOptions::new().max_entries(1_000));
 /// # let _ = cache;

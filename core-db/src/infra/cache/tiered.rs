@@ -76,7 +76,7 @@ use self::subscriber::{AbortOnDrop, subscribe};
 ///
 /// ```
 /// use std::time::Duration;
-/// use core_db::infra::cache::TieredConfig;
+/// use core_db::cache::TieredConfig;
 ///
 /// let config = TieredConfig { l1_ttl_fraction: 0.1, ..TieredConfig::default() };
 /// assert!(config.enable_l1 && config.enable_l2 && config.write_through && config.promote_to_l1);

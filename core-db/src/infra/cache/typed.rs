@@ -61,7 +61,7 @@ impl Cache {
     /// `anyhow::Error`, `serde_json::Error` and `redis::RedisError`.
     ///
     /// ```no_run
-    /// # async fn example(cache: core_db::infra::cache::Cache) -> core_db::Result<()> {
+    /// # async fn example(cache: core_db::Cache) -> core_db::Result<()> {
     /// let names: Vec<String> = cache
     ///     .remember("users:names", 300, || async {
     ///         // `?` turns the io::Error into core_db::Error.
@@ -111,7 +111,7 @@ impl Cache {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> core_db::Result<()> {
-    /// # let cache = core_db::infra::cache::Cache::memory("app");
+    /// # let cache = core_db::Cache::memory("app");
     /// use std::time::Duration;
     ///
     /// let stats: u64 = cache

@@ -37,7 +37,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// Files under a root directory; see the [module docs](self).
 ///
 /// ```
-/// use core_db::infra::storage::{LocalStorage, Storage};
+/// use core_db::storage::{LocalStorage, Storage};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> core_db::Result<()> {
@@ -139,7 +139,7 @@ impl LocalStorage {
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
-    /// use core_db::infra::storage::{LocalStorage, Storage};
+    /// use core_db::storage::{LocalStorage, Storage};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> core_db::Result<()> {

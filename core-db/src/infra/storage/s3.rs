@@ -49,7 +49,7 @@ pub const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 /// An S3 or S3-compatible bucket; see the [module docs](self).
 ///
 /// ```no_run
-/// use core_db::infra::storage::{S3Storage, Storage, StorageConfig, StorageDriver};
+/// use core_db::storage::{S3Storage, Storage, StorageConfig, StorageDriver};
 ///
 /// # async fn example() -> core_db::Result<()> {
 /// let storage = S3Storage::from_config(&StorageConfig {

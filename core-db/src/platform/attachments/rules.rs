@@ -9,7 +9,7 @@ use super::sniff;
 /// (`image/png`), a family (`image/*`) or `*/*`.
 ///
 /// ```
-/// use core_db::platform::attachments::AttachmentRules;
+/// use core_db::attachments::AttachmentRules;
 ///
 /// let avatar = AttachmentRules::images()
 ///     .max_size(2 * 1024 * 1024)

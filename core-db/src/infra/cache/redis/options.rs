@@ -7,7 +7,7 @@ use std::time::Duration;
 /// ```no_run
 /// # async fn example() -> core_db::Result<()> {
 /// use std::time::Duration;
-/// use core_db::infra::cache::{Cache, RedisCacheOptions};
+/// use core_db::cache::{Cache, RedisCacheOptions};
 ///
 /// let options = RedisCacheOptions::new().timeout(Duration::from_millis(500));
 /// let cache = Cache::redis_with("redis://127.0.0.1:6379", "app", options).await?;
