@@ -6,7 +6,7 @@ use core_db::{Cache, Database};
 use core_jobs::schedule::ScheduledJob;
 use core_jobs::{
     Dispatch, DispatchOptions, FailedJobs, Job, JobBuffer, JobContext, JobId, Queue, Scheduler,
-    Worker, WorkerHandle,
+    Shutdown, Worker, WorkerHandle,
 };
 use serde::{Deserialize, Serialize};
 
@@ -211,6 +211,36 @@ pub async fn connect_queue(
 }
 // endregion: queues
 
+// region: shutdown
+/// One process running everything: the HTTP server, a worker, the scheduler and the outbox
+/// relay all watch one `Shutdown`, so SIGINT/SIGTERM (or `shutdown.cancel()`) stops them
+/// together: requests drain, running jobs finish, and `wait` returns once all have stopped.
+pub async fn run_all(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    db: Database,
+    queue: Queue,
+    shutdown: Shutdown, // `Shutdown::on_signal()` in `main`
+) -> anyhow::Result<()> {
+    let context = JobContext::new(queue.clone()).with_database(db.clone());
+    let _worker = Worker::new(queue.clone(), context)
+        .register::<SyncInvoice>()
+        .with_shutdown(&shutdown)
+        .spawn()?;
+    let _scheduler = Scheduler::new(queue.clone())
+        .job(ScheduledJob::new("0 */5 * * * *", || SyncInvoice {
+            invoice_id: 0,
+        })?)
+        .with_shutdown(&shutdown)
+        .spawn()?;
+    let _relay = JobBuffer::new(db, queue).spawn_relay_with(&shutdown);
+    let grace = Duration::from_secs(30); // SHUTDOWN_GRACE_SECS
+    core_web::server::serve_with_shutdown(listener, router, &shutdown, grace).await?;
+    shutdown.wait().await; // the worker, the scheduler and the relay have stopped too
+    Ok(())
+}
+// endregion: shutdown
+
 #[derive(Debug, Default, Clone)]
 pub struct Mailer {
     sent: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -275,6 +305,28 @@ mod tests {
             .await
             .expect("schema");
         db
+    }
+
+    /// `run_all` serves until its `Shutdown` is cancelled, then returns once everything has
+    /// stopped, and its port no longer accepts connections.
+    #[tokio::test]
+    async fn one_shutdown_stops_the_server_worker_scheduler_and_relay() -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shutdown = Shutdown::new();
+        let running = tokio::spawn(run_all(
+            listener,
+            axum::Router::new(),
+            database().await,
+            Queue::memory(),
+            shutdown.clone(),
+        ));
+        tokio::net::TcpStream::connect(addr).await?;
+        assert!(!running.is_finished());
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), running).await???;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+        Ok(())
     }
 
     async fn eventually(mut check: impl AsyncFnMut() -> bool) {

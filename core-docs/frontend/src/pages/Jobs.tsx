@@ -14,6 +14,7 @@ const headings = {
   grouped: 'Grouped jobs',
   buffer: 'JobBuffer: dispatch inside a transaction',
   scheduler: 'The scheduler',
+  shutdown: 'One shutdown for every part',
   guarantees: 'Delivery guarantees',
 }
 const Section = sectionsOf(headings)
@@ -102,7 +103,9 @@ function Jobs() {
         <p>
           <code>retry_all</code> re-dispatches every stored failure. A retried job keeps its id and payload, gets its
           attempts reset, and is dispatched before its row is deleted, so a crash in between never loses it. The same
-          commands are ready for a command line in <code>core_jobs::cli::failed_command</code>:
+          commands are ready for a command line: <code>core_jobs::cli::FailedArgs</code> is a clap subcommand an
+          application embeds in its own (the example app answers <code>app jobs failed --help</code>), and{' '}
+          <code>core_jobs::cli::failed_command</code> runs one from plain arguments:
         </p>
         <Code
           language="text"
@@ -159,6 +162,20 @@ jobs failed prune AGE        delete failures older than AGE (30s, 15m, 24h, 7d)`
           <code>without_overlapping()</code> skips ticks while the previous run still holds its cache lock (released by
           the worker when the job finishes, so give workers the same cache in their context); <code>when</code> skips a
           tick when its predicate says so.
+        </p>
+      </Section>
+
+      <Section id="shutdown">
+        <p>
+          The worker, the scheduler, the outbox relay and the HTTP server stop through one{' '}
+          <code>core_jobs::Shutdown</code> (a <code>CancellationToken</code> with a <code>TaskTracker</code>).{' '}
+          <code>Shutdown::on_signal()</code> is the one place the process listens for SIGINT and SIGTERM; give the same
+          value to every part, and <code>wait()</code> returns once requests have drained and running jobs have finished.
+        </p>
+        <Snippet source={jobs} region="shutdown" />
+        <p>
+          Each part&apos;s own handle (<code>WorkerHandle::shutdown</code>, dropping a <code>SchedulerHandle</code> or{' '}
+          <code>RelayHandle</code>) still stops that part alone.
         </p>
       </Section>
 
