@@ -47,14 +47,7 @@ impl AppContext {
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
         init_i18n(&settings)?;
         let base = &settings.base;
-        let db = Database::from_config(&base.database)
-            .await
-            .with_context(|| {
-                format!(
-                    "connecting to DATABASE_URL ({})",
-                    redact_url(&base.database.url)
-                )
-            })?;
+        let db = connect_database(&settings).await?;
         let queue = connect_queue(&settings).await?;
         let cache = Cache::from_config(&base.cache, base.app_name.clone())
             .await
@@ -91,6 +84,17 @@ impl AppContext {
             "the job context carries no AppContext (build it with AppContext::job_context)",
         )
     }
+}
+
+/// Connects to `DATABASE_URL` and, when `MIGRATE_ON_START` is on, migrates it.
+///
+/// # Errors
+/// The database unreachable or a migration failing, naming `DATABASE_URL` (password redacted).
+pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
+    let config = &settings.base.database;
+    Database::from_config(config)
+        .await
+        .with_context(|| format!("connecting to DATABASE_URL ({})", redact_url(&config.url)))
 }
 
 /// Connects to the `QUEUE_URL` queue, its Redis keys under `APP_NAME` like the cache's.

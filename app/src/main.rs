@@ -209,14 +209,7 @@ async fn worker(settings: Settings) -> anyhow::Result<()> {
 
 /// `app jobs failed …`: prints what the command answers.
 async fn failed_jobs(command: FailedCommand, settings: &Settings) -> anyhow::Result<()> {
-    let db = Database::from_config(&settings.base.database)
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to DATABASE_URL ({})",
-                redact_url(&settings.base.database.url)
-            )
-        })?;
+    let db = app::connect_database(settings).await?;
     let result = async {
         let queue = app::connect_queue(settings).await?;
         failed_command(&command, &db, &queue).await

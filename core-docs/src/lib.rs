@@ -202,9 +202,8 @@ async fn contained_file(root: &Path, relative: &Path) -> Option<(PathBuf, PathBu
     metadata.is_file().then_some((file, inside))
 }
 
-/// The `Content-Type` for a file name, by extension, as [`mime_guess`] knows it, with
-/// `charset=utf-8` on HTML, CSS, JavaScript, plain text and Markdown (every JavaScript type is
-/// `text/javascript`); `application/octet-stream` when the extension is unknown.
+/// The `Content-Type` for a file of the site, by extension: core-db's
+/// [`content_type`](core_db::storage::content_type), which stored files are served with too.
 ///
 /// ```
 /// use std::path::Path;
@@ -213,16 +212,8 @@ async fn contained_file(root: &Path, relative: &Path) -> Option<(PathBuf, PathBu
 /// assert_eq!(core_docs::content_type(Path::new("logo.PNG")), "image/png");
 /// assert_eq!(core_docs::content_type(Path::new("notes")), "application/octet-stream");
 /// ```
-pub fn content_type(path: &Path) -> &'static str {
-    match mime_guess::from_path(path).first_raw() {
-        Some("text/html") => "text/html; charset=utf-8",
-        Some("text/javascript" | "application/javascript") => "text/javascript; charset=utf-8",
-        Some("text/css") => "text/css; charset=utf-8",
-        Some("text/plain") => "text/plain; charset=utf-8",
-        Some("text/markdown") => "text/markdown; charset=utf-8",
-        Some(other) => other,
-        None => "application/octet-stream",
-    }
+pub fn content_type(path: &Path) -> std::borrow::Cow<'static, str> {
+    core_db::storage::content_type(&path.to_string_lossy())
 }
 
 /// The headers of every file the site sends: its type, how long it may be cached, and no
@@ -235,10 +226,10 @@ fn set_headers(response: &mut Response, path: &Path, immutable: bool) {
         "no-cache"
     };
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(path)),
-    );
+    // A MIME type (with `; charset=utf-8`) is visible ASCII, always a valid header value.
+    if let Ok(value) = HeaderValue::from_str(&content_type(path)) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -138,19 +138,12 @@ fn storage_error(err: core_db::Error) -> AppError {
     }
 }
 
-/// The `Content-Type` a stored object is served with, from its key's extension (`mime_guess`):
-/// text types say `charset=utf-8`, unknown extensions are `application/octet-stream`.
+/// The `Content-Type` a stored object is served with: [`storage::content_type`] of its key
+/// (text types say `charset=utf-8`, unknown extensions are `application/octet-stream`).
 pub fn content_type(key: &str) -> HeaderValue {
-    let Some(mime) = mime_guess::from_path(key).first_raw() else {
-        return HeaderValue::from_static(storage::DEFAULT_CONTENT_TYPE);
-    };
-    if mime.starts_with("text/") {
-        // A MIME type and `; charset=utf-8` are visible ASCII, always a valid header value.
-        HeaderValue::from_str(&format!("{mime}; charset=utf-8"))
-            .unwrap_or_else(|_| HeaderValue::from_static(storage::DEFAULT_CONTENT_TYPE))
-    } else {
-        HeaderValue::from_static(mime)
-    }
+    // A MIME type (with `; charset=utf-8`) is visible ASCII, always a valid header value.
+    HeaderValue::from_str(&storage::content_type(key))
+        .unwrap_or_else(|_| HeaderValue::from_static(storage::DEFAULT_CONTENT_TYPE))
 }
 
 /// Whether the query names a presigned link's parameters, which are then always checked.

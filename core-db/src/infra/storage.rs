@@ -74,6 +74,29 @@ pub const MAX_SEGMENT_LEN: usize = 255;
 /// The content type used when none is known.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
+/// The `Content-Type` to serve a stored object or file with, from its name's extension as
+/// [`mime_guess`] knows it: text types (and JavaScript, always `text/javascript`) carry
+/// `; charset=utf-8`; an unknown extension is [`DEFAULT_CONTENT_TYPE`].
+///
+/// ```
+/// use core_db::storage::content_type;
+///
+/// assert_eq!(content_type("reports/q1.TXT"), "text/plain; charset=utf-8");
+/// assert_eq!(content_type("assets/index.js"), "text/javascript; charset=utf-8");
+/// assert_eq!(content_type("avatars/42.png"), "image/png");
+/// assert_eq!(content_type("no-extension"), "application/octet-stream");
+/// ```
+pub fn content_type(name: &str) -> std::borrow::Cow<'static, str> {
+    match mime_guess::from_path(name).first_raw() {
+        Some("text/javascript" | "application/javascript") => {
+            "text/javascript; charset=utf-8".into()
+        }
+        Some(text) if text.starts_with("text/") => format!("{text}; charset=utf-8").into(),
+        Some(other) => other.into(),
+        None => DEFAULT_CONTENT_TYPE.into(),
+    }
+}
+
 /// Size of the chunks [`reader_stream`] and the local driver's [`Storage::get_stream`] yield.
 const READ_CHUNK: usize = 64 * 1024;
 

@@ -42,6 +42,7 @@ pub struct Loader {
 }
 
 /// One source's values, by variable name, already checked and converted.
+#[derive(Clone)]
 struct Layer {
     name: String,
     values: BTreeMap<&'static str, (Setting, Value)>,
@@ -182,10 +183,7 @@ impl Loader {
     pub fn extract<T: DeserializeOwned + Serialize + Default>(&self) -> Result<T> {
         let mut figment = Figment::from(Serialized::defaults(T::default()));
         for layer in &self.layers {
-            figment = figment.merge(Layer {
-                name: layer.name.clone(),
-                values: layer.values.clone(),
-            });
+            figment = figment.merge(layer.clone());
         }
         let mut fallbacks = Layer {
             name: "fallbacks".to_owned(),
