@@ -344,3 +344,84 @@ impl Tx {
         }
     }
 }
+
+/// Runs the same sqlx code on whichever pool a [`Database`] holds.
+///
+/// The body is written once and compiled twice, once with `$pool` bound to the `&PgPool` and
+/// once to the `&SqlitePool`, so a query whose SQL reads the same on both engines (`$1`
+/// placeholders work on both) needs no `match`. Rows decode with `#[derive(sqlx::FromRow)]`
+/// types whose fields both engines can decode (`String`, integers, `bool`,
+/// `chrono::DateTime<Utc>`, `Option` of these). Both expansions must have one type: map an
+/// engine-specific result (`PgQueryResult`, `SqliteQueryResult`) to what you need, such as
+/// `rows_affected()`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> core_db::Result<()> {
+/// use core_db::{Database, on_db};
+///
+/// let db = Database::connect("sqlite::memory:").await?;
+/// db.execute("CREATE TABLE t (id INTEGER, name TEXT)").await?;
+/// on_db!(&db, pool => {
+///     sqlx::query("INSERT INTO t (id, name) VALUES ($1, $2)")
+///         .bind(1_i64)
+///         .bind("one")
+///         .execute(pool)
+///         .await
+///         .map(|done| done.rows_affected())
+/// })?;
+/// let name: String = on_db!(&db, pool => {
+///     sqlx::query_scalar("SELECT name FROM t WHERE id = $1").bind(1_i64).fetch_one(pool).await
+/// })?;
+/// assert_eq!(name, "one");
+/// # Ok(())
+/// # }
+/// ```
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::Database::Postgres($pool) => $body,
+            $crate::Database::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// [`on_db!`] for a transaction: the body runs with `$conn` bound to the transaction's
+/// `&mut PgConnection` or `&mut SqliteConnection`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> core_db::Result<()> {
+/// use core_db::{Database, on_tx};
+///
+/// let db = Database::connect("sqlite::memory:").await?;
+/// db.execute("CREATE TABLE t (id INTEGER)").await?;
+/// let mut tx = db.begin().await?;
+/// let inserted = on_tx!(&mut tx, conn => {
+///     sqlx::query("INSERT INTO t (id) VALUES ($1)")
+///         .bind(7_i64)
+///         .execute(conn)
+///         .await
+///         .map(|done| done.rows_affected())
+/// })?;
+/// assert_eq!(inserted, 1);
+/// tx.commit().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::Tx::Postgres(tx) => {
+                let $conn: &mut ::sqlx::PgConnection = &mut **tx;
+                $body
+            }
+            $crate::Tx::Sqlite(tx) => {
+                let $conn: &mut ::sqlx::SqliteConnection = &mut **tx;
+                $body
+            }
+        }
+    };
+}
