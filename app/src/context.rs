@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use core_db::db::Migrations;
 use core_db::settings::redact_url;
 use core_db::storage::{self, Storage};
 use core_db::{Cache, Database};
@@ -92,9 +93,35 @@ impl AppContext {
 /// The database unreachable or a migration failing, naming `DATABASE_URL` (password redacted).
 pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
     let config = &settings.base.database;
-    Database::from_config(config)
+    let db = Database::from_config(config)
         .await
-        .with_context(|| format!("connecting to DATABASE_URL ({})", redact_url(&config.url)))
+        .with_context(|| format!("connecting to DATABASE_URL ({})", redact_url(&config.url)))?;
+    if config.migrate_on_start {
+        migrate(&db).await?;
+    }
+    Ok(db)
+}
+
+/// The application's own migrations (`app/migrations/{postgres,sqlite}`), applied after the
+/// framework's by [`migrate`].
+pub static MIGRATIONS: Migrations = Migrations {
+    postgres: &POSTGRES,
+    sqlite: &SQLITE,
+};
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Applies the framework's migrations, then the application's ([`MIGRATIONS`]).
+///
+/// # Errors
+/// A migration that fails.
+pub async fn migrate(db: &Database) -> anyhow::Result<()> {
+    db.migrate()
+        .await
+        .context("applying the framework's migrations")?;
+    db.migrate_with(&MIGRATIONS)
+        .await
+        .context("applying the application's migrations")
 }
 
 /// Connects to the `QUEUE_URL` queue, its Redis keys under `APP_NAME` like the cache's.

@@ -30,7 +30,7 @@ pub mod jobs;
 pub mod routes;
 pub mod settings;
 
-pub use context::{AppContext, connect_database, connect_queue, init_i18n};
+pub use context::{AppContext, MIGRATIONS, connect_database, connect_queue, init_i18n, migrate};
 pub use jobs::worker;
 pub use settings::Settings;
 

@@ -137,7 +137,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let url = &settings.base.database.url;
     let db = Database::connect(url).await?;
-    db.migrate().await?;
+    app::migrate(&db).await?;
     tracing::info!(database = %redact_url(url), "migrations applied");
     db.close().await;
     Ok(())

@@ -29,11 +29,15 @@ fn sample(setting: &Setting) -> &'static str {
         "RUST_LOG" => "trace",
         "RUSTFORGE_CONFIG" => "settings.toml",
         "I18N_DIRS" => "i18n",
+        "APP_ENV" => "production",
+        "API_KEY_SECRET" => "hunter2-secret-value-long-enough-for-hmac",
         _ => match setting.kind {
             Kind::Bool => "false",
             Kind::Int { .. } => "1234",
             Kind::Millis => "1500",
             Kind::Secs => "7",
+            Kind::Duration => "90m",
+            Kind::Decimal => "0.25",
             Kind::List => "a, b",
             Kind::Ip => "0.0.0.0",
             Kind::Secret => "hunter2-secret-value",
@@ -52,6 +56,8 @@ fn expected(setting: &Setting, raw: &str) -> Value {
             json!({"secs": ms / 1000, "nanos": (ms % 1000) * 1_000_000})
         }
         Kind::Secs => json!({"secs": raw.parse::<u64>().unwrap(), "nanos": 0}),
+        Kind::Duration => json!({"secs": 5400, "nanos": 0}),
+        Kind::Decimal => json!(raw.parse::<f64>().unwrap()),
         Kind::List => json!(raw.split(',').map(str::trim).collect::<Vec<_>>()),
         _ => json!(raw),
     }
@@ -73,6 +79,11 @@ fn assert_samples(settings: &Settings, source: &str) {
             // Secrets are never serialized; read them from their fields.
             "S3_SECRET_ACCESS_KEY" => assert_eq!(
                 settings.base.storage.secret_access_key.as_deref(),
+                Some(raw),
+                "{source}"
+            ),
+            "API_KEY_SECRET" => assert_eq!(
+                settings.forgerun.api_key_secret.as_deref(),
                 Some(raw),
                 "{source}"
             ),

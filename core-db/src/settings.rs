@@ -31,6 +31,11 @@ pub enum Kind {
     Millis,
     /// A whole number of seconds, read as a `Duration`.
     Secs,
+    /// A length of time: a whole number of seconds, or a humantime span such as `90s`, `15m`,
+    /// `1h`, `30d` or `1h 30m`; read as a `Duration`.
+    Duration,
+    /// A finite decimal number of at least zero, such as `0.001` or `2.5`.
+    Decimal,
     /// A comma-separated list (or a TOML array) of text.
     List,
     /// An IP address.

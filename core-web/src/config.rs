@@ -371,6 +371,8 @@ pub fn documented(tables: &[&[Setting]], defaults: &serde_json::Value) -> Vec<Se
                 (Kind::Secs, v) => {
                     duration_of(v).map_or_else(String::new, |d| d.as_secs().to_string())
                 }
+                (Kind::Duration, v) => duration_of(v)
+                    .map_or_else(String::new, |d| humantime::format_duration(d).to_string()),
                 (_, serde_json::Value::Array(items)) if items.is_empty() => "(none)".to_owned(),
                 (_, serde_json::Value::String(s)) => s.clone(),
                 (_, other) => other.to_string(),

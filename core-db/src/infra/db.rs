@@ -22,13 +22,46 @@ use sqlx::{Executor as _, PgPool, Postgres, Sqlite, SqlitePool};
 use crate::error::{Error, Result};
 
 pub mod row_count;
+pub mod timestamp;
 
 pub use row_count::{quote_ident, quote_table};
+pub use timestamp::Timestamp;
 
 /// PostgreSQL migrations, embedded from `migrations/postgres`.
 pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 /// SQLite migrations, embedded from `migrations/sqlite`.
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// One set of migrations for both engines, embedded at compile time with `sqlx::migrate!`:
+/// the framework's ([`Migrations::FRAMEWORK`]) or an application's own, applied with
+/// [`Database::migrate_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct Migrations {
+    /// The PostgreSQL migrations.
+    pub postgres: &'static sqlx::migrate::Migrator,
+    /// The SQLite migrations.
+    pub sqlite: &'static sqlx::migrate::Migrator,
+}
+
+impl Migrations {
+    /// The framework's migrations: `migrations/postgres` and `migrations/sqlite` at the
+    /// workspace root.
+    pub const FRAMEWORK: Self = Self {
+        postgres: &POSTGRES_MIGRATOR,
+        sqlite: &SQLITE_MIGRATOR,
+    };
+}
+
+/// `migrator` over the same files, ignoring applied versions it does not know: several sets
+/// share `_sqlx_migrations`.
+fn tolerant(migrator: &'static sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Borrowed(&migrator.migrations),
+        ignore_missing: true,
+        locking: migrator.locking,
+        no_tx: migrator.no_tx,
+    }
+}
 
 /// Which database engine a [`Database`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,11 +248,38 @@ impl Database {
         }
     }
 
-    /// Applies the embedded migrations for this backend that have not run yet.
+    /// Applies the framework's embedded migrations ([`Migrations::FRAMEWORK`]: the tables of
+    /// core-jobs and the row counters) that have not run yet.
     pub async fn migrate(&self) -> Result<()> {
+        self.migrate_with(&Migrations::FRAMEWORK).await
+    }
+
+    /// Applies the migrations of `set` for this backend that have not run yet: an
+    /// application's own tables, next to the framework's.
+    ///
+    /// Every set records what it applied in the one `_sqlx_migrations` table, so a set ignores
+    /// the versions it does not know (another set's); give each set's files distinct versions
+    /// (timestamps in the file names do that).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> core_db::Result<()> {
+    /// use core_db::Database;
+    /// use core_db::db::Migrations;
+    ///
+    /// // In an application: `sqlx::migrate!("migrations/postgres")` and `…/sqlite`.
+    /// static APP: Migrations = Migrations::FRAMEWORK;
+    ///
+    /// let db = Database::connect("sqlite::memory:").await?;
+    /// db.migrate().await?;
+    /// db.migrate_with(&APP).await?; // nothing left to apply, nothing reported missing
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn migrate_with(&self, set: &Migrations) -> Result<()> {
         match self {
-            Self::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await?,
-            Self::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,
+            Self::Postgres(pool) => tolerant(set.postgres).run(pool).await?,
+            Self::Sqlite(pool) => tolerant(set.sqlite).run(pool).await?,
         }
         Ok(())
     }

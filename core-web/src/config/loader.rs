@@ -263,6 +263,21 @@ fn convert(setting: &Setting, raw: &str) -> Option<Value> {
             duration(ms / 1000, u32::try_from(ms % 1000).ok()? * 1_000_000)
         }
         Kind::Secs => duration(raw.parse().ok()?, 0),
+        Kind::Duration => {
+            let d = match raw.trim().parse::<u64>() {
+                Ok(secs) => std::time::Duration::from_secs(secs),
+                Err(_) => humantime::parse_duration(raw.trim()).ok()?,
+            };
+            duration(d.as_secs(), d.subsec_nanos())
+        }
+        Kind::Decimal => {
+            let n: f64 = raw
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+            Value::from(n)
+        }
         Kind::List => Value::from(
             raw.split(',')
                 .map(str::trim)
@@ -394,6 +409,31 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_and_decimals_are_read() {
+        let span = Setting::new("SPAN", "span", Kind::Duration, "a duration", "");
+        let secs = |raw: &str| {
+            convert(&span, raw).map(|v| {
+                let d: std::time::Duration = v.deserialize().expect("a Duration");
+                d.as_secs()
+            })
+        };
+        assert_eq!(secs("90"), Some(90));
+        assert_eq!(secs("15m"), Some(900));
+        assert_eq!(secs("1h 30m"), Some(5400));
+        assert_eq!(secs("30d"), Some(30 * 86_400));
+        assert_eq!(secs("soon"), None);
+        assert_eq!(secs("-5"), None);
+
+        let scale = Setting::new("SCALE", "scale", Kind::Decimal, "a number", "");
+        let number = |raw: &str| convert(&scale, raw).and_then(|v| v.to_num()?.to_f64());
+        assert_eq!(number("0.001"), Some(0.001));
+        assert_eq!(number("2"), Some(2.0));
+        assert_eq!(number("-1"), None);
+        assert_eq!(number("NaN"), None);
+        assert_eq!(number("inf"), None);
+    }
 
     #[test]
     fn toml_syntax_errors_name_the_line_not_its_text() {
