@@ -5,13 +5,30 @@
 //! {"message": "Validation failed", "error_code": "VALIDATION_ERROR",
 //!  "errors": {"items[0].name": ["…"]}, "request_id": "…"}
 //! ```
+//!
+//! A request that prefers `application/problem+json` gets the same error as RFC 9457 problem
+//! details instead (see [`crate::problem`]).
+//!
+//! Applications give errors their own stable codes with [`AppError::coded`], and any error can
+//! carry response headers with [`AppError::with_header`]:
+//!
+//! ```
+//! use axum::http::{StatusCode, header};
+//! use core_web::AppError;
+//!
+//! let err = AppError::coded(StatusCode::CONFLICT, "RFA_JOB_CONFLICT", "The job is being submitted")
+//!     .with_header(header::RETRY_AFTER, "1");
+//! assert_eq!(err.status(), StatusCode::CONFLICT);
+//! assert_eq!(err.error_code(), "RFA_JOB_CONFLICT");
+//! assert_eq!(err.headers().expect("headers")[header::RETRY_AFTER], "1");
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use core_db::UploadError;
 use serde::{Deserialize, Serialize};
@@ -95,6 +112,16 @@ pub enum AppError {
         /// Message for the client.
         message: String,
     },
+    /// Another error sent with extra response headers (`Retry-After`, `RateLimit`, …); built by
+    /// [`AppError::with_header`] and [`AppError::with_headers`]. Status, code, message and body
+    /// are the inner error's.
+    WithHeaders {
+        /// The error being sent; never itself a `WithHeaders`.
+        error: Box<AppError>,
+        /// Headers set on the response, replacing any header of the same name the inner error
+        /// sets.
+        headers: HeaderMap,
+    },
 }
 
 /// The JSON body of every error response.
@@ -112,6 +139,111 @@ pub struct ErrorBody {
 }
 
 impl AppError {
+    /// An error with any status and the application's own stable code: a shortcut for
+    /// [`AppError::Status`].
+    ///
+    /// ```
+    /// use axum::http::StatusCode;
+    /// use core_web::AppError;
+    ///
+    /// let err = AppError::coded(StatusCode::NOT_FOUND, "RFA_JOB_NOT_FOUND", "No such job");
+    /// assert_eq!(err.body().error_code, "RFA_JOB_NOT_FOUND");
+    /// ```
+    pub fn coded(
+        status: StatusCode,
+        error_code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        AppError::Status {
+            status,
+            error_code: error_code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// This error, sent with one more response header (in JSON and problem+json alike). A header
+    /// of the same name set by the error itself (such as the `Retry-After` of
+    /// [`AppError::TooManyRequests`]) is replaced; calling it twice with one name sends both
+    /// values.
+    ///
+    /// The name and value are converted like `http::request::Builder::header` does; one that is
+    /// not a valid header name or value is left out with a warning in the log, so a bad header
+    /// never turns an error response into a panic.
+    ///
+    /// ```
+    /// use axum::http::StatusCode;
+    /// use axum::response::IntoResponse;
+    /// use core_web::AppError;
+    ///
+    /// let response = AppError::ServiceUnavailable("Queue is full".into())
+    ///     .with_header("retry-after", 30u64)
+    ///     .into_response();
+    /// assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    /// assert_eq!(response.headers()["retry-after"], "30");
+    /// ```
+    pub fn with_header<K, V>(self, name: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        HeaderValue: TryFrom<V>,
+    {
+        let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value))
+        else {
+            tracing::warn!(
+                error_code = self.error_code(),
+                "invalid header name or value left out of an error response"
+            );
+            return self;
+        };
+        let mut headers = HeaderMap::new();
+        headers.append(name, value);
+        self.with_headers(headers)
+    }
+
+    /// This error, sent with every header of `headers` (see [`AppError::with_header`]).
+    pub fn with_headers(self, headers: HeaderMap) -> Self {
+        match self {
+            AppError::WithHeaders {
+                error,
+                headers: mut existing,
+            } => {
+                let mut last = None;
+                for (name, value) in headers {
+                    // `None` repeats the previous name: the values of one name stay together.
+                    if let Some(name) = name {
+                        last = Some(name);
+                    }
+                    if let Some(name) = &last {
+                        existing.append(name.clone(), value);
+                    }
+                }
+                AppError::WithHeaders {
+                    error,
+                    headers: existing,
+                }
+            }
+            other => AppError::WithHeaders {
+                error: Box::new(other),
+                headers,
+            },
+        }
+    }
+
+    /// The extra headers this error is sent with, if any (see [`AppError::with_header`]).
+    pub fn headers(&self) -> Option<&HeaderMap> {
+        match self {
+            AppError::WithHeaders { headers, .. } => Some(headers),
+            _ => None,
+        }
+    }
+
+    /// The error without its extra headers.
+    fn inner(&self) -> &AppError {
+        match self {
+            AppError::WithHeaders { error, .. } => error.inner(),
+            other => other,
+        }
+    }
+
     /// 422 with a single field error; a shortcut for [`AppError::Validation`].
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         let mut errors = FieldErrors::new();
@@ -139,6 +271,7 @@ impl AppError {
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Status { status, .. } => *status,
+            AppError::WithHeaders { error, .. } => error.status(),
         }
     }
 
@@ -157,6 +290,7 @@ impl AppError {
             AppError::TooManyRequests { .. } => "RATE_LIMITED",
             AppError::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
             AppError::Status { error_code, .. } => error_code,
+            AppError::WithHeaders { error, .. } => error.error_code(),
         }
     }
 
@@ -178,6 +312,7 @@ impl AppError {
             | AppError::InvalidInput { message: m, .. }
             | AppError::TooManyRequests { message: m, .. }
             | AppError::Status { message: m, .. } => m.clone(),
+            AppError::WithHeaders { error, .. } => error.client_message(),
         }
     }
 
@@ -186,7 +321,7 @@ impl AppError {
         ErrorBody {
             message: self.client_message(),
             error_code: self.error_code().to_owned(),
-            errors: match self {
+            errors: match self.inner() {
                 AppError::Validation { errors, .. } | AppError::InvalidInput { errors, .. } => {
                     Some(errors.clone())
                 }
@@ -199,7 +334,7 @@ impl AppError {
 
 impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        match self.inner() {
             AppError::Internal(err) => write!(f, "{}: {err:#}", self.error_code()),
             other => write!(f, "{}: {}", other.error_code(), other.client_message()),
         }
@@ -266,13 +401,13 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let AppError::Internal(err) = &self {
+        if let AppError::Internal(err) = self.inner() {
             // Logged inside the request span, so the line carries the request id.
             tracing::error!(error = format!("{err:#}"), "internal error");
         } else if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), error = %self, "server error");
         }
-        let retry_after = match &self {
+        let retry_after = match self.inner() {
             AppError::TooManyRequests {
                 retry_after: Some(d),
                 ..
@@ -282,9 +417,26 @@ impl IntoResponse for AppError {
             }
             _ => None,
         };
-        let mut response = (status, Json(self.body())).into_response();
+        let mut response = match crate::problem::current_instance() {
+            Some(instance) => crate::problem::render(&self, Some(instance)),
+            None => (status, Json(self.body())).into_response(),
+        };
         if let Some(value) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if let AppError::WithHeaders { headers, .. } = self {
+            for name in headers.keys() {
+                response.headers_mut().remove(name);
+            }
+            let mut last = None;
+            for (name, value) in headers {
+                if let Some(name) = name {
+                    last = Some(name);
+                }
+                if let Some(name) = &last {
+                    response.headers_mut().append(name.clone(), value);
+                }
+            }
         }
         response
     }
@@ -322,6 +474,14 @@ pub enum Error {
     /// An I/O error while serving.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A rate-limit policy was given a name or window it does not accept.
+    #[error("invalid rate-limit policy {name:?}: {reason}")]
+    InvalidPolicy {
+        /// The policy's name.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The tracing subscriber could not be installed.
     #[error("logging: {0}")]
     Telemetry(String),

@@ -2,7 +2,12 @@
 //!
 //! - [`AppError`] and [`ApiResponse`]: every handler answers `{"data", "message"?}` on success and
 //!   `{"message", "error_code", "errors"?, "request_id"}` on failure — including the framework's
-//!   own rejections, timeouts, panics and oversized bodies.
+//!   own rejections, timeouts, panics and oversized bodies. [`AppError::coded`] gives an error
+//!   the application's own code, [`AppError::with_header`] any response header.
+//! - [`problem`]: the same errors as RFC 9457 problem details for clients whose `Accept` prefers
+//!   `application/problem+json`.
+//! - [`rate_limit`]: fixed-window rate limits on the shared cache, with the IETF `RateLimit`
+//!   headers and a layer for routers.
 //! - [`ValidatedJson`]: a JSON body checked with `validator`; failures come back as 422 with
 //!   dotted field paths and messages in the request's locale.
 //! - [`middleware::stack`]: request id, trace span, locale, JSON errors, panic catching, timeout,
@@ -43,6 +48,8 @@ pub mod error;
 pub mod json_errors;
 pub mod messages;
 pub mod middleware;
+pub mod problem;
+pub mod rate_limit;
 pub mod request_id;
 pub mod response;
 pub mod server;

@@ -1,8 +1,9 @@
 //! The middleware stack, applied in one call with [`stack`].
 //!
-//! From the outside in: compression → CORS → request id and trace span → locale → JSON error
-//! bodies → panic → timeout → body limit → handler. Every error any of them produces leaves as the
-//! framework's JSON error body.
+//! From the outside in: compression → CORS → request id and trace span → error format
+//! negotiation → locale → JSON error bodies → panic → timeout → body limit → handler. Every error
+//! any of them produces leaves as the framework's JSON error body, or as RFC 9457 problem details
+//! when the request's `Accept` prefers them (see [`crate::problem`]).
 
 use std::any::Any;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::config::HttpConfig;
 use crate::error::AppError;
 use crate::json_errors::{self, BodyLimit};
-use crate::{messages, request_id};
+use crate::{messages, problem, request_id};
 
 /// Wraps `router` in the framework's middleware stack, configured by `config`.
 ///
@@ -45,6 +46,7 @@ where
         .layer(CompressionLayer::new())
         .option_layer(cors(&config.cors_allowed_origins))
         .layer(from_fn(request_id::middleware))
+        .layer(from_fn(problem::middleware))
         .layer(core_i18n::LocaleLayer::new())
         .layer(from_fn(move |mut req: Request, next: Next| async move {
             req.extensions_mut().insert(BodyLimit(limit));

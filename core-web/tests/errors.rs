@@ -192,3 +192,104 @@ async fn field_shortcut_builds_a_validation_error() {
         vec!["taken".to_owned()]
     );
 }
+
+#[tokio::test]
+async fn coded_errors_keep_the_applications_code() {
+    let app = core_web::middleware::stack(
+        Router::new().route(
+            "/job",
+            get(|| async {
+                Err::<ApiResponse<()>, _>(AppError::coded(
+                    StatusCode::NOT_FOUND,
+                    "RFA_JOB_NOT_FOUND",
+                    "No such job",
+                ))
+            }),
+        ),
+        &HttpConfig::default(),
+    );
+    let reply = send(&app, get_req("/job")).await;
+    let body = assert_error(&reply, 404, "RFA_JOB_NOT_FOUND");
+    assert_eq!(body["message"], "No such job");
+}
+
+#[tokio::test]
+async fn errors_carry_extra_headers() {
+    let app = core_web::middleware::stack(
+        Router::new()
+            .route(
+                "/busy",
+                get(|| async {
+                    Err::<ApiResponse<()>, _>(
+                        AppError::ServiceUnavailable("Queue is full".into())
+                            .with_header("retry-after", 30u64),
+                    )
+                }),
+            )
+            .route(
+                "/limited",
+                get(|| async {
+                    Err::<ApiResponse<()>, _>(
+                        AppError::TooManyRequests {
+                            message: "Slow down".into(),
+                            retry_after: Some(Duration::from_secs(9)),
+                        }
+                        .with_header("ratelimit-policy", "\"default\";q=2;w=60")
+                        .with_header("ratelimit", "\"default\";r=0;t=5")
+                        .with_header("retry-after", "5")
+                        .with_header("link", "</a>")
+                        .with_header("link", "</b>")
+                        .with_header("bad header", "x")
+                        .with_header("x-ok", "bad\nvalue"),
+                    )
+                }),
+            ),
+        &HttpConfig::default(),
+    );
+    let reply = send(&app, get_req("/busy")).await;
+    let body = assert_error(&reply, 503, "SERVICE_UNAVAILABLE");
+    assert_eq!(body["message"], "Queue is full");
+    assert_eq!(reply.headers["retry-after"], "30");
+
+    let reply = send(&app, get_req("/limited")).await;
+    let body = assert_error(&reply, 429, "RATE_LIMITED");
+    assert_eq!(body.as_object().expect("object").len(), 3, "{body}");
+    assert_eq!(
+        reply
+            .headers
+            .get_all("retry-after")
+            .iter()
+            .collect::<Vec<_>>(),
+        ["5"],
+        "the given header replaces the error's own"
+    );
+    assert_eq!(reply.headers["ratelimit"], "\"default\";r=0;t=5");
+    assert_eq!(reply.headers["ratelimit-policy"], "\"default\";q=2;w=60");
+    assert_eq!(
+        reply.headers.get_all("link").iter().collect::<Vec<_>>(),
+        ["</a>", "</b>"],
+        "one name given twice sends both"
+    );
+    assert!(
+        !reply.headers.contains_key("x-ok"),
+        "an invalid value is left out"
+    );
+    assert!(reply.headers.contains_key("x-request-id"));
+}
+
+#[test]
+fn with_header_keeps_the_inner_error() {
+    let err = AppError::field("email", "taken").with_header("x-a", "1");
+    assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err.error_code(), "VALIDATION_ERROR");
+    assert_eq!(err.body().errors.expect("errors")["email"], ["taken"]);
+    let err = err.with_header("x-b", "2");
+    assert!(
+        matches!(&err, AppError::WithHeaders { error, .. } if !matches!(**error, AppError::WithHeaders { .. })),
+        "headers are merged, not nested"
+    );
+    let headers = err.headers().expect("headers");
+    assert_eq!(headers["x-a"], "1");
+    assert_eq!(headers["x-b"], "2");
+    assert!(err.to_string().starts_with("VALIDATION_ERROR: "), "{err}");
+}
