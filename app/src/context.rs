@@ -7,7 +7,7 @@ use core_db::db::Migrations;
 use core_db::settings::redact_url;
 use core_db::storage::{self, Storage};
 use core_db::{Cache, Database};
-use core_jobs::{JobContext, Queue};
+use core_jobs::{JobBuffer, JobContext, Queue};
 
 use crate::settings::Settings;
 
@@ -33,8 +33,8 @@ pub struct AppContext {
     pub queue: Queue,
     /// Object storage (a local directory by default, S3 when `STORAGE_DRIVER=s3`).
     pub storage: Arc<dyn Storage>,
-    /// The demo notes store.
-    pub notes: crate::routes::notes::NoteStore,
+    /// Transactional dispatch: jobs written with a transaction, relayed after it commits.
+    pub buffer: JobBuffer,
 }
 
 impl AppContext {
@@ -59,11 +59,11 @@ impl AppContext {
             .context("configuring storage (STORAGE_DRIVER / S3_*)")?;
         Ok(Self {
             settings: Arc::new(settings),
+            buffer: JobBuffer::new(db.clone(), queue.clone()),
             db,
             cache,
             queue,
             storage,
-            notes: crate::routes::notes::NoteStore::default(),
         })
     }
 

@@ -21,7 +21,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use app::Settings;
 use clap::{Parser, Subcommand};
 use core_db::Database;
@@ -155,20 +155,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .map_err(|source| core_web::Error::Bind { addr, source })?;
     let local = listener.local_addr()?;
-    let worker = if ctx.queue.driver_kind() == QueueDriver::Memory {
-        let handle = app::worker(&ctx)
-            .with_shutdown(&shutdown)
-            .spawn()
-            .context("starting the in-process worker")?;
-        tracing::info!(
-            worker = handle.id(),
-            "running jobs in-process (QUEUE_URL is memory://)"
-        );
-        Some(handle)
+    let in_process = ctx.queue.driver_kind() == QueueDriver::Memory;
+    let background = app::jobs::Background::start(&ctx, &shutdown, in_process).await?;
+    if in_process {
+        tracing::info!("running jobs in-process (QUEUE_URL is memory://)");
     } else {
         tracing::info!("jobs are run by `app worker` processes on the shared queue");
-        None
-    };
+    }
     let db = ctx.db.clone();
     tracing::info!(address = %format!("http://{local}"), "listening");
     let served =
@@ -176,7 +169,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // On the signal, or when the server failed on its own: the worker stops too.
     shutdown.cancel();
     shutdown.wait().await;
-    drop(worker);
+    drop(background);
     served?;
     tracing::info!("stopped");
     db.close().await;
@@ -195,14 +188,11 @@ async fn worker(settings: Settings) -> anyhow::Result<()> {
         );
     }
     // The worker logs its own start and stop.
-    let handle = app::worker(&ctx)
-        .with_shutdown(&shutdown)
-        .spawn()
-        .context("starting the worker")?;
+    let background = app::jobs::Background::start(&ctx, &shutdown, true).await?;
     shutdown.cancelled().await;
     tracing::info!("shutting down: waiting for running jobs");
     shutdown.wait().await;
-    drop(handle);
+    drop(background);
     ctx.db.close().await;
     Ok(())
 }

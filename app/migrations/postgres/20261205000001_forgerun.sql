@@ -32,6 +32,7 @@ CREATE TABLE jobs (
     error             TEXT,
     retryable         BOOLEAN NOT NULL DEFAULT FALSE,
     callback          TEXT,
+    dispatch_id       TEXT,
     cancel_requested  BOOLEAN NOT NULL DEFAULT FALSE,
     output            TEXT,
     version           BIGINT NOT NULL DEFAULT 0,

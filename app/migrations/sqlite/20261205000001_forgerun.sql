@@ -32,6 +32,7 @@ CREATE TABLE jobs (
     error             TEXT,
     retryable         INTEGER NOT NULL DEFAULT 0,
     callback          TEXT,
+    dispatch_id       TEXT,
     cancel_requested  INTEGER NOT NULL DEFAULT 0,
     output            TEXT,
     version           INTEGER NOT NULL DEFAULT 0,

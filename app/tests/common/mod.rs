@@ -44,3 +44,79 @@ pub fn request(method: &str, uri: &str, locale: Option<&str>, body: Option<&str>
     }
     .expect("request")
 }
+
+/// Which drivers a test app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drivers {
+    /// SQLite, the memory cache, the in-process queue, local storage.
+    Embedded,
+    /// PostgreSQL, Redis (cache and queue), local storage.
+    Services,
+}
+
+/// An app and what keeps its backends alive (a temporary directory, a fresh PostgreSQL
+/// database, a fresh Redis prefix); dropping it cleans them up.
+pub struct TestApp {
+    pub router: Router,
+    pub ctx: AppContext,
+    pub dir: tempfile::TempDir,
+    pub vars: HashMap<String, String>,
+    pub pg: Option<test_support::TestPostgres>,
+    pub redis: Option<test_support::TestRedis>,
+}
+
+impl TestApp {
+    /// Another process's view of the same backends: a second context from the same settings.
+    pub async fn second_context(&self) -> AppContext {
+        let settings =
+            Settings::from_lookup(|name| self.vars.get(name).cloned()).expect("settings");
+        AppContext::connect(settings).await.expect("second context")
+    }
+}
+
+/// An app on `drivers`, or `None` when a service is unreachable (and not required).
+pub async fn test_app(drivers: Drivers, test: &str, extra: &[(&str, &str)]) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut vars: HashMap<String, String> = HashMap::from([
+        (
+            "STORAGE_ROOT".to_owned(),
+            dir.path().join("storage").display().to_string(),
+        ),
+        (
+            "DATA_DIR".to_owned(),
+            dir.path().join("data").display().to_string(),
+        ),
+    ]);
+    let (mut pg, mut redis) = (None, None);
+    match drivers {
+        Drivers::Embedded => {
+            let url = format!("sqlite://{}", dir.path().join("app.sqlite3").display());
+            vars.insert("DATABASE_URL".to_owned(), url);
+            vars.insert("CACHE_URL".to_owned(), "memory://".to_owned());
+            vars.insert("QUEUE_URL".to_owned(), "memory://".to_owned());
+        }
+        Drivers::Services => {
+            let db = test_support::postgres(test).await?;
+            let r = test_support::redis(test).await?;
+            vars.insert("DATABASE_URL".to_owned(), db.url.clone());
+            vars.insert("CACHE_URL".to_owned(), r.url.clone());
+            vars.insert("QUEUE_URL".to_owned(), r.url.clone());
+            vars.insert("APP_NAME".to_owned(), r.prefix.clone());
+            pg = Some(db);
+            redis = Some(r);
+        }
+    }
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("settings");
+    let ctx = AppContext::connect(settings).await.expect("context");
+    Some(TestApp {
+        router: app::router(ctx.clone()),
+        ctx,
+        dir,
+        vars,
+        pg,
+        redis,
+    })
+}

@@ -1,0 +1,307 @@
+//! ForgeRun's jobs: the state machine ([`state`]), the work-kind catalog ([`kinds`]), the table
+//! and its transitions ([`store`]), the core-jobs job that runs attempts ([`run`]), and the
+//! operations the API calls: [`submit`], [`cancel`], [`retry`].
+//!
+//! A submission writes the job row (QUEUED), its `job.created` and `job.queued` events and its
+//! core-jobs dispatch in one transaction ([`JobBuffer`](core_jobs::JobBuffer)); the relay sends
+//! the dispatch to the queue once the transaction has committed, delayed to `execution_at` when
+//! there is one. [`worker`] builds the core-jobs worker that runs them; [`Background`] starts
+//! the relay (and the worker, and the start-up sweep of a queue that does not survive
+//! restarts) next to a server.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use core_db::db::Timestamp;
+use core_jobs::buffer::RelayHandle;
+use core_jobs::{QueueDriver, Shutdown, Worker, WorkerHandle};
+
+use crate::AppContext;
+
+pub mod kinds;
+pub mod run;
+pub mod state;
+pub mod store;
+
+pub use kinds::WorkKind;
+pub use run::RunJob;
+pub use state::State;
+pub use store::{JobRow, Moved};
+
+/// A new job as the API accepts it, checked.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The work kind.
+    pub work_kind: WorkKind,
+    /// Not to start before (whole seconds, not in the past).
+    pub execution_at: Option<Timestamp>,
+    /// The callback URL.
+    pub callback: Option<String>,
+    /// Attempts allowed (1–10, default 3).
+    pub max_attempts: u32,
+}
+
+/// Attempts a job gets unless it asks otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+/// The backoff unit (the delay before the first retry) at `WORK_TIME_SCALE`, in milliseconds.
+fn backoff_unit_ms(ctx: &AppContext) -> u64 {
+    let unit = Duration::from_secs(1).mul_f64(ctx.settings.forgerun.work_time_scale);
+    u64::try_from(unit.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Writes a new job `id` for `client_id` (QUEUED), its `job.created` and `job.queued` events and
+/// its dispatch inside a new transaction, and returns the row and the transaction for the
+/// caller to add to (the idempotency record) and commit with `ctx.buffer.commit`.
+///
+/// # Errors
+/// The database failed (nothing is written).
+pub async fn submit(
+    ctx: &AppContext,
+    client_id: &str,
+    job: &NewJob,
+    id: &str,
+) -> anyhow::Result<(JobRow, core_db::Tx)> {
+    let now = Timestamp::now();
+    let mut tx = ctx.db.begin().await?;
+    let run = RunJob {
+        job_id: id.to_owned(),
+        attempts: job.max_attempts,
+        backoff_unit_ms: backoff_unit_ms(ctx),
+    };
+    let dispatch = match job.execution_at {
+        Some(at) if at > now => {
+            let delay = (at.get() - now.get()).to_std().unwrap_or_default();
+            ctx.buffer.push_in(&mut tx, &run, delay).await?
+        }
+        _ => ctx.buffer.push(&mut tx, &run).await?,
+    };
+    let row = JobRow {
+        id: id.to_owned(),
+        client_id: client_id.to_owned(),
+        work_kind: job.work_kind.as_str().to_owned(),
+        state: State::Queued.as_str().to_owned(),
+        attempt: 0,
+        max_attempts: i64::from(job.max_attempts),
+        outcome: None,
+        error: None,
+        retryable: false,
+        callback: job.callback.clone(),
+        dispatch_id: Some(dispatch.as_str().to_owned()),
+        cancel_requested: false,
+        version: 1,
+        execution_at: job.execution_at,
+        created_at: now,
+        updated_at: now,
+        queued_at: Some(now),
+        started_at: None,
+        finished_at: None,
+    };
+    store::insert(&mut tx, &row).await?;
+    store::insert_event(&mut tx, id, None, State::Created, 0, None, now).await?;
+    store::insert_event(
+        &mut tx,
+        id,
+        Some(State::Created),
+        State::Queued,
+        0,
+        None,
+        now,
+    )
+    .await?;
+    Ok((row, tx))
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone)]
+pub enum Canceled {
+    /// The job is CANCELED now (it was CREATED, QUEUED or ASSIGNED).
+    Now(JobRow),
+    /// The job is RUNNING and has been asked to stop; it will within 100 ms.
+    Requested(JobRow),
+    /// The job was already final: nothing changed.
+    AlreadyFinal(JobRow),
+}
+
+/// Cancels job `id` (already known to belong to the caller).
+///
+/// # Errors
+/// The database failed.
+pub async fn cancel(ctx: &AppContext, id: &str) -> anyhow::Result<Option<Canceled>> {
+    loop {
+        let guard = store::Guard {
+            from: Some(&[State::Created, State::Queued, State::Assigned]),
+            ..store::Guard::default()
+        };
+        let row = match store::transition(
+            &ctx.db,
+            &ctx.cache,
+            id,
+            State::Canceled,
+            guard,
+            Some("canceled by the client"),
+            |_| {},
+        )
+        .await?
+        {
+            Moved::Applied(row) => return Ok(Some(Canceled::Now(row))),
+            Moved::Missing => return Ok(None),
+            Moved::Refused(row) => row,
+        };
+        match row.state() {
+            State::Running => {
+                if store::request_cancel(&ctx.db, &ctx.cache, id).await? {
+                    let row = store::find(&ctx.db, id).await?.context("job vanished")?;
+                    return Ok(Some(Canceled::Requested(row)));
+                }
+                // It left RUNNING meanwhile: decide again.
+            }
+            State::Succeeded | State::Failed | State::Canceled => {
+                return Ok(Some(Canceled::AlreadyFinal(row)));
+            }
+            // It moved between the read and the decision: decide again.
+            State::Created | State::Queued | State::Assigned => {}
+        }
+    }
+}
+
+/// Re-queues FAILED job `id` with one more attempt; `Refused` with the row when it is not
+/// FAILED.
+///
+/// # Errors
+/// The database failed.
+pub async fn retry(ctx: &AppContext, id: &str) -> anyhow::Result<Moved> {
+    loop {
+        let Some(current) = store::find(&ctx.db, id).await? else {
+            return Ok(Moved::Missing);
+        };
+        if current.state() != State::Failed {
+            return Ok(Moved::Refused(current));
+        }
+        let run = RunJob {
+            job_id: id.to_owned(),
+            attempts: 1,
+            backoff_unit_ms: backoff_unit_ms(ctx),
+        };
+        // The dispatch, the transition and its event commit together or not at all.
+        let mut tx = ctx.db.begin().await?;
+        let dispatch = ctx.buffer.push(&mut tx, &run).await?;
+        let next = store::advance(&current, State::Queued, |r| {
+            r.max_attempts = r.max_attempts.max(r.attempt + 1);
+            r.dispatch_id = Some(dispatch.as_str().to_owned());
+            r.outcome = None;
+            r.finished_at = None;
+            r.cancel_requested = false;
+        });
+        if !store::write(&mut tx, &current, &next, Some("retried by the client")).await? {
+            tx.rollback().await?;
+            continue;
+        }
+        ctx.buffer.commit(tx).await?;
+        store::invalidate(&ctx.cache, &next).await;
+        tracing::info!(
+            job_id = id,
+            client_id = next.client_id,
+            action = "retry",
+            prev_state = "FAILED",
+            next_state = "QUEUED",
+            "job transition"
+        );
+        return Ok(Moved::Applied(next));
+    }
+}
+
+/// A worker for every job of the application, on `ctx`'s queue, each job given
+/// [`AppContext::job_context`] (its database is also where `failed_jobs` rows go), with the
+/// `WORKER_*` settings. Start it with [`Worker::spawn`] or [`Worker::run`].
+pub fn worker(ctx: &AppContext) -> Worker {
+    let settings = &ctx.settings;
+    Worker::new(ctx.queue.clone(), ctx.job_context())
+        .register::<RunJob>()
+        .config(&settings.worker)
+        .grace(settings.base.http.shutdown_grace)
+}
+
+/// The background side of a process: the outbox relay, and the worker when asked.
+pub struct Background {
+    /// The relay moving committed dispatches to the queue.
+    pub relay: RelayHandle,
+    /// The worker, when this process runs jobs.
+    pub worker: Option<WorkerHandle>,
+}
+
+impl Background {
+    /// Starts the relay and, when `with_worker`, the worker (both stop with `shutdown`). On a
+    /// queue that does not survive restarts (the in-process one), first re-dispatches every job
+    /// left QUEUED, ASSIGNED or RUNNING by an earlier run of the process, so a restart loses
+    /// none.
+    ///
+    /// # Errors
+    /// The sweep's database or queue failed, or the worker could not start.
+    pub async fn start(
+        ctx: &AppContext,
+        shutdown: &Shutdown,
+        with_worker: bool,
+    ) -> anyhow::Result<Self> {
+        if ctx.queue.driver_kind() == QueueDriver::Memory {
+            let swept = sweep(ctx).await.context("re-dispatching unfinished jobs")?;
+            if swept > 0 {
+                tracing::info!(
+                    jobs = swept,
+                    "re-dispatched jobs left unfinished by the last run"
+                );
+            }
+        }
+        let relay = ctx.buffer.spawn_relay_with(shutdown);
+        let worker = if with_worker {
+            Some(
+                worker(ctx)
+                    .with_shutdown(shutdown)
+                    .spawn()
+                    .context("starting the worker")?,
+            )
+        } else {
+            None
+        };
+        Ok(Self { relay, worker })
+    }
+}
+
+/// Re-dispatches every unfinished job with a new dispatch id (so any older dispatch that still
+/// turns up does nothing), delayed to its `execution_at`.
+async fn sweep(ctx: &AppContext) -> anyhow::Result<u64> {
+    let mut count = 0;
+    for row in store::queued(&ctx.db, i64::MAX).await? {
+        let remaining = (row.max_attempts - row.attempt).max(1);
+        let run = RunJob {
+            job_id: row.id.clone(),
+            attempts: u32::try_from(remaining).unwrap_or(1),
+            backoff_unit_ms: backoff_unit_ms(ctx),
+        };
+        let mut tx = ctx.db.begin().await?;
+        let now = Timestamp::now();
+        let dispatch = match row.execution_at {
+            Some(at) if at > now => {
+                let delay = (at.get() - now.get()).to_std().unwrap_or_default();
+                ctx.buffer.push_in(&mut tx, &run, delay).await?
+            }
+            _ => ctx.buffer.push(&mut tx, &run).await?,
+        };
+        let sql = "UPDATE jobs SET dispatch_id = $1, version = version + 1 WHERE id = $2 AND version = $3";
+        let changed = core_db::on_tx!(&mut tx, conn => sqlx::query(sql)
+            .bind(dispatch.as_str())
+            .bind(&row.id)
+            .bind(row.version)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected()))?;
+        if changed == 1 {
+            ctx.buffer.commit(tx).await?;
+            store::invalidate(&ctx.cache, &row).await;
+            count += 1;
+        } else {
+            tx.rollback().await?;
+        }
+    }
+    Ok(count)
+}
