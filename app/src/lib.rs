@@ -25,7 +25,9 @@
 
 use axum::Router;
 
+pub mod auth;
 pub mod context;
+pub mod idempotency;
 pub mod jobs;
 pub mod routes;
 pub mod settings;

@@ -7,6 +7,7 @@
 //!                               # memory queue (QUEUE_URL=memory://) also run jobs in-process
 //! app migrate                   # apply pending migrations and exit
 //! app worker                    # run background jobs until SIGINT or SIGTERM
+//! app scheduler                 # dispatch scheduled jobs (retention) until SIGINT or SIGTERM
 //! app jobs failed list [LIMIT]  # newest failed jobs first (default 50)
 //! app jobs failed show ID       # one failed job with its payload and full error
 //! app jobs failed retry ID|all  # re-dispatch onto the shared queue and delete the row(s)
@@ -35,6 +36,7 @@ const USAGE: &str = "\
 usage: app [serve]                    serve HTTP (and run jobs in-process on the memory queue)
        app migrate                    apply pending migrations and exit
        app worker                     run background jobs until SIGINT or SIGTERM
+       app scheduler                  dispatch scheduled jobs (retention) until SIGINT or SIGTERM
        app jobs failed list [LIMIT]   newest failed jobs first (default 50)
        app jobs failed show ID        one failed job with its payload and full error
        app jobs failed retry ID|all   re-dispatch failed jobs and delete their rows
@@ -61,6 +63,9 @@ enum Command {
     Migrate,
     /// Run background jobs from QUEUE_URL until SIGINT or SIGTERM.
     Worker,
+    /// Dispatch scheduled jobs (the hourly retention pass) onto QUEUE_URL until SIGINT or
+    /// SIGTERM; any number may run, each tick is dispatched once.
+    Scheduler,
     /// Background jobs.
     Jobs {
         /// Which part of the jobs.
@@ -128,6 +133,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(&settings).await,
         Command::Worker => worker(settings).await,
+        Command::Scheduler => scheduler(settings).await,
         Command::Jobs {
             command: JobsCommand::Failed(args),
         } => failed_jobs(args.into_command(), &settings).await,
@@ -157,11 +163,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let in_process = ctx.queue.driver_kind() == QueueDriver::Memory;
     let background = app::jobs::Background::start(&ctx, &shutdown, in_process).await?;
-    if in_process {
-        tracing::info!("running jobs in-process (QUEUE_URL is memory://)");
+    let schedule = if in_process {
+        tracing::info!("running jobs and the schedule in-process (QUEUE_URL is memory://)");
+        Some(app::jobs::retention::scheduler(&ctx, &shutdown)?.spawn()?)
     } else {
-        tracing::info!("jobs are run by `app worker` processes on the shared queue");
-    }
+        tracing::info!(
+            "jobs are run by `app worker` and scheduled by `app scheduler` processes on the shared queue"
+        );
+        None
+    };
     let db = ctx.db.clone();
     tracing::info!(address = %format!("http://{local}"), "listening");
     let served =
@@ -169,7 +179,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // On the signal, or when the server failed on its own: the worker stops too.
     shutdown.cancel();
     shutdown.wait().await;
-    drop(background);
+    drop((background, schedule));
     served?;
     tracing::info!("stopped");
     db.close().await;
@@ -193,6 +203,25 @@ async fn worker(settings: Settings) -> anyhow::Result<()> {
     tracing::info!("shutting down: waiting for running jobs");
     shutdown.wait().await;
     drop(background);
+    ctx.db.close().await;
+    Ok(())
+}
+
+/// Dispatches the schedule onto the shared queue until SIGINT or SIGTERM.
+async fn scheduler(settings: Settings) -> anyhow::Result<()> {
+    let shutdown = Shutdown::on_signal();
+    let ctx = app::AppContext::connect(settings).await?;
+    if ctx.queue.driver_kind() == QueueDriver::Memory {
+        tracing::warn!(
+            "QUEUE_URL is memory://: jobs this scheduler dispatches run only in its own process; \
+             `app serve` already runs the schedule on the memory queue"
+        );
+    }
+    let handle = app::jobs::retention::scheduler(&ctx, &shutdown)?.spawn()?;
+    tracing::info!("scheduler running");
+    shutdown.cancelled().await;
+    shutdown.wait().await;
+    drop(handle);
     ctx.db.close().await;
     Ok(())
 }

@@ -139,6 +139,7 @@ on_both!(
     cancel_racing_completion_is_decided_once,
     scheduled_jobs_never_start_early,
     a_restart_before_execution_at_loses_nothing,
+    retention_deletes_only_what_it_no_longer_keeps,
 );
 
 async fn every_work_kind_reaches_its_outcome(drivers: Drivers, test: &str) {
@@ -416,5 +417,49 @@ async fn a_restart_before_execution_at_loses_nothing(drivers: Drivers, test: &st
         assert!(row.started_at.unwrap() >= row.execution_at.unwrap());
         assert_history(&ctx, &row).await;
     }
+    stop(shutdown, background).await;
+}
+
+async fn retention_deletes_only_what_it_no_longer_keeps(drivers: Drivers, test: &str) {
+    let Some(t) = test_app(
+        drivers,
+        test,
+        &[("WORK_TIME_SCALE", "0.001"), ("JOB_RETENTION", "1h")],
+    )
+    .await
+    else {
+        return;
+    };
+    let (shutdown, background) = start(&t).await;
+    let client_id = client(&t.ctx).await;
+    let done = submit(&t.ctx, &client_id, &new_job(WorkKind::LargeOutput)).await;
+    let done = wait_final(&t.ctx, &done.id).await;
+    let artifacts = store::artifacts(&t.ctx.db, &done.id).await.unwrap();
+    assert_eq!(artifacts.len(), 1);
+    let mut later = new_job(WorkKind::ScheduledFarFuture);
+    later.execution_at = Some(Timestamp::from(
+        chrono::Utc::now() + chrono::Duration::days(30),
+    ));
+    let pending = submit(&t.ctx, &client_id, &later).await;
+
+    // Within the retention period: nothing goes.
+    let soon = Timestamp::from(chrono::Utc::now() + chrono::Duration::minutes(59));
+    let pruned = app::jobs::retention::prune(&t.ctx, soon).await.unwrap();
+    assert_eq!(pruned.jobs, 0);
+    // Past it: the final job, its events and its stored artifact go; the pending job stays.
+    let past = Timestamp::from(chrono::Utc::now() + chrono::Duration::minutes(61));
+    let pruned = app::jobs::retention::prune(&t.ctx, past).await.unwrap();
+    assert_eq!(pruned.jobs, 1);
+    assert!(store::find(&t.ctx.db, &done.id).await.unwrap().is_none());
+    assert!(store::events(&t.ctx.db, &done.id).await.unwrap().is_empty());
+    assert!(
+        !t.ctx
+            .storage
+            .exists(&artifacts[0].storage_key)
+            .await
+            .unwrap()
+    );
+    let still = store::find(&t.ctx.db, &pending.id).await.unwrap().unwrap();
+    assert_eq!(still.state(), State::Queued);
     stop(shutdown, background).await;
 }

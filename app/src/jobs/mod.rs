@@ -19,6 +19,7 @@ use core_jobs::{QueueDriver, Shutdown, Worker, WorkerHandle};
 use crate::AppContext;
 
 pub mod kinds;
+pub mod retention;
 pub mod run;
 pub mod state;
 pub mod store;
@@ -218,6 +219,7 @@ pub fn worker(ctx: &AppContext) -> Worker {
     let settings = &ctx.settings;
     Worker::new(ctx.queue.clone(), ctx.job_context())
         .register::<RunJob>()
+        .register::<retention::Retention>()
         .config(&settings.worker)
         .grace(settings.base.http.shutdown_grace)
 }

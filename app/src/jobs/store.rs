@@ -531,3 +531,17 @@ pub async fn set_error(
         .map(drop))?;
     Ok(())
 }
+
+/// Jobs not yet final, across all clients (the queue depth `MAX_QUEUE_DEPTH` limits).
+///
+/// # Errors
+/// The database failed.
+pub async fn active_total(db: &Database) -> anyhow::Result<u64> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM jobs WHERE state IN {}",
+        State::sql_list(&State::ACTIVE)
+    );
+    let n: i64 = on_db!(db, pool => sqlx::query_scalar(&sql).fetch_one(pool).await)
+        .context("counting active jobs")?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}

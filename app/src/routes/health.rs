@@ -38,7 +38,7 @@ pub async fn health(State(state): State<AppContext>) -> ApiResult<Health> {
 /// One backend's readiness.
 #[derive(Debug, Serialize)]
 pub struct Check {
-    /// `database` or `cache`.
+    /// `database`, `cache` or `queue`.
     pub name: &'static str,
     /// The driver in use (`sqlite`, `postgres`, `memory`, `redis`, `tiered`).
     pub driver: String,
@@ -79,8 +79,23 @@ pub async fn ready(State(state): State<AppContext>) -> ApiResult<Vec<Check>> {
             error,
         )
     };
-    let (db, cache) = tokio::join!(db, cache);
-    let checks = vec![db, cache];
+    let queue = async {
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(CHECK_TIMEOUT, state.queue.stats("default")).await;
+        let error = match result {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
+        };
+        check(
+            "queue",
+            format!("{:?}", state.queue.driver_kind()).to_lowercase(),
+            started,
+            error,
+        )
+    };
+    let (db, cache, queue) = tokio::join!(db, cache, queue);
+    let checks = vec![db, cache, queue];
     let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
     if failed.is_empty() {
         return Ok(ApiResponse::success(checks, &t("health.ready")));

@@ -1,17 +1,23 @@
 //! The application's routes.
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::AppContext;
 
 pub mod files;
 pub mod health;
+pub mod jobs;
 
 /// Every route, before the middleware stack is applied.
 pub fn routes() -> Router<AppContext> {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/v1/jobs", get(jobs::list).post(jobs::submit))
+        .route("/v1/jobs/{id}", get(jobs::show))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/jobs/{id}/retry", post(jobs::retry))
+        .route("/v1/jobs/{id}/report", get(jobs::report))
         .route("/storage/{*key}", get(files::get))
 }

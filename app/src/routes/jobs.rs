@@ -1,0 +1,446 @@
+//! `/v1/jobs`: submit, list, read, cancel, retry and report, for the authenticated client only.
+//!
+//! Another client's job is a 404, exactly like a job that does not exist.
+
+use std::sync::LazyLock;
+
+use axum::extract::{Path, RawQuery, State as AxumState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use core_db::db::Timestamp;
+use core_web::datatable::{Column, DataTable, Filter};
+use core_web::{ApiResponse, ApiResult, AppError, ValidatedJson};
+use serde::{Deserialize, Serialize};
+use validator::Validate;
+
+use crate::AppContext;
+use crate::auth::Caller;
+use crate::idempotency::{self, Claim};
+use crate::jobs::{self, Canceled, JobRow, Moved, NewJob, WorkKind, store};
+
+/// Attempts a job may ask for.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// The body of `POST /v1/jobs`.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJob {
+    /// The work kind (see the catalog).
+    #[validate(length(min = 1, max = 64))]
+    pub work_kind: String,
+    /// UTC ISO-8601 time, whole seconds, not in the past.
+    #[serde(default)]
+    pub execution_at: Option<String>,
+    /// An `http://` or `https://` URL, at most 2,048 characters.
+    #[serde(default)]
+    #[validate(url, length(max = 2048))]
+    pub callback: Option<String>,
+    /// 1–10, default 3.
+    #[serde(default)]
+    #[validate(range(min = 1, max = 10))]
+    pub max_attempts: Option<u32>,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// The job's id.
+    pub job_id: String,
+    /// Its work kind.
+    pub work_kind: String,
+    /// Its state.
+    pub state: String,
+    /// Attempts started.
+    pub attempt: i64,
+    /// Attempts allowed.
+    pub max_attempts: i64,
+    /// SUCCEEDED, FAILED or CANCELED once final.
+    pub outcome: Option<String>,
+    /// The last failure's reason.
+    pub error: Option<String>,
+    /// Submitted.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+    /// Not started before.
+    pub execution_at: Option<Timestamp>,
+    /// The callback URL.
+    pub callback: Option<String>,
+}
+
+impl From<JobRow> for JobView {
+    fn from(row: JobRow) -> Self {
+        Self {
+            job_id: row.id,
+            work_kind: row.work_kind,
+            state: row.state,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+            outcome: row.outcome,
+            error: row.error,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            execution_at: row.execution_at,
+            callback: row.callback,
+        }
+    }
+}
+
+/// 404 `RFA_JOB_NOT_FOUND`.
+fn not_found(id: &str) -> AppError {
+    AppError::coded(
+        StatusCode::NOT_FOUND,
+        "RFA_JOB_NOT_FOUND",
+        format!("No job {id}"),
+    )
+}
+
+/// The caller's job `id`, or 404.
+async fn owned(ctx: &AppContext, caller: &Caller, id: &str) -> Result<JobRow, AppError> {
+    store::find_for_client(&ctx.db, &ctx.cache, &caller.client_id, id)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+/// Checks a submission: the work kind exists and may be submitted, `execution_at` is a whole
+/// second of UTC not in the past.
+fn check(input: &SubmitJob) -> Result<NewJob, AppError> {
+    let work_kind = WorkKind::parse(&input.work_kind)
+        .filter(|k| k.is_submittable())
+        .ok_or_else(|| {
+            AppError::field(
+                "work_kind",
+                format!(
+                    "{:?} is not a work kind that can be submitted",
+                    input.work_kind
+                ),
+            )
+        })?;
+    let execution_at = match &input.execution_at {
+        None => None,
+        Some(text) => {
+            let at = chrono::DateTime::parse_from_rfc3339(text).map_err(|_| {
+                AppError::field(
+                    "execution_at",
+                    "must be a UTC ISO-8601 time such as 2030-01-01T12:00:00Z",
+                )
+            })?;
+            if at.offset().local_minus_utc() != 0 {
+                return Err(AppError::field("execution_at", "must be in UTC (Z)"));
+            }
+            if chrono::Timelike::nanosecond(&at) != 0 {
+                return Err(AppError::field(
+                    "execution_at",
+                    "has a precision of one second: no fractional seconds",
+                ));
+            }
+            let at = at.with_timezone(&chrono::Utc);
+            let now = chrono::Utc::now();
+            if at < now - chrono::Duration::seconds(1) {
+                return Err(AppError::field("execution_at", "must not be in the past"));
+            }
+            Some(Timestamp::from(at))
+        }
+    };
+    if let Some(url) = &input.callback
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(AppError::field(
+            "callback",
+            "must be an http:// or https:// URL",
+        ));
+    }
+    Ok(NewJob {
+        work_kind,
+        execution_at,
+        callback: input.callback.clone(),
+        max_attempts: input.max_attempts.unwrap_or(jobs::DEFAULT_MAX_ATTEMPTS),
+    })
+}
+
+/// 503 `RFA_EXEC_QUEUE_FULL` with `Retry-After`.
+fn queue_full(message: String) -> AppError {
+    AppError::coded(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "RFA_EXEC_QUEUE_FULL",
+        message,
+    )
+    .with_header("retry-after", "5")
+}
+
+/// Refuses a submission past the active-job limits; nothing has been written yet.
+async fn check_limits(ctx: &AppContext, caller: &Caller) -> Result<(), AppError> {
+    let limits = &ctx.settings.forgerun;
+    let active = store::active_for_client(&ctx.db, &caller.client_id).await?;
+    if active >= limits.max_active_jobs_per_client {
+        return Err(queue_full(format!(
+            "This client has {active} active jobs, the most allowed (MAX_ACTIVE_JOBS_PER_CLIENT)"
+        )));
+    }
+    let depth = store::active_total(&ctx.db).await?;
+    if depth >= limits.max_queue_depth {
+        return Err(queue_full(
+            "The queue is full (MAX_QUEUE_DEPTH); try again later".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /v1/jobs` → 202 with the job. With `Idempotency-Key`, a repeat of the same body gets
+/// the original response (`Idempotency-Replayed: true`), a different body 422, and a repeat
+/// while the first is still being processed 409 with `Retry-After: 1`.
+pub async fn submit(
+    AxumState(ctx): AxumState<AppContext>,
+    caller: Caller,
+    headers: HeaderMap,
+    ValidatedJson(input): ValidatedJson<SubmitJob>,
+) -> Result<Response, AppError> {
+    let job = check(&input)?;
+    let key = idempotency::key(&headers)?;
+    let claim = match &key {
+        Some(key) => match idempotency::claim(&ctx.db, &caller.client_id, key, &input).await? {
+            Claim::Replay { status, body } => return Ok(idempotency::replay(status, body)),
+            Claim::Owned(claim) => Some(claim),
+        },
+        None => None,
+    };
+    let result = async {
+        check_limits(&ctx, &caller).await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let (row, mut tx) = jobs::submit(&ctx, &caller.client_id, &job, &id).await?;
+        let view = JobView::from(row);
+        let body = serde_json::to_string(&ApiResponse::success(&view, ""))?;
+        if let Some(claim) = &claim {
+            claim.complete(&mut tx, StatusCode::ACCEPTED, &body).await?;
+        }
+        ctx.buffer.commit(tx).await?;
+        tracing::info!(
+            job_id = view.job_id,
+            client_id = caller.client_id,
+            action = "submit",
+            next_state = view.state,
+            work_kind = view.work_kind,
+            "job submitted"
+        );
+        Ok::<_, AppError>(ApiResponse::with_status(StatusCode::ACCEPTED, view, ""))
+    }
+    .await;
+    match result {
+        Ok(response) => Ok(response.into_response()),
+        Err(e) => {
+            if let Some(claim) = claim {
+                claim.release(&ctx.db).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The list definition of `GET /v1/jobs`.
+static LIST: LazyLock<DataTable> = LazyLock::new(|| {
+    DataTable::table("jobs")
+        .column(Column::text("job_id").sql("id"))
+        .column(Column::text("work_kind").filter(Filter::Eq))
+        .column(Column::text("state").filter(Filter::Eq))
+        .column(Column::integer("attempt"))
+        .column(Column::integer("max_attempts"))
+        .column(Column::text("outcome"))
+        .column(
+            Column::timestamp("created_at")
+                .sortable()
+                .filter(Filter::Range),
+        )
+        .column(Column::timestamp("updated_at").sortable())
+        .column(Column::timestamp("execution_at"))
+        .column(Column::text("callback"))
+        .default_sort("-created_at")
+        .key("id")
+        .max_per_page(100)
+        .build()
+        .expect("a valid list definition")
+});
+
+/// `GET /v1/jobs`: the caller's jobs; `filter[state]=`, `filter[work_kind]=`,
+/// `filter[created_at][gte|lte]=`, `sort=created_at|-updated_at…`, `page`, `per_page`.
+pub async fn list(
+    AxumState(ctx): AxumState<AppContext>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let query = LIST
+        .parse(query.as_deref())?
+        .where_eq("client_id", caller.client_id.as_str());
+    Ok(LIST
+        .fetch(&ctx.db, &query)
+        .await?
+        .into_response()
+        .into_response())
+}
+
+/// `GET /v1/jobs/{id}`.
+pub async fn show(
+    AxumState(ctx): AxumState<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<JobView> {
+    let row = owned(&ctx, &caller, &id).await?;
+    Ok(ApiResponse::success(JobView::from(row), ""))
+}
+
+/// `POST /v1/jobs/{id}/cancel`: 200 with the job when it is CANCELED now or was already final
+/// (no change), 202 while a RUNNING job stops.
+pub async fn cancel(
+    AxumState(ctx): AxumState<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<JobView> {
+    owned(&ctx, &caller, &id).await?;
+    let canceled = jobs::cancel(&ctx, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(match canceled {
+        Canceled::Now(row) | Canceled::AlreadyFinal(row) => {
+            ApiResponse::success(JobView::from(row), "")
+        }
+        Canceled::Requested(row) => {
+            ApiResponse::with_status(StatusCode::ACCEPTED, JobView::from(row), "")
+        }
+    })
+}
+
+/// `POST /v1/jobs/{id}/retry`: a FAILED job back to QUEUED with one more attempt; 409
+/// `RFA_JOB_CONFLICT` naming the current state otherwise.
+pub async fn retry(
+    AxumState(ctx): AxumState<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<JobView> {
+    owned(&ctx, &caller, &id).await?;
+    match jobs::retry(&ctx, &id).await? {
+        Moved::Applied(row) => Ok(ApiResponse::success(JobView::from(row), "")),
+        Moved::Refused(row) => Err(AppError::coded(
+            StatusCode::CONFLICT,
+            "RFA_JOB_CONFLICT",
+            format!(
+                "Only a FAILED job can be retried; job {id} is {}",
+                row.state
+            ),
+        )),
+        Moved::Missing => Err(not_found(&id)),
+    }
+}
+
+/// One event of a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    /// The event's id.
+    pub event_id: String,
+    /// `job.queued`, …
+    pub event_name: String,
+    /// The state before.
+    pub prev_state: Option<String>,
+    /// The state after.
+    pub next_state: String,
+    /// The job's attempt then.
+    pub attempt: i64,
+    /// Why, for failures and recoveries.
+    pub detail: Option<String>,
+    /// When.
+    pub timestamp: Timestamp,
+}
+
+/// One artifact of a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactView {
+    /// Its name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: i64,
+    /// Its media type.
+    pub content_type: String,
+    /// A link valid for an hour.
+    pub url: String,
+}
+
+/// `GET /v1/jobs/{id}/report`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The job's id.
+    pub job_id: String,
+    /// Its state now.
+    pub state: String,
+    /// SUCCEEDED, FAILED or CANCELED once final; `null` before.
+    pub outcome: Option<String>,
+    /// The last failure's reason.
+    pub error: Option<String>,
+    /// First started.
+    pub started_at: Option<Timestamp>,
+    /// Reached a final state.
+    pub finished_at: Option<Timestamp>,
+    /// `finished_at − started_at`.
+    pub duration_ms: Option<i64>,
+    /// From when it could first run (submission or `execution_at`) to its first start.
+    pub queue_wait_ms: Option<i64>,
+    /// Every transition, in order.
+    pub events: Vec<EventView>,
+    /// Outputs kept in Storage.
+    pub artifacts: Vec<ArtifactView>,
+}
+
+/// `GET /v1/jobs/{id}/report`: outcome, timings, events and artifacts (a job not final yet
+/// reports what happened so far, with `outcome: null`).
+pub async fn report(
+    AxumState(ctx): AxumState<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Report> {
+    owned(&ctx, &caller, &id).await?;
+    let row = store::find(&ctx.db, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let events = store::events(&ctx.db, &id).await?;
+    let mut artifacts = Vec::new();
+    for a in store::artifacts(&ctx.db, &id).await? {
+        let url = ctx
+            .storage
+            .presign_get(&a.storage_key, std::time::Duration::from_secs(3600))
+            .await?;
+        artifacts.push(ArtifactView {
+            name: a.name,
+            size: a.size,
+            content_type: a.content_type,
+            url,
+        });
+    }
+    let millis = |from: Timestamp, to: Timestamp| (to.get() - from.get()).num_milliseconds();
+    let ready = row
+        .execution_at
+        .map_or(row.created_at, |at| at.max(row.created_at));
+    let report = Report {
+        job_id: row.id.clone(),
+        state: row.state.clone(),
+        outcome: row.outcome.clone(),
+        error: row.error.clone(),
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        duration_ms: row
+            .started_at
+            .zip(row.finished_at)
+            .map(|(s, f)| millis(s, f)),
+        queue_wait_ms: row.started_at.map(|s| millis(ready, s).max(0)),
+        events: events
+            .into_iter()
+            .map(|e| EventView {
+                event_id: e.event_id,
+                event_name: e.event_name,
+                prev_state: e.prev_state,
+                next_state: e.next_state,
+                attempt: e.attempt,
+                detail: e.detail,
+                timestamp: e.created_at,
+            })
+            .collect(),
+        artifacts,
+    };
+    Ok(ApiResponse::success(report, ""))
+}
