@@ -1,18 +1,16 @@
-//! The Rustforge example application.
+//! ForgeRun, the Rustforge example application: a job-execution service.
 //!
-//! It shows the framework's pieces working together and grows, issue by issue, into a
-//! job-execution service. Today it serves:
+//! Clients register, get API keys, and submit jobs of synthetic work; ForgeRun runs them on
+//! core-jobs through a state machine (CREATED → QUEUED → ASSIGNED → RUNNING → SUCCEEDED /
+//! FAILED / CANCELED), with scheduling, retries, cooperative cancel, idempotent submission and
+//! a report per job. It serves:
 //!
-//! - `GET /health`: liveness; answers as long as the process serves requests;
-//! - `GET /ready`: readiness; checks the database and the cache, 503 when one does not answer;
-//! - `GET /storage/{*key}`: files of the configured storage driver: those under
-//!   `STORAGE_PUBLIC_PREFIXES` to anyone, the others through presigned links
-//!   ([`routes::files`]);
-//! - `/docs/`: the documentation site (when built);
-//! - `/api/v1/notes`: a small demo resource showing [`core_web::ApiResponse`],
-//!   [`core_web::AppError`] and [`core_web::ValidatedJson`] in English and Chinese
-//!   (`X-Locale: zh` or `Accept-Language: zh-CN`); creating a note dispatches the
-//!   [`jobs::NoteCreated`] background job.
+//! - `POST /v1/clients` and the key routes under `/v1/clients/{id}/keys` ([`auth`]);
+//! - `/v1/jobs`: submit, list, read, cancel, retry, report ([`routes::jobs`], [`jobs`]);
+//! - `GET /health`: liveness; `GET /ready`: the database, the cache and the queue answer;
+//! - `GET /storage/{*key}`: stored files, public prefixes to anyone, the rest through
+//!   presigned links ([`routes::files`]);
+//! - `/docs/`: the documentation site (when built).
 //!
 //! [`Settings`] composes every crate's configuration and is loaded once; [`AppContext::connect`]
 //! turns it into the one [`AppContext`] (settings, database, cache, queue, storage) that

@@ -132,7 +132,13 @@ fn stderr(out: &Output) -> String {
 #[tokio::test]
 async fn serves_health_runs_dispatched_jobs_and_exits_zero_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, lines, addr) = serve(dir.path(), &[("REQUEST_TIMEOUT_MS", "10000")]);
+    let (mut child, lines, addr) = serve(
+        dir.path(),
+        &[
+            ("REQUEST_TIMEOUT_MS", "10000"),
+            ("WORK_TIME_SCALE", "0.001"),
+        ],
+    );
 
     assert_eq!(get_ok(addr, "/health").await["data"]["status"], "ok");
     get_ok(addr, "/ready").await;
@@ -141,13 +147,14 @@ async fn serves_health_runs_dispatched_jobs_and_exits_zero_on_sigterm() {
         "the embedded SQLite default is created"
     );
 
-    // The default queue is in-process, so `serve` runs the job its handler dispatched.
+    // The README's walk-through: a client, a job, its state, its report. The default queue is
+    // in-process, so `serve` runs the job too.
     let reply = test_support::http_request(
         addr,
         "POST",
-        "/api/v1/notes",
+        "/v1/clients",
         &[("content-type", "application/json")],
-        br#"{"title": "from the binary"}"#,
+        br#"{"name": "walk-through"}"#,
     )
     .await
     .unwrap();
@@ -157,8 +164,61 @@ async fn serves_health_runs_dispatched_jobs_and_exits_zero_on_sigterm() {
         "{}",
         String::from_utf8_lossy(&reply.body)
     );
-    let id = reply.json()["data"]["id"].as_u64().unwrap();
-    lines.wait_for(&[r#""message":"note created""#, &format!(r#""note":{id}"#)]);
+    let auth = format!(
+        "Bearer {}",
+        reply.json()["data"]["api_key"].as_str().unwrap()
+    );
+    let reply = test_support::http_request(
+        addr,
+        "POST",
+        "/v1/jobs",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+        ],
+        br#"{"work_kind": "SUCCESS_FAST"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reply.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let id = reply.json()["data"]["job_id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let reply = test_support::http_request(
+            addr,
+            "GET",
+            &format!("/v1/jobs/{id}"),
+            &[("authorization", &auth)],
+            b"",
+        )
+        .await
+        .unwrap();
+        if reply.json()["data"]["state"] == "SUCCEEDED" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", reply.json());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let reply = test_support::http_request(
+        addr,
+        "GET",
+        &format!("/v1/jobs/{id}/report"),
+        &[("authorization", &auth)],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.json()["data"]["outcome"], "SUCCEEDED");
+    lines.wait_for(&[
+        r#""message":"job transition""#,
+        &id,
+        r#""next_state":"SUCCEEDED""#,
+    ]);
 
     let exit = terminate(&mut child).await;
     assert!(exit.success(), "exit status {exit:?}");
@@ -251,13 +311,13 @@ fn an_unreachable_database_is_a_clear_start_up_error() {
     );
 }
 
-/// A failure of the `note_created` job for note `note`, failed `age` ago after 4 attempts.
+/// A failure of the `forgerun.run` job for job number `note`, failed `age` ago after 4 attempts.
 fn failure(note: u64, error: &str, age: Duration) -> FailureRecord {
     let mut record = FailureRecord::new(
         format!("job-{note}"),
-        <app::jobs::NoteCreated as core_jobs::Job>::NAME,
+        <app::jobs::RunJob as core_jobs::Job>::NAME,
         "default",
-        format!(r#"{{"id":{note}}}"#),
+        format!(r#"{{"job_id":"job-{note}","attempts":4,"backoff_unit_ms":1000}}"#),
         error,
     );
     record.attempts = 4;
@@ -306,7 +366,7 @@ async fn failed_jobs_commands_list_show_forget_and_prune() {
     let listed = stdout(&out);
     let rows: Vec<&str> = listed
         .lines()
-        .filter(|l| l.contains("\tnote_created\t"))
+        .filter(|l| l.contains("\tforgerun.run\t"))
         .collect();
     assert_eq!(rows.len(), 2, "{listed}");
     assert!(
@@ -314,7 +374,7 @@ async fn failed_jobs_commands_list_show_forget_and_prune() {
         "newest first: {listed}"
     );
     assert!(
-        rows[0].ends_with("\tnote_created\tdefault\t4\tsmtp down…"),
+        rows[0].ends_with("\tforgerun.run\tdefault\t4\tsmtp down…"),
         "{listed}"
     );
     assert!(rows[1].starts_with(&format!("{old}\t")), "{listed}");
@@ -485,11 +545,11 @@ async fn worker_command_runs_jobs_from_the_shared_queue() {
     let queue = Queue::from_url(&redis.url, redis.prefix.clone())
         .await
         .unwrap();
-    app::jobs::NoteCreated { id: 41 }
+    app::jobs::retention::Retention
         .dispatch(&queue)
         .await
         .unwrap();
-    lines.wait_for(&[r#""message":"note created""#, r#""note":41"#]);
+    lines.wait_for(&[r#""message":"retention pass""#, r#""jobs":0"#]);
 
     let exit = terminate(&mut child).await;
     assert!(exit.success(), "exit status {exit:?}");

@@ -1,5 +1,6 @@
-//! 10,000 random byte strings posted as JSON to the demo route over real TCP: every answer is a
-//! JSON 4xx, none is a 500, and the server keeps serving.
+//! 10,000 random byte strings posted as JSON to `POST /v1/jobs` over real TCP: every answer is
+//! a JSON 4xx (or a 202 when the bytes happen to form a valid job), none is a 500, and the
+//! server keeps serving.
 
 mod common;
 
@@ -13,10 +14,12 @@ fn body(rng: &mut StdRng) -> Vec<u8> {
         b"}",
         b"[",
         b"]",
-        b"\"title\"",
-        b"\"tags\"",
-        b"\"name\"",
-        b"\"priority\"",
+        b"\"work_kind\"",
+        b"\"SUCCESS_FAST\"",
+        b"\"execution_at\"",
+        b"\"2099-01-01T00:00:00Z\"",
+        b"\"max_attempts\"",
+        b"\"callback\"",
         b":",
         b",",
         b"\"",
@@ -42,7 +45,7 @@ fn body(rng: &mut StdRng) -> Vec<u8> {
             (0..len).for_each(|_| out.extend_from_slice(PIECES[rng.random_range(0..PIECES.len())]))
         }
         _ => {
-            out.extend_from_slice(b"{\"title\":");
+            out.extend_from_slice(b"{\"work_kind\":");
             (0..len / 4)
                 .for_each(|_| out.extend_from_slice(PIECES[rng.random_range(0..PIECES.len())]));
         }
@@ -52,7 +55,11 @@ fn body(rng: &mut StdRng) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_random_bodies_get_json_4xx() {
-    let (router, _state, _dir) = common::app(&[]).await;
+    let (router, _state, _dir) = common::app(&[
+        ("RATE_LIMIT_PER_MINUTE", "10000000"),
+        ("MAX_ACTIVE_JOBS_PER_CLIENT", "100000"),
+    ])
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -73,6 +80,21 @@ async fn ten_thousand_random_bodies_get_json_4xx() {
     let mut rng = StdRng::seed_from_u64(seed);
     let bodies: Vec<Vec<u8>> = (0..10_000).map(|_| body(&mut rng)).collect();
 
+    let reply = test_support::http_request(
+        addr,
+        "POST",
+        "/v1/clients",
+        &[("content-type", "application/json")],
+        br#"{"name": "fuzz"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 201, "{:?}", reply);
+    let auth = format!(
+        "Bearer {}",
+        reply.json()["data"]["api_key"].as_str().unwrap()
+    );
+
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
     let mut created = 0;
     // Eight connections at a time, each request on its own connection.
@@ -80,12 +102,16 @@ async fn ten_thousand_random_bodies_get_json_4xx() {
         let mut tasks = Vec::new();
         for body in chunk {
             let body = body.clone();
+            let auth = auth.clone();
             tasks.push(tokio::spawn(async move {
                 let reply = test_support::http_request(
                     addr,
                     "POST",
-                    "/api/v1/notes",
-                    &[("content-type", "application/json")],
+                    "/v1/jobs",
+                    &[
+                        ("content-type", "application/json"),
+                        ("authorization", &auth),
+                    ],
                     &body,
                 )
                 .await
@@ -104,8 +130,8 @@ async fn ten_thousand_random_bodies_get_json_4xx() {
             );
             let json = reply.json();
             *statuses.entry(reply.status).or_default() += 1;
-            if reply.status == 201 {
-                // Random bytes can form a valid note; that is a correct answer too.
+            if reply.status == 202 {
+                // Random bytes can form a valid job; that is a correct answer too.
                 created += 1;
                 continue;
             }
