@@ -354,6 +354,7 @@ pub async fn transition(
         }
         tx.commit().await?;
         invalidate(cache, &next).await;
+        record_metrics(&next, to);
         tracing::info!(
             job_id = id,
             client_id = next.client_id,
@@ -544,4 +545,33 @@ pub async fn active_total(db: &Database) -> anyhow::Result<u64> {
     let n: i64 = on_db!(db, pool => sqlx::query_scalar(&sql).fetch_one(pool).await)
         .context("counting active jobs")?;
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The Prometheus metrics of a committed transition into `to`.
+fn record_metrics(row: &JobRow, to: State) {
+    let kind = row.work_kind.clone();
+    match to {
+        State::Running if row.attempt == 1 => {
+            if let Some(started) = row.started_at {
+                let ready = row.execution_at.map_or(row.created_at, |at| at.max(row.created_at));
+                let wait = (started.get() - ready.get()).num_milliseconds().max(0);
+                metrics::histogram!("job_queue_wait_seconds", "work_kind" => kind)
+                    .record(wait as f64 / 1000.0);
+            }
+        }
+        State::Succeeded | State::Failed | State::Canceled => {
+            let name = match to {
+                State::Succeeded => "jobs_succeeded_total",
+                State::Failed => "jobs_failed_total",
+                _ => "jobs_canceled_total",
+            };
+            metrics::counter!(name, "work_kind" => kind.clone()).increment(1);
+            if let (Some(started), Some(finished)) = (row.started_at, row.finished_at) {
+                let ms = (finished.get() - started.get()).num_milliseconds().max(0);
+                metrics::histogram!("job_execution_seconds", "work_kind" => kind)
+                    .record(ms as f64 / 1000.0);
+            }
+        }
+        _ => {}
+    }
 }

@@ -214,6 +214,7 @@ pub async fn submit(
             claim.complete(&mut tx, StatusCode::ACCEPTED, &body).await?;
         }
         ctx.buffer.commit(tx).await?;
+        metrics::counter!("jobs_submitted_total", "work_kind" => view.work_kind.clone()).increment(1);
         tracing::info!(
             job_id = view.job_id,
             client_id = caller.client_id,
