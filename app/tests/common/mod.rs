@@ -1,6 +1,8 @@
 //! Helpers shared by the app's integration tests.
 #![allow(dead_code, missing_docs)]
 
+pub mod process;
+
 use std::collections::HashMap;
 
 use app::{AppContext, Settings};

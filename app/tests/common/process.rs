@@ -1,0 +1,102 @@
+//! Running the `app` binary in tests: its JSON log lines, its address, SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// The `app` binary in `dir` with a clean environment and JSON logs.
+pub fn app(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_app"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LOG_FORMAT", "json")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// The child's stdout (its JSON log lines), read on a thread.
+pub struct Lines(Receiver<String>);
+
+impl Lines {
+    pub fn new(stdout: impl std::io::Read + Send + 'static) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self(rx)
+    }
+
+    /// The next line containing every one of `needles`; panics after 30 s.
+    pub fn wait_for(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.0.recv_timeout(left) {
+                Ok(line) if needles.iter().all(|n| line.contains(n)) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("no log line with {needles:?} in 30 s"),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("the app exited without logging {needles:?}")
+                }
+            }
+        }
+    }
+}
+
+/// Waits for the line that carries the listen address.
+pub fn listen_address(lines: &Lines) -> std::net::SocketAddr {
+    let line = lines.wait_for(&["http://"]);
+    let start = line.find("http://").unwrap() + 7;
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| c == '"' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    rest[..end].parse().expect("the app logs its address")
+}
+
+/// Sends SIGTERM and waits (at most 10 s) for the child to exit.
+pub async fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the app did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Starts `app serve` in `dir` on a free port with `env`; returns the child, its log lines and
+/// its address.
+pub fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, Lines, std::net::SocketAddr) {
+    let mut cmd = app(dir);
+    cmd.env("PORT", "0");
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let lines = Lines::new(child.stdout.take().unwrap());
+    let addr = listen_address(&lines);
+    (child, lines, addr)
+}
+
