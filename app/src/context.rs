@@ -33,6 +33,8 @@ pub struct AppContext {
     pub queue: Queue,
     /// Object storage (a local directory by default, S3 when `STORAGE_DRIVER=s3`).
     pub storage: Arc<dyn Storage>,
+    /// API keys: issuing, revoking and authenticating ([`crate::auth::Caller`]).
+    pub keys: crate::auth::KeyStore,
     /// The demo notes store.
     pub notes: crate::routes::notes::NoteStore,
 }
@@ -47,6 +49,8 @@ impl AppContext {
     /// fails, with the setting involved (passwords redacted).
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
         init_i18n(&settings)?;
+        let keys = crate::auth::KeyStore::from_config(&settings.forgerun)
+            .context("loading the API key secret (API_KEY_SECRET / DATA_DIR)")?;
         let base = &settings.base;
         let db = connect_database(&settings).await?;
         let queue = connect_queue(&settings).await?;
@@ -63,6 +67,7 @@ impl AppContext {
             cache,
             queue,
             storage,
+            keys,
             notes: crate::routes::notes::NoteStore::default(),
         })
     }

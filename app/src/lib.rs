@@ -9,6 +9,8 @@
 //!   `STORAGE_PUBLIC_PREFIXES` to anyone, the others through presigned links
 //!   ([`routes::files`]);
 //! - `/docs/`: the documentation site (when built);
+//! - `/v1/clients`: ForgeRun clients and their API keys ([`routes::clients`]); other routes
+//!   authenticate with [`auth::Caller`] (`Authorization: Bearer frk_…`);
 //! - `/api/v1/notes`: a small demo resource showing [`core_web::ApiResponse`],
 //!   [`core_web::AppError`] and [`core_web::ValidatedJson`] in English and Chinese
 //!   (`X-Locale: zh` or `Accept-Language: zh-CN`); creating a note dispatches the
@@ -25,6 +27,7 @@
 
 use axum::Router;
 
+pub mod auth;
 pub mod context;
 pub mod jobs;
 pub mod routes;
