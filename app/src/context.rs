@@ -35,6 +35,8 @@ pub struct AppContext {
     pub storage: Arc<dyn Storage>,
     /// Transactional dispatch: jobs written with a transaction, relayed after it commits.
     pub buffer: JobBuffer,
+    /// API keys: issuing, revoking and authenticating ([`crate::auth::Caller`]).
+    pub keys: crate::auth::KeyStore,
 }
 
 impl AppContext {
@@ -47,6 +49,8 @@ impl AppContext {
     /// fails, with the setting involved (passwords redacted).
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
         init_i18n(&settings)?;
+        let keys = crate::auth::KeyStore::from_config(&settings.forgerun)
+            .context("loading the API key secret (API_KEY_SECRET / DATA_DIR)")?;
         let base = &settings.base;
         let db = connect_database(&settings).await?;
         let queue = connect_queue(&settings).await?;
@@ -64,6 +68,7 @@ impl AppContext {
             cache,
             queue,
             storage,
+            keys,
         })
     }
 

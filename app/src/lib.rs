@@ -5,7 +5,9 @@
 //! FAILED / CANCELED), with scheduling, retries, cooperative cancel, idempotent submission and
 //! a report per job. It serves:
 //!
-//! - `POST /v1/clients` and the key routes under `/v1/clients/{id}/keys` ([`auth`]);
+//! - `POST /v1/clients` and the key routes under `/v1/clients/{id}/keys`
+//!   ([`routes::clients`]); every other `/v1` route authenticates with [`auth::Caller`]
+//!   (`Authorization: Bearer frk_…`);
 //! - `/v1/jobs`: submit, list, read, cancel, retry, report ([`routes::jobs`], [`jobs`]);
 //! - `GET /health`: liveness; `GET /ready`: the database, the cache and the queue answer;
 //! - `GET /storage/{*key}`: stored files, public prefixes to anyone, the rest through

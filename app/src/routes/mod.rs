@@ -5,6 +5,7 @@ use axum::routing::{get, post};
 
 use crate::AppContext;
 
+pub mod clients;
 pub mod files;
 pub mod health;
 pub mod jobs;
@@ -20,4 +21,11 @@ pub fn routes() -> Router<AppContext> {
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/v1/jobs/{id}/report", get(jobs::report))
         .route("/storage/{*key}", get(files::get))
+        .route("/v1/clients", post(clients::create))
+        .route(
+            "/v1/clients/{id}/keys",
+            get(clients::list_keys).post(clients::create_key),
+        )
+        .route("/v1/clients/{id}/keys/renew", post(clients::renew))
+        .route("/v1/clients/{id}/keys/revoke", post(clients::revoke))
 }

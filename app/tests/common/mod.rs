@@ -21,6 +21,10 @@ pub async fn app(extra: &[(&str, &str)]) -> (Router, AppContext, tempfile::TempD
             "STORAGE_ROOT".to_owned(),
             dir.path().join("storage").display().to_string(),
         ),
+        (
+            "DATA_DIR".to_owned(),
+            dir.path().join("data").display().to_string(),
+        ),
     ]);
     for (k, v) in extra {
         vars.insert((*k).to_owned(), (*v).to_owned());
