@@ -253,10 +253,11 @@ fn assert_no_key(reply: &Reply, key: &str) {
     assert!(!text.contains(key), "{text}");
     assert!(!text.contains(&key[4..47]), "{text}");
     assert!(reply.json["data"].get("api_key").is_none(), "{text}");
-    assert!(
-        !text.contains("frk_") || !text.contains("api_key"),
-        "{text}"
-    );
+    // Nor any other key: no well-formed key starts anywhere in the text.
+    for (at, _) in text.match_indices(keys::PREFIX) {
+        let candidate = text.get(at..at + keys::KEY_LEN).unwrap_or("");
+        assert!(!keys::is_well_formed(candidate), "{text}");
+    }
 }
 
 fn ts(value: &Value) -> chrono::DateTime<chrono::Utc> {
@@ -783,6 +784,7 @@ async fn a_revocation_reaches_every_tiered_process() {
     .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
     let renewed = reply.json["data"]["api_key"].as_str().unwrap().to_owned();
+    let renewed_id = reply.json["data"]["key_id"].clone();
     let deadline = ts(&reply.json["data"]["previous_key"]["expires_at"]);
     sleep_past(deadline).await;
     let reply = list(&b, &client, &key).await;
@@ -799,7 +801,6 @@ async fn a_revocation_reaches_every_tiered_process() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
     assert_works(&b, &client, &renewed).await;
     assert_works(&b, &client, &renewed).await;
-    let renewed_id = list(&a, &client, &renewed).await.json["data"][1]["key_id"].clone();
     let reply = call(
         &a,
         "POST",
@@ -962,4 +963,136 @@ fn a_damaged_secret_file_is_refused_not_replaced() {
         "{err}"
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "too short");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary's logs
+// ---------------------------------------------------------------------------------------------
+
+/// One request over a real socket: the status and the JSON body.
+async fn raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![];
+    if let Some(auth) = &auth {
+        headers.push(("authorization", auth.as_str()));
+    }
+    if !body.is_empty() {
+        headers.push(("content-type", "application/json"));
+    }
+    let reply = test_support::http_request(addr, method, path, &headers, body.as_bytes())
+        .await
+        .unwrap();
+    (reply.status, reply.json())
+}
+
+/// Through the real binary and a real socket: create, renew, use, revoke; the logs (debug level)
+/// name the development secret's file and the clients, never a key or the secret.
+#[tokio::test]
+async fn the_logs_never_hold_a_key_or_the_secret() {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_app"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LOG_FORMAT", "json")
+        .env("LOG_LEVEL", "debug")
+        .env("PORT", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut logs = Vec::new();
+    let addr: std::net::SocketAddr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the app logs its address");
+        logs.push(line.clone());
+        if let Some(at) = line.find("http://") {
+            let rest = &line[at + 7..];
+            let end = rest.find('"').unwrap_or(rest.len());
+            break rest[..end].parse().unwrap();
+        }
+    };
+    // A real empty body (Content-Length: 0, no Content-Type) is a client without a name.
+    let (status, created) = raw(addr, "POST", "/v1/clients", None, "").await;
+    assert_eq!(status, 201, "{created}");
+    let client = created["data"]["client_id"].as_str().unwrap().to_owned();
+    let first = created["data"]["api_key"].as_str().unwrap().to_owned();
+    let first_id = created["data"]["key_id"].as_str().unwrap().to_owned();
+    let keys_uri = format!("/v1/clients/{client}/keys");
+    let renew_uri = format!("{keys_uri}/renew");
+    let (status, renewed) = raw(addr, "POST", &renew_uri, Some(&first), "").await;
+    assert_eq!(status, 200, "{renewed}");
+    let second = renewed["data"]["api_key"].as_str().unwrap().to_owned();
+    let (status, listed) = raw(addr, "GET", &keys_uri, Some(&second), "").await;
+    assert_eq!(status, 200, "{listed}");
+    let revoke = json!({ "key_id": first_id }).to_string();
+    let revoke_uri = format!("{keys_uri}/revoke");
+    let (status, revoked) = raw(addr, "POST", &revoke_uri, Some(&second), &revoke).await;
+    assert_eq!(status, 200, "{revoked}");
+    let (status, refused) = raw(addr, "GET", &keys_uri, Some(&first), "").await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error_code"], "RFA_AUTH_API_KEY_DISABLED");
+    let mut typo = second.clone();
+    typo.replace_range(9..10, if &second[9..10] == "x" { "y" } else { "x" });
+    let (status, _) = raw(addr, "GET", &keys_uri, Some(&typo), "").await;
+    assert_eq!(status, 401);
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert!(child.wait().unwrap().success());
+    logs.extend(rx.iter());
+    let logs = format!("{}\n{}", logs.join("\n"), stderr.join().unwrap());
+
+    let secret = std::fs::read_to_string(dir.path().join("data").join("api_key_secret")).unwrap();
+    for hidden in [
+        first.as_str(),
+        &first[4..47],
+        &second,
+        &second[4..47],
+        secret.trim(),
+    ] {
+        assert!(
+            !logs.contains(hidden),
+            "{hidden} appears in the logs:\n{logs}"
+        );
+    }
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("API_KEY_SECRET is not set") && l.contains("api_key_secret")),
+        "the development secret's warning names its file:\n{logs}"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("api_key.revoked") && l.contains(&client)),
+        "the revocation is logged with its client:\n{logs}"
+    );
 }
