@@ -40,7 +40,7 @@ pub use settings::Settings;
 /// configured from the settings.
 pub fn router(ctx: AppContext) -> Router {
     let http = ctx.settings.base.http.clone();
-    let routes = routes::routes()
+    let routes = routes::routes(&ctx)
         .nest_service("/docs", core_docs::router())
         .with_state(ctx);
     core_web::middleware::stack(routes, &http)

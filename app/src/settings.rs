@@ -99,7 +99,7 @@ impl ForgeRunConfig {
     /// # Errors
     /// [`Invalid`] naming the key.
     pub fn check(&self) -> Result<(), Invalid> {
-        if !(self.work_time_scale <= 1000.0) {
+        if self.work_time_scale.is_nan() || self.work_time_scale > 1000.0 {
             return Err(Invalid::new(
                 "forgerun.work_time_scale",
                 "WORK_TIME_SCALE must be a number from 0 to 1000",

@@ -116,6 +116,7 @@ on_both!(
     limits_refuse_without_writing,
     errors_as_problem_details,
     reads_never_go_back_in_time,
+    the_rate_limit_is_per_client,
 );
 
 async fn submit_read_report_and_list(drivers: Drivers, test: &str) {
@@ -641,7 +642,16 @@ async fn errors_as_problem_details(drivers: Drivers, test: &str) {
 /// anyone) saw before: each reader's observations follow the job's events in order, and once
 /// the job is final every read says so.
 async fn reads_never_go_back_in_time(drivers: Drivers, test: &str) {
-    let Some(t) = test_app(drivers, test, &[("WORK_TIME_SCALE", "0.005")]).await else {
+    let Some(t) = test_app(
+        drivers,
+        test,
+        &[
+            ("WORK_TIME_SCALE", "0.005"),
+            ("RATE_LIMIT_PER_MINUTE", "10000000"),
+        ],
+    )
+    .await
+    else {
         return;
     };
     let (shutdown, background) = start(&t).await;
@@ -705,4 +715,42 @@ async fn reads_never_go_back_in_time(drivers: Drivers, test: &str) {
         );
     }
     stop(shutdown, background).await;
+}
+
+async fn the_rate_limit_is_per_client(drivers: Drivers, test: &str) {
+    let Some(t) = test_app(drivers, test, &[("RATE_LIMIT_PER_MINUTE", "5")]).await else {
+        return;
+    };
+    let (a, b) = (register(&t.router).await, register(&t.router).await);
+    // Windows are whole minutes: twelve requests reach the limit even across a boundary.
+    let mut limited = None;
+    for n in 0..12 {
+        let reply = call(&t.router, &a, "GET", "/v1/jobs", None, &[]).await;
+        assert_eq!(
+            reply.headers["ratelimit-policy"], "\"default\";q=5;w=60",
+            "{n}"
+        );
+        assert!(reply.headers.contains_key("ratelimit"), "{n}");
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(reply);
+            break;
+        }
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    }
+    let limited = limited.expect("the sixth request in a window is refused");
+    assert_eq!(limited.json["error_code"], "RFA_REQUEST_RATE_LIMITED");
+    let retry_after: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after));
+    // Another client has its own budget.
+    let reply = call(&t.router, &b, "GET", "/v1/jobs", None, &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // An unauthenticated request is refused before it is counted.
+    let req = Request::get("/v1/jobs").body(Body::empty()).unwrap();
+    let reply = send(&t.router, req).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.headers.get("ratelimit").is_none());
 }

@@ -15,19 +15,31 @@ use serde_json::Value;
 
 const JOBS: usize = 2_000;
 
-async fn post(addr: SocketAddr, path: &str, auth: Option<&str>, body: &[u8]) -> test_support::RawResponse {
+async fn post(
+    addr: SocketAddr,
+    path: &str,
+    auth: Option<&str>,
+    body: &[u8],
+) -> test_support::RawResponse {
     let mut headers = vec![("content-type", "application/json")];
     if let Some(auth) = auth {
         headers.push(("authorization", auth));
     }
-    test_support::http_request(addr, "POST", path, &headers, body).await.expect("the server answers")
+    test_support::http_request(addr, "POST", path, &headers, body)
+        .await
+        .expect("the server answers")
 }
 
 async fn get(addr: SocketAddr, path: &str, auth: &str) -> Value {
     let reply = test_support::http_request(addr, "GET", path, &[("authorization", auth)], b"")
         .await
         .expect("the server answers");
-    assert_eq!(reply.status, 200, "{path}: {}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        200,
+        "{path}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
     reply.json()
 }
 
@@ -37,7 +49,11 @@ fn worker(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, Lines) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
     let lines = Lines::new(child.stdout.take().unwrap());
     lines.wait_for(&[r#""message":"worker started""#]);
     (child, lines)
@@ -46,8 +62,12 @@ fn worker(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, Lines) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_two_workers_one_killed_lose_nothing() {
     let test = "two_servers_two_workers_one_killed_lose_nothing";
-    let Some(pg) = test_support::postgres(test).await else { return };
-    let Some(redis) = test_support::redis(test).await else { return };
+    let Some(pg) = test_support::postgres(test).await else {
+        return;
+    };
+    let Some(redis) = test_support::redis(test).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("storage").display().to_string();
     let env = [
@@ -60,7 +80,10 @@ async fn two_servers_two_workers_one_killed_lose_nothing() {
         ("WORKER_CONCURRENCY", "32"),
         ("RATE_LIMIT_PER_MINUTE", "1000000"),
         ("MAX_ACTIVE_JOBS_PER_CLIENT", "100000"),
-        ("API_KEY_SECRET", "multi-process-test-secret-0123456789abcdef"),
+        (
+            "API_KEY_SECRET",
+            "multi-process-test-secret-0123456789abcdef",
+        ),
         ("SHUTDOWN_GRACE_SECS", "1"),
     ];
     let (mut server_a, _la, a) = serve(dir.path(), &env);
@@ -69,11 +92,23 @@ async fn two_servers_two_workers_one_killed_lose_nothing() {
     let (mut survivor, _ls) = worker(dir.path(), &env);
 
     let reply = post(a, "/v1/clients", None, br#"{"name": "multi-process"}"#).await;
-    assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
-    let auth = format!("Bearer {}", reply.json()["data"]["api_key"].as_str().unwrap());
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let auth = format!(
+        "Bearer {}",
+        reply.json()["data"]["api_key"].as_str().unwrap()
+    );
 
     // Submit through both servers, eight requests at a time.
-    let kinds: Vec<WorkKind> = WorkKind::ALL.iter().copied().filter(|k| k.is_submittable()).collect();
+    let kinds: Vec<WorkKind> = WorkKind::ALL
+        .iter()
+        .copied()
+        .filter(|k| k.is_submittable())
+        .collect();
     let mut ids = Vec::with_capacity(JOBS);
     let started = Instant::now();
     let mut killed = false;
@@ -83,11 +118,18 @@ async fn two_servers_two_workers_one_killed_lose_nothing() {
             let addr = if n % 2 == 0 { a } else { b };
             let body = format!(r#"{{"work_kind": "{}"}}"#, kinds[n % kinds.len()].as_str());
             let auth = auth.clone();
-            tasks.push(tokio::spawn(async move { post(addr, "/v1/jobs", Some(&auth), body.as_bytes()).await }));
+            tasks.push(tokio::spawn(async move {
+                post(addr, "/v1/jobs", Some(&auth), body.as_bytes()).await
+            }));
         }
         for task in tasks {
             let reply = task.await.unwrap();
-            assert_eq!(reply.status, 202, "{}", String::from_utf8_lossy(&reply.body));
+            assert_eq!(
+                reply.status,
+                202,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
             ids.push(reply.json()["data"]["job_id"].as_str().unwrap().to_owned());
         }
         // Mid-run: kill one worker without warning once a quarter is submitted.
@@ -103,7 +145,12 @@ async fn two_servers_two_workers_one_killed_lose_nothing() {
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut pending: Vec<String> = ids.clone();
     while !pending.is_empty() {
-        assert!(Instant::now() < deadline, "{} jobs not final, e.g. {}", pending.len(), pending[0]);
+        assert!(
+            Instant::now() < deadline,
+            "{} jobs not final, e.g. {}",
+            pending.len(),
+            pending[0]
+        );
         let mut still = Vec::new();
         for id in pending {
             let job = get(a, &format!("/v1/jobs/{id}"), &auth).await;
@@ -139,7 +186,11 @@ async fn two_servers_two_workers_one_killed_lose_nothing() {
         }
         assert!(state.is_final(), "{id} ended {state}");
         assert_eq!(report["outcome"], state.as_str(), "{id}: outcome vs events");
-        assert_eq!(report["finished_at"], events.last().unwrap()["timestamp"], "{id}");
+        assert_eq!(
+            report["finished_at"],
+            events.last().unwrap()["timestamp"],
+            "{id}"
+        );
         let first_run = events.iter().find(|e| e["next_state"] == "RUNNING");
         match first_run {
             Some(run) => assert_eq!(report["started_at"], run["timestamp"], "{id}"),

@@ -63,8 +63,10 @@ fn generate() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Middleware: assigns the id, opens the request's span (id, method, path), logs the outcome and
-/// echoes the id in the response header.
+/// Middleware: assigns the id, opens the request's span (id, method, path, and an empty
+/// `client_id` that an application's authentication fills with
+/// `tracing::Span::current().record("client_id", …)`), logs the outcome and echoes the id in the
+/// response header.
 pub async fn middleware(mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
@@ -78,6 +80,7 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
         request_id = %id,
         method = %req.method(),
         path = %req.uri().path(),
+        client_id = tracing::field::Empty,
     );
     let started = Instant::now();
     let mut response = CURRENT

@@ -78,6 +78,22 @@ impl FromRequestParts<AppContext> for Caller {
     }
 }
 
+/// Middleware for a group of routes that all require a key: authenticates the request once
+/// (the same checks and answers as [`Caller`]) and leaves the [`Caller`] in the request's
+/// extensions, where the handlers' `Caller` and the rate limiter (keyed per client) find it.
+pub async fn require(
+    axum::extract::State(ctx): axum::extract::State<AppContext>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    if let Err(rejection) = Caller::from_request_parts(&mut parts, &ctx).await {
+        return rejection.into_response();
+    }
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
+}
+
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;

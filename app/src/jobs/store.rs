@@ -553,7 +553,9 @@ fn record_metrics(row: &JobRow, to: State) {
     match to {
         State::Running if row.attempt == 1 => {
             if let Some(started) = row.started_at {
-                let ready = row.execution_at.map_or(row.created_at, |at| at.max(row.created_at));
+                let ready = row
+                    .execution_at
+                    .map_or(row.created_at, |at| at.max(row.created_at));
                 let wait = (started.get() - ready.get()).num_milliseconds().max(0);
                 metrics::histogram!("job_queue_wait_seconds", "work_kind" => kind)
                     .record(wait as f64 / 1000.0);

@@ -214,7 +214,8 @@ pub async fn submit(
             claim.complete(&mut tx, StatusCode::ACCEPTED, &body).await?;
         }
         ctx.buffer.commit(tx).await?;
-        metrics::counter!("jobs_submitted_total", "work_kind" => view.work_kind.clone()).increment(1);
+        metrics::counter!("jobs_submitted_total", "work_kind" => view.work_kind.clone())
+            .increment(1);
         tracing::info!(
             job_id = view.job_id,
             client_id = caller.client_id,
@@ -255,7 +256,7 @@ static LIST: LazyLock<DataTable> = LazyLock::new(|| {
         .column(Column::timestamp("execution_at"))
         .column(Column::text("callback"))
         .default_sort("-created_at")
-        .key("id")
+        .key("job_id")
         .max_per_page(100)
         .build()
         .expect("a valid list definition")

@@ -99,4 +99,3 @@ pub fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, Lines, std::net::Socke
     let addr = listen_address(&lines);
     (child, lines, addr)
 }
-
