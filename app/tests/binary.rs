@@ -294,7 +294,10 @@ async fn failed_jobs_commands_list_show_forget_and_prune() {
     assert!(out.status.success(), "{}", stderr(&out));
     let shown = stdout(&out);
     assert!(shown.contains("job id:    job-7"), "{shown}");
-    assert!(shown.contains(r#"payload:   {"id":7}"#), "{shown}");
+    assert!(
+        shown.contains(r#"payload:   {"job_id":"job-7","attempts":4,"backoff_unit_ms":1000}"#),
+        "{shown}"
+    );
     assert!(
         shown.contains("smtp down\nat mailer.rs:10"),
         "the full error: {shown}"
