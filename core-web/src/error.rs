@@ -485,6 +485,9 @@ pub enum Error {
     /// The tracing subscriber could not be installed.
     #[error("logging: {0}")]
     Telemetry(String),
+    /// The Prometheus recorder could not be installed (another `metrics` recorder already was).
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 /// The client's message for an internal error: the generic text alone, or (in debug builds, for

@@ -10,10 +10,12 @@
 //!   headers and a layer for routers.
 //! - [`ValidatedJson`]: a JSON body checked with `validator`; failures come back as 422 with
 //!   dotted field paths and messages in the request's locale.
-//! - [`middleware::stack`]: request id, trace span, locale, JSON errors, panic catching, timeout,
-//!   body limit, CORS and compression in one call.
+//! - [`middleware::stack`]: HTTP metrics, request id, trace span, locale, JSON errors, panic
+//!   catching, timeout, body limit, CORS and compression in one call.
 //! - [`datatable::DataTable`]: a declarative list endpoint (pagination, sorting, filters, search)
 //!   over PostgreSQL or SQLite, every value bound.
+//! - [`metrics`]: Prometheus metrics — one recorder per process, HTTP requests by route
+//!   template and status with latency histograms (applied by the stack), and `GET /metrics`.
 //! - [`server`]: serving with graceful shutdown on SIGINT/SIGTERM.
 //! - [`config::Settings`] and [`config::Loader`]: typed settings from the environment, `.env`
 //!   and TOML, composed from each crate's own configuration;
@@ -47,6 +49,7 @@ pub mod datatable;
 pub mod error;
 pub mod json_errors;
 pub mod messages;
+pub mod metrics;
 pub mod middleware;
 pub mod problem;
 pub mod rate_limit;

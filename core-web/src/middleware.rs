@@ -1,9 +1,14 @@
 //! The middleware stack, applied in one call with [`stack`].
 //!
-//! From the outside in: compression → CORS → request id and trace span → error format
+//! From the outside in: HTTP metrics ([`crate::metrics::middleware`]) → compression → CORS → request id and trace span → error format
 //! negotiation → locale → JSON error bodies → panic → timeout → body limit → handler. Every error
 //! any of them produces leaves as the framework's JSON error body, or as RFC 9457 problem details
 //! when the request's `Accept` prefers them (see [`crate::problem`]).
+//!
+//! The stack is added with `Router::layer`, so it wraps each route and the fallback and runs
+//! after routing: the metrics see the matched route's template, and every status the layers
+//! inside produce (404/405 from the router, 408, 413, 500 from a panic). Routes added to the
+//! router after `stack` are not wrapped.
 
 use std::any::Any;
 use std::time::Duration;
@@ -22,7 +27,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::config::HttpConfig;
 use crate::error::AppError;
 use crate::json_errors::{self, BodyLimit};
-use crate::{messages, problem, request_id};
+use crate::{messages, metrics, problem, request_id};
 
 /// Wraps `router` in the framework's middleware stack, configured by `config`.
 ///
@@ -43,6 +48,7 @@ where
     messages::ensure_loaded();
     let limit = config.body_limit;
     let layers = ServiceBuilder::new()
+        .layer(from_fn(metrics::middleware))
         .layer(CompressionLayer::new())
         .option_layer(cors(&config.cors_allowed_origins))
         .layer(from_fn(request_id::middleware))
