@@ -35,6 +35,8 @@ pub struct AppContext {
     pub storage: Arc<dyn Storage>,
     /// Transactional dispatch: jobs written with a transaction, relayed after it commits.
     pub buffer: JobBuffer,
+    /// The process's Prometheus recorder, rendered by `GET /metrics`.
+    pub metrics: core_web::metrics::Metrics,
     /// API keys: issuing, revoking and authenticating ([`crate::auth::Caller`]).
     pub keys: crate::auth::KeyStore,
 }
@@ -61,8 +63,10 @@ impl AppContext {
             })?;
         let storage = storage::from_config(&base.storage)
             .context("configuring storage (STORAGE_DRIVER / S3_*)")?;
+        let metrics = core_web::metrics::install().context("installing the metrics recorder")?;
         Ok(Self {
             settings: Arc::new(settings),
+            metrics,
             buffer: JobBuffer::new(db.clone(), queue.clone()),
             db,
             cache,

@@ -117,6 +117,7 @@ on_both!(
     errors_as_problem_details,
     reads_never_go_back_in_time,
     the_rate_limit_is_per_client,
+    metrics_name_jobs_and_routes,
 );
 
 async fn submit_read_report_and_list(drivers: Drivers, test: &str) {
@@ -753,4 +754,51 @@ async fn the_rate_limit_is_per_client(drivers: Drivers, test: &str) {
     let reply = send(&t.router, req).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert!(reply.headers.get("ratelimit").is_none());
+}
+
+async fn metrics_name_jobs_and_routes(drivers: Drivers, test: &str) {
+    let Some(t) = test_app(drivers, test, &[("WORK_TIME_SCALE", "0.001")]).await else {
+        return;
+    };
+    let (shutdown, background) = start(&t).await;
+    let c = register(&t.router).await;
+    let reply = submit(
+        &t.router,
+        &c,
+        json!({"work_kind": "FAIL_IMMEDIATE", "max_attempts": 1}),
+    )
+    .await;
+    let id = reply.json["data"]["job_id"].as_str().unwrap().to_owned();
+    wait_final(&t.router, &c, &id).await;
+    let res = tower::ServiceExt::oneshot(
+        t.router.clone(),
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let bytes = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    for needle in [
+        r#"jobs_submitted_total{work_kind="FAIL_IMMEDIATE"}"#,
+        r#"jobs_failed_total{work_kind="FAIL_IMMEDIATE"}"#,
+        r#"job_execution_seconds_bucket{work_kind="FAIL_IMMEDIATE",le="#,
+        r#"job_queue_wait_seconds_bucket{work_kind="FAIL_IMMEDIATE",le="#,
+        "job_queue_depth ",
+        r#"route="/v1/jobs/{id}""#,
+        r#"http_request_duration_seconds_bucket{"#,
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    assert!(!text.contains(&id), "no job id in a label");
+    stop(shutdown, background).await;
 }

@@ -20,6 +20,7 @@ pub mod clients;
 pub mod files;
 pub mod health;
 pub mod jobs;
+pub mod metrics;
 
 /// Every route, before the middleware stack is applied.
 pub fn routes(ctx: &AppContext) -> Router<AppContext> {
@@ -51,6 +52,7 @@ pub fn routes(ctx: &AppContext) -> Router<AppContext> {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::metrics))
         .route("/storage/{*key}", get(files::get))
         .route("/v1/clients", post(clients::create))
         .merge(authenticated)
