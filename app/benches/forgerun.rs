@@ -72,7 +72,11 @@ impl Conn {
         stream.write_all(body).await.expect("write");
         let mut line = String::new();
         self.reader.read_line(&mut line).await.expect("status line");
-        let status: u16 = line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
         let mut length = 0usize;
         loop {
             line.clear();
@@ -85,7 +89,10 @@ impl Conn {
             if name.eq_ignore_ascii_case("content-length") {
                 length = value.trim().parse().expect("length");
             }
-            assert!(!name.eq_ignore_ascii_case("transfer-encoding"), "chunked response");
+            assert!(
+                !name.eq_ignore_ascii_case("transfer-encoding"),
+                "chunked response"
+            );
         }
         let mut body = vec![0; length];
         self.reader.read_exact(&mut body).await.expect("body");
@@ -174,7 +181,9 @@ async fn run() {
     let addr = serve(app::router(ctx.clone())).await;
 
     let mut conn = Conn::open(addr).await;
-    let (status, body) = conn.call("POST", "/v1/clients", "none", br#"{"name":"bench"}"#).await;
+    let (status, body) = conn
+        .call("POST", "/v1/clients", "none", br#"{"name":"bench"}"#)
+        .await;
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
     let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let auth = format!("Bearer {}", created["data"]["api_key"].as_str().unwrap());
@@ -196,7 +205,12 @@ async fn run() {
             while next.fetch_add(1, Ordering::Relaxed) < jobs as u64 {
                 let sent = Instant::now();
                 let (status, body) = conn
-                    .call("POST", "/v1/jobs", &auth, br#"{"work_kind":"SUCCESS_FAST"}"#)
+                    .call(
+                        "POST",
+                        "/v1/jobs",
+                        &auth,
+                        br#"{"work_kind":"SUCCESS_FAST"}"#,
+                    )
                     .await;
                 latencies.push(sent.elapsed().as_micros() as u64);
                 assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
@@ -218,7 +232,10 @@ async fn run() {
         if done as usize >= jobs {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "{done}/{jobs} after 10 min");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "{done}/{jobs} after 10 min"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let total = started.elapsed();
@@ -260,7 +277,12 @@ async fn run() {
         .unwrap();
         axum::Json(row)
     }
-    let bare_addr = serve(axum::Router::new().route("/bare/{id}", get(bare)).with_state(pool.clone())).await;
+    let bare_addr = serve(
+        axum::Router::new()
+            .route("/bare/{id}", get(bare))
+            .with_state(pool.clone()),
+    )
+    .await;
     let seconds = 5;
     let app_rps = hammer(addr, format!("/v1/jobs/{id}"), auth.clone(), seconds).await;
     let bare_rps = hammer(bare_addr, format!("/bare/{id}"), auth.clone(), seconds).await;

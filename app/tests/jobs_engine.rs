@@ -140,6 +140,7 @@ on_both!(
     scheduled_jobs_never_start_early,
     a_restart_before_execution_at_loses_nothing,
     retention_deletes_only_what_it_no_longer_keeps,
+    forbidden_transitions_are_refused_and_leave_no_event,
 );
 
 async fn every_work_kind_reaches_its_outcome(drivers: Drivers, test: &str) {
@@ -462,4 +463,96 @@ async fn retention_deletes_only_what_it_no_longer_keeps(drivers: Drivers, test: 
     let still = store::find(&t.ctx.db, &pending.id).await.unwrap().unwrap();
     assert_eq!(still.state(), State::Queued);
     stop(shutdown, background).await;
+}
+
+async fn forbidden_transitions_are_refused_and_leave_no_event(drivers: Drivers, test: &str) {
+    let Some(t) = test_app(drivers, test, &[("WORK_TIME_SCALE", "0.001")]).await else {
+        return;
+    };
+    let client_id = client(&t.ctx).await;
+    // A QUEUED job (no worker runs): walk it through every state, trying every move at each.
+    let row = submit(&t.ctx, &client_id, &new_job(WorkKind::SuccessFast)).await;
+    let path = [
+        State::Assigned,
+        State::Running,
+        State::Failed,
+        State::Queued,
+        State::Canceled,
+    ];
+    for next in path {
+        let current = store::find(&t.ctx.db, &row.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state();
+        for to in State::ALL {
+            if current.can_become(to) {
+                continue;
+            }
+            let before = store::events(&t.ctx.db, &row.id).await.unwrap().len();
+            let moved = store::transition(
+                &t.ctx.db,
+                &t.ctx.cache,
+                &row.id,
+                to,
+                store::Guard::default(),
+                None,
+                |_| {},
+            )
+            .await
+            .unwrap();
+            assert!(
+                matches!(moved, Moved::Refused(_)),
+                "{current} -> {to} must be refused"
+            );
+            assert_eq!(
+                store::events(&t.ctx.db, &row.id).await.unwrap().len(),
+                before
+            );
+            assert_eq!(
+                store::find(&t.ctx.db, &row.id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .state(),
+                current
+            );
+        }
+        let moved = store::transition(
+            &t.ctx.db,
+            &t.ctx.cache,
+            &row.id,
+            next,
+            store::Guard::default(),
+            None,
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(moved, Moved::Applied(_)),
+            "{current} -> {next} is allowed"
+        );
+    }
+    let final_row = store::find(&t.ctx.db, &row.id).await.unwrap().unwrap();
+    assert_eq!(final_row.state(), State::Canceled);
+    assert_history(&t.ctx, &final_row).await;
+    // A guard on the attempt refuses a stale worker even where the move is allowed.
+    let row = submit(&t.ctx, &client_id, &new_job(WorkKind::SuccessFast)).await;
+    let stale = store::Guard {
+        attempt: Some(7),
+        ..store::Guard::default()
+    };
+    let moved = store::transition(
+        &t.ctx.db,
+        &t.ctx.cache,
+        &row.id,
+        State::Assigned,
+        stale,
+        None,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(matches!(moved, Moved::Refused(_)));
 }
