@@ -117,6 +117,16 @@ pub fn fingerprint(body: &impl Serialize) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A stored key's row.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    request_hash: String,
+    response_status: Option<i64>,
+    response_body: Option<String>,
+    locked_until: Timestamp,
+    created_at: Timestamp,
+}
+
 fn conflict(status: StatusCode, message: &str) -> AppError {
     AppError::coded(status, "RFA_EXEC_IDEMPOTENCY_CONFLICT", message.to_owned())
 }
@@ -160,10 +170,17 @@ pub async fn claim(
         }
         let select = "SELECT request_hash, response_status, response_body, locked_until, created_at \
                       FROM idempotency_keys WHERE client_id = $1 AND idem_key = $2";
-        let row: Option<(String, Option<i64>, Option<String>, Timestamp, Timestamp)> =
+        let row: Option<Stored> =
             on_db!(db, pool => sqlx::query_as(select).bind(client_id).bind(key).fetch_optional(pool).await)
                 .map_err(anyhow::Error::from)?;
-        let Some((stored_hash, status, response, locked_until, created_at)) = row else {
+        let Some(Stored {
+            request_hash: stored_hash,
+            response_status: status,
+            response_body: response,
+            locked_until,
+            created_at,
+        }) = row
+        else {
             continue; // released meanwhile: claim again
         };
         let expired = now.get() - created_at.get()
