@@ -29,6 +29,9 @@ pub const LOCK: Duration = Duration::from_secs(30);
 /// The longest key accepted.
 pub const MAX_LEN: usize = 255;
 
+/// A stored key's row: request hash, response status and body, lock end, creation time.
+type StoredKey = (String, Option<i64>, Option<String>, Timestamp, Timestamp);
+
 /// The `Idempotency-Key` header, checked: 1–255 visible ASCII characters.
 ///
 /// # Errors
@@ -160,7 +163,7 @@ pub async fn claim(
         }
         let select = "SELECT request_hash, response_status, response_body, locked_until, created_at \
                       FROM idempotency_keys WHERE client_id = $1 AND idem_key = $2";
-        let row: Option<(String, Option<i64>, Option<String>, Timestamp, Timestamp)> =
+        let row: Option<StoredKey> =
             on_db!(db, pool => sqlx::query_as(select).bind(client_id).bind(key).fetch_optional(pool).await)
                 .map_err(anyhow::Error::from)?;
         let Some((stored_hash, status, response, locked_until, created_at)) = row else {
