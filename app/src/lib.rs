@@ -12,6 +12,8 @@
 //! - `GET /health`: liveness; `GET /ready`: the database, the cache and the queue answer;
 //! - `GET /storage/{*key}`: stored files, public prefixes to anyone, the rest through
 //!   presigned links ([`routes::files`]);
+//! - `GET /openapi.json`: the OpenAPI 3.1 document of this API, generated from the code
+//!   ([`openapi`]);
 //! - `/docs/`: the documentation site (when built).
 //!
 //! [`Settings`] composes every crate's configuration and is loaded once; [`AppContext::connect`]
@@ -29,6 +31,7 @@ pub mod auth;
 pub mod context;
 pub mod idempotency;
 pub mod jobs;
+pub mod openapi;
 pub mod routes;
 pub mod settings;
 

@@ -50,21 +50,25 @@ impl fmt::Debug for KeyStore {
 
 /// A key just issued, with its secret: the body of `POST /v1/clients` and
 /// `POST /v1/clients/{id}/keys`. The only place the raw key ever appears; `Debug` hides it.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssuedKey {
     /// The client the key belongs to.
+    #[schema(format = Uuid)]
     pub client_id: String,
     /// The key's id (for listing and revoking).
     pub key_id: String,
     /// The key itself; shown this once.
+    #[schema(pattern = "^frk_[0-9A-Za-z]+$")]
     pub api_key: String,
     /// Its first eight characters, for display.
     pub key_prefix: String,
     /// Its last four characters, for display.
     pub key_last_four: String,
     /// When it stops working (`API_KEY_TTL`), if ever.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// When it was issued.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
@@ -83,16 +87,17 @@ impl fmt::Debug for IssuedKey {
 }
 
 /// The key a renewal replaced, and when it stops working.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PreviousKey {
     /// The renewed key's id.
     pub key_id: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
     /// Its new expiry: now plus `API_KEY_RENEW_OVERLAP`, or its own expiry if that was sooner.
     pub expires_at: Option<Timestamp>,
 }
 
 /// The body of `POST /v1/clients/{id}/keys/renew`: the new key and the old one's expiry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RenewedKey {
     /// The new key, with its secret.
     #[serde(flatten)]
@@ -102,7 +107,7 @@ pub struct RenewedKey {
 }
 
 /// What may be shown of a stored key: never the key or its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeyInfo {
     /// The key's id.
     pub key_id: String,
@@ -111,10 +116,13 @@ pub struct KeyInfo {
     /// Its last four characters.
     pub key_last_four: String,
     /// When it was issued.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When it stops (or stopped) working, if ever.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// When it was revoked, if it was.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<Timestamp>,
 }
 

@@ -18,37 +18,41 @@ use core_i18n::t;
 use core_web::{ApiResponse, AppError, ValidatedJson};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::AppContext;
 use crate::auth::{AuthError, Caller, IssuedKey, KeyInfo, RenewedKey};
 
 /// The body of `POST /v1/clients`.
-#[derive(Debug, Default, Deserialize, Serialize, Validate)]
+#[derive(Debug, Default, Deserialize, Serialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
     /// A name for the client's own records, at most 200 characters.
     #[serde(default)]
     #[validate(length(max = 200))]
+    #[schema(max_length = 200)]
     pub name: Option<String>,
 }
 
 /// The body of `POST /v1/clients/{id}/keys`.
-#[derive(Debug, Default, Deserialize, Serialize, Validate)]
+#[derive(Debug, Default, Deserialize, Serialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     /// Also schedule every other working key of the client to stop after
     /// `API_KEY_RENEW_OVERLAP`.
     #[serde(default)]
+    #[schema(default = false)]
     pub rotate: bool,
 }
 
 /// The body of `POST /v1/clients/{id}/keys/revoke`.
-#[derive(Debug, Deserialize, Serialize, Validate)]
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeKey {
     /// The key to revoke.
     #[validate(length(min = 1, max = 64))]
+    #[schema(min_length = 1, max_length = 64)]
     pub key_id: String,
 }
 
@@ -83,6 +87,17 @@ where
 pub type Reply<T> = Result<ApiResponse<T>, AuthError>;
 
 /// `POST /v1/clients`: a new client and its first key (201; no authentication).
+#[utoipa::path(
+    post,
+    path = "/v1/clients",
+    operation_id = "createClient",
+    tag = "clients",
+    request_body(content = Option<NewClient>, content_type = "application/json", description = "Optional: no body at all is an unnamed client"),
+    responses(
+        (status = 201, description = "The client and its first key; the key is shown this once", body = crate::openapi::IssuedKeyEnvelope),
+        crate::openapi::BodyErrors,
+    ),
+)]
 pub async fn create(
     State(ctx): State<AppContext>,
     OptionalJson(input): OptionalJson<NewClient>,
@@ -93,6 +108,17 @@ pub async fn create(
 }
 
 /// `GET /v1/clients/{id}/keys`: the client's keys, without their secrets.
+#[utoipa::path(
+    get,
+    path = "/v1/clients/{id}/keys",
+    operation_id = "listKeys",
+    tag = "clients",
+    params(("id" = uuid::Uuid, Path, description = "The client's id (the caller's own)")),
+    responses(
+        (status = 200, description = "The client's keys, without their secrets", body = crate::openapi::KeyListEnvelope),
+        crate::openapi::ClientNotFound,
+    ),
+)]
 pub async fn list_keys(
     State(ctx): State<AppContext>,
     caller: Caller,
@@ -105,6 +131,19 @@ pub async fn list_keys(
 
 /// `POST /v1/clients/{id}/keys`: a new key (201); `{"rotate": true}` also schedules the
 /// client's other keys to expire after the overlap.
+#[utoipa::path(
+    post,
+    path = "/v1/clients/{id}/keys",
+    operation_id = "createKey",
+    tag = "clients",
+    params(("id" = uuid::Uuid, Path, description = "The client's id (the caller's own)")),
+    request_body(content = Option<NewKey>, content_type = "application/json", description = "Optional: no body at all is `{\"rotate\": false}`"),
+    responses(
+        (status = 201, description = "The new key; shown this once", body = crate::openapi::IssuedKeyEnvelope),
+        crate::openapi::BodyErrors,
+        crate::openapi::ClientNotFound,
+    ),
+)]
 pub async fn create_key(
     State(ctx): State<AppContext>,
     caller: Caller,
@@ -121,6 +160,17 @@ pub async fn create_key(
 
 /// `POST /v1/clients/{id}/keys/renew`: a new key now; the key of the request keeps working for
 /// `API_KEY_RENEW_OVERLAP`.
+#[utoipa::path(
+    post,
+    path = "/v1/clients/{id}/keys/renew",
+    operation_id = "renewKey",
+    tag = "clients",
+    params(("id" = uuid::Uuid, Path, description = "The client's id (the caller's own)")),
+    responses(
+        (status = 200, description = "The new key (shown this once) and when the key of the request stops working", body = crate::openapi::RenewedKeyEnvelope),
+        crate::openapi::ClientNotFound,
+    ),
+)]
 pub async fn renew(
     State(ctx): State<AppContext>,
     caller: Caller,
@@ -132,6 +182,19 @@ pub async fn renew(
 }
 
 /// `POST /v1/clients/{id}/keys/revoke` `{key_id}`: that key stops working at once.
+#[utoipa::path(
+    post,
+    path = "/v1/clients/{id}/keys/revoke",
+    operation_id = "revokeKey",
+    tag = "clients",
+    params(("id" = uuid::Uuid, Path, description = "The client's id (the caller's own)")),
+    request_body(content = RevokeKey, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The revoked key", body = crate::openapi::KeyInfoEnvelope),
+        crate::openapi::BodyErrors,
+        (status = 404, description = "The path names another client (`RFA_CLIENT_NOT_FOUND`), or the caller has no key with this id (`RFA_API_KEY_NOT_FOUND`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json"))),
+    ),
+)]
 pub async fn revoke(
     State(ctx): State<AppContext>,
     caller: Caller,

@@ -41,6 +41,25 @@ use crate::AppContext;
 pub const REDIRECT_TTL: Duration = Duration::from_secs(300);
 
 /// Serves the object at `key` to whoever may read it (see the [module docs](self)).
+#[utoipa::path(
+    get,
+    path = "/storage/{*key}",
+    operation_id = "getStoredFile",
+    tag = "operations",
+    params(
+        ("key" = String, Path, description = "The object's key", min_length = 1),
+        ("expires" = Option<u64>, Query, description = "Presigned links: when the link stops working (Unix seconds)"),
+        ("signature" = Option<String>, Query, description = "Presigned links: the signature"),
+    ),
+    responses(
+        (status = 200, description = "The object; its type follows the key's extension", content_type = "*/*", body = [u8],
+            headers(("X-Content-Type-Options" = String, description = "`nosniff`"))),
+        (status = 302, description = "An object of a remote store: a short-lived link to it", headers(("Location" = String, description = "The presigned link"))),
+        (status = 400, description = "A key the store refuses: traversal, absolute, NUL, overlong segment… (`BAD_REQUEST`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json"))),
+        (status = 403, description = "A private key without a valid presigned link (`FORBIDDEN`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json"))),
+        (status = 404, description = "No object at this key (`NOT_FOUND`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json"))),
+    ),
+)]
 pub async fn get(
     State(state): State<AppContext>,
     Path(key): Path<String>,

@@ -6,6 +6,7 @@ use axum::extract::State;
 use core_i18n::{t, t_args};
 use core_web::{ApiResponse, ApiResult, AppError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::AppContext;
 
@@ -13,17 +14,26 @@ use crate::AppContext;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The body of `GET /health`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// Always `"ok"`.
+    #[schema(value_type = String, pattern = "^ok$")]
     pub status: &'static str,
     /// The application's name (`APP_NAME`).
     pub app: String,
     /// The crate version.
+    #[schema(value_type = String)]
     pub version: &'static str,
 }
 
 /// `GET /health`: the process is up and serving.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    tag = "operations",
+    responses((status = 200, description = "The process is up and serving", body = crate::openapi::HealthEnvelope)),
+)]
 pub async fn health(State(state): State<AppContext>) -> ApiResult<Health> {
     Ok(ApiResponse::success(
         Health {
@@ -36,9 +46,10 @@ pub async fn health(State(state): State<AppContext>) -> ApiResult<Health> {
 }
 
 /// One backend's readiness.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Check {
     /// `database`, `cache` or `queue`.
+    #[schema(value_type = String, pattern = "^(database|cache|queue)$")]
     pub name: &'static str,
     /// The driver in use (`sqlite`, `postgres`, `memory`, `redis`, `tiered`).
     pub driver: String,
@@ -47,12 +58,23 @@ pub struct Check {
     /// How long it took, in milliseconds.
     pub latency_ms: f64,
     /// The error, when it did not answer.
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-/// `GET /ready`: every configured backend answers within two seconds; 503 with the list of
-/// checks otherwise.
+/// `GET /ready`: every configured backend answers within two seconds; 503 naming the ones that
+/// did not otherwise.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    operation_id = "ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database, the cache and the queue answer", body = crate::openapi::ReadyEnvelope),
+        (status = 503, description = "A backend did not answer within two seconds (`SERVICE_UNAVAILABLE`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json"))),
+    ),
+)]
 pub async fn ready(State(state): State<AppContext>) -> ApiResult<Vec<Check>> {
     let db = async {
         let started = std::time::Instant::now();

@@ -11,6 +11,7 @@ use core_db::db::Timestamp;
 use core_web::datatable::{Column, DataTable, Filter};
 use core_web::{ApiResponse, ApiResult, AppError, ValidatedJson};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::AppContext;
@@ -22,47 +23,58 @@ use crate::jobs::{self, Canceled, JobRow, Moved, NewJob, WorkKind, store};
 pub const MAX_ATTEMPTS: u32 = 10;
 
 /// The body of `POST /v1/jobs`.
-#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitJob {
     /// The work kind (see the catalog).
+    #[schema(value_type = crate::openapi::SubmittableWorkKind)]
     #[validate(length(min = 1, max = 64))]
     pub work_kind: String,
     /// UTC ISO-8601 time, whole seconds, not in the past.
     #[serde(default)]
+    #[schema(format = DateTime, pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")]
     pub execution_at: Option<String>,
     /// An `http://` or `https://` URL, at most 2,048 characters.
     #[serde(default)]
     #[validate(url, length(max = 2048))]
+    #[schema(schema_with = crate::openapi::callback_schema)]
     pub callback: Option<String>,
     /// 1–10, default 3.
     #[serde(default)]
     #[validate(range(min = 1, max = 10))]
+    #[schema(minimum = 1, maximum = 10, default = 3)]
     pub max_attempts: Option<u32>,
 }
 
 /// A job as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobView {
     /// The job's id.
+    #[schema(format = Uuid)]
     pub job_id: String,
     /// Its work kind.
+    #[schema(value_type = crate::openapi::WorkKindName)]
     pub work_kind: String,
     /// Its state.
+    #[schema(value_type = crate::openapi::JobState)]
     pub state: String,
     /// Attempts started.
     pub attempt: i64,
     /// Attempts allowed.
     pub max_attempts: i64,
     /// SUCCEEDED, FAILED or CANCELED once final.
+    #[schema(value_type = Option<crate::openapi::Outcome>)]
     pub outcome: Option<String>,
     /// The last failure's reason.
     pub error: Option<String>,
     /// Submitted.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// Last changed.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     /// Not started before.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub execution_at: Option<Timestamp>,
     /// The callback URL.
     pub callback: Option<String>,
@@ -189,6 +201,38 @@ async fn check_limits(ctx: &AppContext, caller: &Caller) -> Result<(), AppError>
 /// `POST /v1/jobs` → 202 with the job. With `Idempotency-Key`, a repeat of the same body gets
 /// the original response (`Idempotency-Replayed: true`), a different body 422, and a repeat
 /// while the first is still being processed 409 with `Retry-After: 1`.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    operation_id = "submitJob",
+    tag = "jobs",
+    params((
+        "Idempotency-Key" = Option<String>,
+        Header,
+        description = "Makes the submission safe to repeat for 24 hours: the same key and body return the original response",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$",
+    )),
+    request_body(content = SubmitJob, content_type = "application/json"),
+    responses(
+        (status = 202, description = "The job, accepted (or the original response of a repeated `Idempotency-Key`)", body = crate::openapi::JobEnvelope,
+            headers(("Idempotency-Replayed" = String, description = "`true` when this is the recorded response of an earlier request with the same `Idempotency-Key`")),
+            links(
+                ("GetJob" = (operation_id = "getJob", parameters(("id" = "$response.body#/data/job_id")), description = "The job")),
+                ("CancelJob" = (operation_id = "cancelJob", parameters(("id" = "$response.body#/data/job_id")), description = "Cancels the job")),
+                ("RetryJob" = (operation_id = "retryJob", parameters(("id" = "$response.body#/data/job_id")), description = "Retries the job once it FAILED")),
+                ("GetJobReport" = (operation_id = "getJobReport", parameters(("id" = "$response.body#/data/job_id")), description = "The job's report"))
+            )),
+        crate::openapi::BodyErrors,
+        (status = 400, description = "A malformed body or `Idempotency-Key` (`BAD_REQUEST`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json"))),
+        (status = 409, description = "A request with the same `Idempotency-Key` is still being processed (`RFA_EXEC_IDEMPOTENCY_CONFLICT`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json")),
+            headers(("Retry-After" = String, description = "Seconds to wait: `1`"))),
+        (status = 422, description = "A field breaks a rule (`VALIDATION_ERROR`), or the `Idempotency-Key` was used with another body (`RFA_EXEC_IDEMPOTENCY_CONFLICT`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json"))),
+        (status = 503, description = "Too many active jobs for this client or in the queue (`RFA_EXEC_QUEUE_FULL`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json")),
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
+    ),
+)]
 pub async fn submit(
     AxumState(ctx): AxumState<AppContext>,
     caller: Caller,
@@ -264,6 +308,29 @@ static LIST: LazyLock<DataTable> = LazyLock::new(|| {
 
 /// `GET /v1/jobs`: the caller's jobs; `filter[state]=`, `filter[work_kind]=`,
 /// `filter[created_at][gte|lte]=`, `sort=created_at|-updated_at…`, `page`, `per_page`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    operation_id = "listJobs",
+    tag = "jobs",
+    params(
+        ("page" = Option<u64>, Query, description = "The 1-based page number (default 1)", minimum = 1),
+        ("per_page" = Option<u64>, Query, description = "Rows per page (default 20); larger values are capped at 100", minimum = 1),
+        ("sort" = Option<String>, Query, description = "Comma-separated sortable columns (`created_at`, `updated_at`), `-` first for descending; `-created_at` by default",
+            pattern = "^-?(created_at|updated_at)(,-?(created_at|updated_at))*$"),
+        ("filter[state]" = Option<crate::openapi::JobState>, Query, description = "Only jobs in this state"),
+        ("filter[work_kind]" = Option<crate::openapi::WorkKindName>, Query, description = "Only jobs of this work kind"),
+        ("filter[created_at][gte]" = Option<String>, Query, description = "Created at or after (RFC 3339; a date means its whole day)", format = DateTime),
+        ("filter[created_at][gt]" = Option<String>, Query, description = "Created after", format = DateTime),
+        ("filter[created_at][lte]" = Option<String>, Query, description = "Created at or before", format = DateTime),
+        ("filter[created_at][lt]" = Option<String>, Query, description = "Created before", format = DateTime),
+    ),
+    responses(
+        (status = 200, description = "One page of the caller's jobs", body = crate::openapi::JobListEnvelope),
+        (status = 400, description = "Malformed percent-encoding or UTF-8 in the query (`BAD_REQUEST`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json"))),
+        (status = 422, description = "A parameter the list does not allow, or a value that does not parse; `errors` names it (`VALIDATION_ERROR`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json"))),
+    ),
+)]
 pub async fn list(
     AxumState(ctx): AxumState<AppContext>,
     caller: Caller,
@@ -280,6 +347,17 @@ pub async fn list(
 }
 
 /// `GET /v1/jobs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    operation_id = "getJob",
+    tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job", body = crate::openapi::JobEnvelope),
+        crate::openapi::JobNotFound,
+    ),
+)]
 pub async fn show(
     AxumState(ctx): AxumState<AppContext>,
     caller: Caller,
@@ -291,6 +369,18 @@ pub async fn show(
 
 /// `POST /v1/jobs/{id}/cancel`: 200 with the job when it is CANCELED now or was already final
 /// (no change), 202 while a RUNNING job stops.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/cancel",
+    operation_id = "cancelJob",
+    tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job, CANCELED now, or unchanged when it was already final", body = crate::openapi::JobEnvelope),
+        (status = 202, description = "The job is RUNNING and has been asked to stop", body = crate::openapi::JobEnvelope),
+        crate::openapi::JobNotFound,
+    ),
+)]
 pub async fn cancel(
     AxumState(ctx): AxumState<AppContext>,
     caller: Caller,
@@ -312,6 +402,18 @@ pub async fn cancel(
 
 /// `POST /v1/jobs/{id}/retry`: a FAILED job back to QUEUED with one more attempt; 409
 /// `RFA_JOB_CONFLICT` naming the current state otherwise.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/retry",
+    operation_id = "retryJob",
+    tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job, QUEUED again with one more attempt", body = crate::openapi::JobEnvelope),
+        crate::openapi::JobNotFound,
+        (status = 409, description = "The job is not FAILED; the message names its state (`RFA_JOB_CONFLICT`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json"))),
+    ),
+)]
 pub async fn retry(
     AxumState(ctx): AxumState<AppContext>,
     caller: Caller,
@@ -333,26 +435,29 @@ pub async fn retry(
 }
 
 /// One event of a report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventView {
     /// The event's id.
     pub event_id: String,
     /// `job.queued`, …
     pub event_name: String,
     /// The state before.
+    #[schema(value_type = Option<crate::openapi::JobState>)]
     pub prev_state: Option<String>,
     /// The state after.
+    #[schema(value_type = crate::openapi::JobState)]
     pub next_state: String,
     /// The job's attempt then.
     pub attempt: i64,
     /// Why, for failures and recoveries.
     pub detail: Option<String>,
     /// When.
+    #[schema(value_type = String, format = DateTime)]
     pub timestamp: Timestamp,
 }
 
 /// One artifact of a report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ArtifactView {
     /// Its name.
     pub name: String,
@@ -365,19 +470,24 @@ pub struct ArtifactView {
 }
 
 /// `GET /v1/jobs/{id}/report`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Report {
     /// The job's id.
+    #[schema(format = Uuid)]
     pub job_id: String,
     /// Its state now.
+    #[schema(value_type = crate::openapi::JobState)]
     pub state: String,
     /// SUCCEEDED, FAILED or CANCELED once final; `null` before.
+    #[schema(value_type = Option<crate::openapi::Outcome>)]
     pub outcome: Option<String>,
     /// The last failure's reason.
     pub error: Option<String>,
     /// First started.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<Timestamp>,
     /// Reached a final state.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<Timestamp>,
     /// `finished_at − started_at`.
     pub duration_ms: Option<i64>,
@@ -391,6 +501,17 @@ pub struct Report {
 
 /// `GET /v1/jobs/{id}/report`: outcome, timings, events and artifacts (a job not final yet
 /// reports what happened so far, with `outcome: null`).
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/report",
+    operation_id = "getJobReport",
+    tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "Outcome, timings, events and artifacts (so far, for a job not final yet)", body = crate::openapi::ReportEnvelope),
+        crate::openapi::JobNotFound,
+    ),
+)]
 pub async fn report(
     AxumState(ctx): AxumState<AppContext>,
     caller: Caller,

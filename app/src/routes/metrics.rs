@@ -14,6 +14,18 @@ use crate::AppContext;
 use crate::jobs::store;
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses((
+        status = 200,
+        description = "Prometheus text exposition format 0.0.4",
+        content_type = "text/plain; version=0.0.4; charset=utf-8",
+        body = String,
+    )),
+)]
 pub async fn metrics(State(ctx): State<AppContext>) -> Response {
     match store::active_total(&ctx.db).await {
         Ok(depth) => metrics::gauge!("job_queue_depth").set(depth as f64),

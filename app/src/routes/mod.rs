@@ -10,11 +10,12 @@
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
 use core_web::rate_limit::{Policy, RateLimitLayer, RateLimiter};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::AppContext;
 use crate::auth::{self, Caller};
+use crate::{AppContext, openapi};
 
 pub mod clients;
 pub mod files;
@@ -22,7 +23,42 @@ pub mod health;
 pub mod jobs;
 pub mod metrics;
 
-/// Every route, before the middleware stack is applied.
+/// The route table: every route with its handler, registered from the handler's
+/// `#[utoipa::path]` annotation, so the router ([`routes()`]) and the OpenAPI document
+/// ([`openapi::document`]) are built from the same list.
+pub struct Table {
+    /// Routes anyone may call.
+    pub public: OpenApiRouter<AppContext>,
+    /// Routes behind [`auth::require`] and the per-client rate limit.
+    pub authenticated: OpenApiRouter<AppContext>,
+}
+
+/// The route table, before any layer (see [`Table`]).
+pub fn table() -> Table {
+    let public = OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(files::get))
+        .routes(routes!(openapi::serve))
+        .routes(routes!(clients::create));
+    let authenticated = OpenApiRouter::new()
+        .routes(routes!(jobs::list, jobs::submit))
+        .routes(routes!(jobs::show))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(jobs::report))
+        .routes(routes!(clients::list_keys, clients::create_key))
+        .routes(routes!(clients::renew))
+        .routes(routes!(clients::revoke));
+    Table {
+        public,
+        authenticated,
+    }
+}
+
+/// Every route, before the middleware stack is applied: the [`table`] with the authentication
+/// and rate-limit layers on its authenticated group.
 pub fn routes(ctx: &AppContext) -> Router<AppContext> {
     let limiter = RateLimiter::new(
         ctx.cache.clone(),
@@ -33,27 +69,15 @@ pub fn routes(ctx: &AppContext) -> Router<AppContext> {
             .get::<Caller>()
             .map(|c| c.client_id.clone())
     };
-    let authenticated = Router::new()
-        .route("/v1/jobs", get(jobs::list).post(jobs::submit))
-        .route("/v1/jobs/{id}", get(jobs::show))
-        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/v1/jobs/{id}/retry", post(jobs::retry))
-        .route("/v1/jobs/{id}/report", get(jobs::report))
-        .route(
-            "/v1/clients/{id}/keys",
-            get(clients::list_keys).post(clients::create_key),
-        )
-        .route("/v1/clients/{id}/keys/renew", post(clients::renew))
-        .route("/v1/clients/{id}/keys/revoke", post(clients::revoke))
+    let Table {
+        public,
+        authenticated,
+    } = table();
+    let authenticated = authenticated
         .route_layer(
             RateLimitLayer::new(limiter, per_client).error_code("RFA_REQUEST_RATE_LIMITED"),
         )
         .route_layer(from_fn_with_state(ctx.clone(), auth::require));
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(metrics::metrics))
-        .route("/storage/{*key}", get(files::get))
-        .route("/v1/clients", post(clients::create))
-        .merge(authenticated)
+    let (router, _) = public.merge(authenticated).split_for_parts();
+    router
 }
