@@ -164,7 +164,7 @@ async fn run() {
         ("DATA_DIR", data.as_str()),
         ("WORK_TIME_SCALE", "0"),
         ("WORKER_CONCURRENCY", "64"),
-        ("RATE_LIMIT_PER_MINUTE", "100000000"),
+        ("RATE_LIMIT_PER_MINUTE", "10000000"),
         ("MAX_ACTIVE_JOBS_PER_CLIENT", "100000000"),
         ("MAX_QUEUE_DEPTH", "100000000"),
         ("LOG_LEVEL", "warn"),
