@@ -41,10 +41,12 @@
 //! propagation bound of [`Cache::tiered`](crate::infra::cache::Cache::tiered)). Invalidating
 //! before the commit leaves a window in which the old row is read and cached as usual.
 //!
-//! The limits: a computation that runs for longer than 10 minutes is returned but not cached;
+//! The limits: a computation that runs for longer than 10 minutes may be returned uncached;
 //! `flush_prefix` and counter changes do not stop a computation; a `put` is seen through the
 //! value it leaves, so a `put` whose value has expired again (or that wrote exactly the value the
-//! key already held) before the computation ends goes unseen.
+//! key already held) before the computation ends goes unseen. On a tiered cache, when two
+//! invalidations of one key run at once in one process, the one that finds nothing left in L2 can
+//! return before the other has evicted this process's L1 copy (a window of one Redis round trip).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

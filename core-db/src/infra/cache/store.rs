@@ -28,7 +28,8 @@ pub(crate) enum Claim {
 ///
 /// A driver registers the generations it hands out (for at least [`GENERATION_TTL`]): deleting
 /// or pulling the key bumps the key's generation, invalidating a tag bumps the tag's. A
-/// generation that expired reads as changed, so a fill after [`GENERATION_TTL`] is refused.
+/// generation that expired reads as changed, so a fill that long after its claim may be refused
+/// (a later claim of the same key or tag keeps the generation alive).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fence {
     /// The key's generation, then each tag's, in the order of the tags given.

@@ -65,7 +65,7 @@ impl Cache {
     /// while `f` runs, `f`'s value is returned to this caller but not stored, so it is never
     /// served after the change. Invalidate *after* committing the change `f` would read: once
     /// the invalidation has returned, no read that starts afterwards gets a value computed from
-    /// the old data. A value whose computation takes longer than 10 minutes is not stored.
+    /// the old data. A value whose computation takes longer than 10 minutes may not be stored.
     ///
     /// ```no_run
     /// # async fn example(cache: core_db::Cache) -> core_db::Result<()> {
