@@ -1009,6 +1009,340 @@ mod cases {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(read("g", fresh, stale).await, 4);
     }
+
+    // -----------------------------------------------------------------------------------------
+    // Fences: a computation that started before an invalidation is never cached after it.
+    // -----------------------------------------------------------------------------------------
+
+    /// How the writer invalidates the key `job` (after "committing" its change).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum How {
+        /// `forget("job")`; the reads are `remember`.
+        Forget,
+        /// `pull("job")`; the reads are `remember_forever`.
+        Pull,
+        /// `put("job", 99)`; the reads are `remember`.
+        Put,
+        /// `invalidate_tag("job:7")`; the reads are `remember_with_tags(["job:7", "client:3"])`.
+        JobTag,
+        /// `invalidate_tags(["client:3", "other"])`; the reads as for `JobTag`.
+        ClientTag,
+    }
+
+    /// The value `put` writes in [`How::Put`].
+    const PUT: i64 = 99;
+
+    async fn read_job<F, Fut>(cache: &Cache, how: How, f: F) -> i64
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = core_db::Result<i64>>,
+    {
+        match how {
+            How::Forget | How::Put => cache.remember("job", 60, f).await,
+            How::Pull => cache.remember_forever("job", f).await,
+            How::JobTag | How::ClientTag => {
+                cache
+                    .remember_with_tags(
+                        "job",
+                        &["job:7", "client:3"],
+                        Some(Duration::from_secs(60)),
+                        f,
+                    )
+                    .await
+            }
+        }
+        .unwrap()
+    }
+
+    async fn invalidate_job(cache: &Cache, how: How) {
+        match how {
+            How::Forget => cache.forget("job").await.unwrap(),
+            How::Pull => drop(cache.pull("job").await.unwrap()),
+            How::Put => cache
+                .put("job", &PUT.to_string(), Some(Duration::from_secs(60)))
+                .await
+                .unwrap(),
+            How::JobTag => drop(cache.invalidate_tag("job:7").await.unwrap()),
+            How::ClientTag => drop(cache.invalidate_tags(&["client:3", "other"]).await.unwrap()),
+        }
+    }
+
+    /// A computation of `value` that says when it has started and then waits to be resumed:
+    /// the closure, the "started" receiver and the "resume" sender.
+    #[allow(clippy::type_complexity)]
+    fn held(
+        value: i64,
+    ) -> (
+        impl FnOnce()
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = core_db::Result<i64>> + Send>>
+        + Send
+        + 'static,
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (resume_tx, resume_rx) = tokio::sync::oneshot::channel::<()>();
+        let f = move || -> std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> {
+            Box::pin(async move {
+                let _ = started_tx.send(());
+                let _ = resume_rx.await;
+                Ok(value)
+            })
+        };
+        (f, started_rx, resume_tx)
+    }
+
+    /// The stale fill, made deterministic: a read of `cache` misses and starts computing (it read
+    /// the old state, 1); the writer invalidates through `other` (the same cache, or another
+    /// process's on the same Redis); a read that starts after that, on `other`, must not get 1;
+    /// then the first computation ends, and its value is not cached.
+    pub async fn a_stale_fill_is_refused(cache: &Cache, other: &Cache, how: How) {
+        let (f, started, resume) = held(1);
+        let reader = {
+            let cache = cache.clone();
+            tokio::spawn(async move { read_job(&cache, how, f).await })
+        };
+        started.await.unwrap();
+        invalidate_job(other, how).await;
+
+        // A read that starts after the invalidation returned, while the old computation still
+        // runs (it joins that computation in this process, or waits for its lock in another).
+        let late = {
+            let other = other.clone();
+            tokio::spawn(async move { read_job(&other, how, || async { Ok(2) }).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        resume.send(()).unwrap();
+
+        assert_eq!(
+            reader.await.unwrap(),
+            1,
+            "{how:?}: the caller that raced still gets what it computed"
+        );
+        let expected = if how == How::Put { PUT } else { 2 };
+        assert_eq!(
+            late.await.unwrap(),
+            expected,
+            "{how:?}: a read that started after the invalidation got the stale value"
+        );
+        for (name, c) in [("computing", cache), ("invalidating", other)] {
+            assert_eq!(
+                c.get_json::<i64>("job").await.unwrap(),
+                Some(expected),
+                "{how:?}: the {name} cache holds the stale value"
+            );
+            assert_eq!(
+                read_job(c, how, || async { Ok(3) }).await,
+                expected,
+                "{how:?}: the {name} cache serves the stale value"
+            );
+        }
+        cache.forget("job").await.unwrap();
+    }
+
+    /// [`a_stale_fill_is_refused`] without a late reader: after the racing computation ends,
+    /// nothing is cached at all (or, for a put, the put's value), and the next read computes.
+    pub async fn a_stale_fill_leaves_nothing(cache: &Cache, other: &Cache, how: How) {
+        let (f, started, resume) = held(1);
+        let reader = {
+            let cache = cache.clone();
+            tokio::spawn(async move { read_job(&cache, how, f).await })
+        };
+        started.await.unwrap();
+        invalidate_job(other, how).await;
+        resume.send(()).unwrap();
+        assert_eq!(reader.await.unwrap(), 1);
+        let expected = if how == How::Put { Some(PUT) } else { None };
+        for c in [cache, other] {
+            assert_eq!(c.get_json::<i64>("job").await.unwrap(), expected, "{how:?}");
+        }
+        let next = read_job(other, how, || async { Ok(4) }).await;
+        assert_eq!(
+            next,
+            expected.unwrap_or(4),
+            "{how:?}: the next read computes again"
+        );
+        assert_eq!(read_job(cache, how, || async { Ok(5) }).await, next);
+        cache.forget("job").await.unwrap();
+    }
+
+    /// Every way of invalidating, through `cache` itself and through `other`.
+    pub async fn stale_fills_are_refused(cache: &Cache, other: &Cache) {
+        for how in [
+            How::Forget,
+            How::Pull,
+            How::Put,
+            How::JobTag,
+            How::ClientTag,
+        ] {
+            for (c, o) in [(cache, cache), (cache, other)] {
+                a_stale_fill_leaves_nothing(c, o, how).await;
+                a_stale_fill_is_refused(c, o, how).await;
+            }
+        }
+    }
+
+    /// An invalidation of another tag, or of another key, does not stop the fill.
+    pub async fn unrelated_invalidations_do_not_stop_a_fill(cache: &Cache) {
+        let (f, started, resume) = held(1);
+        let reader = {
+            let cache = cache.clone();
+            tokio::spawn(async move { read_job(&cache, How::JobTag, f).await })
+        };
+        started.await.unwrap();
+        cache.invalidate_tag("job:8").await.unwrap();
+        cache.forget("other-job").await.unwrap();
+        resume.send(()).unwrap();
+        assert_eq!(reader.await.unwrap(), 1);
+        assert_eq!(cache.get_json::<i64>("job").await.unwrap(), Some(1));
+        assert_eq!(
+            cache.get_keys_by_tag("client:3").await.unwrap(),
+            vec!["job"]
+        );
+    }
+
+    /// `flexible`'s background refresh is fenced too: a forget while it computes keeps the
+    /// refreshed (stale) value out.
+    pub async fn a_flexible_refresh_that_raced_a_forget_is_dropped(cache: &Cache) {
+        let (fresh, stale) = (Duration::from_millis(100), Duration::from_secs(60));
+        let first: i64 = cache
+            .flexible("fx", fresh, stale, || async { Ok(1) })
+            .await
+            .unwrap();
+        assert_eq!(first, 1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (f, started, resume) = held(2);
+        let served: i64 = cache.flexible("fx", fresh, stale, f).await.unwrap();
+        assert_eq!(served, 1, "stale: served at once");
+        started.await.unwrap();
+        cache.forget("fx").await.unwrap();
+        resume.send(()).unwrap();
+        // The refresh holds its lock until it has stored (or not).
+        eventually("the refresh ends", Duration::from_secs(5), async || {
+            let lock = cache.lock("cache:flexible:fx", Duration::from_secs(1));
+            lock.try_acquire().await.unwrap() && lock.release().await.unwrap()
+        })
+        .await;
+        assert!(
+            !cache.has("fx").await.unwrap(),
+            "the refresh that raced the forget was stored"
+        );
+        let next: i64 = cache
+            .flexible("fx", fresh, stale, || async { Ok(3) })
+            .await
+            .unwrap();
+        assert_eq!(next, 3);
+    }
+
+    /// The race, randomized: writers "commit" a new version (an atomic counter) and then
+    /// invalidate (a tag, the other tag, or the key); readers `remember_with_tags` the counter.
+    /// Once a writer's invalidation has returned, every read that starts afterwards returns at
+    /// least that writer's version.
+    ///
+    /// The tiered driver runs it with one writer: with several, one writer's invalidation can
+    /// return while another's eviction of the same key from this process's L1 is still on its
+    /// way (the L2 value is already gone, so the first has nothing to evict), which is the
+    /// tiered driver's propagation lag, not a stale fill.
+    pub async fn reads_never_go_back_past_an_invalidation(cache: &Cache) {
+        use std::sync::atomic::AtomicU64;
+
+        let writers: u64 = if cache.driver() == core_db::cache::CacheDriver::Tiered {
+            1
+        } else {
+            4
+        };
+        const WRITES: u64 = 300;
+        const READERS: u64 = 8;
+        const MIN_READS: u64 = 300;
+        let committed = Arc::new(AtomicU64::new(0));
+        // The highest version whose writer's invalidation has returned.
+        let settled = Arc::new(AtomicU64::new(0));
+        let writing = Arc::new(AtomicUsize::new(writers as usize));
+        let reads = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for w in 0..writers {
+            let (cache, committed, settled, writing) = (
+                cache.clone(),
+                Arc::clone(&committed),
+                Arc::clone(&settled),
+                Arc::clone(&writing),
+            );
+            tasks.push(tokio::spawn(async move {
+                for i in 0..WRITES {
+                    let version = committed.fetch_add(1, Ordering::SeqCst) + 1;
+                    match (w + i) % 3 {
+                        0 => drop(cache.invalidate_tag("job:7").await.unwrap()),
+                        1 => drop(cache.invalidate_tags(&["client:3"]).await.unwrap()),
+                        _ => cache.forget("job").await.unwrap(),
+                    }
+                    settled.fetch_max(version, Ordering::SeqCst);
+                    // Spread the writes over the readers' run.
+                    tokio::time::sleep(Duration::from_micros(rand::random_range(0..1500))).await;
+                }
+                writing.fetch_sub(1, Ordering::SeqCst);
+            }));
+        }
+        for _ in 0..READERS {
+            let (cache, committed, settled, writing, reads) = (
+                cache.clone(),
+                Arc::clone(&committed),
+                Arc::clone(&settled),
+                Arc::clone(&writing),
+                Arc::clone(&reads),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut done = 0;
+                while done < MIN_READS || writing.load(Ordering::SeqCst) > 0 {
+                    done += 1;
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    // A memory hit never yields: let the writers run.
+                    tokio::task::yield_now().await;
+                    let floor = settled.load(Ordering::SeqCst);
+                    let committed = Arc::clone(&committed);
+                    let got: u64 = cache
+                        .remember_with_tags(
+                            "job",
+                            &["job:7", "client:3"],
+                            Some(Duration::from_secs(60)),
+                            || async move {
+                                let seen = committed.load(Ordering::SeqCst);
+                                // The row travels back from the database.
+                                match rand::random_range(0..4) {
+                                    0 => tokio::task::yield_now().await,
+                                    1 => {
+                                        tokio::time::sleep(Duration::from_micros(
+                                            rand::random_range(0..1000),
+                                        ))
+                                        .await
+                                    }
+                                    _ => {}
+                                }
+                                Ok(seen)
+                            },
+                        )
+                        .await
+                        .unwrap();
+                    assert!(
+                        got >= floor,
+                        "a read that started after version {floor} was invalidated got {got}"
+                    );
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert!(reads.load(Ordering::Relaxed) >= (READERS * MIN_READS) as usize);
+        // Quiet now: the next read returns the last version.
+        cache.forget("job").await.unwrap();
+        let last: u64 = cache
+            .remember_with_tags("job", &["job:7"], None, || async {
+                Ok(committed.load(Ordering::SeqCst))
+            })
+            .await
+            .unwrap();
+        assert_eq!(last, writers * WRITES);
+    }
 }
 
 /// Instantiates every case for every driver.
@@ -1054,6 +1388,56 @@ macro_rules! suite {
     };
 }
 
+/// Instantiates cases that take two caches sharing one store: for memory the same cache twice;
+/// for Redis and tiered, two caches (two "processes") on one Redis prefix.
+macro_rules! pair_suite {
+    ($($case:ident),* $(,)?) => {
+        mod pair_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let cache = super::Cache::memory("rf-test-memory");
+                    super::cases::$case(&cache, &cache).await;
+                }
+            )*
+        }
+
+        mod pair_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(r) = test_support::redis(concat!("pair_redis::", stringify!($case))).await else { return };
+                    let a = super::Cache::redis(&r.url, r.prefix.clone()).await.expect("connect");
+                    let b = super::Cache::redis(&r.url, r.prefix.clone()).await.expect("connect");
+                    super::cases::$case(&a, &b).await;
+                    super::assert_layout(&r).await;
+                }
+            )*
+        }
+
+        mod pair_tiered {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(r) = test_support::redis(concat!("pair_tiered::", stringify!($case))).await else { return };
+                    let mut caches = Vec::new();
+                    for _ in 0..2 {
+                        let l2 = super::Cache::redis(&r.url, r.prefix.clone()).await.expect("connect");
+                        let l1 = super::Cache::memory(r.prefix.clone());
+                        caches.push(
+                            super::Cache::tiered(l1, l2, super::TieredConfig::default())
+                                .await
+                                .expect("tiered"),
+                        );
+                    }
+                    super::cases::$case(&caches[0], &caches[1]).await;
+                    super::assert_layout(&r).await;
+                }
+            )*
+        }
+    };
+}
+
 /// Every key a Redis-backed case left is inside the documented namespaces.
 async fn assert_layout(r: &test_support::TestRedis) {
     for key in r.keys().await {
@@ -1061,6 +1445,7 @@ async fn assert_layout(r: &test_support::TestRedis) {
         assert!(
             rest.starts_with(":cache:")
                 || rest.starts_with(":cache-tag:")
+                || rest.starts_with(":cache-gen:")
                 || rest.starts_with(":lock:"),
             "key outside the cache layout: {key}"
         );
@@ -1152,4 +1537,9 @@ suite!(
     remember_hands_over_after_a_failure,
     corrupted_json_is_a_miss,
     flexible_serves_stale_while_refreshing,
+    unrelated_invalidations_do_not_stop_a_fill,
+    a_flexible_refresh_that_raced_a_forget_is_dropped,
+    reads_never_go_back_past_an_invalidation,
 );
+
+pair_suite!(stale_fills_are_refused);

@@ -110,6 +110,63 @@ async fn ok_values_are_cached_with_ttl_and_tags() {
     );
 }
 
+/// A job whose state a test changes while a read of it is computing.
+struct Jobs {
+    cache: Cache,
+    /// The committed state.
+    version: std::sync::atomic::AtomicI64,
+    /// Whether a read pauses once it has read the state, until `resume`.
+    hold: std::sync::atomic::AtomicBool,
+    started: tokio::sync::Notify,
+    resume: tokio::sync::Notify,
+}
+
+#[cached(cache = state.cache, key = "job:{id}", ttl = 300, tags = ["job:{id}"])]
+async fn job_state(state: &Jobs, id: i64) -> Result<i64, AppError> {
+    let version = state.version.load(Ordering::SeqCst);
+    if state.hold.load(Ordering::SeqCst) {
+        state.started.notify_one();
+        state.resume.notified().await;
+    }
+    Ok(version * 100 + id)
+}
+
+/// The `#[cached]` path is fenced like `remember_with_tags`: a read that raced a transition
+/// (commit, then invalidate the tag) returns the old state but does not cache it.
+#[tokio::test]
+async fn a_read_that_raced_an_invalidation_is_not_cached() {
+    let jobs = Arc::new(Jobs {
+        cache: Cache::memory("app"),
+        version: 1.into(),
+        hold: true.into(),
+        started: tokio::sync::Notify::new(),
+        resume: tokio::sync::Notify::new(),
+    });
+    let reader = {
+        let jobs = Arc::clone(&jobs);
+        tokio::spawn(async move { job_state(&jobs, 7).await.map_err(|e| format!("{e:?}")) })
+    };
+    jobs.started.notified().await;
+    jobs.version.store(2, Ordering::SeqCst);
+    jobs.cache.invalidate_tag("job:7").await.unwrap();
+    jobs.hold.store(false, Ordering::SeqCst);
+    jobs.resume.notify_one();
+    assert_eq!(
+        reader.await.unwrap().unwrap(),
+        107,
+        "the racing read keeps its value"
+    );
+    assert!(
+        !jobs.cache.has("job:7").await.unwrap(),
+        "but does not cache it"
+    );
+    assert_eq!(job_state(&jobs, 7).await.unwrap(), 207);
+    assert_eq!(
+        jobs.cache.get_json::<i64>("job:7").await.unwrap(),
+        Some(207)
+    );
+}
+
 #[tokio::test]
 async fn errors_are_returned_and_not_cached() {
     let state = state();

@@ -10,8 +10,9 @@
 //! `tiered+redis://`).
 //!
 //! On Redis everything lives under the application prefix, one namespace per kind of key:
-//! `{prefix}:cache:{key}` for values, `{prefix}:cache-tag:…` for tags and `{prefix}:lock:{name}`
-//! for locks. [`Cache::flush_prefix`](crate::infra::cache::Cache::flush_prefix) never leaves `{prefix}:cache:`.
+//! `{prefix}:cache:{key}` for values, `{prefix}:cache-tag:…` for tags, `{prefix}:cache-gen:…` for
+//! the generations that fence `remember` against invalidations, and `{prefix}:lock:{name}` for
+//! locks. [`Cache::flush_prefix`](crate::infra::cache::Cache::flush_prefix) never leaves `{prefix}:cache:`.
 //!
 //! Beyond plain strings the cache stores JSON ([`Cache::get_json`](crate::infra::cache::Cache::get_json), [`Cache::set_json`](crate::infra::cache::Cache::set_json)),
 //! computes missing values once however many callers miss together ([`Cache::remember`](crate::infra::cache::Cache::remember), and the
@@ -19,6 +20,33 @@
 //! ([`Cache::flexible`](crate::infra::cache::Cache::flexible)), counts ([`Cache::increment`](crate::infra::cache::Cache::increment), [`Cache::increment_ex`](crate::infra::cache::Cache::increment_ex)), tags values
 //! for bulk invalidation ([`Cache::set_with_tags`](crate::infra::cache::Cache::set_with_tags), [`Cache::invalidate_tag`](crate::infra::cache::Cache::invalidate_tag)) and hands out
 //! owner-checked locks ([`Cache::lock`](crate::infra::cache::Cache::lock)).
+//!
+//!
+//! # Invalidations win
+//!
+//! [`Cache::remember`](crate::infra::cache::Cache::remember), `remember_forever`,
+//! [`Cache::remember_with_tags`](crate::infra::cache::Cache::remember_with_tags), the
+//! recomputations of [`Cache::flexible`](crate::infra::cache::Cache::flexible) and
+//! [`#[cached]`](crate::cached) never store a value whose computation started before an
+//! invalidation of its key (`forget`, `del`, `pull`, or a `put`) or of one of its tags
+//! (`invalidate_tag(s)`) once that invalidation has happened. The caller that computed it still
+//! gets it (it raced the change), but it is not cached and not handed to callers that started
+//! after the invalidation; the next read computes again. This holds on every driver, across
+//! processes sharing a Redis, and for the tiered driver's L1 copies (which only ever copy what
+//! reached L2, and are evicted as L2 changes are announced).
+//!
+//! **The rule for callers: invalidate after the commit.** Commit the transaction, then `forget`
+//! the key or invalidate its tags; once that call has returned, no read that starts afterwards
+//! returns data older than the commit (on a tiered cache in another process: within the
+//! propagation bound of [`Cache::tiered`](crate::infra::cache::Cache::tiered)). Invalidating
+//! before the commit leaves a window in which the old row is read and cached as usual.
+//!
+//! The limits: a computation that runs for longer than 10 minutes may be returned uncached;
+//! `flush_prefix` and counter changes do not stop a computation; a `put` is seen through the
+//! value it leaves, so a `put` whose value has expired again (or that wrote exactly the value the
+//! key already held) before the computation ends goes unseen. On a tiered cache, when two
+//! invalidations of one key run at once in one process, the one that finds nothing left in L2 can
+//! return before the other has evicted this process's L1 copy (a window of one Redis round trip).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

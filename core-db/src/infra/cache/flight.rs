@@ -1,4 +1,5 @@
-//! Single-flight computation for `remember`, `flexible` and `#[cached]`.
+//! Single-flight computation for `remember`, `flexible` and `#[cached]`, fenced against
+//! invalidations.
 //!
 //! Two layers keep a missing value from being computed more than once:
 //!
@@ -13,9 +14,33 @@
 //!
 //! A cached value that does not decode as the requested type counts as a miss (logged with its
 //! key) and is replaced.
+//!
+//! # Fences: invalidations win over computations that started before them
+//!
+//! A computation can race a change of the data it reads: a reader misses and reads the old row;
+//! a writer commits the new row and invalidates the key (there is nothing to delete yet); the
+//! reader then stores the old row, which would be served until its TTL ends. To rule this out,
+//! the claim also returns a [`Fence`]: the generations of the key and of the tags the value will
+//! carry, and the value the key held, read in the same atomic step (each driver registers the
+//! generations it hands out). Deleting, forgetting or pulling the key moves the key's generation
+//! on; `invalidate_tags` moves each tag's. The computed value is then written by the driver's
+//! `fill`, one atomic step that first checks the fence (on Redis a Lua script): the key must
+//! still hold what the claim saw (nothing, or the value that did not decode) and no generation
+//! may have moved, so a `put` made meanwhile is never overwritten either. When the check fails
+//! nothing is written: the caller that computed still gets its value (it raced the change), but
+//! it is not cached.
+//!
+//! Nor is it handed to callers that started after the change. The callers waiting on a flight
+//! in this process only take a value that was read or stored after they joined: a flight leaves
+//! the map (later callers start their own) before its value is sent to the store, and a value
+//! the claim found is only shared with callers that joined before the claim was sent.
+//!
+//! The guarantee that follows, and the rule for callers ("invalidate after the commit"), are
+//! stated in the [cache module docs](super#invalidations-win), with their limits.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +48,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
-use super::store::Claim;
+use super::store::{Claim, Fence, Fill};
 use super::{Cache, check_key, lock::lock_ttl, normalize_ttl};
 use crate::{Error, Result};
 
@@ -37,20 +62,68 @@ pub(super) enum StoreMode<'a> {
     Flexible { fresh: Duration, stale: Duration },
 }
 
+impl StoreMode<'_> {
+    /// The tags the value will carry (their generations are part of the fence).
+    fn tags(&self) -> &[&str] {
+        match self {
+            StoreMode::Tagged(tags, _) => tags,
+            StoreMode::Put(_) | StoreMode::Flexible { .. } => &[],
+        }
+    }
+}
+
+/// A value handed from a flight's computing caller to the callers waiting on it.
+struct Shared {
+    raw: String,
+    /// Only callers that joined with a number below this may take it: a value read from the
+    /// store is older than any caller that joined after the read was sent.
+    valid_below: u64,
+}
+
+/// Why a flight's computing caller has no value to share.
+enum Lead<E> {
+    /// The computation (or the store) failed; the error is this caller's.
+    Failed(E),
+    /// The value was computed but not stored (an invalidation came in between): it is this
+    /// caller's only.
+    Unstored,
+}
+
 /// The keys being computed in this process.
 #[derive(Default)]
 pub(super) struct Flights {
-    map: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
+    map: Mutex<HashMap<String, Arc<OnceCell<Shared>>>>,
+    /// How many callers joined a flight so far: each caller's number, in order.
+    joins: AtomicU64,
 }
 
 impl Flights {
     fn join(&self, key: &str) -> Flight<'_> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         let cell = Arc::clone(map.entry(key.to_owned()).or_default());
+        let number = self.joins.fetch_add(1, Ordering::SeqCst);
         Flight {
             flights: self,
             key: key.to_owned(),
             cell,
+            number,
+        }
+    }
+
+    /// The number the next caller to join will get.
+    fn next_number(&self) -> u64 {
+        self.joins.load(Ordering::SeqCst)
+    }
+
+    /// Takes `cell` out of the map if it is still `key`'s flight: callers that come later start
+    /// a flight of their own instead of waiting for this one's value.
+    fn retire(&self, key: &str, cell: &Arc<OnceCell<Shared>>) {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if map
+            .get(key)
+            .is_some_and(|current| Arc::ptr_eq(current, cell))
+        {
+            map.remove(key);
         }
     }
 }
@@ -60,7 +133,9 @@ impl Flights {
 struct Flight<'a> {
     flights: &'a Flights,
     key: String,
-    cell: Arc<OnceCell<String>>,
+    cell: Arc<OnceCell<Shared>>,
+    /// When this caller joined (see [`Shared::valid_below`]).
+    number: u64,
 }
 
 impl Drop for Flight<'_> {
@@ -159,6 +234,9 @@ impl Cache {
         Fut: Future<Output = Result<T, E>>,
     {
         check_key(key)?;
+        for tag in mode.tags() {
+            check_key(tag)?;
+        }
         if let Some(raw) = self.get(key).await?
             && let Some(value) = decode(key, &raw)
         {
@@ -180,22 +258,34 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let flight = self.inner.flights.join(key);
-        let mut own: Option<T> = None;
         let mut f = Some(f);
-        let raw = flight
-            .cell
-            .get_or_try_init(|| self.lead(key, &mode, &mut f, &mut own))
-            .await?;
-        if let Some(value) = own {
-            return Ok(value);
+        loop {
+            let flight = self.inner.flights.join(key);
+            let mut own: Option<T> = None;
+            let result = flight
+                .cell
+                .get_or_try_init(|| self.lead(key, &mode, &flight.cell, &mut f, &mut own))
+                .await;
+            if let Some(value) = own {
+                return Ok(value);
+            }
+            match result {
+                Ok(shared) if flight.number < shared.valid_below => {
+                    return serde_json::from_str(&shared.raw).map_err(|e| {
+                        E::from(Error::InvalidValue {
+                            key: key.to_owned(),
+                            reason: format!(
+                                "value computed by a concurrent caller does not decode: {e}"
+                            ),
+                        })
+                    });
+                }
+                Err(Lead::Failed(error)) => return Err(error),
+                // Read before this caller joined, or (never without a value of this caller's)
+                // not stored: start over with a flight of its own.
+                Ok(_) | Err(Lead::Unstored) => {}
+            }
         }
-        serde_json::from_str(raw).map_err(|e| {
-            E::from(Error::InvalidValue {
-                key: key.to_owned(),
-                reason: format!("value computed by a concurrent caller does not decode: {e}"),
-            })
-        })
     }
 
     /// This process's computing caller: claim, then compute and store, or wait for another
@@ -204,52 +294,60 @@ impl Cache {
         &self,
         key: &str,
         mode: &StoreMode<'_>,
+        cell: &Arc<OnceCell<Shared>>,
         f: &mut Option<F>,
         own: &mut Option<T>,
-    ) -> Result<String, E>
+    ) -> Result<Shared, Lead<E>>
     where
         T: Serialize + DeserializeOwned,
         E: From<Error>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        let failed = |e: Error| Lead::Failed(E::from(e));
         let limits = on_store!(self, s => s.flight_limits());
         let lock_ttl = lock_ttl(limits.lock_ttl);
         let name = format!("cache:remember:{key}");
         let token = uuid::Uuid::new_v4().simple().to_string();
+        let tags = mode.tags();
         let started = Instant::now();
         let mut ignore: Option<String> = None;
         let mut pause = Duration::from_millis(2);
         loop {
-            let claim =
-                store_call!(self, s => s.claim(key, &name, &token, lock_ttl, ignore.as_deref()))?;
+            let sent_at = self.inner.flights.next_number();
+            let claim = store_call!(self, s => s.claim(key, &name, &token, lock_ttl, ignore.as_deref(), tags))
+                .map_err(failed)?;
             match claim {
                 Claim::Value(raw) => {
                     if let Some(value) = decode(key, &raw) {
                         *own = Some(value);
-                        return Ok(raw);
+                        self.inner.flights.retire(key, cell);
+                        return Ok(Shared {
+                            raw,
+                            valid_below: sent_at,
+                        });
                     }
                     ignore = Some(raw);
                 }
-                Claim::Acquired => {
+                Claim::Acquired(fence) => {
                     let guard = LockGuard {
                         cache: self.clone(),
                         name,
                         token,
                         armed: true,
                     };
-                    let result = self.compute_and_store(key, mode, f, own).await;
+                    let result = self.compute_and_fill(key, mode, fence, cell, f, own).await;
                     guard.release().await;
                     return result;
                 }
-                Claim::Busy => {
+                Claim::Busy(fence) => {
                     if started.elapsed() >= limits.wait {
                         tracing::warn!(
                             key,
                             waited = ?limits.wait,
                             "another process is still computing this cache key; computing it here"
                         );
-                        return self.compute_and_store(key, mode, f, own).await;
+                        return self.compute_and_fill(key, mode, fence, cell, f, own).await;
                     }
                     let jitter =
                         Duration::from_micros(rand::random_range(0..=pause.as_micros() as u64 / 2));
@@ -260,13 +358,16 @@ impl Cache {
         }
     }
 
-    async fn compute_and_store<T, E, F, Fut>(
+    /// Computes the value, then stores it if `fence` still holds.
+    async fn compute_and_fill<T, E, F, Fut>(
         &self,
         key: &str,
         mode: &StoreMode<'_>,
+        fence: Fence,
+        cell: &Arc<OnceCell<Shared>>,
         f: &mut Option<F>,
         own: &mut Option<T>,
-    ) -> Result<String, E>
+    ) -> Result<Shared, Lead<E>>
     where
         T: Serialize,
         E: From<Error>,
@@ -274,42 +375,74 @@ impl Cache {
         Fut: Future<Output = Result<T, E>>,
     {
         let Some(f) = f.take() else {
-            return Err(E::from(Error::Config(
+            return Err(Lead::Failed(E::from(Error::Config(
                 "cache: a remember closure was asked to run twice".to_owned(),
-            )));
+            ))));
         };
-        let value = f().await?;
-        let raw = serde_json::to_string(&value).map_err(Error::from)?;
-        match mode {
-            StoreMode::Put(ttl) => self.put(key, &raw, *ttl).await?,
-            StoreMode::Tagged(tags, ttl) => self.set_with_tags(key, &raw, tags, *ttl).await?,
-            StoreMode::Flexible { fresh, stale } => {
-                self.store_flexible(key, &raw, *fresh, *stale).await?;
-            }
-        }
+        let value = f().await.map_err(Lead::Failed)?;
+        let raw =
+            serde_json::to_string(&value).map_err(|e| Lead::Failed(E::from(Error::from(e))))?;
+        // Callers that join from now on did not join before the store was sent: they start a
+        // flight of their own rather than take a value an invalidation may follow.
+        self.inner.flights.retire(key, cell);
+        let stored = self
+            .fill(key, &raw, mode, &fence)
+            .await
+            .map_err(|e| Lead::Failed(E::from(e)))?;
         *own = Some(value);
-        Ok(raw)
+        if stored {
+            Ok(Shared {
+                raw,
+                valid_below: u64::MAX,
+            })
+        } else {
+            tracing::debug!(
+                key,
+                "the cache key was invalidated while its value was computed; not caching it"
+            );
+            Err(Lead::Unstored)
+        }
     }
 
-    /// Stores a flexible value and its fresh-until stamp in one round trip.
-    async fn store_flexible(
+    /// Stores a computed value as `mode` says if `fence` still holds; true when it stored (or,
+    /// for a zero TTL, deleted).
+    async fn fill(
         &self,
         key: &str,
         raw: &str,
-        fresh: Duration,
-        stale: Duration,
-    ) -> Result<()> {
-        let fresh_until = unix_millis(SystemTime::now() + normalize_ttl(fresh)).to_string();
-        let stamp_key = fresh_until_key(key);
-        let pairs = [(key, raw), (stamp_key.as_str(), fresh_until.as_str())];
-        let stale = normalize_ttl(stale);
-        if stale.is_zero() {
-            for (k, _) in pairs {
-                self.del(k).await?;
+        mode: &StoreMode<'_>,
+        fence: &Fence,
+    ) -> Result<bool> {
+        match mode {
+            StoreMode::Put(ttl) | StoreMode::Tagged(_, ttl) => {
+                let ttl = ttl.map(normalize_ttl);
+                if ttl.is_some_and(|d| d.is_zero()) {
+                    self.del(key).await?;
+                    return Ok(true);
+                }
+                let fill = match mode {
+                    StoreMode::Tagged(tags, _) => Fill::Tagged(tags),
+                    _ => Fill::Put,
+                };
+                store_call!(self, s => s.fill(key, raw, fill, ttl, fence))
             }
-            return Ok(());
+            StoreMode::Flexible { fresh, stale } => {
+                let fresh_until =
+                    unix_millis(SystemTime::now() + normalize_ttl(*fresh)).to_string();
+                let stamp_key = fresh_until_key(key);
+                let stale = normalize_ttl(*stale);
+                if stale.is_zero() {
+                    self.del(key).await?;
+                    self.del(&stamp_key).await?;
+                    return Ok(true);
+                }
+                let fill = Fill::Flexible {
+                    stamp_key: &stamp_key,
+                    stamp: &fresh_until,
+                };
+                store_call!(self, s => s.fill(key, raw, fill, Some(stale), fence))
+            }
         }
-        store_call!(self, s => s.put_many(&pairs, Some(stale)))
     }
 
     /// `flexible`: see [`Cache::flexible`].
@@ -344,7 +477,9 @@ impl Cache {
             .await
     }
 
-    /// Starts one background refresh of a stale flexible value, unless one is running.
+    /// Starts one background refresh of a stale flexible value, unless one is running. The
+    /// refresh is fenced like a `remember`: an invalidation of the key while it computes keeps
+    /// its value out of the cache.
     async fn refresh_in_background<T, F, Fut>(
         &self,
         key: &str,
@@ -370,13 +505,23 @@ impl Cache {
         let key = key.to_owned();
         tokio::spawn(async move {
             let refreshed = async {
+                let fence = store_call!(cache, s => s.fence(&key, &[]))?;
                 let value = f().await?;
                 let raw = serde_json::to_string(&value)?;
-                cache.store_flexible(&key, &raw, fresh, stale).await
+                cache
+                    .fill(&key, &raw, &StoreMode::Flexible { fresh, stale }, &fence)
+                    .await
             }
             .await;
-            if let Err(error) = refreshed {
-                tracing::warn!(key, %error, "background cache refresh failed; the stale value stays");
+            match refreshed {
+                Ok(true) => {}
+                Ok(false) => tracing::debug!(
+                    key,
+                    "the cache key changed while it was refreshed; not caching the refresh"
+                ),
+                Err(error) => {
+                    tracing::warn!(key, %error, "background cache refresh failed; the stale value stays");
+                }
             }
             if let Err(error) = lock.release().await {
                 tracing::warn!(key, %error, "could not release a cache refresh lock");

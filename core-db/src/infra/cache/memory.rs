@@ -6,8 +6,15 @@
 //! (tagged writes, deletes, pulls, flushes, tag invalidations) runs under moka's per-key lock
 //! (`and_compute_with`), so concurrent changes of one key never leave its value and its tags
 //! from different writes.
+//!
+//! `remember`'s fills are fenced (see [`Fence`]): the generations of keys and tags live in the
+//! tag index, under its lock, so a fill's check, a delete's bump and a tag invalidation's bump
+//! are ordered. A plain `put` does not take the key's lock (moka's `insert`), so it marks a
+//! striped write counter before and after its insert; a fill that overlapped one drops what it
+//! stored unless the put's value replaced it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -15,7 +22,7 @@ use moka::future::Cache as Moka;
 use moka::ops::compute::Op;
 
 use super::Expiry;
-use super::store::{Claim, FlightLimits, Store};
+use super::store::{Claim, Fence, Fill, FlightLimits, GENERATION_TTL, Store};
 use crate::{Error, Result};
 
 /// Options of the memory driver, for [`Cache::memory_with`](super::Cache::memory_with).
@@ -125,6 +132,39 @@ pub(crate) struct MemoryStore {
 struct Shared {
     tags: Mutex<TagIndex>,
     locks: Mutex<LockTable>,
+    /// Striped write counters: a `put` makes its key's slot odd while its insert runs.
+    writes: Box<[AtomicU64]>,
+}
+
+/// How many write counters a memory cache keeps (8 bytes each).
+const WRITE_SLOTS: usize = 1024;
+
+impl Shared {
+    /// The write counter of `key` (FNV-1a of the key; the slot only has to be stable).
+    fn write_slot(&self, key: &str) -> &AtomicU64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in key.as_bytes() {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        &self.writes[(hash % WRITE_SLOTS as u64) as usize]
+    }
+
+    /// Marks a write of `key` as running until the mark is dropped (cancellation included).
+    fn mark_write(&self, key: &str) -> WriteMark<'_> {
+        let slot = self.write_slot(key);
+        slot.fetch_add(1, Ordering::SeqCst);
+        WriteMark(slot)
+    }
+}
+
+/// A running unlocked write (see [`Shared::mark_write`]); dropping it ends the write.
+struct WriteMark<'a>(&'a AtomicU64);
+
+impl Drop for WriteMark<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 fn guard<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -142,6 +182,7 @@ impl MemoryStore {
             shared: Arc::new(Shared {
                 tags: Mutex::new(TagIndex::default()),
                 locks: Mutex::new(LockTable::default()),
+                writes: (0..WRITE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             }),
         }
     }
@@ -162,22 +203,34 @@ impl MemoryStore {
     }
 
     /// Removes `key` and its tags under the key's lock, if `still` (called under that lock
-    /// with the tag index) agrees; returns the removed live value.
+    /// with the tag index and the current entry) agrees; returns the removed live value.
+    ///
+    /// The key leaves the tag index inside the lock, but its value only once the lock's step
+    /// ends; meanwhile it is listed as *removing*, and a tag invalidation also waits for the
+    /// keys being removed (so it never returns while a key carrying its tags is still there).
     async fn remove_where(
         &self,
         key: &str,
-        still: impl FnOnce(&TagIndex) -> bool,
+        still: impl FnOnce(&TagIndex, Option<&Entry>) -> bool,
     ) -> Option<String> {
         let mut removed = None;
+        let mut removing = Removing {
+            shared: &self.shared,
+            key,
+            marked: false,
+        };
         self.entries
             .entry(key.to_owned())
             .and_compute_with(|current| {
                 let op = {
                     let mut tags = guard(&self.shared.tags);
-                    if still(&tags) {
-                        if !tags.is_empty() {
+                    if still(&tags, current.as_ref().map(|e| e.value())) {
+                        if tags.by_key.contains_key(key) {
                             tags.untag(key);
+                            *tags.removing.entry(key.to_owned()).or_default() += 1;
+                            removing.marked = true;
                         }
+                        tags.gens.bump(Kind::Key, key, Instant::now());
                         removed = current
                             .map(|e| e.into_value())
                             .filter(Entry::is_live)
@@ -190,7 +243,31 @@ impl MemoryStore {
                 std::future::ready(op)
             })
             .await;
+        drop(removing);
         removed
+    }
+}
+
+/// A key [`MemoryStore::remove_where`] took out of the tag index and is removing; dropping it
+/// (when the removal ended, or was cancelled) takes the key off the *removing* list.
+struct Removing<'a> {
+    shared: &'a Shared,
+    key: &'a str,
+    marked: bool,
+}
+
+impl Drop for Removing<'_> {
+    fn drop(&mut self) {
+        if !self.marked {
+            return;
+        }
+        let mut index = guard(&self.shared.tags);
+        if let Some(n) = index.removing.get_mut(self.key) {
+            *n -= 1;
+            if *n == 0 {
+                index.removing.remove(self.key);
+            }
+        }
     }
 }
 
@@ -236,6 +313,7 @@ impl Store for MemoryStore {
 
     async fn put(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<()> {
         let entry = Entry::new(value, ttl, Instant::now());
+        let _mark = self.shared.mark_write(key);
         self.entries.insert(key.to_owned(), entry).await;
         Ok(())
     }
@@ -260,11 +338,11 @@ impl Store for MemoryStore {
     }
 
     async fn pull(&self, key: &str) -> Result<Option<String>> {
-        Ok(self.remove_where(key, |_| true).await)
+        Ok(self.remove_where(key, |_, _| true).await)
     }
 
     async fn del(&self, key: &str) -> Result<()> {
-        self.remove_where(key, |_| true).await;
+        self.remove_where(key, |_, _| true).await;
         Ok(())
     }
 
@@ -334,6 +412,7 @@ impl Store for MemoryStore {
         let now = Instant::now();
         for (key, value) in pairs {
             let entry = Entry::new(value, ttl, now);
+            let _mark = self.shared.mark_write(key);
             self.entries.insert((*key).to_owned(), entry).await;
         }
         Ok(())
@@ -354,7 +433,7 @@ impl Store for MemoryStore {
                 .cloned(),
         );
         for key in &keys {
-            self.remove_where(key, |_| true).await;
+            self.remove_where(key, |_, _| true).await;
         }
         Ok(())
     }
@@ -388,11 +467,17 @@ impl Store for MemoryStore {
     async fn invalidate_tags(&self, tags: &[&str]) -> Result<Vec<String>> {
         let keys: Vec<String> = {
             let mut index = guard(&self.shared.tags);
-            index.prune(Instant::now());
+            let now = Instant::now();
+            for tag in tags {
+                index.gens.bump(Kind::Tag, tag, now);
+            }
+            index.prune(now);
             let mut keys: Vec<String> = tags
                 .iter()
                 .filter_map(|t| index.by_tag.get(*t))
                 .flatten()
+                // Keys another change is removing: wait until they are gone.
+                .chain(index.removing.keys())
                 .cloned()
                 .collect::<HashSet<_>>()
                 .into_iter()
@@ -403,7 +488,7 @@ impl Store for MemoryStore {
         let mut removed = Vec::with_capacity(keys.len());
         for key in keys {
             // Re-tagged meanwhile without these tags: it stays.
-            let carries = |index: &TagIndex| index.carries(&key, tags);
+            let carries = |index: &TagIndex, _: Option<&Entry>| index.carries(&key, tags);
             if self.remove_where(&key, carries).await.is_some() {
                 removed.push(key);
             }
@@ -484,19 +569,100 @@ impl Store for MemoryStore {
         token: &str,
         lock_ttl: Duration,
         ignore: Option<&str>,
+        tags: &[&str],
     ) -> Result<Claim> {
-        if let Some(entry) = self.live(key).await
-            && ignore != Some(entry.value.as_str())
-        {
-            return Ok(Claim::Value(entry.value));
-        }
+        let generations = guard(&self.shared.tags)
+            .gens
+            .register(key, tags, Instant::now());
+        let seen = match self.live(key).await {
+            Some(entry) if ignore != Some(entry.value.as_str()) => {
+                return Ok(Claim::Value(entry.value));
+            }
+            Some(entry) => Some(entry.value),
+            None => None,
+        };
+        let fence = Fence { generations, seen };
         Ok(
             if guard(&self.shared.locks).acquire(lock, token, lock_ttl) {
-                Claim::Acquired
+                Claim::Acquired(fence)
             } else {
-                Claim::Busy
+                Claim::Busy(fence)
             },
         )
+    }
+
+    async fn fence(&self, key: &str, tags: &[&str]) -> Result<Fence> {
+        let generations = guard(&self.shared.tags)
+            .gens
+            .register(key, tags, Instant::now());
+        let seen = self.live(key).await.map(|e| e.value);
+        Ok(Fence { generations, seen })
+    }
+
+    async fn fill(
+        &self,
+        key: &str,
+        value: &str,
+        fill: Fill<'_>,
+        ttl: Option<Duration>,
+        fence: &Fence,
+    ) -> Result<bool> {
+        let slot = self.shared.write_slot(key);
+        let writes = slot.load(Ordering::SeqCst);
+        if writes % 2 == 1 {
+            // A put of this slot is running: it may land after this fill's check.
+            return Ok(false);
+        }
+        let now = Instant::now();
+        let entry = Entry::new(value, ttl, now);
+        let expires_at = entry.expires_at;
+        let tags: &[&str] = match fill {
+            Fill::Tagged(tags) => tags,
+            Fill::Put | Fill::Flexible { .. } => &[],
+        };
+        let entries = &self.entries;
+        let mut stored = false;
+        self.entries
+            .entry(key.to_owned())
+            .and_compute_with(|current| {
+                let current = current
+                    .map(|e| e.into_value())
+                    .filter(|e| e.is_live_at(now));
+                let op = {
+                    let mut index = guard(&self.shared.tags);
+                    if current.as_ref().map(|e| e.value.as_str()) != fence.seen.as_deref()
+                        || !index.gens.holds(key, tags, &fence.generations, now)
+                    {
+                        Op::Nop
+                    } else {
+                        if let Fill::Tagged(tags) = fill {
+                            index.prune(now);
+                            index.tag(key, tags, expires_at);
+                            index.sweep_if_grown(|k| k == key || entries.contains_key(k));
+                        }
+                        stored = true;
+                        Op::Put(entry)
+                    }
+                };
+                std::future::ready(op)
+            })
+            .await;
+        if !stored {
+            return Ok(false);
+        }
+        if slot.load(Ordering::SeqCst) != writes {
+            // A put overlapped this fill and may have landed first: what this fill stored
+            // goes, unless the put's value has replaced it already.
+            let ours = |_: &TagIndex, e: Option<&Entry>| {
+                e.is_some_and(|e| e.value == value && e.expires_at == expires_at)
+            };
+            self.remove_where(key, ours).await;
+            return Ok(false);
+        }
+        if let Fill::Flexible { stamp_key, stamp } = fill {
+            self.put(stamp_key, stamp, ttl).await?;
+        }
+        Ok(true)
     }
 
     fn flight_limits(&self) -> FlightLimits {
@@ -515,6 +681,11 @@ struct TagIndex {
     by_tag: HashMap<String, HashSet<String>>,
     expiries: BTreeSet<(Instant, String)>,
     swept_at_len: usize,
+    /// The generations of keys and tags that fills are fenced with (under the same lock).
+    gens: Generations,
+    /// Keys taken out of the index whose value is still being removed, with how many removals
+    /// of each are running.
+    removing: HashMap<String, usize>,
 }
 
 struct Tagging {
@@ -523,10 +694,6 @@ struct Tagging {
 }
 
 impl TagIndex {
-    fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
-    }
-
     /// Whether `key` carries any of `tags`.
     fn carries(&self, key: &str, tags: &[&str]) -> bool {
         self.by_key
@@ -597,6 +764,104 @@ impl TagIndex {
             self.untag(&key);
         }
         self.swept_at_len = self.by_key.len();
+    }
+}
+
+/// Which namespace a generation belongs to.
+#[derive(Clone, Copy)]
+enum Kind {
+    Key,
+    Tag,
+}
+
+/// The generations of the keys and tags that claims registered, each kept for
+/// [`GENERATION_TTL`] after its last claim (see [`Fence`]). Values come from one counter, so a
+/// generation never comes back once it moved, even after it expired.
+#[derive(Default)]
+struct Generations {
+    last: u64,
+    keys: HashMap<String, (u64, Instant)>,
+    tags: HashMap<String, (u64, Instant)>,
+    swept_at_len: usize,
+}
+
+impl Generations {
+    fn map(&mut self, kind: Kind) -> &mut HashMap<String, (u64, Instant)> {
+        match kind {
+            Kind::Key => &mut self.keys,
+            Kind::Tag => &mut self.tags,
+        }
+    }
+
+    /// The generation of `name`, registered (or kept) for [`GENERATION_TTL`] from `now`.
+    fn register_one(&mut self, kind: Kind, name: &str, now: Instant) -> u64 {
+        let until = now + GENERATION_TTL;
+        let fresh = self.last + 1;
+        let (generation, expires_at) = self
+            .map(kind)
+            .entry(name.to_owned())
+            .or_insert((fresh, until));
+        if *expires_at <= now {
+            *generation = fresh;
+        }
+        *expires_at = until;
+        let generation = *generation;
+        self.last = self.last.max(generation);
+        generation
+    }
+
+    /// The generations of `key` then `tags`, registered (see [`Fence`]).
+    fn register(&mut self, key: &str, tags: &[&str], now: Instant) -> Vec<u64> {
+        self.sweep_if_grown(now);
+        let mut out = Vec::with_capacity(1 + tags.len());
+        out.push(self.register_one(Kind::Key, key, now));
+        for tag in tags {
+            out.push(self.register_one(Kind::Tag, tag, now));
+        }
+        out
+    }
+
+    fn current(&self, kind: Kind, name: &str, now: Instant) -> Option<u64> {
+        let map = match kind {
+            Kind::Key => &self.keys,
+            Kind::Tag => &self.tags,
+        };
+        map.get(name).filter(|(_, at)| *at > now).map(|(g, _)| *g)
+    }
+
+    /// Whether `key` and `tags` still have the generations `expected` (in that order).
+    fn holds(&self, key: &str, tags: &[&str], expected: &[u64], now: Instant) -> bool {
+        expected.len() == 1 + tags.len()
+            && self.current(Kind::Key, key, now) == Some(expected[0])
+            && tags
+                .iter()
+                .zip(&expected[1..])
+                .all(|(tag, g)| self.current(Kind::Tag, tag, now) == Some(*g))
+    }
+
+    /// Moves `name`'s generation on, if a claim registered it: every fence holding the old one
+    /// fails from now on.
+    fn bump(&mut self, kind: Kind, name: &str, now: Instant) {
+        if self.keys.is_empty() && self.tags.is_empty() {
+            return;
+        }
+        let next = self.last + 1;
+        if let Some((generation, expires_at)) = self.map(kind).get_mut(name)
+            && *expires_at > now
+        {
+            *generation = next;
+            self.last = next;
+        }
+    }
+
+    fn sweep_if_grown(&mut self, now: Instant) {
+        let len = self.keys.len() + self.tags.len();
+        if len < 1024 || len < self.swept_at_len * 2 {
+            return;
+        }
+        self.keys.retain(|_, (_, at)| *at > now);
+        self.tags.retain(|_, (_, at)| *at > now);
+        self.swept_at_len = self.keys.len() + self.tags.len();
     }
 }
 

@@ -8,8 +8,16 @@
 //! {p}:cache-tag:t:{tag}        sorted set: keys carrying the tag, scored by their expiry (ms)
 //! {p}:cache-tag:k:{key}        set: the tags of the key; expires with the write that tagged it
 //! {p}:cache-tag:index          sorted set: every tag, scored by its last member's expiry
+//! {p}:cache-gen:k:{key}        the key's generation, while a `remember` of it may be running
+//! {p}:cache-gen:t:{tag}        the tag's generation, likewise
+//! {p}:cache-gen:counter        where generations come from (one counter: none ever repeats)
 //! {p}:lock:{name}              lock owner token (SET NX PX)
 //! ```
+//!
+//! A `remember` claim registers the generations of its key and tags (for
+//! `GENERATION_TTL`); deleting or pulling the key, or invalidating one of the tags, moves the
+//! registered generation on in the same script, and the computed value is written by a script
+//! that checks them first (see `Fence`).
 //!
 //! Operations that touch several keys run as Lua scripts, so they are atomic and cost one round
 //! trip. A store made by [`RedisStore::announcing`] (the tiered driver's L2) runs every change as
@@ -64,6 +72,12 @@ struct Inner {
     tag_index: String,
     /// `{p}:lock:`
     lock_prefix: String,
+    /// `{p}:cache-gen:k:`
+    gen_key_prefix: String,
+    /// `{p}:cache-gen:t:`
+    gen_tag_prefix: String,
+    /// `{p}:cache-gen:counter`
+    gen_counter: String,
     options: RedisCacheOptions,
 }
 
@@ -92,7 +106,6 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-// KEYS: value, key's tags. ARGV: key, tag prefix, '1' to return the value, [channel, message].
 impl RedisStore {
     /// Connects (bounded by the options' timeout) and prepares the key layout for `prefix`.
     pub(crate) async fn connect(
@@ -139,6 +152,9 @@ impl RedisStore {
                 key_tags_prefix: format!("{prefix}:cache-tag:k:"),
                 tag_index: format!("{prefix}:cache-tag:index"),
                 lock_prefix: format!("{prefix}:lock:"),
+                gen_key_prefix: format!("{prefix}:cache-gen:k:"),
+                gen_tag_prefix: format!("{prefix}:cache-gen:t:"),
+                gen_counter: format!("{prefix}:cache-gen:counter"),
                 options,
             }),
             announce: None,
@@ -223,6 +239,14 @@ impl RedisStore {
 
     fn key_tags_key(&self, key: &str) -> String {
         format!("{}{key}", self.inner.key_tags_prefix)
+    }
+
+    fn gen_key_key(&self, key: &str) -> String {
+        format!("{}{key}", self.inner.gen_key_prefix)
+    }
+
+    fn gen_tag_key(&self, tag: &str) -> String {
+        format!("{}{tag}", self.inner.gen_tag_prefix)
     }
 
     fn lock_key(&self, name: &str) -> String {
@@ -314,6 +338,8 @@ impl RedisStore {
         invocation
             .key(self.cache_key(key))
             .key(self.key_tags_key(key))
+            .key(self.gen_key_key(key))
+            .key(&self.inner.gen_counter)
             .arg(key)
             .arg(&self.inner.tag_prefix)
             .arg(if pull { "1" } else { "0" });

@@ -45,7 +45,9 @@ impl Cache {
         self.invalidate_tags(&[tag]).await
     }
 
-    /// Deletes every key that carries any of `tags`; returns how many held a value.
+    /// Deletes every key that carries any of `tags`; returns how many held a value. A
+    /// `remember_with_tags` of any of `tags` that is computing meanwhile does not store its value
+    /// (see [`Cache::remember_with_tags`]).
     ///
     /// # Errors
     /// As [`Cache::set_with_tags`].
@@ -89,6 +91,31 @@ impl Cache {
 
     /// [`Cache::remember`] that also tags the stored value (see [`Cache::set_with_tags`]), with
     /// a `Duration` TTL (`None`: no expiry). The [`#[cached]`](crate::cached) attribute uses it.
+    ///
+    /// Tag invalidations win as key deletions do in [`Cache::remember`]: if
+    /// [`Cache::invalidate_tags`] is called with one of `tags` while `f` runs, `f`'s value is
+    /// returned to this caller but not stored. So the pattern "commit the change, then
+    /// invalidate the record's tags" never leaves a value read before the commit in the cache.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> core_db::Result<()> {
+    /// use std::time::Duration;
+    /// # let cache = core_db::Cache::memory("app");
+    ///
+    /// let ttl = Some(Duration::from_secs(300));
+    /// let state: String = cache
+    ///     .remember_with_tags("job:7", &["job:7", "client:3"], ttl, || async {
+    ///         Ok("queued".to_owned()) // read the row from the database
+    ///     })
+    ///     .await?;
+    /// # assert_eq!(state, "queued");
+    /// // A transition: commit the new state first, then invalidate.
+    /// cache.invalidate_tags(&["job:7"]).await?;
+    /// assert!(!cache.has("job:7").await?);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// As [`Cache::remember`].

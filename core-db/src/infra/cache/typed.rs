@@ -60,6 +60,13 @@ impl Cache {
     /// returned and nothing is stored. `?` works inside `f` on `std::io::Error`, `sqlx::Error`,
     /// `anyhow::Error`, `serde_json::Error` and `redis::RedisError`.
     ///
+    /// Invalidations win (see the [cache module docs](super#invalidations-win)): if the key is
+    /// deleted ([`Cache::forget`], [`Cache::del`], [`Cache::pull`]) or written ([`Cache::put`])
+    /// while `f` runs, `f`'s value is returned to this caller but not stored, so it is never
+    /// served after the change. Invalidate *after* committing the change `f` would read: once
+    /// the invalidation has returned, no read that starts afterwards gets a value computed from
+    /// the old data. A value whose computation takes longer than 10 minutes may not be stored.
+    ///
     /// ```no_run
     /// # async fn example(cache: core_db::Cache) -> core_db::Result<()> {
     /// let names: Vec<String> = cache
@@ -86,7 +93,8 @@ impl Cache {
             .await
     }
 
-    /// [`Cache::remember`] without expiry.
+    /// [`Cache::remember`] without expiry, with the same guarantee against invalidations made
+    /// while `f` runs.
     ///
     /// # Errors
     /// As [`Cache::remember`].
@@ -106,7 +114,9 @@ impl Cache {
     /// [`Cache::remember`].
     ///
     /// The fresh-until stamp is stored next to the value at `{key}#flexible-fresh-until`.
-    /// Background errors are logged and leave the old value in place.
+    /// Background errors are logged and leave the old value in place. Both computations are
+    /// fenced as in [`Cache::remember`]: a recomputation that raced a `forget`, `del`, `pull`
+    /// or `put` of the key is not stored.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

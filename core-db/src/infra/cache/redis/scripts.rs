@@ -13,7 +13,9 @@ macro_rules! script {
     };
 }
 
-/// KEYS: value, key's tags. ARGV: key, tag prefix, '1' to return the value, [channel, message].
+/// KEYS: value, key's tags, key's generation, generation counter. ARGV: key, tag prefix, '1' to
+/// return the value, [channel, message]. Moves the key's generation on when a claim registered
+/// one.
 pub(super) static DELETE: LazyLock<Script> = script!("delete.lua");
 
 /// An announced `SET` (optionally `NX`), for the tiered driver: the write and its `PUBLISH` in one
@@ -29,8 +31,10 @@ pub(super) static PUT_MANY_ANNOUNCED: LazyLock<Script> = script!("put_many_annou
 /// channel ('': do not announce), message, then the tags.
 pub(super) static SET_WITH_TAGS: LazyLock<Script> = script!("set_with_tags.lua");
 
-/// KEYS: tag index. ARGV: tag prefix, key-tags prefix, value prefix, channel ('': do not
-/// announce), origin, then the tags. Announces the removed keys in the tiered driver's format.
+/// KEYS: tag index, generation counter. ARGV: tag prefix, key-tags prefix, value prefix, channel
+/// ('': do not announce), origin, tag-generation prefix, then the tags. Moves on the generation
+/// of every tag a claim registered, then announces the removed keys in the tiered driver's
+/// format.
 pub(super) static INVALIDATE_TAGS: LazyLock<Script> = script!("invalidate_tags.lua");
 
 /// KEYS: the tag's sorted set. ARGV: key-tags prefix, value prefix, the tag. Returns the keys
@@ -55,7 +59,22 @@ pub(super) static INCREMENT_EX: LazyLock<Script> = script!("increment_ex.lua");
 /// returns 1 when it did, 0 otherwise.
 pub(super) static LOCK_RELEASE: LazyLock<Script> = script!("lock_release.lua");
 
-/// KEYS: value, `remember` lock. ARGV: owner token, lock TTL in ms, '1' to treat a value equal
-/// to `ARGV[4]` as missing, that value. Returns {1, value} when the key holds a value, {2, false}
-/// when this token took the lock, {0, false} when another owner holds it.
+/// KEYS: value, `remember` lock, generation counter, key's generation, then each tag's
+/// generation. ARGV: owner token, lock TTL in ms, '1' to treat a value equal to `ARGV[4]` as
+/// missing, that value, generation TTL in ms. Returns {1, value} when the key holds a value;
+/// otherwise {2, seen, generations…} when this token took the lock and {0, seen, generations…}
+/// when another owner holds it, `seen` being the ignored value (or nil) and the generations
+/// those of the key and tags, registered (created from the counter when missing) for the TTL.
 pub(super) static CLAIM: LazyLock<Script> = script!("claim.lua");
+
+/// KEYS: value, generation counter, key's generation, then each tag's generation. ARGV:
+/// generation TTL in ms. Returns {value or nil, generations…}, registered as by [`CLAIM`].
+pub(super) static FENCE: LazyLock<Script> = script!("fence.lua");
+
+/// A fenced `remember` write. KEYS: value, key's tags, tag index, flexible stamp, key's
+/// generation, then each tag's generation. ARGV: value, TTL in ms ('0': none), key, tag prefix,
+/// channel ('': do not announce), message, mode ('p' put, 't' tagged, 'f' flexible), '1' when
+/// the fence saw a value, that value, the stamp, the key's generation, each tag's generation,
+/// then the tags. Writes (and announces) only if the key still holds what the fence saw and no
+/// generation moved; returns 1 when it wrote, 0 otherwise.
+pub(super) static FILL: LazyLock<Script> = script!("fill.lua");

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use ::redis::RedisError;
+use ::redis::{RedisError, Value};
 
 use super::scripts::{
-    CLAIM, FLUSH_BATCH, INCREMENT_EX, INVALIDATE_TAGS, KEYS_BY_TAG, LIST_TAGS, LOCK_RELEASE,
-    PUT_MANY_ANNOUNCED, SET_WITH_TAGS,
+    CLAIM, FENCE, FILL, FLUSH_BATCH, INCREMENT_EX, INVALIDATE_TAGS, KEYS_BY_TAG, LIST_TAGS,
+    LOCK_RELEASE, PUT_MANY_ANNOUNCED, SET_WITH_TAGS,
 };
 use super::{RedisStore, expiry_from_pttl, glob_escape, millis};
-use crate::infra::cache::store::{Claim, FlightLimits, Store};
+use crate::infra::cache::store::{Claim, Fence, Fill, FlightLimits, GENERATION_TTL, Store};
 use crate::infra::cache::{Expiry, memory};
 use crate::{Error, Result};
 
@@ -22,6 +22,17 @@ fn map_increment_error(key: &str, e: RedisError) -> Error {
     } else {
         Error::Redis(e)
     }
+}
+
+/// One element of a script's array reply, converted.
+fn from_reply<T: ::redis::FromRedisValue>(value: Option<Value>) -> Result<T> {
+    ::redis::from_redis_value(value.unwrap_or(Value::Nil))
+        .map_err(|e| Error::Redis(RedisError::from(e)))
+}
+
+/// A script answered in a shape it never answers in.
+fn unexpected(operation: &str) -> Error {
+    Error::Other(anyhow::anyhow!("{operation}: unexpected reply from Redis"))
 }
 
 const SCAN_COUNT: usize = 1000;
@@ -280,6 +291,7 @@ impl Store for RedisStore {
         let mut invocation = INVALIDATE_TAGS.prepare_invoke();
         invocation
             .key(&self.inner.tag_index)
+            .key(&self.inner.gen_counter)
             .arg(&self.inner.tag_prefix)
             .arg(&self.inner.key_tags_prefix)
             .arg(&self.inner.cache_prefix);
@@ -287,6 +299,7 @@ impl Store for RedisStore {
             Some(a) => invocation.arg(&a.channel).arg(&a.origin),
             None => invocation.arg("").arg(""),
         };
+        invocation.arg(&self.inner.gen_tag_prefix);
         for tag in tags {
             invocation.arg(*tag);
         }
@@ -378,24 +391,126 @@ impl Store for RedisStore {
         token: &str,
         lock_ttl: Duration,
         ignore: Option<&str>,
+        tags: &[&str],
     ) -> Result<Claim> {
         let mut conn = self.conn();
         let mut invocation = CLAIM.prepare_invoke();
         invocation
             .key(self.cache_key(key))
             .key(self.lock_key(lock))
+            .key(&self.inner.gen_counter)
+            .key(self.gen_key_key(key));
+        for tag in tags {
+            invocation.key(self.gen_tag_key(tag));
+        }
+        invocation
             .arg(token)
             .arg(millis(lock_ttl))
             .arg(if ignore.is_some() { "1" } else { "0" })
-            .arg(ignore.unwrap_or(""));
-        let (state, value): (i64, Option<String>) = self
+            .arg(ignore.unwrap_or(""))
+            .arg(millis(GENERATION_TTL));
+        let reply: Vec<Value> = self
             .run("cache remember", invocation.invoke_async(&mut conn))
             .await?;
-        Ok(match (state, value) {
-            (1, Some(value)) => Claim::Value(value),
-            (2, _) => Claim::Acquired,
-            _ => Claim::Busy,
+        let mut reply = reply.into_iter();
+        let state: i64 = from_reply(reply.next())?;
+        let seen: Option<String> = from_reply(reply.next())?;
+        if state == 1 {
+            return match seen {
+                Some(value) => Ok(Claim::Value(value)),
+                None => Err(unexpected("cache remember")),
+            };
+        }
+        let generations = reply
+            .map(|g| from_reply(Some(g)))
+            .collect::<Result<Vec<u64>>>()?;
+        let fence = Fence { generations, seen };
+        Ok(if state == 2 {
+            Claim::Acquired(fence)
+        } else {
+            Claim::Busy(fence)
         })
+    }
+
+    async fn fence(&self, key: &str, tags: &[&str]) -> Result<Fence> {
+        let mut conn = self.conn();
+        let mut invocation = FENCE.prepare_invoke();
+        invocation
+            .key(self.cache_key(key))
+            .key(&self.inner.gen_counter)
+            .key(self.gen_key_key(key));
+        for tag in tags {
+            invocation.key(self.gen_tag_key(tag));
+        }
+        invocation.arg(millis(GENERATION_TTL));
+        let reply: Vec<Value> = self
+            .run("cache fence", invocation.invoke_async(&mut conn))
+            .await?;
+        let mut reply = reply.into_iter();
+        let seen: Option<String> = from_reply(reply.next())?;
+        let generations = reply
+            .map(|g| from_reply(Some(g)))
+            .collect::<Result<Vec<u64>>>()?;
+        Ok(Fence { generations, seen })
+    }
+
+    async fn fill(
+        &self,
+        key: &str,
+        value: &str,
+        fill: Fill<'_>,
+        ttl: Option<Duration>,
+        fence: &Fence,
+    ) -> Result<bool> {
+        let (mode, tags, stamp_key, stamp): (&str, &[&str], Option<&str>, &str) = match fill {
+            Fill::Put => ("p", &[], None, ""),
+            Fill::Tagged(tags) => ("t", tags, None, ""),
+            Fill::Flexible { stamp_key, stamp } => ("f", &[], Some(stamp_key), stamp),
+        };
+        if fence.generations.len() != 1 + tags.len() {
+            return Err(Error::Config(
+                "cache: a fill was given a fence taken for other tags".to_owned(),
+            ));
+        }
+        let mut conn = self.conn();
+        let mut invocation = FILL.prepare_invoke();
+        invocation
+            .key(self.cache_key(key))
+            .key(self.key_tags_key(key))
+            .key(&self.inner.tag_index)
+            .key(self.cache_key(stamp_key.unwrap_or(key)))
+            .key(self.gen_key_key(key));
+        for tag in tags {
+            invocation.key(self.gen_tag_key(tag));
+        }
+        invocation
+            .arg(value)
+            .arg(ttl.map_or(0, millis))
+            .arg(key)
+            .arg(&self.inner.tag_prefix);
+        let announced = match stamp_key {
+            Some(stamp_key) => self.announcement(&[key, stamp_key]),
+            None => self.announcement(&[key]),
+        };
+        match announced {
+            Some((channel, message)) => invocation.arg(channel).arg(message),
+            None => invocation.arg("").arg(""),
+        };
+        invocation
+            .arg(mode)
+            .arg(if fence.seen.is_some() { "1" } else { "0" })
+            .arg(fence.seen.as_deref().unwrap_or(""))
+            .arg(stamp);
+        for generation in &fence.generations {
+            invocation.arg(*generation);
+        }
+        for tag in tags {
+            invocation.arg(*tag);
+        }
+        let stored: i64 = self
+            .run("cache remember", invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(stored == 1)
     }
 
     fn flight_limits(&self) -> FlightLimits {

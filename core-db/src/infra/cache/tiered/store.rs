@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::TieredStore;
 use super::coherence::Ticket;
 use crate::infra::cache::Expiry;
-use crate::infra::cache::store::{Claim, FlightLimits, Store};
+use crate::infra::cache::store::{Claim, Fence, Fill, FlightLimits, Store};
 use crate::{Error, Result};
 
 impl Store for TieredStore {
@@ -302,17 +302,56 @@ impl Store for TieredStore {
         token: &str,
         lock_ttl: Duration,
         ignore: Option<&str>,
+        tags: &[&str],
     ) -> Result<Claim> {
         if self.l2_on() {
             self.inner
                 .l2
-                .claim(key, lock, token, lock_ttl, ignore)
+                .claim(key, lock, token, lock_ttl, ignore, tags)
                 .await
         } else {
             self.inner
                 .l1
-                .claim(key, lock, token, lock_ttl, ignore)
+                .claim(key, lock, token, lock_ttl, ignore, tags)
                 .await
+        }
+    }
+
+    async fn fence(&self, key: &str, tags: &[&str]) -> Result<Fence> {
+        if self.l2_on() {
+            self.inner.l2.fence(key, tags).await
+        } else {
+            self.inner.l1.fence(key, tags).await
+        }
+    }
+
+    async fn fill(
+        &self,
+        key: &str,
+        value: &str,
+        fill: Fill<'_>,
+        ttl: Option<Duration>,
+        fence: &Fence,
+    ) -> Result<bool> {
+        if !self.l2_on() {
+            return self.inner.l1.fill(key, value, fill, ttl, fence).await;
+        }
+        let mut pairs = vec![(key, value)];
+        if let Fill::Flexible { stamp_key, stamp } = fill {
+            pairs.push((stamp_key, stamp));
+        }
+        let before = self.tickets(&pairs);
+        match self.inner.l2.fill(key, value, fill, ttl, fence).await {
+            // L2 refused: nothing changed anywhere, and this L1 is left alone.
+            Ok(false) => Ok(false),
+            Ok(true) => {
+                self.after_write(&pairs, ttl, &before).await;
+                Ok(true)
+            }
+            Err(e) => {
+                let keys: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
+                self.change_failed(&keys, e).await
+            }
         }
     }
 

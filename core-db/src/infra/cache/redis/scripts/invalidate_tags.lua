@@ -1,7 +1,11 @@
 local tp, kp, cp = ARGV[1], ARGV[2], ARGV[3]
 local removed, seen = {}, {}
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local tag = ARGV[i]
+  local gk = ARGV[6] .. tag
+  if redis.call('EXISTS', gk) == 1 then
+    redis.call('SET', gk, redis.call('INCR', KEYS[2]), 'KEEPTTL')
+  end
   local tk = tp .. tag
   for _, m in ipairs(redis.call('ZRANGE', tk, 0, -1)) do
     local kk = kp .. m
