@@ -134,7 +134,21 @@ async fn a_worker_killed_with_sigkill_loses_no_job() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Let the second worker acknowledge and stop gracefully (SIGTERM).
+    // Jobs the first worker finished but never acknowledged count as completed already; their
+    // leases still have to expire and be recovered by the second worker before the queue is
+    // empty. Wait for that (bounded) before stopping it.
+    loop {
+        let stats = queue.stats("default").await.unwrap();
+        if (stats.ready, stats.in_flight, stats.delayed) == (0, 0, 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead worker's leases were not recovered: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the second worker stop gracefully (SIGTERM).
     let pid = second.id().unwrap();
     let term = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
