@@ -2,6 +2,7 @@
 //! route, validation, scoping to the caller, idempotency, limits, problem details and reads
 //! racing transitions.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -57,6 +58,12 @@ async fn call(
     send(router, req).await
 }
 
+/// How many rows `table` holds.
+async fn rows(t: &TestApp, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    core_db::on_db!(&t.ctx.db, pool => sqlx::query_scalar(&sql).fetch_one(pool).await).unwrap()
+}
+
 async fn submit(router: &Router, client: &Client, body: Value) -> Reply {
     call(router, client, "POST", "/v1/jobs", Some(body), &[]).await
 }
@@ -88,23 +95,6 @@ async fn stop(shutdown: Shutdown, background: app::jobs::Background) {
     shutdown.cancel();
     shutdown.wait().await;
     drop(background);
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Drivers::Embedded, concat!("embedded::", stringify!($name))).await;
-            })*
-        }
-        mod services {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Drivers::Services, concat!("services::", stringify!($name))).await;
-            })*
-        }
-    };
 }
 
 on_both!(
@@ -315,7 +305,7 @@ async fn bad_submissions_are_refused_with_field_errors(drivers: Drivers, test: &
             reply.json
         );
     }
-    let count: i64 = core_db::on_db!(&t.ctx.db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(pool).await).unwrap();
+    let count: i64 = rows(&t, "jobs").await;
     assert_eq!(count, 0, "nothing refused was written");
     let reply = call(&t.router, &c, "GET", "/v1/jobs/not-a-uuid", None, &[]).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
@@ -557,7 +547,7 @@ async fn idempotency_replays_refuses_and_waits(drivers: Drivers, test: &str) {
     )
     .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    let count: i64 = core_db::on_db!(&t.ctx.db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(pool).await).unwrap();
+    let count: i64 = rows(&t, "jobs").await;
     assert_eq!(count, 3, "one job per accepted key");
 }
 
@@ -604,9 +594,9 @@ async fn limits_refuse_without_writing(drivers: Drivers, test: &str) {
         StatusCode::SERVICE_UNAVAILABLE,
         "queue depth 3 reached"
     );
-    let count: i64 = core_db::on_db!(&t.ctx.db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(pool).await).unwrap();
+    let count: i64 = rows(&t, "jobs").await;
     assert_eq!(count, 3);
-    let outbox: i64 = core_db::on_db!(&t.ctx.db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM job_outbox").fetch_one(pool).await).unwrap();
+    let outbox: i64 = rows(&t, "job_outbox").await;
     assert!(outbox <= 3, "no dispatch was written for a refused job");
 }
 

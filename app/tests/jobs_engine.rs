@@ -1,6 +1,7 @@
 //! The job engine without HTTP: submission, the worker's transitions, every work kind, cancel,
 //! retry, scheduling and restarts, on both driver sets.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -113,23 +114,6 @@ async fn stop(shutdown: Shutdown, background: jobs::Background) {
     shutdown.cancel();
     shutdown.wait().await;
     drop(background);
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Drivers::Embedded, concat!("embedded::", stringify!($name))).await;
-            })*
-        }
-        mod services {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Drivers::Services, concat!("services::", stringify!($name))).await;
-            })*
-        }
-    };
 }
 
 on_both!(

@@ -70,13 +70,7 @@ pub async fn submit(
         attempts: job.max_attempts,
         backoff_unit_ms: backoff_unit_ms(ctx),
     };
-    let dispatch = match job.execution_at {
-        Some(at) if at > now => {
-            let delay = (at.get() - now.get()).to_std().unwrap_or_default();
-            ctx.buffer.push_in(&mut tx, &run, delay).await?
-        }
-        _ => ctx.buffer.push(&mut tx, &run).await?,
-    };
+    let dispatch = dispatch(ctx, &mut tx, &run, job.execution_at).await?;
     let row = JobRow {
         id: id.to_owned(),
         client_id: client_id.to_owned(),
@@ -111,6 +105,23 @@ pub async fn submit(
     )
     .await?;
     Ok((row, tx))
+}
+
+/// Writes `run`'s dispatch into `tx`, delayed until `execution_at` when that is still ahead.
+async fn dispatch(
+    ctx: &AppContext,
+    tx: &mut core_db::Tx,
+    run: &RunJob,
+    execution_at: Option<Timestamp>,
+) -> anyhow::Result<core_jobs::JobId> {
+    let now = Timestamp::now();
+    Ok(match execution_at {
+        Some(at) if at > now => {
+            let delay = (at.get() - now.get()).to_std().unwrap_or_default();
+            ctx.buffer.push_in(tx, run, delay).await?
+        }
+        _ => ctx.buffer.push(tx, run).await?,
+    })
 }
 
 /// What a cancel did.
@@ -199,7 +210,7 @@ pub async fn retry(ctx: &AppContext, id: &str) -> anyhow::Result<Moved> {
             continue;
         }
         ctx.buffer.commit(tx).await?;
-        store::invalidate(&ctx.cache, &next).await;
+        store::invalidate(&ctx.cache, &next.id).await;
         tracing::info!(
             job_id = id,
             client_id = next.client_id,
@@ -281,14 +292,7 @@ async fn sweep(ctx: &AppContext) -> anyhow::Result<u64> {
             backoff_unit_ms: backoff_unit_ms(ctx),
         };
         let mut tx = ctx.db.begin().await?;
-        let now = Timestamp::now();
-        let dispatch = match row.execution_at {
-            Some(at) if at > now => {
-                let delay = (at.get() - now.get()).to_std().unwrap_or_default();
-                ctx.buffer.push_in(&mut tx, &run, delay).await?
-            }
-            _ => ctx.buffer.push(&mut tx, &run).await?,
-        };
+        let dispatch = dispatch(ctx, &mut tx, &run, row.execution_at).await?;
         let sql = "UPDATE jobs SET dispatch_id = $1, version = version + 1 WHERE id = $2 AND version = $3";
         let changed = core_db::on_tx!(&mut tx, conn => sqlx::query(sql)
             .bind(dispatch.as_str())
@@ -299,7 +303,7 @@ async fn sweep(ctx: &AppContext) -> anyhow::Result<u64> {
             .map(|done| done.rows_affected()))?;
         if changed == 1 {
             ctx.buffer.commit(tx).await?;
-            store::invalidate(&ctx.cache, &row).await;
+            store::invalidate(&ctx.cache, &row.id).await;
             count += 1;
         } else {
             tx.rollback().await?;

@@ -83,9 +83,7 @@ pub async fn prune(app: &AppContext, now: Timestamp) -> anyhow::Result<Pruned> {
             let deleted = on_db!(db, pool => sqlx::query(sql).bind(id).bind(cutoff).execute(pool).await.map(|d| d.rows_affected()))?;
             if deleted == 1 {
                 pruned.jobs += 1;
-                if let Err(e) = app.cache.invalidate_tag(&store::job_tag(id)).await {
-                    tracing::warn!(error = %e, job_id = id, "could not drop a pruned job's cache entry");
-                }
+                store::invalidate(&app.cache, id).await;
             }
         }
         if ids.len() < usize::try_from(BATCH).unwrap_or(usize::MAX) {

@@ -353,7 +353,7 @@ pub async fn transition(
             continue;
         }
         tx.commit().await?;
-        invalidate(cache, &next).await;
+        invalidate(cache, &next.id).await;
         record_metrics(&next, to);
         tracing::info!(
             job_id = id,
@@ -460,10 +460,8 @@ pub async fn request_cancel(db: &Database, cache: &Cache, id: &str) -> anyhow::R
         .execute(pool)
         .await
         .map(|done| done.rows_affected()))?;
-    if changed == 1
-        && let Err(e) = cache.invalidate_tag(&job_tag(id)).await
-    {
-        tracing::warn!(error = %e, job_id = id, "could not invalidate the cached job");
+    if changed == 1 {
+        invalidate(cache, id).await;
     }
     Ok(changed == 1)
 }
@@ -480,25 +478,37 @@ pub async fn cancel_requested(db: &Database, id: &str) -> anyhow::Result<bool> {
     Ok(flag.unwrap_or(true))
 }
 
-/// Drops the cached reads of `row`'s job. A failure is logged: the entry then lives until its
+/// Drops the cached reads of job `job_id`. A failure is logged: the entry then lives until its
 /// TTL, which is why the TTL is short.
-pub async fn invalidate(cache: &Cache, row: &JobRow) {
-    if let Err(e) = cache.invalidate_tag(&job_tag(&row.id)).await {
-        tracing::warn!(error = %e, job_id = row.id, "could not invalidate the cached job");
+pub async fn invalidate(cache: &Cache, job_id: &str) {
+    if let Err(e) = cache.invalidate_tag(&job_tag(job_id)).await {
+        tracing::warn!(error = %e, job_id, "could not invalidate the cached job");
     }
 }
 
-/// Jobs of `client_id` not yet final.
+/// Jobs not yet final: of `client_id`, or of every client (the queue depth `MAX_QUEUE_DEPTH`
+/// limits) when `None`.
 ///
 /// # Errors
 /// The database failed.
-pub async fn active_for_client(db: &Database, client_id: &str) -> anyhow::Result<u64> {
+pub async fn active(db: &Database, client_id: Option<&str>) -> anyhow::Result<u64> {
+    let scope = if client_id.is_some() {
+        "client_id = $1 AND "
+    } else {
+        ""
+    };
     let sql = format!(
-        "SELECT COUNT(*) FROM jobs WHERE client_id = $1 AND state IN {}",
+        "SELECT COUNT(*) FROM jobs WHERE {scope}state IN {}",
         State::sql_list(&State::ACTIVE)
     );
-    let n: i64 = on_db!(db, pool => sqlx::query_scalar(&sql).bind(client_id).fetch_one(pool).await)
-        .context("counting active jobs")?;
+    let n: i64 = on_db!(db, pool => {
+        let mut query = sqlx::query_scalar(&sql);
+        if let Some(client_id) = client_id {
+            query = query.bind(client_id);
+        }
+        query.fetch_one(pool).await
+    })
+    .context("counting active jobs")?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -531,20 +541,6 @@ pub async fn set_error(
         .await
         .map(drop))?;
     Ok(())
-}
-
-/// Jobs not yet final, across all clients (the queue depth `MAX_QUEUE_DEPTH` limits).
-///
-/// # Errors
-/// The database failed.
-pub async fn active_total(db: &Database) -> anyhow::Result<u64> {
-    let sql = format!(
-        "SELECT COUNT(*) FROM jobs WHERE state IN {}",
-        State::sql_list(&State::ACTIVE)
-    );
-    let n: i64 = on_db!(db, pool => sqlx::query_scalar(&sql).fetch_one(pool).await)
-        .context("counting active jobs")?;
-    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// The Prometheus metrics of a committed transition into `to`.

@@ -183,13 +183,13 @@ fn queue_full(message: String) -> AppError {
 /// Refuses a submission past the active-job limits; nothing has been written yet.
 async fn check_limits(ctx: &AppContext, caller: &Caller) -> Result<(), AppError> {
     let limits = &ctx.settings.forgerun;
-    let active = store::active_for_client(&ctx.db, &caller.client_id).await?;
+    let active = store::active(&ctx.db, Some(&caller.client_id)).await?;
     if active >= limits.max_active_jobs_per_client {
         return Err(queue_full(format!(
             "This client has {active} active jobs, the most allowed (MAX_ACTIVE_JOBS_PER_CLIENT)"
         )));
     }
-    let depth = store::active_total(&ctx.db).await?;
+    let depth = store::active(&ctx.db, None).await?;
     if depth >= limits.max_queue_depth {
         return Err(queue_full(
             "The queue is full (MAX_QUEUE_DEPTH); try again later".to_owned(),
@@ -518,6 +518,8 @@ pub async fn report(
     Path(id): Path<String>,
 ) -> ApiResult<Report> {
     owned(&ctx, &caller, &id).await?;
+    // The row from the database, not the cache: it must agree with the events read next, and a
+    // cached copy may lag a transition by the moment between its commit and its invalidation.
     let row = store::find(&ctx.db, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;

@@ -27,7 +27,7 @@ use crate::jobs::store;
     )),
 )]
 pub async fn metrics(State(ctx): State<AppContext>) -> Response {
-    match store::active_total(&ctx.db).await {
+    match store::active(&ctx.db, None).await {
         Ok(depth) => metrics::gauge!("job_queue_depth").set(depth as f64),
         Err(e) => tracing::warn!(error = %e, "could not count active jobs for job_queue_depth"),
     }

@@ -126,3 +126,23 @@ pub async fn test_app(drivers: Drivers, test: &str, extra: &[(&str, &str)]) -> O
         redis,
     })
 }
+
+/// `on_both!(test_a, test_b)`: each `async fn NAME(drivers: Drivers, test: &str)` of the file
+/// becomes `embedded::NAME` (SQLite + memory) and `services::NAME` (PostgreSQL + Redis).
+#[allow(unused_macros)] // not every test binary runs on both driver sets
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(crate::common::Drivers::Embedded, concat!("embedded::", stringify!($name))).await;
+            })*
+        }
+        mod services {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(crate::common::Drivers::Services, concat!("services::", stringify!($name))).await;
+            })*
+        }
+    };
+}
