@@ -149,11 +149,14 @@ test('previous and next links follow the registry order', async ({ page, base })
   await page.goto(base)
   const all = await routes(page)
   await page.goto(base + all[1][1])
+  // The hash changes before the new page renders: wait for both, then check the title.
+  const shown = ([title, href]) =>
+    location.hash === href && document.querySelector('main h1')?.textContent === title
   await page.locator('a[rel="next"]').click()
-  await page.waitForFunction((href) => location.hash === href, all[2][1])
+  await page.waitForFunction(shown, all[2], { timeout: 5000 }).catch(() => {})
   assert((await h1(page)) === all[2][0], `next of ${all[1][0]} is ${all[2][0]}`)
   await page.locator('a[rel="prev"]').click()
-  await page.waitForFunction((href) => location.hash === href, all[1][1])
+  await page.waitForFunction(shown, all[1], { timeout: 5000 }).catch(() => {})
   assert((await h1(page)) === all[1][0], `prev of ${all[2][0]} is ${all[1][0]}`)
 })
 
