@@ -1,10 +1,15 @@
 //! Rate limits on the cache: exact counts under concurrency on the memory cache and on Redis
-//! (two caches on one prefix share a budget, like two processes), the headers, the window reset,
-//! key safety, the layer through a router, and what happens when Redis is down.
+//! (two caches on one prefix share a budget, like two processes), leased blocks that grow from
+//! one and keep the total within the limit with few round trips, spent keys refused without the
+//! cache, the headers, the window reset, key safety, the layer through a router, and what happens
+//! when Redis is down.
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
@@ -14,10 +19,14 @@ use common::{assert_error, send};
 use core_db::Cache;
 use core_db::cache::RedisCacheOptions;
 use core_web::config::HttpConfig;
-use core_web::rate_limit::{Decision, Policy, RateLimitLayer, RateLimiter};
+use core_web::rate_limit::{Decision, LEASE_DIVISOR, Policy, RateLimitLayer, RateLimiter};
 use core_web::{ApiResponse, AppError};
 use futures_util::future::join_all;
+use sha2::{Digest, Sha256};
 use test_support::proxy::{Direction, Fault, FaultProxy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 /// Sleeps past the next window boundary when fewer than `margin` remain in the current window,
 /// so a burst of checks lands in one window.
@@ -39,10 +48,57 @@ async fn start_of_window(window: Duration) {
 }
 
 fn limiter(cache: &Cache, limit: u64, window_secs: u64) -> RateLimiter {
+    named_limiter(cache, "test", limit, window_secs)
+}
+
+fn named_limiter(cache: &Cache, policy: &str, limit: u64, window_secs: u64) -> RateLimiter {
     RateLimiter::new(
         cache.clone(),
-        Policy::new("test", limit, Duration::from_secs(window_secs)).expect("policy"),
+        Policy::new(policy, limit, Duration::from_secs(window_secs)).expect("policy"),
     )
+}
+
+/// The start of the current window, Unix seconds.
+fn window_start(window: Duration) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    now - now % window.as_secs()
+}
+
+/// Polls the clock until the window after `current` has begun (at most a few seconds).
+async fn next_window(window: Duration, current: u64) -> u64 {
+    let deadline = Instant::now() + window + Duration::from_secs(2);
+    loop {
+        let start = window_start(window);
+        if start != current {
+            return start;
+        }
+        assert!(Instant::now() < deadline, "the window never changed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The documented counter name: `rl:{policy}:{window start}:{128 bits of SHA-256 in hex}`.
+fn counter_key(policy: &str, window_start: u64, key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("rl:{policy}:{window_start}:{hex}")
+}
+
+/// The shared counter's value (0 when it does not exist).
+async fn counter_value(cache: &Cache, counter: &str) -> u64 {
+    cache
+        .get(counter)
+        .await
+        .expect("get")
+        .map_or(0, |v| v.parse().expect("an integer"))
+}
+
+/// The largest block a limiter leases for `limit`.
+fn block_cap(limit: u64) -> u64 {
+    (limit / LEASE_DIVISOR).max(1)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,7 +226,358 @@ async fn key_safety(caches: &[Cache]) {
     }
 }
 
-for_each_driver!(concurrency, window_reset, key_safety);
+/// Sequential requests for one key: every allowed request gets the next ticket (`remaining` counts
+/// down by one), and the shared counter moves in blocks 1, 2, 4, … capped at `limit / 64`: it
+/// equals the requests for the first, and jumps ahead of them by whole blocks after.
+async fn blocks_grow_from_one(cache: &Cache) {
+    clear_of_boundary(Duration::from_secs(60), Duration::from_secs(10)).await;
+    let window = window_start(Duration::from_secs(60));
+
+    // Below 128 blocks are single tickets: the counter is the number of requests.
+    let exact = named_limiter(cache, "small", 100, 60);
+    let counter = counter_key("small", window, "k");
+    for k in 1..=30 {
+        let decision = exact.check("k").await.expect("check");
+        assert!(decision.allowed);
+        assert_eq!(decision.remaining, 100 - k);
+        assert_eq!(counter_value(cache, &counter).await, k, "exact after {k}");
+    }
+
+    let limit = 6_400;
+    let cap = block_cap(limit);
+    assert_eq!(cap, 100);
+    let hot = named_limiter(cache, "grow", limit, 60);
+    let counter = counter_key("grow", window, "hot");
+    let (mut leased, mut block, mut blocks) = (0, 1, Vec::new());
+    for k in 1..=500 {
+        let decision = hot.check("hot").await.expect("check");
+        assert!(decision.allowed);
+        assert_eq!(decision.remaining, limit - k, "ticket {k}");
+        if k > leased {
+            leased += block;
+            blocks.push(block);
+            block = (block * 2).min(cap);
+        }
+        assert_eq!(
+            counter_value(cache, &counter).await,
+            leased,
+            "after {k} requests"
+        );
+    }
+    assert_eq!(blocks, [1, 2, 4, 8, 16, 32, 64, 100, 100, 100, 100]);
+    assert_eq!(window_start(Duration::from_secs(60)), window, "one window");
+}
+
+/// Once the counter has reached the limit, the key is refused from memory: refused requests do
+/// not count, and even with the counter deleted behind the limiter's back it stays refused and
+/// the cache is not asked (the counter is not recreated). Another limiter, standing for another
+/// process, does ask.
+async fn spent_keys_stay_refused_without_the_cache(cache: &Cache) {
+    clear_of_boundary(Duration::from_secs(60), Duration::from_secs(5)).await;
+    let window = window_start(Duration::from_secs(60));
+    let limiter = named_limiter(cache, "spent", 3, 60);
+    let counter = counter_key("spent", window, "c");
+    for _ in 0..3 {
+        assert!(limiter.check("c").await.expect("check").allowed);
+    }
+    for _ in 0..5 {
+        let refused = limiter.check("c").await.expect("check");
+        assert!(!refused.allowed);
+        assert_eq!(refused.remaining, 0);
+    }
+    assert_eq!(
+        counter_value(cache, &counter).await,
+        3,
+        "refusals not counted"
+    );
+
+    cache.del(&counter).await.expect("del");
+    for _ in 0..3 {
+        assert!(!limiter.check("c").await.expect("check").allowed);
+    }
+    assert_eq!(cache.get(&counter).await.expect("get"), None, "not asked");
+    // The clones share the knowledge.
+    assert!(!limiter.clone().check("c").await.expect("check").allowed);
+
+    let other_process = named_limiter(cache, "spent", 3, 60);
+    assert!(other_process.check("c").await.expect("check").allowed);
+    assert_eq!(counter_value(cache, &counter).await, 1);
+    assert_eq!(window_start(Duration::from_secs(60)), window, "one window");
+}
+
+/// A key with leased tickets and a spent key in one 1-second window; in the next window both
+/// start from zero: first block of one, a whole budget.
+async fn a_new_window_starts_from_zero(cache: &Cache) {
+    let second = Duration::from_secs(1);
+    let limit = 6_400;
+    let hot = RateLimiter::new(
+        cache.clone(),
+        Policy::new("t", limit, second).expect("policy"),
+    );
+    let small = RateLimiter::new(cache.clone(), Policy::new("s", 1, second).expect("policy"));
+    start_of_window(second).await;
+    let first = window_start(second);
+    for k in 1..=20 {
+        assert_eq!(hot.check("hot").await.expect("check").remaining, limit - k);
+    }
+    assert!(small.check("s").await.expect("check").allowed);
+    assert!(!small.check("s").await.expect("check").allowed);
+    assert_eq!(
+        counter_value(cache, &counter_key("t", first, "hot")).await,
+        31,
+        "blocks 1, 2, 4, 8, 16"
+    );
+
+    let next = next_window(second, first).await;
+    let decision = hot.check("hot").await.expect("check");
+    assert!(decision.allowed);
+    assert_eq!(decision.remaining, limit - 1, "the count starts again");
+    let counter = counter_key("t", next, "hot");
+    assert_eq!(
+        counter_value(cache, &counter).await,
+        1,
+        "first block of one"
+    );
+    hot.check("hot").await.expect("check");
+    assert_eq!(counter_value(cache, &counter).await, 3, "then two");
+    assert!(
+        small.check("s").await.expect("check").allowed,
+        "no longer spent"
+    );
+}
+
+async fn blocks_grow(caches: &[Cache]) {
+    blocks_grow_from_one(&caches[0]).await;
+}
+
+async fn spent_keys(caches: &[Cache]) {
+    spent_keys_stay_refused_without_the_cache(&caches[0]).await;
+}
+
+async fn new_window(caches: &[Cache]) {
+    a_new_window_starts_from_zero(&caches[0]).await;
+}
+
+for_each_driver!(
+    concurrency,
+    window_reset,
+    key_safety,
+    blocks_grow,
+    spent_keys,
+    new_window
+);
+
+// ---------------------------------------------------------------------------------------------
+// Leases across processes, round trips and cache errors (Redis)
+// ---------------------------------------------------------------------------------------------
+
+/// A TCP relay to Redis that counts how many times `needle` appears in what clients send: with a
+/// needle naming one family of keys, the commands (round trips) that touch them.
+struct CountingRelay {
+    addr: SocketAddr,
+    seen: Arc<AtomicUsize>,
+    accept: JoinHandle<()>,
+}
+
+impl CountingRelay {
+    async fn start(upstream: String, needle: &'static [u8]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&seen);
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                tokio::spawn(relay(client, server, needle, Arc::clone(&counter)));
+            }
+        });
+        Self { addr, seen, accept }
+    }
+
+    /// `url` (`redis://[user@]host:port[/db]`) pointed at the relay.
+    fn url(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").expect("a URL");
+        let end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        match authority.rsplit_once('@') {
+            Some((user, _)) => format!("{scheme}://{user}@{}{path}", self.addr),
+            None => format!("{scheme}://{}{path}", self.addr),
+        }
+    }
+
+    fn seen(&self) -> usize {
+        self.seen.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingRelay {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn relay(client: TcpStream, server: TcpStream, needle: &[u8], seen: Arc<AtomicUsize>) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let down = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+    });
+    // What was read, less what was already searched except its last `needle.len() - 1` bytes
+    // (too short to hold a whole needle, long enough for one split across reads).
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = match client_read.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let hits = pending
+            .windows(needle.len())
+            .filter(|w| *w == needle)
+            .count();
+        seen.fetch_add(hits, Ordering::SeqCst);
+        pending.drain(..pending.len().saturating_sub(needle.len() - 1));
+        if server_write.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    down.abort();
+}
+
+/// Two processes (two caches on one prefix, each with its own limiter) hammer one key with more
+/// requests than its limit: no more than the limit is allowed, less than one block of it is left
+/// unused, and the cache sees a few dozen claims instead of one increment per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_the_budget_with_few_round_trips() {
+    let Some(r) = test_support::redis("two_processes_share_the_budget").await else {
+        return;
+    };
+    let upstream = r.url.trim_start_matches("redis://");
+    let upstream = upstream[upstream.rfind('@').map_or(0, |i| i + 1)..]
+        .split('/')
+        .next()
+        .expect("host:port")
+        .to_owned();
+    let relay = CountingRelay::start(upstream, b":rl:hot:").await;
+    let a = Cache::redis(&relay.url(&r.url), r.prefix.clone())
+        .await
+        .expect("redis");
+    let b = Cache::redis(&relay.url(&r.url), r.prefix.clone())
+        .await
+        .expect("redis");
+    let limit: u64 = 5_000;
+    let cap = block_cap(limit);
+    const WORKERS: usize = 16;
+    const EACH: usize = 250;
+    let requests = 2 * WORKERS * EACH;
+
+    clear_of_boundary(Duration::from_secs(60), Duration::from_secs(15)).await;
+    let window = window_start(Duration::from_secs(60));
+    let processes = [
+        named_limiter(&a, "hot", limit, 60),
+        named_limiter(&b, "hot", limit, 60),
+    ];
+    let workers = (0..2 * WORKERS).map(|i| {
+        let limiter = processes[i % 2].clone();
+        tokio::spawn(async move {
+            let mut allowed = 0_u64;
+            for _ in 0..EACH {
+                if limiter.check("client").await.expect("check").allowed {
+                    allowed += 1;
+                }
+            }
+            allowed
+        })
+    });
+    let allowed: u64 = join_all(workers)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .sum();
+    assert_eq!(window_start(Duration::from_secs(60)), window, "one window");
+
+    assert!(allowed <= limit, "{allowed} allowed, limit {limit}");
+    assert!(
+        allowed >= limit - cap,
+        "{allowed} allowed: less than one block ({cap}) may be left unused"
+    );
+    let trips = u64::try_from(relay.seen()).expect("small");
+    // Read past the relay, so as not to count the read.
+    let direct = Cache::redis(&r.url, r.prefix.clone()).await.expect("redis");
+    let counter = counter_value(&direct, &counter_key("hot", window, "client")).await;
+    assert!(
+        counter >= allowed && counter < limit + 2 * cap,
+        "counter {counter}: refusals are not counted, each process overshoots by a block at most"
+    );
+    // Per process seven growing blocks (1 … 64), then blocks of `cap`; and one resend per
+    // connection if Redis had to load the script.
+    assert!(
+        trips <= 2 * 7 + counter / cap + 2,
+        "{trips} claims for a counter of {counter}"
+    );
+    assert!(
+        trips * 50 <= u64::try_from(requests).expect("small"),
+        "{trips} round trips for {requests} requests"
+    );
+}
+
+/// A claim that fails returns the cache's error, to the request that made it and to those that
+/// waited for it, and leaves the lease whole: once the cache is back, requests are counted again
+/// with tickets never handed out before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_claim_returns_the_error_and_the_next_works() {
+    let Some(r) = test_support::redis("a_failed_claim_returns_the_error").await else {
+        return;
+    };
+    let upstream = r.url.trim_start_matches("redis://").trim_end_matches('/');
+    let proxy = FaultProxy::start(upstream).await.expect("proxy");
+    let cache = Cache::redis_with(
+        &proxy.url(&r.url),
+        r.prefix.clone(),
+        RedisCacheOptions::new().timeout(Duration::from_millis(300)),
+    )
+    .await
+    .expect("redis through the proxy");
+    clear_of_boundary(Duration::from_secs(60), Duration::from_secs(15)).await;
+    let window = window_start(Duration::from_secs(60));
+    let limit = 6_400;
+    let limiter = named_limiter(&cache, "t", limit, 60);
+    let first = limiter.check("c").await.expect("check");
+    assert_eq!(first.remaining, limit - 1, "ticket 1, from a block of one");
+
+    // The next request needs a block: it fails, and so do those waiting for it.
+    proxy.set(Direction::Both, Fault::Stall);
+    let stalled = (0..4).map(|_| {
+        let limiter = limiter.clone();
+        tokio::spawn(async move { limiter.check("c").await })
+    });
+    for result in join_all(stalled).await {
+        let err = result.expect("task").expect_err("the cache is stalled");
+        assert!(!err.to_string().is_empty());
+    }
+    proxy.heal();
+
+    let mut remaining = Vec::new();
+    for _ in 0..10 {
+        let decision = limiter.check("c").await.expect("the cache is back");
+        assert!(decision.allowed);
+        remaining.push(decision.remaining);
+    }
+    assert!(
+        remaining.windows(2).all(|w| w[1] < w[0]) && remaining[0] < limit - 1,
+        "each ticket once: {remaining:?}"
+    );
+    let direct = Cache::redis(&r.url, r.prefix.clone()).await.expect("redis");
+    let counter = counter_value(&direct, &counter_key("t", window, "c")).await;
+    assert!(
+        counter >= limit - remaining[9],
+        "every ticket handed out came from the counter ({counter}): {remaining:?}"
+    );
+    assert_eq!(window_start(Duration::from_secs(60)), window, "one window");
+}
 
 #[tokio::test]
 async fn redis_counters_hold_no_key_text_and_expire() {
@@ -383,21 +790,27 @@ async fn with_redis_down_the_layer_fails_open_or_closed_as_configured() {
     )
     .await
     .expect("redis through the proxy");
+    clear_of_boundary(Duration::from_secs(60), Duration::from_secs(10)).await;
     let limiter = RateLimiter::new(cache, Policy::per_minute(1));
     let open = limited_app(RateLimitLayer::new(limiter.clone(), client_key));
     let closed = limited_app(RateLimitLayer::new(limiter, client_key).fail_closed());
 
-    // Healthy: counted.
+    // Healthy: counted, and c1 is spent.
     let first = send(&open, req("/v1/jobs", Some("c1"), None)).await;
     assert!(first.headers.contains_key("ratelimit"));
+    let spent = send(&open, req("/v1/jobs", Some("c1"), None)).await;
+    assert_error(&spent, 429, "RATE_LIMITED");
 
     proxy.set(Direction::Both, Fault::Stall);
+    // A key known to be spent in this window is refused without the cache.
+    let still = send(&open, req("/v1/jobs", Some("c1"), None)).await;
+    assert_error(&still, 429, "RATE_LIMITED");
     for _ in 0..3 {
-        let through = send(&open, req("/v1/jobs", Some("c1"), None)).await;
+        let through = send(&open, req("/v1/jobs", Some("c2"), None)).await;
         assert_eq!(through.status, StatusCode::OK, "fails open");
         assert!(!through.headers.contains_key("ratelimit"));
     }
-    let refused = send(&closed, req("/v1/jobs", Some("c1"), None)).await;
+    let refused = send(&closed, req("/v1/jobs", Some("c2"), None)).await;
     assert_error(&refused, 503, "SERVICE_UNAVAILABLE");
     proxy.heal();
 }
