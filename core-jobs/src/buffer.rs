@@ -5,11 +5,19 @@
 //! dispatch. A relay ([`spawn_relay`](JobBuffer::spawn_relay)) moves committed rows to the queue
 //! and deletes them:
 //!
-//! - on PostgreSQL, `push` also issues `pg_notify`, which PostgreSQL delivers only when the
-//!   transaction commits; the relay listens and dispatches at once;
 //! - in the same process (both backends), `push` and [`commit`](JobBuffer::commit) wake the
 //!   relay, which polls briefly until the rows become visible;
-//! - a sweep every few seconds is the safety net (a relay that was down, a lost notification).
+//! - on PostgreSQL, [`commit`](JobBuffer::commit) also wakes the relays of other processes:
+//!   after the commit it sends a `pg_notify` on its own, and the relays listen. Concurrent
+//!   commits share one notification (one is in flight at a time; commits made meanwhile are
+//!   covered by one more), so a burst of commits costs a handful of notifications;
+//! - a sweep every few seconds is the safety net (a relay that was down, a lost notification,
+//!   a transaction committed with a plain `tx.commit()` in a process without a relay).
+//!
+//! The notification is deliberately not part of the transaction: PostgreSQL serialises the
+//! commits of every transaction that issued `NOTIFY` (they queue for one global lock held
+//! through the WAL flush), which would cap transactional dispatch at one commit per disk flush
+//! (a few hundred per second) whatever the concurrency.
 //!
 //! The relay claims rows with `FOR UPDATE SKIP LOCKED` (PostgreSQL) and a claim deadline, so
 //! several relays never dispatch one row twice; a relay that dies after claiming leaves its
@@ -68,7 +76,7 @@ const CHANNEL: &str = "rustforge_job_outbox";
 /// let mut tx = db.begin().await?;
 /// // ... insert the order with tx ...
 /// buffer.push(&mut tx, &SendReceipt { order_id: 42 }).await?;
-/// buffer.commit(tx).await?; // or tx.commit(): the relay notices either way
+/// buffer.commit(tx).await?; // or tx.commit(): this process's relay notices either way
 ///
 /// relay.shutdown().await;
 /// # Ok(())
@@ -111,9 +119,51 @@ struct Inner {
     db: Database,
     queue: Queue,
     nudge: Notify,
+    announcer: Announcer,
     sweep_every: Duration,
     claim_for: Duration,
     batch: i64,
+}
+
+/// Sends the cross-process wake-up after commits: one `pg_notify` at a time; commits that
+/// arrive while one is in flight ask for one more, sent when it returns.
+#[derive(Debug, Default)]
+struct Announcer {
+    /// `(sending, again)`: a notification is in flight; another is wanted after it.
+    state: Arc<std::sync::Mutex<(bool, bool)>>,
+}
+
+impl Announcer {
+    fn announce(&self, pool: &sqlx::PgPool) {
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.0 {
+                state.1 = true;
+                return;
+            }
+            *state = (true, false);
+        }
+        let (pool, state) = (pool.clone(), Arc::clone(&self.state));
+        tokio::spawn(async move {
+            loop {
+                let sent = sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(CHANNEL)
+                    .execute(&pool)
+                    .await;
+                if let Err(e) = sent {
+                    // The other relays' sweep picks the rows up instead.
+                    tracing::debug!(error = %e, "job outbox notification failed");
+                }
+                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                if state.1 {
+                    state.1 = false;
+                } else {
+                    state.0 = false;
+                    return;
+                }
+            }
+        });
+    }
 }
 
 /// A row claimed from the outbox.
@@ -129,6 +179,18 @@ struct OutboxRow {
 }
 
 impl OutboxRow {
+    /// The row as a dispatch due `when`.
+    fn raw(&self, when: When) -> RawDispatch<'_> {
+        RawDispatch {
+            id: &self.job_id,
+            name: &self.job_name,
+            queue: &self.queue,
+            payload: &self.payload,
+            group: self.group_id.as_deref(),
+            when,
+        }
+    }
+
     /// A row of `job_outbox`: the columns both databases store alike are read here,
     /// `available_at` (stored differently) comes decoded.
     fn read<'r, R>(row: &'r R, available_at: DateTime<Utc>) -> Result<Self, sqlx::Error>
@@ -170,6 +232,7 @@ impl JobBuffer {
                 db,
                 queue,
                 nudge: Notify::new(),
+                announcer: Announcer::default(),
                 sweep_every: sweep_every.max(Duration::from_millis(10)),
                 claim_for: claim_for.max(Duration::from_secs(1)),
                 batch: 500,
@@ -229,10 +292,6 @@ impl JobBuffer {
                     .bind(&group)
                     .execute(&mut **t)
                     .await?;
-                sqlx::query("SELECT pg_notify($1, '')")
-                    .bind(CHANNEL)
-                    .execute(&mut **t)
-                    .await?;
             }
             Tx::Sqlite(t) => {
                 sqlx::query(sql)
@@ -250,13 +309,18 @@ impl JobBuffer {
         Ok(id)
     }
 
-    /// Commits `tx` and wakes the relay at once.
+    /// Commits `tx` and wakes the relay at once: this process's, and on PostgreSQL the relays
+    /// of other processes (one `pg_notify` after the commit, shared with the commits made while
+    /// it is in flight; it is not awaited).
     ///
     /// # Errors
     /// The commit failed (nothing is dispatched).
     pub async fn commit(&self, tx: Tx) -> Result<()> {
         tx.commit().await?;
         self.inner.nudge.notify_one();
+        if let Database::Postgres(pool) = &self.inner.db {
+            self.inner.announcer.announce(pool);
+        }
         Ok(())
     }
 
@@ -278,25 +342,51 @@ impl JobBuffer {
         let now = Utc::now();
         let mut done = Vec::with_capacity(rows.len());
         let mut outcome = Ok(());
-        let mut untried = &rows[..0];
-        for (i, row) in rows.iter().enumerate() {
+        // Rows due now and ungrouped go to their queue in one push per queue (one round trip
+        // instead of one per row); the others, and any a bulk push refused, one at a time.
+        let mut bulk: Vec<(&str, Vec<&OutboxRow>)> = Vec::new();
+        let mut single: Vec<&OutboxRow> = Vec::new();
+        for row in &rows {
+            if row.available_at <= now
+                && row.group_id.is_none()
+                && Queue::raw_ok(row.raw(When::Now))
+            {
+                match bulk.iter_mut().find(|(queue, _)| *queue == row.queue) {
+                    Some((_, list)) => list.push(row),
+                    None => bulk.push((&row.queue, vec![row])),
+                }
+            } else {
+                single.push(row);
+            }
+        }
+        let mut untried: Vec<i64> = Vec::new();
+        let mut bulk = bulk.into_iter();
+        for (queue, list) in bulk.by_ref() {
+            let raws: Vec<RawDispatch<'_>> = list.iter().map(|row| row.raw(When::Now)).collect();
+            match self.inner.queue.dispatch_raw_many(queue, &raws).await {
+                Ok(()) => done.extend(list.iter().map(|row| row.id)),
+                Err(e) if queue_unreachable(&e) => {
+                    tracing::warn!(queue, rows = list.len(), error = %e, "job queue unreachable; the outbox rows wait for the next pass");
+                    untried.extend(list.iter().map(|row| row.id));
+                    outcome = Err(e);
+                    break;
+                }
+                // Refused as a whole: each row is tried alone, so only a faulty one counts.
+                Err(_) => single.extend(list),
+            }
+        }
+        if outcome.is_err() {
+            untried.extend(bulk.flat_map(|(_, list)| list).map(|row| row.id));
+            untried.extend(single.iter().map(|row| row.id));
+            single.clear();
+        }
+        for (i, row) in single.iter().enumerate() {
             let when = if row.available_at > now {
                 When::At(row.available_at.timestamp_millis())
             } else {
                 When::Now
             };
-            let sent = self
-                .inner
-                .queue
-                .dispatch_raw(RawDispatch {
-                    id: &row.job_id,
-                    name: &row.job_name,
-                    queue: &row.queue,
-                    payload: &row.payload,
-                    group: row.group_id.as_deref(),
-                    when,
-                })
-                .await;
+            let sent = self.inner.queue.dispatch_raw(row.raw(when)).await;
             match sent {
                 Ok(_) => done.push(row.id),
                 Err(e) => {
@@ -318,11 +408,12 @@ impl JobBuffer {
                         .await
                     {
                         outcome = Err(db);
+                        untried.extend(single[i + 1..].iter().map(|row| row.id));
                         break;
                     }
                     if unreachable {
                         outcome = Err(e);
-                        untried = &rows[i + 1..];
+                        untried.extend(single[i + 1..].iter().map(|row| row.id));
                         break;
                     }
                 }
@@ -334,8 +425,7 @@ impl JobBuffer {
         if !untried.is_empty() {
             // Not tried at all: free their claim for the next pass instead of leaving them
             // reserved until it expires.
-            let ids: Vec<i64> = untried.iter().map(|r| r.id).collect();
-            self.release(&ids).await?;
+            self.release(&untried).await?;
         }
         outcome?;
         Ok(done.len() as u64)

@@ -118,6 +118,60 @@ async fn sqlite_commit_reaches_the_queue_without_a_sweep() {
     assert_prompt("sqlite", &took);
 }
 
+/// A process without a relay commits through `JobBuffer::commit`: the relay of another process
+/// (here another buffer, whose sweep is an hour away) dispatches every job at once, woken by
+/// the notification sent after the commits, however many commits run concurrently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_commit_wakes_the_relay_of_another_process() {
+    let Some(pg) =
+        test_support::postgres("postgres_commit_wakes_the_relay_of_another_process").await
+    else {
+        return;
+    };
+    let db = Database::Postgres(pg.pool.clone());
+    let queue = Queue::memory();
+    let relaying = JobBuffer::with_intervals(
+        db.clone(),
+        queue.clone(),
+        Duration::from_secs(3600),
+        Duration::from_secs(30),
+    );
+    let relay = relaying.spawn_relay();
+    tokio::time::sleep(Duration::from_millis(200)).await; // the relay is up and listening
+    let committing = JobBuffer::new(db.clone(), queue.clone());
+    let mut expected = 0;
+    for round in 0..3u64 {
+        let mut tasks = Vec::new();
+        for t in 0..16u64 {
+            let (db, committing) = (db.clone(), committing.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..5u64 {
+                    let mut tx = db.begin().await.unwrap();
+                    let job = TestJob::new(format!("x{round}-{t}-{i}"));
+                    committing.push(&mut tx, &job).await.unwrap();
+                    committing.commit(tx).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        expected += 80;
+        assert!(
+            wait_for(Duration::from_secs(10), || async {
+                ready(&queue).await == expected
+            })
+            .await,
+            "round {round}: {} of {expected} dispatched",
+            ready(&queue).await
+        );
+        // Quiet between rounds: the next burst must wake the relay afresh.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(committing.pending().await.unwrap(), 0);
+    relay.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweeper_dispatches_rows_committed_while_no_relay_ran() {
     let db = test_support::sqlite().await;

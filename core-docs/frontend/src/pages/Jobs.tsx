@@ -145,9 +145,12 @@ jobs failed prune AGE        delete failures older than AGE (30s, 15m, 24h, 7d)`
         </p>
         <Snippet source={jobs} region="buffer" />
         <Callout kind="note">
-          On PostgreSQL the relay is woken by <code>pg_notify</code>, delivered only on commit; in the same process{' '}
-          <code>commit</code> wakes it directly; a sweep every few seconds catches anything else. Relays claim rows with a
-          deadline (<code>FOR UPDATE SKIP LOCKED</code> on PostgreSQL), so several relays never dispatch a row twice.
+          In the same process <code>push</code> and <code>commit</code> wake the relay directly; on PostgreSQL{' '}
+          <code>JobBuffer::commit</code> also wakes other processes' relays with one <code>pg_notify</code> sent after
+          the commit (never inside your transaction: PostgreSQL serialises the commits of transactions that notify); a
+          sweep every few seconds catches anything else. Relays claim rows with a deadline (<code>FOR UPDATE SKIP
+          LOCKED</code> on PostgreSQL), so several relays never dispatch a row twice, and send a pass's due rows to the
+          queue in one round trip.
         </Callout>
       </Section>
 
