@@ -107,6 +107,13 @@ pub const SETTINGS: &[Setting] = &[
         "Apply pending migrations when the app starts.",
     ),
     Setting::new(
+        "DATABASE_MAX_CONNECTIONS",
+        "database.max_connections",
+        Kind::Int { min: 1, max: 10_000 },
+        "a whole number 1–10000",
+        "Largest number of open database connections in the pool (per process).",
+    ),
+    Setting::new(
         "CACHE_URL",
         "cache.url",
         Kind::Text,

@@ -125,6 +125,10 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Apply pending migrations when connecting through [`Database::from_config`].
     pub migrate_on_start: bool,
+    /// The pool's largest number of open connections (default 10, at least 1). On PostgreSQL
+    /// concurrent commits share disk flushes, so a busy server wants more connections than
+    /// cores; SQLite uses at most this many readers.
+    pub max_connections: u32,
 }
 
 impl Default for DatabaseConfig {
@@ -133,6 +137,7 @@ impl Default for DatabaseConfig {
         Self {
             url: "sqlite://data/app.sqlite3".to_owned(),
             migrate_on_start: true,
+            max_connections: DatabaseOptions::default().max_connections,
         }
     }
 }
@@ -142,16 +147,25 @@ impl std::fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("url", &crate::settings::redact_url(&self.url))
             .field("migrate_on_start", &self.migrate_on_start)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
 
 impl DatabaseConfig {
-    /// Checks the URL without connecting: its scheme must select a backend.
+    /// Checks the URL without connecting: its scheme must select a backend; and the pool must
+    /// allow at least one connection.
     ///
     /// # Errors
-    /// [`Invalid`](crate::settings::Invalid) naming `database.url`.
+    /// [`Invalid`](crate::settings::Invalid) naming `database.url` or
+    /// `database.max_connections`.
     pub fn check(&self) -> std::result::Result<(), crate::settings::Invalid> {
+        if self.max_connections == 0 {
+            return Err(crate::settings::Invalid::new(
+                "database.max_connections",
+                "must be at least 1".to_owned(),
+            ));
+        }
         Backend::from_url(&self.url)
             .map(drop)
             .map_err(|e| crate::settings::Invalid::new("database.url", e.to_string()))
@@ -174,7 +188,11 @@ impl Database {
     /// # Errors
     /// An invalid URL, the database unreachable, or a migration that fails.
     pub async fn from_config(config: &DatabaseConfig) -> Result<Self> {
-        let db = Self::connect(&config.url).await?;
+        let options = DatabaseOptions {
+            max_connections: config.max_connections.max(1),
+            ..DatabaseOptions::default()
+        };
+        let db = Self::connect_with(&config.url, &options).await?;
         if config.migrate_on_start {
             db.migrate().await?;
         }
