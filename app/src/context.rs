@@ -39,6 +39,8 @@ pub struct AppContext {
     pub metrics: core_web::metrics::Metrics,
     /// API keys: issuing, revoking and authenticating ([`crate::auth::Caller`]).
     pub keys: crate::auth::KeyStore,
+    /// Active-job counts for the submission limits ([`crate::jobs::limits`]).
+    pub active: crate::jobs::limits::ActiveCounts,
 }
 
 impl AppContext {
@@ -73,6 +75,7 @@ impl AppContext {
             queue,
             storage,
             keys,
+            active: crate::jobs::limits::ActiveCounts::default(),
         })
     }
 

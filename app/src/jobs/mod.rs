@@ -19,6 +19,7 @@ use core_jobs::{QueueDriver, Shutdown, Worker, WorkerHandle};
 use crate::AppContext;
 
 pub mod kinds;
+pub mod limits;
 pub mod retention;
 pub mod run;
 pub mod state;
@@ -93,17 +94,6 @@ pub async fn submit(
         finished_at: None,
     };
     store::insert(&mut tx, &row).await?;
-    store::insert_event(&mut tx, id, None, State::Created, 0, None, now).await?;
-    store::insert_event(
-        &mut tx,
-        id,
-        Some(State::Created),
-        State::Queued,
-        0,
-        None,
-        now,
-    )
-    .await?;
     Ok((row, tx))
 }
 

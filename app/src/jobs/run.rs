@@ -9,10 +9,11 @@
 //! 2. a job still ASSIGNED or RUNNING was being run by a worker that died: it goes back to
 //!    QUEUED (`worker lost`), counted as a failed attempt;
 //! 3. waits for `execution_at` if it is not there yet (a job never starts early);
-//! 4. QUEUED → ASSIGNED (attempt + 1) → RUNNING, each a compare-and-set, so a cancel that
-//!    lands first wins;
+//! 4. QUEUED → ASSIGNED (attempt + 1) → RUNNING, one compare-and-set writing both events (a
+//!    cancel that lands first wins); its commit does not wait for the disk flush, since a
+//!    database crash that undid it only makes the redelivered job start again;
 //! 5. runs the work, checking every 100 ms whether the client asked it to stop;
-//! 6. finishes with one compare-and-set: SUCCEEDED; CANCELED when it stopped on request (or
+//! 6. finishes with one durable compare-and-set that also stores a small output: SUCCEEDED; CANCELED when it stopped on request (or
 //!    failed while a cancel was pending); back to QUEUED with the error when attempts remain
 //!    (core-jobs runs it again after the backoff); on the last attempt the error is returned
 //!    and `failed()` marks the job FAILED with its reason.
@@ -131,7 +132,17 @@ async fn run(
             tokio::time::sleep(wait).await;
         }
     }
-    let row = match store::transition(db, cache, id, State::Assigned, guard, None, |r| {
+    // QUEUED → ASSIGNED → RUNNING in one transaction on the row just read. Its commit does not
+    // wait for the disk: if the database crashed before flushing it, the queue's redelivery
+    // finds the job QUEUED and starts it again.
+    let start = store::Move {
+        via: Some(State::Assigned),
+        guard,
+        seen: Some(row),
+        relaxed: true,
+        ..store::Move::to(State::Running)
+    };
+    let row = match store::apply(db, cache, id, start, |r| {
         r.attempt += 1;
         r.cancel_requested = false;
     })
@@ -145,18 +156,22 @@ async fn run(
         attempt: Some(attempt),
         ..guard
     };
-    let row = match store::transition(db, cache, id, State::Running, worker, None, |_| {}).await? {
-        Moved::Applied(r) => r,
-        Moved::Refused(_) | Moved::Missing => return Ok(()),
+    let (ended, output) = match work(app, &row, ctx).await {
+        Ok(done) => done,
+        Err(e) => (Ended::Failed(format!("{e:#}")), None),
     };
-    let ended = work(app, &row, ctx).await;
-    let ended = match ended {
-        Ok(ended) => ended,
-        Err(e) => Ended::Failed(format!("{e:#}")),
+    let output = output.as_deref();
+    // The attempt's end: one durable transaction on the row as the start left it, with the
+    // output.
+    let end = store::Move {
+        guard: worker,
+        seen: Some(row.clone()),
+        output,
+        ..store::Move::to(State::Succeeded)
     };
     match ended {
         Ended::Done => {
-            let moved = store::transition(db, cache, id, State::Succeeded, worker, None, |r| {
+            let moved = store::apply(db, cache, id, end, |r| {
                 r.error = None;
                 r.retryable = false;
             })
@@ -171,21 +186,23 @@ async fn run(
             Ok(())
         }
         Ended::Canceled => {
-            store::transition(
-                db,
-                cache,
-                id,
-                State::Canceled,
-                worker,
-                Some("canceled while running"),
-                |_| {},
-            )
-            .await?;
+            let step = store::Move {
+                to: State::Canceled,
+                detail: Some("canceled while running"),
+                ..end
+            };
+            store::apply(db, cache, id, step, |_| {}).await?;
             Ok(())
         }
         Ended::Failed(reason) => {
             if store::cancel_requested(db, id).await? {
-                store::transition(db, cache, id, State::Canceled, worker, Some(&reason), |r| {
+                let step = store::Move {
+                    to: State::Canceled,
+                    detail: Some(&reason),
+                    seen: None,
+                    ..end
+                };
+                store::apply(db, cache, id, step, |r| {
                     r.error = Some(reason.clone());
                 })
                 .await?;
@@ -194,14 +211,20 @@ async fn run(
             let retryable = WorkKind::parse(&row.work_kind).is_some_and(|k| k.spec().retryable);
             if ctx.attempt() < job.attempts && attempt < row.max_attempts {
                 let detail = format!("attempt {attempt} failed: {reason}");
-                store::transition(db, cache, id, State::Queued, worker, Some(&detail), |r| {
+                let step = store::Move {
+                    to: State::Queued,
+                    detail: Some(&detail),
+                    seen: None,
+                    ..end
+                };
+                store::apply(db, cache, id, step, |r| {
                     r.error = Some(reason.clone());
                     r.retryable = retryable;
                 })
                 .await?;
             } else {
                 // The last attempt: core-jobs calls `failed()`, which marks the job FAILED.
-                store::set_error(db, id, &reason, retryable).await?;
+                store::set_error(db, id, &reason, retryable, output).await?;
             }
             Err(anyhow!(reason))
         }
@@ -241,8 +264,13 @@ async fn fail(app: &AppContext, id: &str, reason: &str) -> anyhow::Result<()> {
 }
 
 /// Runs the work of `row`'s kind: waits for the scaled duration (or burns CPU, holds memory,
-/// does I/O), watching for a cancel request, within `MAX_RUNTIME_MS`; then stores the output.
-async fn work(app: &AppContext, row: &JobRow, ctx: &JobContext) -> anyhow::Result<Ended> {
+/// does I/O), watching for a cancel request, within `MAX_RUNTIME_MS`; then stores the output
+/// (artifacts in Storage; a small output is returned, for the row).
+async fn work(
+    app: &AppContext,
+    row: &JobRow,
+    ctx: &JobContext,
+) -> anyhow::Result<(Ended, Option<String>)> {
     let kind = WorkKind::parse(&row.work_kind)
         .with_context(|| format!("unknown work kind {:?}", row.work_kind))?;
     let config = &app.settings.forgerun;
@@ -270,22 +298,23 @@ async fn work(app: &AppContext, row: &JobRow, ctx: &JobContext) -> anyhow::Resul
     };
     stop.store(true, Ordering::Relaxed);
     let timed_out = match outcome? {
-        None => return Ok(Ended::Canceled),
+        None => return Ok((Ended::Canceled, None)),
         Some(timed_out) => timed_out || runs_over,
     };
-    write_output(app, row, spec.output).await?;
+    let output = write_output(app, row, spec.output).await?;
     if timed_out {
-        return Ok(Ended::Failed(format!(
+        let reason = format!(
             "timeout: ran past MAX_RUNTIME_MS ({} ms)",
             limit.as_millis()
-        )));
+        );
+        return Ok((Ended::Failed(reason), output));
     }
     let fails = match spec.failure {
         Failure::Never => false,
         Failure::Always | Failure::Timeout => true,
         Failure::FirstAttempt => row.attempt <= 1,
     };
-    Ok(if fails {
+    let ended = if fails {
         Ended::Failed(format!(
             "{} failed on attempt {}",
             kind.as_str(),
@@ -293,7 +322,8 @@ async fn work(app: &AppContext, row: &JobRow, ctx: &JobContext) -> anyhow::Resul
         ))
     } else {
         Ended::Done
-    })
+    };
+    Ok((ended, output))
 }
 
 /// Completes when the client asks the job to stop or the worker loses the lease.
@@ -389,21 +419,28 @@ async fn io_heavy(app: &AppContext, id: &str, duration: Duration) -> anyhow::Res
     Ok(())
 }
 
-/// Keeps the output: inline up to [`INLINE_LIMIT`], else artifacts in Storage.
-async fn write_output(app: &AppContext, row: &JobRow, output: Output) -> anyhow::Result<()> {
+/// Keeps the output: up to [`INLINE_LIMIT`] it is returned, for the attempt's last
+/// transition to write into the row; larger outputs become artifacts in Storage.
+async fn write_output(
+    app: &AppContext,
+    row: &JobRow,
+    output: Output,
+) -> anyhow::Result<Option<String>> {
     match output {
-        Output::Bytes(0) => Ok(()),
+        Output::Bytes(0) => Ok(None),
         Output::Bytes(len) if len <= INLINE_LIMIT => {
             let text = output_bytes(&row.id, "output", len);
-            let text = String::from_utf8(text).context("output is ASCII")?;
-            store::set_output(&app.db, &row.id, &text).await
+            Ok(Some(String::from_utf8(text).context("output is ASCII")?))
         }
-        Output::Bytes(len) => put_artifact(app, &row.id, "output.txt", len).await,
+        Output::Bytes(len) => {
+            put_artifact(app, &row.id, "output.txt", len).await?;
+            Ok(None)
+        }
         Output::Many { count, each } => {
             for n in 0..count {
                 put_artifact(app, &row.id, &format!("part-{n:03}.txt"), each).await?;
             }
-            Ok(())
+            Ok(None)
         }
     }
 }

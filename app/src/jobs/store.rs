@@ -211,21 +211,8 @@ pub async fn put_artifact(
     Ok(())
 }
 
-/// Keeps a small output in the job row.
-///
-/// # Errors
-/// The database failed.
-pub async fn set_output(db: &Database, job_id: &str, output: &str) -> anyhow::Result<()> {
-    on_db!(db, pool => sqlx::query("UPDATE jobs SET output = $1 WHERE id = $2")
-        .bind(output)
-        .bind(job_id)
-        .execute(pool)
-        .await
-        .map(drop))?;
-    Ok(())
-}
-
-/// Inserts a new job (already in `row.state`) inside `tx`.
+/// Inserts a new job inside `tx` with its events: `job.created`, then the move from CREATED to
+/// `row.state` when it is already further.
 ///
 /// # Errors
 /// The database failed.
@@ -257,38 +244,24 @@ pub async fn insert(tx: &mut Tx, row: &JobRow) -> anyhow::Result<()> {
         .execute(conn)
         .await
         .map(drop))?;
-    Ok(())
-}
-
-/// Appends an event inside `tx`.
-///
-/// # Errors
-/// The database failed.
-pub async fn insert_event(
-    tx: &mut Tx,
-    job_id: &str,
-    prev: Option<State>,
-    next: State,
-    attempt: i64,
-    detail: Option<&str>,
-    at: Timestamp,
-) -> anyhow::Result<()> {
-    let sql = "INSERT INTO job_events (event_id, job_id, event_name, prev_state, next_state, \
-               attempt, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-    let event_id = uuid::Uuid::new_v4().to_string();
-    on_tx!(tx, conn => sqlx::query(sql)
-        .bind(&event_id)
-        .bind(job_id)
-        .bind(next.event_name())
-        .bind(prev.map(State::as_str))
-        .bind(next.as_str())
-        .bind(attempt)
-        .bind(detail)
-        .bind(at)
-        .execute(conn)
-        .await
-        .map(drop))?;
-    Ok(())
+    let created = Event {
+        prev: None,
+        next: State::Created,
+        attempt: row.attempt,
+        detail: None,
+        at: row.created_at,
+    };
+    let state = row.state();
+    if state == State::Created {
+        insert_events(tx, &row.id, &[created]).await
+    } else {
+        let moved = Event {
+            prev: Some(State::Created),
+            next: state,
+            ..created
+        };
+        insert_events(tx, &row.id, &[created, moved]).await
+    }
 }
 
 /// What a transition requires of the row besides an allowed move.
@@ -319,7 +292,7 @@ pub enum Moved {
 /// Moves job `id` to `to`, applying `change` to the row, and appends the event with `detail`,
 /// in one transaction decided by compare-and-set on the row's version. Re-reads and decides
 /// again when a concurrent transition won the race. Invalidates the job's cache entries after
-/// the commit.
+/// the commit. [`apply`] is the same with the options of a [`Move`].
 ///
 /// # Errors
 /// The database failed.
@@ -332,12 +305,88 @@ pub async fn transition(
     detail: Option<&str>,
     change: impl Fn(&mut JobRow),
 ) -> anyhow::Result<Moved> {
+    let step = Move {
+        guard,
+        detail,
+        ..Move::to(to)
+    };
+    apply(db, cache, id, step, change).await
+}
+
+/// A transition as [`apply`] makes it.
+#[derive(Debug, Clone)]
+pub struct Move<'a> {
+    /// The state to reach.
+    pub to: State,
+    /// A state recorded on the way, with its own event, in the same transaction (the worker's
+    /// QUEUED → ASSIGNED → RUNNING): both moves must be allowed.
+    pub via: Option<State>,
+    /// What the row must satisfy besides an allowed move.
+    pub guard: Guard<'a>,
+    /// The last event's detail.
+    pub detail: Option<&'a str>,
+    /// The row as the caller last saw it: the compare-and-set is tried on it first, without
+    /// reading the row again (a stale copy only costs the re-read).
+    pub seen: Option<JobRow>,
+    /// The job's output, written with the row.
+    pub output: Option<&'a str>,
+    /// Commit without waiting for the disk flush (PostgreSQL `synchronous_commit = off`; no
+    /// effect on SQLite). Only for moves that a crash of the database may undo without harm:
+    /// the worker's start, which the queue's redelivery repeats ("worker lost"). The next
+    /// durable commit (the attempt's end) flushes it, since the log is written in order.
+    pub relaxed: bool,
+}
+
+impl Move<'_> {
+    /// A plain durable move to `to`.
+    pub fn to(to: State) -> Self {
+        Self {
+            to,
+            via: None,
+            guard: Guard::default(),
+            detail: None,
+            seen: None,
+            output: None,
+            relaxed: false,
+        }
+    }
+}
+
+/// Makes transition `step` of job `id`, applying `change` to the row (after the `via` step's
+/// own changes of the time columns), as [`transition`] does.
+///
+/// # Errors
+/// The database failed.
+pub async fn apply(
+    db: &Database,
+    cache: &Cache,
+    id: &str,
+    step: Move<'_>,
+    change: impl Fn(&mut JobRow),
+) -> anyhow::Result<Moved> {
+    let Move {
+        to,
+        via,
+        guard,
+        detail,
+        mut seen,
+        output,
+        relaxed,
+    } = step;
     loop {
-        let Some(current) = find(db, id).await? else {
-            return Ok(Moved::Missing);
+        let current = match seen.take() {
+            Some(row) => row,
+            None => match find(db, id).await? {
+                Some(row) => row,
+                None => return Ok(Moved::Missing),
+            },
         };
         let from = current.state();
-        let allowed = from.can_become(to)
+        let path_allowed = match via {
+            Some(via) => from.can_become(via) && via.can_become(to),
+            None => from.can_become(to),
+        };
+        let allowed = path_allowed
             && guard.from.is_none_or(|states| states.contains(&from))
             && guard.attempt.is_none_or(|a| a == current.attempt)
             && guard
@@ -346,13 +395,41 @@ pub async fn transition(
         if !allowed {
             return Ok(Moved::Refused(current));
         }
-        let next = advance(&current, to, &change);
-        let mut tx = db.begin().await?;
-        if !write(&mut tx, &current, &next, detail).await? {
-            tx.rollback().await?;
+        let (next, events) = match via {
+            Some(via) => {
+                let middle = advance(&current, via, &change);
+                let next = advance(&middle, to, |_| {});
+                let events = [
+                    Event::of(&current, &middle, None),
+                    Event::of(&middle, &next, detail),
+                ];
+                (next, events.to_vec())
+            }
+            None => {
+                let next = advance(&current, to, &change);
+                let events = vec![Event::of(&current, &next, detail)];
+                (next, events)
+            }
+        };
+        let written = match db {
+            Database::Postgres(pool) => {
+                write_at_once(pool, &next, current.version, output, &events, relaxed).await?
+            }
+            Database::Sqlite(_) => {
+                let mut tx = db.begin().await?;
+                let written = update(&mut tx, &next, current.version, output).await?;
+                if written {
+                    insert_events(&mut tx, &next.id, &events).await?;
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                written
+            }
+        };
+        if !written {
             continue;
         }
-        tx.commit().await?;
         invalidate(cache, &next.id).await;
         record_metrics(&next, to);
         tracing::info!(
@@ -402,45 +479,181 @@ pub async fn write(
     next: &JobRow,
     detail: Option<&str>,
 ) -> anyhow::Result<bool> {
-    if !update(tx, next, current.version).await? {
+    if !update(tx, next, current.version, None).await? {
         return Ok(false);
     }
-    let (from, to) = (current.state(), next.state());
-    insert_event(
-        tx,
-        &next.id,
-        Some(from),
-        to,
-        next.attempt,
-        detail,
-        next.updated_at,
-    )
-    .await?;
+    insert_events(tx, &next.id, &[Event::of(current, next, detail)]).await?;
     Ok(true)
 }
 
-/// Writes every mutable column of `row` if the stored version is still `version`.
-async fn update(tx: &mut Tx, row: &JobRow, version: i64) -> anyhow::Result<bool> {
-    let sql = "UPDATE jobs SET state = $1, attempt = $2, max_attempts = $3, outcome = $4, \
-               error = $5, retryable = $6, dispatch_id = $7, cancel_requested = $8, \
-               version = $9, updated_at = $10, queued_at = $11, started_at = $12, \
-               finished_at = $13 WHERE id = $14 AND version = $15";
-    let changed = on_tx!(tx, conn => sqlx::query(sql)
-        .bind(&row.state)
-        .bind(row.attempt)
-        .bind(row.max_attempts)
-        .bind(&row.outcome)
-        .bind(&row.error)
-        .bind(row.retryable)
-        .bind(&row.dispatch_id)
-        .bind(row.cancel_requested)
-        .bind(row.version)
-        .bind(row.updated_at)
-        .bind(row.queued_at)
-        .bind(row.started_at)
-        .bind(row.finished_at)
-        .bind(&row.id)
-        .bind(version)
+/// The compare-and-set of a transition: every mutable column (`$1`–`$13`), the output when
+/// given (`$14`), for the row `$15` at version `$16`; `bind_update!` binds them.
+const UPDATE_SET: &str = "state = $1, attempt = $2, max_attempts = $3, outcome = $4, \
+    error = $5, retryable = $6, dispatch_id = $7, cancel_requested = $8, version = $9, \
+    updated_at = $10, queued_at = $11, started_at = $12, finished_at = $13, \
+    output = COALESCE($14, output) WHERE id = $15 AND version = $16";
+
+/// Binds `UPDATE_SET`'s parameters, in order, to `$query` (on either engine).
+macro_rules! bind_update {
+    ($query:expr, $row:expr, $version:expr, $output:expr) => {
+        $query
+            .bind(&$row.state)
+            .bind($row.attempt)
+            .bind($row.max_attempts)
+            .bind(&$row.outcome)
+            .bind(&$row.error)
+            .bind($row.retryable)
+            .bind(&$row.dispatch_id)
+            .bind($row.cancel_requested)
+            .bind($row.version)
+            .bind($row.updated_at)
+            .bind($row.queued_at)
+            .bind($row.started_at)
+            .bind($row.finished_at)
+            .bind($output)
+            .bind(&$row.id)
+            .bind($version)
+    };
+}
+
+/// The row update and its events as one PostgreSQL statement (one round trip, its own
+/// transaction): the events are inserted only from the row the compare-and-set updated, so
+/// both happen or neither. False when another transition won. `relaxed` turns off
+/// `synchronous_commit` for this statement's transaction.
+async fn write_at_once(
+    pool: &sqlx::PgPool,
+    row: &JobRow,
+    version: i64,
+    output: Option<&str>,
+    events: &[Event<'_>],
+    relaxed: bool,
+) -> anyhow::Result<bool> {
+    let relax = if relaxed {
+        " AND set_config('synchronous_commit', 'off', true) = 'off'"
+    } else {
+        ""
+    };
+    let mut values = String::new();
+    for i in 0..events.len() {
+        let n = 17 + i * 7;
+        if i > 0 {
+            values.push_str(", ");
+        }
+        values.push_str(&format!(
+            "({i}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            n,
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5,
+            n + 6
+        ));
+    }
+    let sql = format!(
+        "WITH moved AS (UPDATE jobs SET {UPDATE_SET}{relax} RETURNING id) \
+         INSERT INTO job_events (event_id, job_id, event_name, prev_state, next_state, attempt, \
+         detail, created_at) SELECT v.event_id, moved.id, v.event_name, v.prev_state, \
+         v.next_state, v.attempt, v.detail, v.created_at FROM moved, (VALUES {values}) AS \
+         v(ord, event_id, event_name, prev_state, next_state, attempt, detail, created_at) \
+         ORDER BY v.ord"
+    );
+    let ids: Vec<String> = events
+        .iter()
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let mut query = bind_update!(sqlx::query(&sql), row, version, output);
+    for (event, event_id) in events.iter().zip(&ids) {
+        query = query
+            .bind(event_id)
+            .bind(event.next.event_name())
+            .bind(event.prev.map(State::as_str))
+            .bind(event.next.as_str())
+            .bind(event.attempt)
+            .bind(event.detail)
+            .bind(event.at);
+    }
+    let inserted = query.execute(pool).await?.rows_affected();
+    Ok(inserted > 0)
+}
+
+/// One step's event, as [`insert_events`] writes it.
+#[derive(Debug, Clone, Copy)]
+struct Event<'a> {
+    prev: Option<State>,
+    next: State,
+    attempt: i64,
+    detail: Option<&'a str>,
+    at: Timestamp,
+}
+
+impl<'a> Event<'a> {
+    fn of(before: &JobRow, after: &JobRow, detail: Option<&'a str>) -> Self {
+        Self {
+            prev: Some(before.state()),
+            next: after.state(),
+            attempt: after.attempt,
+            detail,
+            at: after.updated_at,
+        }
+    }
+}
+
+/// Appends `events` of job `job_id` inside `tx`, in order, with one statement.
+async fn insert_events(tx: &mut Tx, job_id: &str, events: &[Event<'_>]) -> anyhow::Result<()> {
+    let mut sql = String::from(
+        "INSERT INTO job_events (event_id, job_id, event_name, prev_state, next_state, attempt, \
+         detail, created_at) VALUES ",
+    );
+    for i in 0..events.len() {
+        let n = i * 8;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5,
+            n + 6,
+            n + 7,
+            n + 8
+        ));
+    }
+    let ids: Vec<String> = events
+        .iter()
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    on_tx!(tx, conn => {
+        let mut query = sqlx::query(&sql);
+        for (event, event_id) in events.iter().zip(&ids) {
+            query = query
+                .bind(event_id)
+                .bind(job_id)
+                .bind(event.next.event_name())
+                .bind(event.prev.map(State::as_str))
+                .bind(event.next.as_str())
+                .bind(event.attempt)
+                .bind(event.detail)
+                .bind(event.at);
+        }
+        query.execute(conn).await.map(drop)
+    })?;
+    Ok(())
+}
+
+/// Writes every mutable column of `row` (and `output` when given) if the stored version is
+/// still `version`.
+async fn update(
+    tx: &mut Tx,
+    row: &JobRow,
+    version: i64,
+    output: Option<&str>,
+) -> anyhow::Result<bool> {
+    let sql = format!("UPDATE jobs SET {UPDATE_SET}");
+    let changed = on_tx!(tx, conn => bind_update!(sqlx::query(&sql), row, version, output)
         .execute(conn)
         .await
         .map(|done| done.rows_affected()))?;
@@ -523,7 +736,8 @@ pub async fn queued(db: &Database, limit: i64) -> anyhow::Result<Vec<JobRow>> {
     Ok(on_db!(db, pool => sqlx::query_as::<_, JobRow>(&sql).bind(limit).fetch_all(pool).await)?)
 }
 
-/// Records the last attempt's error without a transition (the `failed()` callback makes it).
+/// Records the last attempt's error (and its output, when given) without a transition (the
+/// `failed()` callback makes it).
 ///
 /// # Errors
 /// The database failed.
@@ -532,10 +746,14 @@ pub async fn set_error(
     id: &str,
     error: &str,
     retryable: bool,
+    output: Option<&str>,
 ) -> anyhow::Result<()> {
-    on_db!(db, pool => sqlx::query("UPDATE jobs SET error = $1, retryable = $2 WHERE id = $3")
+    let sql = "UPDATE jobs SET error = $1, retryable = $2, output = COALESCE($3, output) \
+               WHERE id = $4";
+    on_db!(db, pool => sqlx::query(sql)
         .bind(error)
         .bind(retryable)
+        .bind(output)
         .bind(id)
         .execute(pool)
         .await

@@ -180,16 +180,17 @@ fn queue_full(message: String) -> AppError {
     .with_header("retry-after", "5")
 }
 
-/// Refuses a submission past the active-job limits; nothing has been written yet.
+/// Refuses a submission past the active-job limits ([`jobs::limits`]); nothing has been written
+/// yet.
 async fn check_limits(ctx: &AppContext, caller: &Caller) -> Result<(), AppError> {
     let limits = &ctx.settings.forgerun;
-    let active = store::active(&ctx.db, Some(&caller.client_id)).await?;
+    let active = ctx.active.get(&ctx.db, Some(&caller.client_id)).await?;
     if active >= limits.max_active_jobs_per_client {
         return Err(queue_full(format!(
             "This client has {active} active jobs, the most allowed (MAX_ACTIVE_JOBS_PER_CLIENT)"
         )));
     }
-    let depth = store::active(&ctx.db, None).await?;
+    let depth = ctx.active.get(&ctx.db, None).await?;
     if depth >= limits.max_queue_depth {
         return Err(queue_full(
             "The queue is full (MAX_QUEUE_DEPTH); try again later".to_owned(),
@@ -258,6 +259,7 @@ pub async fn submit(
             claim.complete(&mut tx, StatusCode::ACCEPTED, &body).await?;
         }
         ctx.buffer.commit(tx).await?;
+        ctx.active.added(&caller.client_id);
         metrics::counter!("jobs_submitted_total", "work_kind" => view.work_kind.clone())
             .increment(1);
         tracing::info!(
