@@ -272,3 +272,41 @@ async fn database_futures_can_be_spawned() {
     });
     assert_eq!(task.await.unwrap().unwrap(), 1);
 }
+
+/// The pool does not ping a connection on every acquire (one round trip per query), only one
+/// that sat idle for `ping_if_idle_for`: a connection the server dropped while it was idle is
+/// then found dead and replaced before anyone gets it.
+#[tokio::test]
+async fn an_idle_connection_the_server_dropped_is_replaced() {
+    let Some(pg) =
+        test_support::postgres("an_idle_connection_the_server_dropped_is_replaced").await
+    else {
+        return;
+    };
+    let options = DatabaseOptions {
+        max_connections: 1,
+        ping_if_idle_for: Duration::from_millis(100),
+        ..DatabaseOptions::default()
+    };
+    let db = Database::connect_with(&pg.url, &options).await.unwrap();
+    let pool = db.as_postgres().unwrap().clone();
+    let pid = || async {
+        sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+            .fetch_one(&pool)
+            .await
+    };
+    let first = pid().await.unwrap();
+    assert_eq!(pid().await.unwrap(), first, "one connection, reused");
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(&pg.pool)
+        .await
+        .unwrap();
+    assert!(killed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = pid()
+        .await
+        .expect("the dead connection was replaced, not handed out");
+    assert_ne!(second, first);
+    db.close().await;
+}

@@ -103,6 +103,10 @@ pub struct DatabaseOptions {
     pub acquire_timeout: Duration,
     /// How long a SQLite writer waits for the lock before failing (default 5 s).
     pub sqlite_busy_timeout: Duration,
+    /// A pooled connection idle for at least this long is pinged before it is handed out
+    /// (default 1 s); one used more recently is not, since the pool pings every connection as
+    /// it comes back. sqlx's default pings on every acquire: one more round trip per query.
+    pub ping_if_idle_for: Duration,
 }
 
 impl Default for DatabaseOptions {
@@ -111,6 +115,7 @@ impl Default for DatabaseOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
             sqlite_busy_timeout: Duration::from_secs(5),
+            ping_if_idle_for: Duration::from_secs(1),
         }
     }
 }
@@ -172,6 +177,20 @@ impl DatabaseConfig {
     }
 }
 
+/// The pool's check before it hands out `conn`: a ping when it has been idle for `idle` or
+/// more (a server restart or a dropped socket while it sat in the pool); a connection that
+/// fails it is replaced.
+async fn ping_if_idle<C: sqlx::Connection>(
+    conn: &mut C,
+    meta: sqlx::pool::PoolConnectionMetadata,
+    idle: Duration,
+) -> std::result::Result<bool, sqlx::Error> {
+    if meta.idle_for >= idle {
+        conn.ping().await?;
+    }
+    Ok(true)
+}
+
 /// A cheap, cloneable handle over a connection pool to PostgreSQL or SQLite.
 #[derive(Debug, Clone)]
 pub enum Database {
@@ -210,9 +229,14 @@ impl Database {
             Backend::Postgres => {
                 let connect = PgConnectOptions::from_str(url)
                     .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
+                let idle = options.ping_if_idle_for;
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
+                    .test_before_acquire(false)
+                    .before_acquire(move |conn, meta| {
+                        Box::pin(async move { ping_if_idle(conn, meta, idle).await })
+                    })
                     .connect_with(connect)
                     .await?;
                 Ok(Self::Postgres(pool))
@@ -231,9 +255,14 @@ impl Database {
                 {
                     tokio::fs::create_dir_all(parent).await?;
                 }
+                let idle = options.ping_if_idle_for;
                 let pool = SqlitePoolOptions::new()
                     .max_connections(options.max_connections.max(1))
                     .acquire_timeout(options.acquire_timeout)
+                    .test_before_acquire(false)
+                    .before_acquire(move |conn, meta| {
+                        Box::pin(async move { ping_if_idle(conn, meta, idle).await })
+                    })
                     .connect_with(connect)
                     .await?;
                 Ok(Self::Sqlite(pool))
