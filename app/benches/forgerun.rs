@@ -27,6 +27,10 @@ use axum::routing::get;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+/// The allocator the `app` binary uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Keep-alive connections the load generator uses.
 const CONNECTIONS: usize = 32;
 
@@ -155,6 +159,11 @@ async fn run() {
     let storage = dir.path().join("storage").display().to_string();
     let data = dir.path().join("data").display().to_string();
     let cache_url = format!("tiered+{}", redis.url);
+    // The pool is the one setting a deployment would tune for this load: `DATABASE_MAX_CONNECTIONS`
+    // overrides it here too.
+    let pool_size = std::env::var("DATABASE_MAX_CONNECTIONS").unwrap_or_else(|_| "40".to_owned());
+    let worker_concurrency =
+        std::env::var("WORKER_CONCURRENCY").unwrap_or_else(|_| "64".to_owned());
     let vars: std::collections::HashMap<&str, &str> = [
         ("DATABASE_URL", pg.url.as_str()),
         ("CACHE_URL", cache_url.as_str()),
@@ -163,8 +172,8 @@ async fn run() {
         ("STORAGE_ROOT", storage.as_str()),
         ("DATA_DIR", data.as_str()),
         ("WORK_TIME_SCALE", "0"),
-        ("WORKER_CONCURRENCY", "64"),
-        ("DATABASE_MAX_CONNECTIONS", "40"),
+        ("WORKER_CONCURRENCY", worker_concurrency.as_str()),
+        ("DATABASE_MAX_CONNECTIONS", pool_size.as_str()),
         ("RATE_LIMIT_PER_MINUTE", "10000000"),
         ("MAX_ACTIVE_JOBS_PER_CLIENT", "100000000"),
         ("MAX_QUEUE_DEPTH", "100000000"),

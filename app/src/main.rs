@@ -22,6 +22,12 @@
 
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: a server allocates and frees small buffers on
+/// every thread all the time, where glibc's malloc spends a measurable share of the CPU
+/// (`cargo bench -p app --bench forgerun` uses it too).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::bail;
 use app::Settings;
 use clap::{Parser, Subcommand};

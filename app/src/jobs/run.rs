@@ -11,7 +11,9 @@
 //! 3. waits for `execution_at` if it is not there yet (a job never starts early);
 //! 4. QUEUED → ASSIGNED (attempt + 1) → RUNNING, one compare-and-set writing both events (a
 //!    cancel that lands first wins); its commit does not wait for the disk flush, since a
-//!    database crash that undid it only makes the redelivered job start again;
+//!    database crash that undid it only makes the redelivered job start again. On PostgreSQL
+//!    the usual case (a QUEUED job of this dispatch, due now) is steps 1–4 in one statement
+//!    ([`store::start`]); anything else takes the steps one by one;
 //! 5. runs the work, checking every 100 ms whether the client asked it to stop;
 //! 6. finishes with one durable compare-and-set that also stores a small output: SUCCEEDED; CANCELED when it stopped on request (or
 //!    failed while a cancel was pending); back to QUEUED with the error when attempts remain
@@ -94,62 +96,21 @@ async fn run(
 ) -> anyhow::Result<()> {
     let (db, cache) = (&app.db, &app.cache);
     let id = job.job_id.as_str();
-    let Some(mut row) = store::find(db, id).await? else {
-        return Ok(());
+    // The usual case, a QUEUED job of this dispatch that is due, starts in one statement.
+    let started = match dispatch {
+        Some(dispatch) => store::start(db, cache, id, dispatch).await?,
+        None => None,
     };
-    if dispatch.is_some() && row.dispatch_id.as_deref() != dispatch {
-        tracing::debug!(job_id = id, "stale dispatch: another dispatch owns the job");
-        return Ok(());
-    }
+    let row = match started {
+        Some(row) => row,
+        None => match start(app, id, dispatch).await? {
+            Some(row) => row,
+            None => return Ok(()),
+        },
+    };
     let guard = Guard {
         dispatch_id: dispatch,
         ..Guard::default()
-    };
-    if matches!(row.state(), State::Assigned | State::Running) {
-        match store::transition(
-            db,
-            cache,
-            id,
-            State::Queued,
-            guard,
-            Some("worker lost"),
-            |r| {
-                r.error = Some("worker lost".to_owned());
-            },
-        )
-        .await?
-        {
-            Moved::Applied(r) => row = r,
-            Moved::Refused(_) | Moved::Missing => return Ok(()),
-        }
-    }
-    if row.state() != State::Queued {
-        return Ok(());
-    }
-    if let Some(at) = row.execution_at {
-        let wait = (at.get() - chrono::Utc::now()).to_std().unwrap_or_default();
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-    }
-    // QUEUED → ASSIGNED → RUNNING in one transaction on the row just read. Its commit does not
-    // wait for the disk: if the database crashed before flushing it, the queue's redelivery
-    // finds the job QUEUED and starts it again.
-    let start = store::Move {
-        via: Some(State::Assigned),
-        guard,
-        seen: Some(row),
-        relaxed: true,
-        ..store::Move::to(State::Running)
-    };
-    let row = match store::apply(db, cache, id, start, |r| {
-        r.attempt += 1;
-        r.cancel_requested = false;
-    })
-    .await?
-    {
-        Moved::Applied(r) => r,
-        Moved::Refused(_) | Moved::Missing => return Ok(()),
     };
     let attempt = row.attempt;
     let worker = Guard {
@@ -228,6 +189,74 @@ async fn run(
             }
             Err(anyhow!(reason))
         }
+    }
+}
+
+/// Steps 1–4 when the one-statement start did not apply: reads the job and starts it if this
+/// dispatch may (recovering a dead worker's attempt, waiting for `execution_at`); the RUNNING
+/// row, or `None` when the job is not this dispatch's to run.
+async fn start(
+    app: &AppContext,
+    id: &str,
+    dispatch: Option<&str>,
+) -> anyhow::Result<Option<JobRow>> {
+    let (db, cache) = (&app.db, &app.cache);
+    let Some(mut row) = store::find(db, id).await? else {
+        return Ok(None);
+    };
+    if dispatch.is_some() && row.dispatch_id.as_deref() != dispatch {
+        tracing::debug!(job_id = id, "stale dispatch: another dispatch owns the job");
+        return Ok(None);
+    }
+    let guard = Guard {
+        dispatch_id: dispatch,
+        ..Guard::default()
+    };
+    if matches!(row.state(), State::Assigned | State::Running) {
+        match store::transition(
+            db,
+            cache,
+            id,
+            State::Queued,
+            guard,
+            Some("worker lost"),
+            |r| {
+                r.error = Some("worker lost".to_owned());
+            },
+        )
+        .await?
+        {
+            Moved::Applied(r) => row = r,
+            Moved::Refused(_) | Moved::Missing => return Ok(None),
+        }
+    }
+    if row.state() != State::Queued {
+        return Ok(None);
+    }
+    if let Some(at) = row.execution_at {
+        let wait = (at.get() - chrono::Utc::now()).to_std().unwrap_or_default();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    // QUEUED → ASSIGNED → RUNNING in one transaction on the row just read. Its commit does not
+    // wait for the disk: if the database crashed before flushing it, the queue's redelivery
+    // finds the job QUEUED and starts it again.
+    let start = store::Move {
+        via: Some(State::Assigned),
+        guard,
+        seen: Some(row),
+        relaxed: true,
+        ..store::Move::to(State::Running)
+    };
+    match store::apply(db, cache, id, start, |r| {
+        r.attempt += 1;
+        r.cancel_requested = false;
+    })
+    .await?
+    {
+        Moved::Applied(r) => Ok(Some(r)),
+        Moved::Refused(_) | Moved::Missing => Ok(None),
     }
 }
 

@@ -217,33 +217,6 @@ pub async fn put_artifact(
 /// # Errors
 /// The database failed.
 pub async fn insert(tx: &mut Tx, row: &JobRow) -> anyhow::Result<()> {
-    let sql = format!(
-        "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-         $12, $13, $14, $15, $16, $17, $18, $19)"
-    );
-    on_tx!(tx, conn => sqlx::query(&sql)
-        .bind(&row.id)
-        .bind(&row.client_id)
-        .bind(&row.work_kind)
-        .bind(&row.state)
-        .bind(row.attempt)
-        .bind(row.max_attempts)
-        .bind(&row.outcome)
-        .bind(&row.error)
-        .bind(row.retryable)
-        .bind(&row.callback)
-        .bind(&row.dispatch_id)
-        .bind(row.cancel_requested)
-        .bind(row.version)
-        .bind(row.execution_at)
-        .bind(row.created_at)
-        .bind(row.updated_at)
-        .bind(row.queued_at)
-        .bind(row.started_at)
-        .bind(row.finished_at)
-        .execute(conn)
-        .await
-        .map(drop))?;
     let created = Event {
         prev: None,
         next: State::Created,
@@ -251,16 +224,60 @@ pub async fn insert(tx: &mut Tx, row: &JobRow) -> anyhow::Result<()> {
         detail: None,
         at: row.created_at,
     };
-    let state = row.state();
-    if state == State::Created {
-        insert_events(tx, &row.id, &[created]).await
+    let moved = Event {
+        prev: Some(State::Created),
+        next: row.state(),
+        ..created
+    };
+    let events = if moved.next == State::Created {
+        &[created][..]
     } else {
-        let moved = Event {
-            prev: Some(State::Created),
-            next: state,
-            ..created
+        &[created, moved][..]
+    };
+    let values = "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                  $17, $18, $19)";
+    macro_rules! bind_row {
+        ($query:expr) => {
+            $query
+                .bind(&row.id)
+                .bind(&row.client_id)
+                .bind(&row.work_kind)
+                .bind(&row.state)
+                .bind(row.attempt)
+                .bind(row.max_attempts)
+                .bind(&row.outcome)
+                .bind(&row.error)
+                .bind(row.retryable)
+                .bind(&row.callback)
+                .bind(&row.dispatch_id)
+                .bind(row.cancel_requested)
+                .bind(row.version)
+                .bind(row.execution_at)
+                .bind(row.created_at)
+                .bind(row.updated_at)
+                .bind(row.queued_at)
+                .bind(row.started_at)
+                .bind(row.finished_at)
         };
-        insert_events(tx, &row.id, &[created, moved]).await
+    }
+    match tx {
+        // The row and its events in one statement: one round trip.
+        Tx::Postgres(t) => {
+            let sql = format!(
+                "WITH inserted AS (INSERT INTO jobs ({JOB_COLUMNS}) {values} RETURNING id) {}",
+                events_from("inserted", 20, events.len())
+            );
+            let ids = event_ids(events);
+            bind_events(bind_row!(sqlx::query(&sql)), events, &ids)
+                .execute(&mut **t)
+                .await?;
+            Ok(())
+        }
+        Tx::Sqlite(t) => {
+            let sql = format!("INSERT INTO jobs ({JOB_COLUMNS}) {values}");
+            bind_row!(sqlx::query(&sql)).execute(&mut **t).await?;
+            insert_events(tx, &row.id, events).await
+        }
     }
 }
 
@@ -446,6 +463,65 @@ pub async fn apply(
     }
 }
 
+/// The worker's start in one PostgreSQL statement, without reading the row first: job `id`,
+/// if it is QUEUED, owned by `dispatch` and due, moves QUEUED → ASSIGNED (attempt + 1) →
+/// RUNNING with both events, as [`apply`] would with `via: ASSIGNED` and `relaxed`. `None`
+/// when it is not (or on SQLite): the caller then reads the row and decides with [`apply`].
+///
+/// # Errors
+/// The database failed.
+pub async fn start(
+    db: &Database,
+    cache: &Cache,
+    id: &str,
+    dispatch: &str,
+) -> anyhow::Result<Option<JobRow>> {
+    let Database::Postgres(pool) = db else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "WITH moved AS (UPDATE jobs SET state = $6, attempt = attempt + 1, \
+         cancel_requested = FALSE, version = version + 2, updated_at = $3, \
+         started_at = COALESCE(started_at, $3) WHERE id = $1 AND state = $7 \
+         AND dispatch_id = $2 AND (execution_at IS NULL OR execution_at <= $3) \
+         AND set_config('synchronous_commit', 'off', true) = 'off' RETURNING {JOB_COLUMNS}), \
+         logged AS (INSERT INTO job_events (event_id, job_id, event_name, prev_state, \
+         next_state, attempt, detail, created_at) SELECT v.event_id, moved.id, v.event_name, \
+         v.prev_state, v.next_state, moved.attempt, NULL, $3 FROM moved, \
+         (VALUES (0, $4, $8, $7, $9), (1, $5, $10, $9, $6)) AS \
+         v(ord, event_id, event_name, prev_state, next_state) ORDER BY v.ord) \
+         SELECT {JOB_COLUMNS} FROM moved"
+    );
+    let row: Option<JobRow> = sqlx::query_as(&sql)
+        .bind(id)
+        .bind(dispatch)
+        .bind(Timestamp::now())
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(State::Running.as_str())
+        .bind(State::Queued.as_str())
+        .bind(State::Assigned.event_name())
+        .bind(State::Assigned.as_str())
+        .bind(State::Running.event_name())
+        .fetch_optional(pool)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    invalidate(cache, id).await;
+    record_metrics(&row, State::Running);
+    tracing::info!(
+        job_id = id,
+        client_id = row.client_id,
+        action = "transition",
+        prev_state = State::Queued.as_str(),
+        next_state = State::Running.as_str(),
+        attempt = row.attempt,
+        "job transition"
+    );
+    Ok(Some(row))
+}
+
 /// `current` moved to `to`: state, version, the time columns, then `change`.
 pub fn advance(current: &JobRow, to: State, change: impl Fn(&mut JobRow)) -> JobRow {
     let now = Timestamp::now();
@@ -533,37 +609,56 @@ async fn write_at_once(
     } else {
         ""
     };
-    let mut values = String::new();
-    for i in 0..events.len() {
-        let n = 17 + i * 7;
-        if i > 0 {
-            values.push_str(", ");
-        }
-        values.push_str(&format!(
-            "({i}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            n,
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5,
-            n + 6
-        ));
-    }
     let sql = format!(
-        "WITH moved AS (UPDATE jobs SET {UPDATE_SET}{relax} RETURNING id) \
-         INSERT INTO job_events (event_id, job_id, event_name, prev_state, next_state, attempt, \
-         detail, created_at) SELECT v.event_id, moved.id, v.event_name, v.prev_state, \
-         v.next_state, v.attempt, v.detail, v.created_at FROM moved, (VALUES {values}) AS \
-         v(ord, event_id, event_name, prev_state, next_state, attempt, detail, created_at) \
-         ORDER BY v.ord"
+        "WITH moved AS (UPDATE jobs SET {UPDATE_SET}{relax} RETURNING id) {}",
+        events_from("moved", 17, events.len())
     );
-    let ids: Vec<String> = events
+    let ids = event_ids(events);
+    let query = bind_update!(sqlx::query(&sql), row, version, output);
+    let inserted = bind_events(query, events, &ids)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(inserted > 0)
+}
+
+/// `INSERT INTO job_events … SELECT … FROM {source}` for `count` events whose parameters are
+/// numbered from `$first`, 7 each ([`bind_events`] binds them); the job's id is `{source}.id`,
+/// so the events are written only when the statement's `source` step returned its row
+/// (PostgreSQL).
+fn events_from(source: &str, first: usize, count: usize) -> String {
+    let values: Vec<String> = (0..count)
+        .map(|i| {
+            let n = first + i * 7;
+            let params: Vec<String> = (n..n + 7).map(|p| format!("${p}")).collect();
+            format!("({i}, {})", params.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO job_events (event_id, job_id, event_name, prev_state, next_state, attempt, \
+         detail, created_at) SELECT v.event_id, {source}.id, v.event_name, v.prev_state, \
+         v.next_state, v.attempt, v.detail, v.created_at FROM {source}, (VALUES {}) AS \
+         v(ord, event_id, event_name, prev_state, next_state, attempt, detail, created_at) \
+         ORDER BY v.ord",
+        values.join(", ")
+    )
+}
+
+/// A new id for each of `events`.
+fn event_ids(events: &[Event<'_>]) -> Vec<String> {
+    events
         .iter()
         .map(|_| uuid::Uuid::new_v4().to_string())
-        .collect();
-    let mut query = bind_update!(sqlx::query(&sql), row, version, output);
-    for (event, event_id) in events.iter().zip(&ids) {
+        .collect()
+}
+
+/// Binds the parameters of [`events_from`], in order.
+fn bind_events<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    events: &'q [Event<'q>],
+    ids: &'q [String],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    for (event, event_id) in events.iter().zip(ids) {
         query = query
             .bind(event_id)
             .bind(event.next.event_name())
@@ -573,8 +668,7 @@ async fn write_at_once(
             .bind(event.detail)
             .bind(event.at);
     }
-    let inserted = query.execute(pool).await?.rows_affected();
-    Ok(inserted > 0)
+    query
 }
 
 /// One step's event, as [`insert_events`] writes it.
