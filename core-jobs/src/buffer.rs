@@ -125,6 +125,50 @@ struct Inner {
     batch: i64,
 }
 
+/// A job's outbox row for a statement of your own, from [`JobBuffer::outbox_row`]
+/// (PostgreSQL).
+#[derive(Debug, Clone)]
+pub struct OutboxInsert {
+    id: JobId,
+    name: &'static str,
+    queue: &'static str,
+    payload: String,
+    group: Option<String>,
+    at: DateTime<Utc>,
+}
+
+impl OutboxInsert {
+    /// The id the job will have in the queue.
+    pub fn id(&self) -> &JobId {
+        &self.id
+    }
+
+    /// `INSERT INTO job_outbox (…) VALUES (…)` with its 6 parameters numbered from `$first`,
+    /// for a `WITH` clause; [`bind`](Self::bind) binds them, in order.
+    pub fn insert_sql(&self, first: usize) -> String {
+        let params: Vec<String> = (first..first + 6).map(|n| format!("${n}")).collect();
+        format!(
+            "INSERT INTO job_outbox (job_id, job_name, queue, payload, available_at, group_id) \
+             VALUES ({})",
+            params.join(", ")
+        )
+    }
+
+    /// Binds the parameters of [`insert_sql`](Self::insert_sql) to `query`, in order.
+    pub fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.id.as_str())
+            .bind(self.name)
+            .bind(self.queue)
+            .bind(&self.payload)
+            .bind(self.at)
+            .bind(&self.group)
+    }
+}
+
 /// Sends the cross-process wake-up after commits: one `pg_notify` at a time; commits that
 /// arrive while one is in flight ask for one more, sent when it returns.
 #[derive(Debug, Default)]
@@ -268,6 +312,57 @@ impl JobBuffer {
         self.push_at(tx, job, Some(Utc::now() + delay)).await
     }
 
+    /// `job`'s outbox row, for a PostgreSQL statement of your own to insert (a data-modifying
+    /// CTE): the dispatch then commits atomically with the statement's other writes without a
+    /// multi-statement transaction (one round trip instead of `BEGIN`, the inserts and
+    /// `COMMIT`). Due now, or once `delay` has passed. After the statement commits, call
+    /// [`committed`](Self::committed) to wake the relays as [`commit`](Self::commit) does.
+    ///
+    /// ```
+    /// # async fn demo(buffer: &core_jobs::JobBuffer, pool: &sqlx::PgPool, job: &impl core_jobs::Job) -> anyhow::Result<()> {
+    /// let row = buffer.outbox_row(job, None)?;
+    /// let sql = format!(
+    ///     "WITH dispatch AS ({}) INSERT INTO orders (receipt_job) VALUES ($7)",
+    ///     row.insert_sql(1)
+    /// );
+    /// row.bind(sqlx::query(&sql)).bind(row.id().as_str()).execute(pool).await?;
+    /// buffer.committed();
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// The job does not serialize, its queue name is invalid, or the delay is too large.
+    pub fn outbox_row<J: Job>(&self, job: &J, delay: Option<Duration>) -> Result<OutboxInsert> {
+        crate::queue::check_queue_name(J::QUEUE)?;
+        let at = match delay {
+            None => Utc::now(),
+            Some(delay) => {
+                let delay = chrono::Duration::from_std(delay)
+                    .map_err(|_| Error::Config("delay too large".into()))?;
+                Utc::now() + delay
+            }
+        };
+        Ok(OutboxInsert {
+            id: JobId::new(),
+            name: J::NAME,
+            queue: J::QUEUE,
+            payload: serde_json::to_string(job)?,
+            group: job.group_id(),
+            at,
+        })
+    }
+
+    /// Wakes the relays after a statement that inserted an [`OutboxInsert`] committed: this
+    /// process's at once, other processes' with one shared `pg_notify`, as
+    /// [`commit`](Self::commit) does.
+    pub fn committed(&self) {
+        self.inner.nudge.notify_one();
+        if let Database::Postgres(pool) = &self.inner.db {
+            self.inner.announcer.announce(pool);
+        }
+    }
+
     async fn push_at<J: Job>(
         &self,
         tx: &mut Tx,
@@ -317,10 +412,7 @@ impl JobBuffer {
     /// The commit failed (nothing is dispatched).
     pub async fn commit(&self, tx: Tx) -> Result<()> {
         tx.commit().await?;
-        self.inner.nudge.notify_one();
-        if let Database::Postgres(pool) = &self.inner.db {
-            self.inner.announcer.announce(pool);
-        }
+        self.committed();
         Ok(())
     }
 

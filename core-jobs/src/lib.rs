@@ -76,7 +76,7 @@ pub mod shutdown;
 mod sqlite;
 pub mod worker;
 
-pub use buffer::JobBuffer;
+pub use buffer::{JobBuffer, OutboxInsert};
 pub use config::{QueueConfig, WorkerConfig};
 pub use context::JobContext;
 pub use error::{Error, Result};

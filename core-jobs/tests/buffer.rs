@@ -11,6 +11,17 @@ use common::{TestJob, wait_for};
 use core_db::Database;
 use core_jobs::{JobBuffer, Queue};
 
+/// A buffer whose relay sweeps only at its start (then once an hour): a job that reaches the
+/// queue later was relayed by a wake-up.
+fn without_sweep(db: &Database, queue: &Queue) -> JobBuffer {
+    JobBuffer::with_intervals(
+        db.clone(),
+        queue.clone(),
+        Duration::from_secs(3600),
+        Duration::from_secs(30),
+    )
+}
+
 async fn ready(queue: &Queue) -> u64 {
     queue.stats("default").await.unwrap().ready
 }
@@ -40,12 +51,7 @@ async fn rollback_dispatches_nothing(db: Database) {
 /// so a job that arrives was relayed by the wake-up path.
 async fn commit_dispatches_promptly(db: Database) -> Vec<Duration> {
     let queue = Queue::memory();
-    let buffer = JobBuffer::with_intervals(
-        db.clone(),
-        queue.clone(),
-        Duration::from_secs(3600),
-        Duration::from_secs(30),
-    );
+    let buffer = without_sweep(&db, &queue);
     let relay = buffer.spawn_relay();
     tokio::time::sleep(Duration::from_millis(200)).await; // the relay is up and listening
     let mut took = Vec::new();
@@ -130,12 +136,7 @@ async fn postgres_commit_wakes_the_relay_of_another_process() {
     };
     let db = Database::Postgres(pg.pool.clone());
     let queue = Queue::memory();
-    let relaying = JobBuffer::with_intervals(
-        db.clone(),
-        queue.clone(),
-        Duration::from_secs(3600),
-        Duration::from_secs(30),
-    );
+    let relaying = without_sweep(&db, &queue);
     let relay = relaying.spawn_relay();
     tokio::time::sleep(Duration::from_millis(200)).await; // the relay is up and listening
     let committing = JobBuffer::new(db.clone(), queue.clone());
@@ -169,6 +170,84 @@ async fn postgres_commit_wakes_the_relay_of_another_process() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert_eq!(committing.pending().await.unwrap(), 0);
+    relay.shutdown().await;
+}
+
+/// An outbox row written by a statement of the application's own commits, and is dispatched,
+/// exactly when that statement does: a statement that fails leaves nothing to dispatch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_outbox_row_in_ones_own_statement_commits_with_it() {
+    let Some(pg) =
+        test_support::postgres("postgres_an_outbox_row_in_ones_own_statement_commits_with_it")
+            .await
+    else {
+        return;
+    };
+    let db = Database::Postgres(pg.pool.clone());
+    db.execute("CREATE TABLE orders (id BIGINT PRIMARY KEY, receipt_job TEXT NOT NULL)")
+        .await
+        .unwrap();
+    let queue = Queue::memory();
+    let buffer = without_sweep(&db, &queue);
+    let relay = buffer.spawn_relay();
+    let order = |id: i64, job: TestJob| {
+        let (buffer, pool) = (buffer.clone(), pg.pool.clone());
+        async move {
+            let row = buffer.outbox_row(&job, None).unwrap();
+            let sql = format!(
+                "WITH dispatch AS ({}) INSERT INTO orders (id, receipt_job) VALUES ($7, $8)",
+                row.insert_sql(1)
+            );
+            let done = row
+                .bind(sqlx::query(&sql))
+                .bind(id)
+                .bind(row.id().as_str())
+                .execute(&pool)
+                .await;
+            if done.is_ok() {
+                buffer.committed();
+            }
+            done.map(|_| row.id().clone())
+        }
+    };
+    let id = order(1, TestJob::new("o1")).await.unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || async {
+            ready(&queue).await == 1
+        })
+        .await,
+        "dispatched at once, without a sweep"
+    );
+    let stored: String = sqlx::query_scalar("SELECT receipt_job FROM orders WHERE id = 1")
+        .fetch_one(&pg.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, id.as_str(), "the statement saw the job's id");
+    // The same order id again: the statement fails, and its outbox row goes with it.
+    assert!(order(1, TestJob::new("o1-again")).await.is_err());
+    let delayed = buffer
+        .outbox_row(&TestJob::new("later"), Some(Duration::from_secs(60)))
+        .unwrap();
+    let sql = format!("WITH dispatch AS ({}) SELECT 1", delayed.insert_sql(1));
+    delayed
+        .bind(sqlx::query(&sql))
+        .execute(&pg.pool)
+        .await
+        .unwrap();
+    buffer.committed();
+    assert!(
+        wait_for(Duration::from_secs(10), || async {
+            queue.stats("default").await.unwrap().delayed == 1
+        })
+        .await,
+        "a delayed row is relayed as a delayed job"
+    );
+    assert_eq!(
+        ready(&queue).await,
+        1,
+        "the failed statement dispatched nothing"
+    );
+    assert_eq!(buffer.pending().await.unwrap(), 0);
     relay.shutdown().await;
 }
 

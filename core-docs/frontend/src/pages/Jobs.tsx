@@ -150,7 +150,9 @@ jobs failed prune AGE        delete failures older than AGE (30s, 15m, 24h, 7d)`
           the commit (never inside your transaction: PostgreSQL serialises the commits of transactions that notify); a
           sweep every few seconds catches anything else. Relays claim rows with a deadline (<code>FOR UPDATE SKIP
           LOCKED</code> on PostgreSQL), so several relays never dispatch a row twice, and send a pass's due rows to the
-          queue in one round trip.
+          queue in one round trip. On a hot path, <code>JobBuffer::outbox_row</code> gives the outbox row for a
+          PostgreSQL statement of your own (a <code>WITH</code> clause), so the dispatch commits with your other writes in
+          one round trip; call <code>committed()</code> afterwards.
         </Callout>
       </Section>
 
