@@ -64,15 +64,51 @@ pub async fn submit(
     job: &NewJob,
     id: &str,
 ) -> anyhow::Result<(JobRow, core_db::Tx)> {
-    let now = Timestamp::now();
     let mut tx = ctx.db.begin().await?;
-    let run = RunJob {
+    let run = first_run(ctx, job, id);
+    let dispatch = dispatch(ctx, &mut tx, &run, job.execution_at).await?;
+    let row = new_row(client_id, job, id, dispatch.as_str());
+    store::insert(&mut tx, &row).await?;
+    Ok((row, tx))
+}
+
+/// As [`submit`], committed: on PostgreSQL the row, its events and its dispatch are one
+/// statement (one round trip instead of a transaction's four).
+///
+/// # Errors
+/// The database failed (nothing is written).
+pub async fn submit_now(
+    ctx: &AppContext,
+    client_id: &str,
+    job: &NewJob,
+    id: &str,
+) -> anyhow::Result<JobRow> {
+    let core_db::Database::Postgres(pool) = &ctx.db else {
+        let (row, tx) = submit(ctx, client_id, job, id).await?;
+        ctx.buffer.commit(tx).await?;
+        return Ok(row);
+    };
+    let run = first_run(ctx, job, id);
+    let dispatch = ctx.buffer.outbox_row(&run, delay_until(job.execution_at))?;
+    let row = new_row(client_id, job, id, dispatch.id().as_str());
+    store::insert_dispatched(pool, &row, &dispatch).await?;
+    ctx.buffer.committed();
+    Ok(row)
+}
+
+/// The dispatch that runs a new job's attempts.
+fn first_run(ctx: &AppContext, job: &NewJob, id: &str) -> RunJob {
+    RunJob {
         job_id: id.to_owned(),
         attempts: job.max_attempts,
         backoff_unit_ms: backoff_unit_ms(ctx),
-    };
-    let dispatch = dispatch(ctx, &mut tx, &run, job.execution_at).await?;
-    let row = JobRow {
+    }
+}
+
+/// A new job's row, QUEUED with dispatch `dispatch_id`.
+fn new_row(client_id: &str, job: &NewJob, id: &str, dispatch_id: &str) -> JobRow {
+    let now = Timestamp::now();
+    JobRow {
         id: id.to_owned(),
         client_id: client_id.to_owned(),
         work_kind: job.work_kind.as_str().to_owned(),
@@ -83,7 +119,7 @@ pub async fn submit(
         error: None,
         retryable: false,
         callback: job.callback.clone(),
-        dispatch_id: Some(dispatch.as_str().to_owned()),
+        dispatch_id: Some(dispatch_id.to_owned()),
         cancel_requested: false,
         version: 1,
         execution_at: job.execution_at,
@@ -92,9 +128,14 @@ pub async fn submit(
         queued_at: Some(now),
         started_at: None,
         finished_at: None,
-    };
-    store::insert(&mut tx, &row).await?;
-    Ok((row, tx))
+    }
+}
+
+/// How long until `execution_at`, when it is still ahead.
+fn delay_until(execution_at: Option<Timestamp>) -> Option<Duration> {
+    let at = execution_at?;
+    let now = Timestamp::now();
+    (at > now).then(|| (at.get() - now.get()).to_std().unwrap_or_default())
 }
 
 /// Writes `run`'s dispatch into `tx`, delayed until `execution_at` when that is still ahead.
@@ -104,13 +145,9 @@ async fn dispatch(
     run: &RunJob,
     execution_at: Option<Timestamp>,
 ) -> anyhow::Result<core_jobs::JobId> {
-    let now = Timestamp::now();
-    Ok(match execution_at {
-        Some(at) if at > now => {
-            let delay = (at.get() - now.get()).to_std().unwrap_or_default();
-            ctx.buffer.push_in(tx, run, delay).await?
-        }
-        _ => ctx.buffer.push(tx, run).await?,
+    Ok(match delay_until(execution_at) {
+        Some(delay) => ctx.buffer.push_in(tx, run, delay).await?,
+        None => ctx.buffer.push(tx, run).await?,
     })
 }
 

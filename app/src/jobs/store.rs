@@ -211,12 +211,88 @@ pub async fn put_artifact(
     Ok(())
 }
 
+/// Binds a job row's [`JOB_COLUMNS`] to `$query`, in order (on either engine).
+macro_rules! bind_row {
+    ($query:expr, $row:expr) => {
+        $query
+            .bind(&$row.id)
+            .bind(&$row.client_id)
+            .bind(&$row.work_kind)
+            .bind(&$row.state)
+            .bind($row.attempt)
+            .bind($row.max_attempts)
+            .bind(&$row.outcome)
+            .bind(&$row.error)
+            .bind($row.retryable)
+            .bind(&$row.callback)
+            .bind(&$row.dispatch_id)
+            .bind($row.cancel_requested)
+            .bind($row.version)
+            .bind($row.execution_at)
+            .bind($row.created_at)
+            .bind($row.updated_at)
+            .bind($row.queued_at)
+            .bind($row.started_at)
+            .bind($row.finished_at)
+    };
+}
+
 /// Inserts a new job inside `tx` with its events: `job.created`, then the move from CREATED to
 /// `row.state` when it is already further.
 ///
 /// # Errors
 /// The database failed.
 pub async fn insert(tx: &mut Tx, row: &JobRow) -> anyhow::Result<()> {
+    let events = creation_events(row);
+    match tx {
+        // The row and its events in one statement: one round trip.
+        Tx::Postgres(t) => {
+            let sql = format!(
+                "WITH inserted AS (INSERT INTO jobs ({JOB_COLUMNS}) {} RETURNING id) {}",
+                row_values(1),
+                events_from("inserted", 20, events.len())
+            );
+            let ids = event_ids(&events);
+            bind_events(bind_row!(sqlx::query(&sql), row), &events, &ids)
+                .execute(&mut **t)
+                .await?;
+            Ok(())
+        }
+        Tx::Sqlite(t) => {
+            let sql = format!("INSERT INTO jobs ({JOB_COLUMNS}) {}", row_values(1));
+            bind_row!(sqlx::query(&sql), row).execute(&mut **t).await?;
+            insert_events(tx, &row.id, &events).await
+        }
+    }
+}
+
+/// As [`insert`], with `dispatch`'s outbox row, in one PostgreSQL statement of its own (one
+/// round trip, its own transaction): the job, its events and its dispatch commit together.
+/// Call [`JobBuffer::committed`](core_jobs::JobBuffer::committed) afterwards.
+///
+/// # Errors
+/// The database failed (nothing is written).
+pub async fn insert_dispatched(
+    pool: &sqlx::PgPool,
+    row: &JobRow,
+    dispatch: &core_jobs::OutboxInsert,
+) -> anyhow::Result<()> {
+    let events = creation_events(row);
+    let sql = format!(
+        "WITH dispatch AS ({}), inserted AS (INSERT INTO jobs ({JOB_COLUMNS}) {} RETURNING id) {}",
+        dispatch.insert_sql(1),
+        row_values(7),
+        events_from("inserted", 26, events.len())
+    );
+    let ids = event_ids(&events);
+    let query = bind_row!(dispatch.bind(sqlx::query(&sql)), row);
+    bind_events(query, &events, &ids).execute(pool).await?;
+    Ok(())
+}
+
+/// A new job's events: `job.created`, then the move from CREATED to `row.state` when it is
+/// already further.
+fn creation_events(row: &JobRow) -> Vec<Event<'static>> {
     let created = Event {
         prev: None,
         next: State::Created,
@@ -224,61 +300,24 @@ pub async fn insert(tx: &mut Tx, row: &JobRow) -> anyhow::Result<()> {
         detail: None,
         at: row.created_at,
     };
-    let moved = Event {
-        prev: Some(State::Created),
-        next: row.state(),
-        ..created
-    };
-    let events = if moved.next == State::Created {
-        &[created][..]
+    let state = row.state();
+    if state == State::Created {
+        vec![created]
     } else {
-        &[created, moved][..]
-    };
-    let values = "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                  $17, $18, $19)";
-    macro_rules! bind_row {
-        ($query:expr) => {
-            $query
-                .bind(&row.id)
-                .bind(&row.client_id)
-                .bind(&row.work_kind)
-                .bind(&row.state)
-                .bind(row.attempt)
-                .bind(row.max_attempts)
-                .bind(&row.outcome)
-                .bind(&row.error)
-                .bind(row.retryable)
-                .bind(&row.callback)
-                .bind(&row.dispatch_id)
-                .bind(row.cancel_requested)
-                .bind(row.version)
-                .bind(row.execution_at)
-                .bind(row.created_at)
-                .bind(row.updated_at)
-                .bind(row.queued_at)
-                .bind(row.started_at)
-                .bind(row.finished_at)
+        let moved = Event {
+            prev: Some(State::Created),
+            next: state,
+            ..created
         };
+        vec![created, moved]
     }
-    match tx {
-        // The row and its events in one statement: one round trip.
-        Tx::Postgres(t) => {
-            let sql = format!(
-                "WITH inserted AS (INSERT INTO jobs ({JOB_COLUMNS}) {values} RETURNING id) {}",
-                events_from("inserted", 20, events.len())
-            );
-            let ids = event_ids(events);
-            bind_events(bind_row!(sqlx::query(&sql)), events, &ids)
-                .execute(&mut **t)
-                .await?;
-            Ok(())
-        }
-        Tx::Sqlite(t) => {
-            let sql = format!("INSERT INTO jobs ({JOB_COLUMNS}) {values}");
-            bind_row!(sqlx::query(&sql)).execute(&mut **t).await?;
-            insert_events(tx, &row.id, events).await
-        }
-    }
+}
+
+/// `VALUES (…)` for the 19 columns of [`JOB_COLUMNS`], numbered from `$first`; `bind_row!`
+/// binds them.
+fn row_values(first: usize) -> String {
+    let params: Vec<String> = (first..first + 19).map(|n| format!("${n}")).collect();
+    format!("VALUES ({})", params.join(", "))
 }
 
 /// What a transition requires of the row besides an allowed move.

@@ -252,13 +252,18 @@ pub async fn submit(
     let result = async {
         check_limits(&ctx, &caller).await?;
         let id = uuid::Uuid::new_v4().to_string();
-        let (row, mut tx) = jobs::submit(&ctx, &caller.client_id, &job, &id).await?;
-        let view = JobView::from(row);
-        let body = serde_json::to_string(&ApiResponse::success(&view, ""))?;
-        if let Some(claim) = &claim {
-            claim.complete(&mut tx, StatusCode::ACCEPTED, &body).await?;
-        }
-        ctx.buffer.commit(tx).await?;
+        let view = match &claim {
+            // The idempotency record commits with the job: one transaction.
+            Some(claim) => {
+                let (row, mut tx) = jobs::submit(&ctx, &caller.client_id, &job, &id).await?;
+                let view = JobView::from(row);
+                let body = serde_json::to_string(&ApiResponse::success(&view, ""))?;
+                claim.complete(&mut tx, StatusCode::ACCEPTED, &body).await?;
+                ctx.buffer.commit(tx).await?;
+                view
+            }
+            None => JobView::from(jobs::submit_now(&ctx, &caller.client_id, &job, &id).await?),
+        };
         ctx.active.added(&caller.client_id);
         metrics::counter!("jobs_submitted_total", "work_kind" => view.work_kind.clone())
             .increment(1);
