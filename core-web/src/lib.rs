@@ -16,6 +16,8 @@
 //!   over PostgreSQL or SQLite, every value bound.
 //! - [`metrics`]: Prometheus metrics — one recorder per process, HTTP requests by route
 //!   template and status with latency histograms (applied by the stack), and `GET /metrics`.
+//! - [`ssrf`]: checks user-given URLs (webhooks, callbacks) and their resolved addresses so
+//!   that outbound requests cannot reach loopback, private or metadata addresses.
 //! - [`server`]: serving with graceful shutdown on SIGINT/SIGTERM.
 //! - [`config::Settings`] and [`config::Loader`]: typed settings from the environment, `.env`
 //!   and TOML, composed from each crate's own configuration;
@@ -56,6 +58,7 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod response;
 pub mod server;
+pub mod ssrf;
 pub mod telemetry;
 pub mod validation;
 
