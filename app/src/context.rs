@@ -41,6 +41,8 @@ pub struct AppContext {
     pub keys: crate::auth::KeyStore,
     /// Active-job counts for the submission limits ([`crate::jobs::limits`]).
     pub active: crate::jobs::limits::ActiveCounts,
+    /// The address check for URLs clients give (`callback`), with `WEBHOOK_ALLOW_NETWORKS`.
+    pub ssrf: core_web::ssrf::Guard,
 }
 
 impl AppContext {
@@ -53,6 +55,8 @@ impl AppContext {
     /// fails, with the setting involved (passwords redacted).
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
         init_i18n(&settings)?;
+        let allowed = settings.forgerun.allowed_networks()?;
+        let ssrf = core_web::ssrf::Guard::new().allow(allowed);
         let keys = crate::auth::KeyStore::from_config(&settings.forgerun)
             .context("loading the API key secret (API_KEY_SECRET / DATA_DIR)")?;
         let base = &settings.base;
@@ -76,6 +80,7 @@ impl AppContext {
             storage,
             keys,
             active: crate::jobs::limits::ActiveCounts::default(),
+            ssrf,
         })
     }
 

@@ -49,6 +49,9 @@ pub struct ForgeRunConfig {
     pub max_queue_depth: u64,
     /// `JOB_RETENTION`: how long final jobs, their events and reports are kept.
     pub job_retention: Duration,
+    /// `WEBHOOK_ALLOW_NETWORKS`: networks (CIDR) callbacks may reach although they are not
+    /// public, such as `127.0.0.0/8` for a local test receiver. Empty by default.
+    pub webhook_allow_networks: Vec<String>,
 }
 
 impl Default for ForgeRunConfig {
@@ -65,6 +68,7 @@ impl Default for ForgeRunConfig {
             max_active_jobs_per_client: 1000,
             max_queue_depth: 100_000,
             job_retention: Duration::from_secs(30 * 86_400),
+            webhook_allow_networks: Vec::new(),
         }
     }
 }
@@ -89,11 +93,33 @@ impl std::fmt::Debug for ForgeRunConfig {
             )
             .field("max_queue_depth", &self.max_queue_depth)
             .field("job_retention", &self.job_retention)
+            .field("webhook_allow_networks", &self.webhook_allow_networks)
             .finish()
     }
 }
 
 impl ForgeRunConfig {
+    /// `WEBHOOK_ALLOW_NETWORKS`, parsed.
+    ///
+    /// # Errors
+    /// [`Invalid`] when an entry is not a CIDR network.
+    pub fn allowed_networks(&self) -> Result<Vec<core_web::ssrf::IpNet>, Invalid> {
+        self.webhook_allow_networks
+            .iter()
+            .map(|net| {
+                net.trim().parse().map_err(|_| {
+                    Invalid::new(
+                        "forgerun.webhook_allow_networks",
+                        format!(
+                            "WEBHOOK_ALLOW_NETWORKS: {:?} is not a CIDR network such as 127.0.0.0/8",
+                            net.trim()
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Checks what the variables' kinds cannot: bounds and the production rules.
     ///
     /// # Errors
@@ -111,6 +137,7 @@ impl ForgeRunConfig {
                 "API_KEY_SECRET must be set when APP_ENV=production",
             ));
         }
+        self.allowed_networks()?;
         if let Some(secret) = &self.api_key_secret
             && secret.len() < 32
         {
@@ -210,6 +237,13 @@ pub const SETTINGS: &[Setting] = &[
         Kind::Duration,
         "seconds or a span such as 30d",
         "How long final jobs, their events and reports are kept before the retention job deletes them.",
+    ),
+    Setting::new(
+        "WEBHOOK_ALLOW_NETWORKS",
+        "forgerun.webhook_allow_networks",
+        Kind::List,
+        "comma-separated CIDR networks",
+        "Networks a job's `callback` may point into although they are not public (for example `127.0.0.0/8` for a local receiver); every other loopback, private, link-local or metadata address is refused.",
     ),
 ];
 

@@ -108,6 +108,7 @@ on_both!(
     reads_never_go_back_in_time,
     the_rate_limit_is_per_client,
     metrics_name_jobs_and_routes,
+    callbacks_reach_allowed_networks_only,
 );
 
 async fn submit_read_report_and_list(drivers: Drivers, test: &str) {
@@ -275,6 +276,23 @@ async fn bad_submissions_are_refused_with_field_errors(drivers: Drivers, test: &
         ),
         (
             json!({"work_kind": "SUCCESS_FAST", "callback": "not a url"}),
+            "callback",
+        ),
+        // Callbacks that would reach the server's own network.
+        (
+            json!({"work_kind": "SUCCESS_FAST", "callback": "http://127.0.0.1:9/hook"}),
+            "callback",
+        ),
+        (
+            json!({"work_kind": "SUCCESS_FAST", "callback": "http://169.254.169.254/latest/meta-data/"}),
+            "callback",
+        ),
+        (
+            json!({"work_kind": "SUCCESS_FAST", "callback": "http://[::ffff:10.0.0.1]/"}),
+            "callback",
+        ),
+        (
+            json!({"work_kind": "SUCCESS_FAST", "callback": "https://user:pw@93.184.215.14/"}),
             "callback",
         ),
     ];
@@ -632,6 +650,63 @@ async fn limits_refuse_without_writing(drivers: Drivers, test: &str) {
         reply.status,
         StatusCode::SERVICE_UNAVAILABLE,
         "the freed place is taken"
+    );
+}
+
+/// `WEBHOOK_ALLOW_NETWORKS` lets a callback into a listed network and nowhere else that is not
+/// public; refused submissions write nothing.
+async fn callbacks_reach_allowed_networks_only(drivers: Drivers, test: &str) {
+    let Some(t) = test_app(
+        drivers,
+        test,
+        &[("WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8, ::1/128")],
+    )
+    .await
+    else {
+        return;
+    };
+    let c = register(&t.router).await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://[::1]:9/hook",
+        "https://93.184.215.14/in",
+    ] {
+        let reply = submit(
+            &t.router,
+            &c,
+            json!({"work_kind": "SUCCESS_FAST", "callback": url}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{url}: {}", reply.json);
+        assert_eq!(reply.json["data"]["callback"], url);
+    }
+    for url in [
+        "http://10.0.0.1/hook",
+        "http://169.254.169.254/",
+        "http://[fe80::1]/",
+    ] {
+        let reply = submit(
+            &t.router,
+            &c,
+            json!({"work_kind": "SUCCESS_FAST", "callback": url}),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{url}: {}",
+            reply.json
+        );
+        let message = reply.json["errors"]["callback"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains("address"), "{url}: {message}");
+    }
+    assert_eq!(
+        rows(&t, "jobs").await,
+        3,
+        "only the allowed callbacks were accepted"
     );
 }
 

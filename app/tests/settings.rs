@@ -31,6 +31,7 @@ fn sample(setting: &Setting) -> &'static str {
         "I18N_DIRS" => "i18n",
         "APP_ENV" => "production",
         "API_KEY_SECRET" => "hunter2-secret-value-long-enough-for-hmac",
+        "WEBHOOK_ALLOW_NETWORKS" => "127.0.0.0/8, fd00::/8",
         _ => match setting.kind {
             Kind::Bool => "false",
             Kind::Int { .. } => "1234",
@@ -251,6 +252,24 @@ fn invalid_queue_urls_name_the_variable_without_the_password() {
         );
         assert!(err.contains(":***@"), "{err} shows where the password was");
     }
+}
+
+#[test]
+fn webhook_allow_networks_must_be_cidr_networks() {
+    for bad in ["localhost", "127.0.0.1/33", "10.0.0.0/8, nope"] {
+        let err = Settings::from_lookup(|name| {
+            (name == "WEBHOOK_ALLOW_NETWORKS").then(|| bad.to_owned())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("WEBHOOK_ALLOW_NETWORKS"), "{bad}: {err}");
+    }
+    let ok = Settings::from_lookup(|name| {
+        (name == "WEBHOOK_ALLOW_NETWORKS").then(|| "127.0.0.0/8,::1/128".to_owned())
+    })
+    .unwrap();
+    let nets = ok.forgerun.allowed_networks().unwrap();
+    assert_eq!(nets.len(), 2);
 }
 
 /// Every configuration, formatted with `Debug` alone and inside the settings, hides every

@@ -18,7 +18,8 @@
 //! Check at registration **and again when connecting**, and connect to the addresses
 //! [`Guard::resolve`] returned, never to the name: a name can resolve to a public address when
 //! registered and to `127.0.0.1` a minute later (DNS rebinding). [`Resolve`] is the resolver the
-//! guard asks; tests swap in a [`StaticResolver`].
+//! guard asks; tests swap in a [`StaticResolver`]. A name that does not resolve within the
+//! guard's timeout ([`Guard::with_timeout`], 2 s by default) is refused as unresolvable.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -268,12 +269,14 @@ impl Resolve for StaticResolver {
 pub struct Guard {
     allow: Arc<[IpNet]>,
     resolver: Arc<dyn Resolve>,
+    timeout: std::time::Duration,
 }
 
 impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
             .field("allow", &self.allow)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -285,12 +288,24 @@ impl Default for Guard {
 }
 
 impl Guard {
-    /// Public addresses only, names resolved by the system.
+    /// How long a name may take to resolve by default: 2 seconds.
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// Public addresses only, names resolved by the system within
+    /// [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT).
     pub fn new() -> Self {
         Self {
             allow: Arc::from(Vec::new()),
             resolver: Arc::new(SystemResolver),
+            timeout: Self::DEFAULT_TIMEOUT,
         }
+    }
+
+    /// A name that takes longer than `timeout` to resolve counts as unresolvable.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Also allows addresses in `networks` (such as `127.0.0.0/8` for a local test receiver).
@@ -367,10 +382,9 @@ impl Guard {
                 let unresolvable = || Refused::Unresolvable {
                     host: name.to_owned(),
                 };
-                let ips = self
-                    .resolver
-                    .resolve(name)
+                let ips = tokio::time::timeout(self.timeout, self.resolver.resolve(name))
                     .await
+                    .map_err(|_| unresolvable())?
                     .map_err(|_| unresolvable())?;
                 if ips.is_empty() {
                     return Err(unresolvable());
@@ -388,7 +402,7 @@ impl Guard {
             .collect())
     }
 
-    /// [`parse`](Self::parse) then [`resolve`](Self::resolve).
+    /// [`parse`](Self::parse) then [`resolve`](Self::resolve) (within the guard's timeout).
     ///
     /// # Errors
     /// As those two.
@@ -541,6 +555,33 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    struct Stalled;
+
+    impl Resolve for Stalled {
+        fn resolve<'a>(&'a self, _host: &'a str) -> Resolving<'a> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resolver_that_hangs_is_cut_off() {
+        let guard = Guard::new()
+            .with_resolver(Stalled)
+            .with_timeout(std::time::Duration::from_millis(50));
+        let checked = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            guard.check("https://slow.test/"),
+        )
+        .await
+        .expect("the guard's own timeout ends the wait");
+        assert_eq!(
+            checked,
+            Err(Refused::Unresolvable {
+                host: "slow.test".to_owned()
+            })
+        );
     }
 
     #[tokio::test]

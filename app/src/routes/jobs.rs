@@ -34,7 +34,8 @@ pub struct SubmitJob {
     #[serde(default)]
     #[schema(format = DateTime, pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")]
     pub execution_at: Option<String>,
-    /// An `http://` or `https://` URL, at most 2,048 characters.
+    /// An `http://` or `https://` URL, at most 2,048 characters, without credentials, whose host
+    /// resolves to public addresses only (see `WEBHOOK_ALLOW_NETWORKS`).
     #[serde(default)]
     #[validate(url, length(max = 2048))]
     #[schema(schema_with = crate::openapi::callback_schema)]
@@ -170,6 +171,22 @@ fn check(input: &SubmitJob) -> Result<NewJob, AppError> {
     })
 }
 
+/// Refuses a `callback` whose host is not public (loopback, private, link-local, metadata…,
+/// unless `WEBHOOK_ALLOW_NETWORKS` allows it) or does not resolve: 422 on the field. The
+/// address is checked again when the callback is called.
+async fn check_callback(ctx: &AppContext, job: &NewJob) -> Result<(), AppError> {
+    let Some(url) = &job.callback else {
+        return Ok(());
+    };
+    match ctx.ssrf.check(url).await {
+        Ok(_) => Ok(()),
+        Err(refused) => Err(AppError::field(
+            "callback",
+            format!("cannot be called: {refused}"),
+        )),
+    }
+}
+
 /// 503 `RFA_EXEC_QUEUE_FULL` with `Retry-After`.
 fn queue_full(message: String) -> AppError {
     AppError::coded(
@@ -241,6 +258,7 @@ pub async fn submit(
     ValidatedJson(input): ValidatedJson<SubmitJob>,
 ) -> Result<Response, AppError> {
     let job = check(&input)?;
+    check_callback(&ctx, &job).await?;
     let key = idempotency::key(&headers)?;
     let claim = match &key {
         Some(key) => match idempotency::claim(&ctx.db, &caller.client_id, key, &input).await? {
