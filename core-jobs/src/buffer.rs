@@ -299,7 +299,7 @@ impl JobBuffer {
     /// # Errors
     /// The job does not serialize, or the database failed.
     pub async fn push<J: Job>(&self, tx: &mut Tx, job: &J) -> Result<JobId> {
-        self.push_at(tx, job, None).await
+        self.push_row(tx, self.outbox_row(job, None)?).await
     }
 
     /// As [`push`](Self::push), to run once `delay` has passed after the push.
@@ -307,9 +307,7 @@ impl JobBuffer {
     /// # Errors
     /// The job does not serialize, or the database failed.
     pub async fn push_in<J: Job>(&self, tx: &mut Tx, job: &J, delay: Duration) -> Result<JobId> {
-        let delay = chrono::Duration::from_std(delay)
-            .map_err(|_| Error::Config("delay too large".into()))?;
-        self.push_at(tx, job, Some(Utc::now() + delay)).await
+        self.push_row(tx, self.outbox_row(job, Some(delay))?).await
     }
 
     /// `job`'s outbox row, for a PostgreSQL statement of your own to insert (a data-modifying
@@ -363,45 +361,29 @@ impl JobBuffer {
         }
     }
 
-    async fn push_at<J: Job>(
-        &self,
-        tx: &mut Tx,
-        job: &J,
-        at: Option<DateTime<Utc>>,
-    ) -> Result<JobId> {
-        crate::queue::check_queue_name(J::QUEUE)?;
-        let id = JobId::new();
-        let payload = serde_json::to_string(job)?;
-        let group = job.group_id();
-        let at = at.unwrap_or_else(Utc::now);
-        let sql = "INSERT INTO job_outbox (job_id, job_name, queue, payload, available_at, group_id) \
-                   VALUES ($1, $2, $3, $4, $5, $6)";
+    /// Inserts `row` inside `tx` and wakes this process's relay, which polls until the rows
+    /// are visible.
+    async fn push_row(&self, tx: &mut Tx, row: OutboxInsert) -> Result<JobId> {
         match tx {
             Tx::Postgres(t) => {
-                sqlx::query(sql)
-                    .bind(id.as_str())
-                    .bind(J::NAME)
-                    .bind(J::QUEUE)
-                    .bind(&payload)
-                    .bind(at)
-                    .bind(&group)
+                row.bind(sqlx::query(&row.insert_sql(1)))
                     .execute(&mut **t)
                     .await?;
             }
             Tx::Sqlite(t) => {
-                sqlx::query(sql)
-                    .bind(id.as_str())
-                    .bind(J::NAME)
-                    .bind(J::QUEUE)
-                    .bind(&payload)
-                    .bind(sqlite::format_time(at))
-                    .bind(&group)
+                sqlx::query(&row.insert_sql(1))
+                    .bind(row.id.as_str())
+                    .bind(row.name)
+                    .bind(row.queue)
+                    .bind(&row.payload)
+                    .bind(sqlite::format_time(row.at))
+                    .bind(&row.group)
                     .execute(&mut **t)
                     .await?;
             }
         }
         self.inner.nudge.notify_one();
-        Ok(id)
+        Ok(row.id)
     }
 
     /// Commits `tx` and wakes the relay at once: this process's, and on PostgreSQL the relays

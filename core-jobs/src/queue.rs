@@ -324,16 +324,7 @@ impl Queue {
     pub(crate) async fn dispatch_raw(&self, raw: RawDispatch<'_>) -> Result<bool> {
         check_queue_name(raw.queue)?;
         check_depth(raw.name, raw.payload)?;
-        let env = Envelope {
-            id: raw.id.to_owned(),
-            job: raw.name.to_owned(),
-            queue: raw.queue.to_owned(),
-            data: crate::envelope::raw_payload(raw.payload),
-            attempt: 0,
-            group: raw.group.map(str::to_owned),
-            at: now_ms(),
-            unlock: None,
-        };
+        let env = raw.envelope(now_ms());
         let push = Push {
             id: raw.id.to_owned(),
             env: env.encode(),
@@ -360,22 +351,7 @@ impl Queue {
     ) -> Result<()> {
         check_queue_name(queue)?;
         let at = now_ms();
-        let envs = raws
-            .iter()
-            .map(|raw| {
-                Envelope {
-                    id: raw.id.to_owned(),
-                    job: raw.name.to_owned(),
-                    queue: queue.to_owned(),
-                    data: crate::envelope::raw_payload(raw.payload),
-                    attempt: 0,
-                    group: None,
-                    at,
-                    unlock: None,
-                }
-                .encode()
-            })
-            .collect();
+        let envs = raws.iter().map(|raw| raw.envelope(at).encode()).collect();
         self.driver.push_many(queue, envs).await
     }
 
@@ -403,6 +379,22 @@ pub(crate) struct RawDispatch<'a> {
     pub(crate) payload: &'a str,
     pub(crate) group: Option<&'a str>,
     pub(crate) when: When,
+}
+
+impl RawDispatch<'_> {
+    /// The envelope of a first attempt, dispatched at `at` (Unix ms).
+    fn envelope(&self, at: i64) -> Envelope {
+        Envelope {
+            id: self.id.to_owned(),
+            job: self.name.to_owned(),
+            queue: self.queue.to_owned(),
+            data: crate::envelope::raw_payload(self.payload),
+            attempt: 0,
+            group: self.group.map(str::to_owned),
+            at,
+            unlock: None,
+        }
+    }
 }
 
 fn build_push<J: Job>(

@@ -10,6 +10,8 @@
 //! Reads of one job go through the cache (`remember_with_tags`, tagged with the job and its
 //! client) and every committed transition invalidates the job's tag before returning.
 
+use std::sync::LazyLock;
+
 use anyhow::Context as _;
 use core_db::db::Timestamp;
 use core_db::{Cache, Database, Tx, on_db, on_tx};
@@ -316,8 +318,13 @@ fn creation_events(row: &JobRow) -> Vec<Event<'static>> {
 /// `VALUES (…)` for the 19 columns of [`JOB_COLUMNS`], numbered from `$first`; `bind_row!`
 /// binds them.
 fn row_values(first: usize) -> String {
-    let params: Vec<String> = (first..first + 19).map(|n| format!("${n}")).collect();
-    format!("VALUES ({})", params.join(", "))
+    format!("VALUES ({})", params(first, 19))
+}
+
+/// `$first, …` for `count` parameters.
+fn params(first: usize, count: usize) -> String {
+    let list: Vec<String> = (first..first + count).map(|n| format!("${n}")).collect();
+    list.join(", ")
 }
 
 /// What a transition requires of the row besides an allowed move.
@@ -486,20 +493,27 @@ pub async fn apply(
         if !written {
             continue;
         }
-        invalidate(cache, &next.id).await;
-        record_metrics(&next, to);
-        tracing::info!(
-            job_id = id,
-            client_id = next.client_id,
-            action = "transition",
-            prev_state = from.as_str(),
-            next_state = to.as_str(),
-            attempt = next.attempt,
-            detail,
-            "job transition"
-        );
+        after_commit(cache, &next, from, detail).await;
         return Ok(Moved::Applied(next));
     }
+}
+
+/// What follows every committed transition of `row` from `from` (to its current state): its
+/// cached reads are dropped, its metrics recorded and the transition logged.
+async fn after_commit(cache: &Cache, row: &JobRow, from: State, detail: Option<&str>) {
+    let to = row.state();
+    invalidate(cache, &row.id).await;
+    record_metrics(row, to);
+    tracing::info!(
+        job_id = row.id,
+        client_id = row.client_id,
+        action = "transition",
+        prev_state = from.as_str(),
+        next_state = to.as_str(),
+        attempt = row.attempt,
+        detail,
+        "job transition"
+    );
 }
 
 /// The worker's start in one PostgreSQL statement, without reading the row first: job `id`,
@@ -518,8 +532,9 @@ pub async fn start(
     let Database::Postgres(pool) = db else {
         return Ok(None);
     };
-    let sql = format!(
-        "WITH moved AS (UPDATE jobs SET state = $6, attempt = attempt + 1, \
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH moved AS (UPDATE jobs SET state = $6, attempt = attempt + 1, \
          cancel_requested = FALSE, version = version + 2, updated_at = $3, \
          started_at = COALESCE(started_at, $3) WHERE id = $1 AND state = $7 \
          AND dispatch_id = $2 AND (execution_at IS NULL OR execution_at <= $3) \
@@ -530,8 +545,9 @@ pub async fn start(
          (VALUES (0, $4, $8, $7, $9), (1, $5, $10, $9, $6)) AS \
          v(ord, event_id, event_name, prev_state, next_state) ORDER BY v.ord) \
          SELECT {JOB_COLUMNS} FROM moved"
-    );
-    let row: Option<JobRow> = sqlx::query_as(&sql)
+        )
+    });
+    let row: Option<JobRow> = sqlx::query_as(&SQL)
         .bind(id)
         .bind(dispatch)
         .bind(Timestamp::now())
@@ -544,21 +560,10 @@ pub async fn start(
         .bind(State::Running.event_name())
         .fetch_optional(pool)
         .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    invalidate(cache, id).await;
-    record_metrics(&row, State::Running);
-    tracing::info!(
-        job_id = id,
-        client_id = row.client_id,
-        action = "transition",
-        prev_state = State::Queued.as_str(),
-        next_state = State::Running.as_str(),
-        attempt = row.attempt,
-        "job transition"
-    );
-    Ok(Some(row))
+    if let Some(row) = &row {
+        after_commit(cache, row, State::Queued, None).await;
+    }
+    Ok(row)
 }
 
 /// `current` moved to `to`: state, version, the time columns, then `change`.
@@ -667,11 +672,7 @@ async fn write_at_once(
 /// (PostgreSQL).
 fn events_from(source: &str, first: usize, count: usize) -> String {
     let values: Vec<String> = (0..count)
-        .map(|i| {
-            let n = first + i * 7;
-            let params: Vec<String> = (n..n + 7).map(|p| format!("${p}")).collect();
-            format!("({i}, {})", params.join(", "))
-        })
+        .map(|i| format!("({i}, {})", params(first + i * 7, 7)))
         .collect();
     format!(
         "INSERT INTO job_events (event_id, job_id, event_name, prev_state, next_state, attempt, \
@@ -734,31 +735,15 @@ impl<'a> Event<'a> {
 
 /// Appends `events` of job `job_id` inside `tx`, in order, with one statement.
 async fn insert_events(tx: &mut Tx, job_id: &str, events: &[Event<'_>]) -> anyhow::Result<()> {
-    let mut sql = String::from(
-        "INSERT INTO job_events (event_id, job_id, event_name, prev_state, next_state, attempt, \
-         detail, created_at) VALUES ",
-    );
-    for i in 0..events.len() {
-        let n = i * 8;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5,
-            n + 6,
-            n + 7,
-            n + 8
-        ));
-    }
-    let ids: Vec<String> = events
-        .iter()
-        .map(|_| uuid::Uuid::new_v4().to_string())
+    let values: Vec<String> = (0..events.len())
+        .map(|i| format!("({})", params(1 + i * 8, 8)))
         .collect();
+    let sql = format!(
+        "INSERT INTO job_events (event_id, job_id, event_name, prev_state, next_state, attempt, \
+         detail, created_at) VALUES {}",
+        values.join(", ")
+    );
+    let ids = event_ids(events);
     on_tx!(tx, conn => {
         let mut query = sqlx::query(&sql);
         for (event, event_id) in events.iter().zip(&ids) {
