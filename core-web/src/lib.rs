@@ -18,6 +18,8 @@
 //!   template and status with latency histograms (applied by the stack), and `GET /metrics`.
 //! - [`ssrf`]: checks user-given URLs (webhooks, callbacks) and their resolved addresses so
 //!   that outbound requests cannot reach loopback, private or metadata addresses.
+//! - [`webhook`]: Standard Webhooks signing and verification (`whsec_` secrets, `v1` HMAC
+//!   signatures) and a sender that connects only to the addresses the `ssrf` guard checked.
 //! - [`server`]: serving with graceful shutdown on SIGINT/SIGTERM.
 //! - [`config::Settings`] and [`config::Loader`]: typed settings from the environment, `.env`
 //!   and TOML, composed from each crate's own configuration;
@@ -61,6 +63,12 @@ pub mod server;
 pub mod ssrf;
 pub mod telemetry;
 pub mod validation;
+pub mod webhook;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use error::{AppError, Error, ErrorBody, FieldErrors, Result};
 pub use request_id::RequestId;
