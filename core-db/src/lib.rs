@@ -1,9 +1,11 @@
-//! Rustforge's data layer: the cache, the database handle and migrations, storage and attachments.
+//! Rustforge's data layer: the cache, the database handle and migrations, storage and attachments,
+//! and the message bus.
 //!
 //! The handles an application holds are re-exported here, at the crate root: [`Cache`],
-//! [`Database`], [`Storage`] (built by [`storage::from_config`]) and the [`Attachment`] an upload
-//! returns. Each lives in a module of its own ([`cache`], [`db`], [`storage`], [`attachments`])
-//! with the rest of its API; [`Error`] is the one error of the crate.
+//! [`Database`], [`Storage`] (built by [`storage::from_config`]), the [`Bus`] and the
+//! [`Attachment`] an upload returns. Each lives in a module of its own ([`cache`], [`db`],
+//! [`storage`], [`bus`], [`attachments`]) with the rest of its API; [`Error`] is the one error of
+//! the crate.
 //!
 //! ## Cache
 //!
@@ -95,10 +97,19 @@
 //! [`Attachment`] value a model stores. Its failures are [`UploadError`]s, which name no HTTP
 //! status: core-web turns them into its JSON errors when a handler uses `?`.
 //!
+//! ## Bus
+//!
+//! [`Bus`] is publish/subscribe between processes (memory or Redis): a worker publishes "job 42
+//! has a new event", and whichever process streams that job to a client wakes up. The database
+//! stays the source of truth; the bus promises to say when a subscriber *may* have missed
+//! messages ([`bus::Message::Gap`]: a cut or stalled connection, a subscriber too far behind),
+//! so it can read again. See the [`bus`] module.
+//!
 //! ## Redis connection
 //!
-//! [`SharedConnection`] is the one Redis connection the Redis cache and the job queue share,
-//! replaced after a call on it times out; an application can use it too.
+//! [`SharedConnection`] is the one shared Redis connection of a component (the Redis cache, the
+//! bus's publishing side, the job queue), replaced after a call on it times out; an application
+//! can use it too.
 
 pub mod error;
 pub mod infra;
@@ -107,6 +118,10 @@ pub mod settings;
 pub mod shutdown;
 
 pub use error::{Error, Result};
+
+/// The message bus between processes; the handle itself is [`Bus`].
+pub use infra::bus;
+pub use infra::bus::Bus;
 
 /// The cache handle and its drivers' options; the handle itself is [`Cache`].
 pub use infra::cache;

@@ -8,7 +8,7 @@
 //! timed out is never trusted again: the next caller gets a new manager (connected lazily, on
 //! its first request), while requests already made on the old one finish or time out there.
 //!
-//! The Redis cache and the job queue both use it; an application can too.
+//! The Redis cache, the bus and the job queue use it; an application can too.
 //!
 //! ```no_run
 //! # async fn example() -> redis::RedisResult<()> {
@@ -26,11 +26,47 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{Client, Cmd, ConnectionInfo, Pipeline, RedisFuture, RedisResult, Value};
+
+use crate::Error;
+
+/// The name a component's connections give themselves in `CLIENT LIST` (`lib-name=`):
+/// `{kind}:{prefix}`, non-printable characters of the prefix replaced by `_`.
+fn client_lib_name(kind: &str, prefix: &str) -> String {
+    let printable: String = prefix
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    format!("{kind}:{printable}")
+}
+
+/// A client for `info` whose connections are named after `kind` and `prefix`
+/// ([`client_lib_name`]).
+pub(crate) fn named_client(info: &ConnectionInfo, kind: &str, prefix: &str) -> RedisResult<Client> {
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_lib_name(client_lib_name(kind, prefix), env!("CARGO_PKG_VERSION"));
+    Client::open(info.clone().set_redis_settings(settings))
+}
+
+/// The manager settings of a component that bounds every call itself
+/// ([`SharedConnection::bounded`]): no response timeout of the manager's own (it would only add a
+/// second timer per command), connections given up after `timeout`, quick reconnections.
+pub(crate) fn bounded_manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(None)
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500))
+}
 
 /// One shared `ConnectionManager`, replaced after a timed-out call. See the
 /// [module documentation](self).
@@ -94,6 +130,44 @@ impl SharedConnection {
             shared: Arc::clone(self),
             generation,
             manager,
+        }
+    }
+
+    /// [`SharedConnection::connect`] bounded by `timeout` (an unreachable or silent server fails
+    /// with [`Error::Timeout`] named `operation`), with [`bounded_manager_config`].
+    pub(crate) async fn connect_within(
+        client: Client,
+        timeout: Duration,
+        label: &'static str,
+        operation: &'static str,
+    ) -> crate::Result<Arc<Self>> {
+        let config = bounded_manager_config(timeout);
+        match tokio::time::timeout(timeout, Self::connect(client, config, label)).await {
+            Ok(shared) => Ok(shared?),
+            Err(_) => Err(Error::Timeout {
+                operation,
+                after: timeout,
+            }),
+        }
+    }
+
+    /// Awaits `call` (made on a handle from [`SharedConnection::get`]) for at most `after`. Past
+    /// it the call is abandoned, the connection replaced (its reply may have been lost rather
+    /// than delayed, see the [module documentation](self)) and [`Error::Timeout`] named
+    /// `operation` returned.
+    pub(crate) async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        after: Duration,
+        call: impl Future<Output = RedisResult<T>>,
+    ) -> crate::Result<T> {
+        let generation = self.generation();
+        match tokio::time::timeout(after, call).await {
+            Ok(result) => result.map_err(Error::from),
+            Err(_) => {
+                self.timed_out(generation);
+                Err(Error::Timeout { operation, after })
+            }
         }
     }
 
@@ -191,5 +265,18 @@ impl ConnectionLike for SharedConn {
 
     fn get_db(&self) -> i64 {
         self.manager.get_db()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_lib_name;
+
+    #[test]
+    fn lib_names_are_printable() {
+        assert_eq!(
+            client_lib_name("rustforge-cache", "app 1\n"),
+            "rustforge-cache:app_1_"
+        );
     }
 }

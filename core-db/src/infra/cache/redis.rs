@@ -29,12 +29,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::ConnectionManager;
 use ::redis::{Client, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult, Value};
 
 use super::Expiry;
-use crate::infra::redis_connection::{SharedConn, SharedConnection};
-use crate::{Error, Result};
+use crate::Result;
+use crate::infra::redis_connection::{SharedConn, SharedConnection, named_client};
 
 mod options;
 mod scripts;
@@ -81,15 +81,6 @@ struct Inner {
     options: RedisCacheOptions,
 }
 
-/// The name this cache's connections give themselves in `CLIENT LIST` (`lib-name=`).
-pub(crate) fn client_lib_name(kind: &str, prefix: &str) -> String {
-    let printable: String = prefix
-        .chars()
-        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
-        .collect();
-    format!("{kind}:{printable}")
-}
-
 /// Escapes Redis glob characters so `s` matches itself literally in `SCAN MATCH`.
 pub(crate) fn glob_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 4);
@@ -114,37 +105,14 @@ impl RedisStore {
         options: RedisCacheOptions,
     ) -> Result<Self> {
         let info = url.into_connection_info()?;
-        let settings = info.redis_settings().clone().set_lib_name(
-            client_lib_name("rustforge-cache", prefix),
-            env!("CARGO_PKG_VERSION"),
-        );
-        let info = info.set_redis_settings(settings);
-        let client = Client::open(info.clone())?;
-        // The per-call timeout below bounds every call, the wait for a reconnection included; the
-        // manager's own response timeout would only add a second timer per command.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.timeout))
-            .set_response_timeout(None)
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = match tokio::time::timeout(
-            options.timeout,
-            ConnectionManager::new_with_config(client.clone(), config.clone()),
-        )
-        .await
-        {
-            Ok(conn) => conn?,
-            Err(_) => {
-                return Err(Error::Timeout {
-                    operation: "cache connect",
-                    after: options.timeout,
-                });
-            }
-        };
+        let client = named_client(&info, "rustforge-cache", prefix)?;
+        // The per-call timeout (`run`) bounds every call, the wait for a reconnection included.
+        let conn =
+            SharedConnection::connect_within(client, options.timeout, "cache", "cache connect")
+                .await?;
         Ok(Self {
             inner: Arc::new(Inner {
-                conn: SharedConnection::with_manager(client, config, conn, "cache"),
+                conn,
                 info,
                 prefix: prefix.to_owned(),
                 cache_prefix: format!("{prefix}:cache:"),
@@ -217,13 +185,7 @@ impl RedisStore {
 
     /// A client for a dedicated connection (the tiered driver's pub/sub), named after `kind`.
     pub(crate) fn client_named(&self, kind: &str) -> Result<Client> {
-        let settings = self.inner.info.redis_settings().clone().set_lib_name(
-            client_lib_name(kind, &self.inner.prefix),
-            env!("CARGO_PKG_VERSION"),
-        );
-        Ok(Client::open(
-            self.inner.info.clone().set_redis_settings(settings),
-        )?)
+        Ok(named_client(&self.inner.info, kind, &self.inner.prefix)?)
     }
 
     pub(crate) fn timeout(&self) -> Duration {
@@ -266,15 +228,10 @@ impl RedisStore {
         operation: &'static str,
         call: impl Future<Output = RedisResult<T>>,
     ) -> Result<T> {
-        let after = self.inner.options.timeout;
-        let generation = self.inner.conn.generation();
-        match tokio::time::timeout(after, call).await {
-            Ok(result) => result.map_err(Error::from),
-            Err(_) => {
-                self.inner.conn.timed_out(generation);
-                Err(Error::Timeout { operation, after })
-            }
-        }
+        self.inner
+            .conn
+            .bounded(operation, self.inner.options.timeout, call)
+            .await
     }
 
     /// `GET` and `PTTL` of one key in one round trip (the tiered driver's promotion).
@@ -364,19 +321,11 @@ fn expiry_from_pttl(pttl: i64) -> Expiry {
 
 #[cfg(test)]
 mod tests {
-    use super::{client_lib_name, glob_escape};
+    use super::glob_escape;
 
     #[test]
     fn glob_characters_are_escaped() {
         assert_eq!(glob_escape("a*b?c[d]e\\"), "a\\*b\\?c\\[d\\]e\\\\");
         assert_eq!(glob_escape("plain:key"), "plain:key");
-    }
-
-    #[test]
-    fn lib_names_are_printable() {
-        assert_eq!(
-            client_lib_name("rustforge-cache", "app 1\n"),
-            "rustforge-cache:app_1_"
-        );
     }
 }

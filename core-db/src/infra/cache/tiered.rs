@@ -69,8 +69,9 @@ mod store;
 mod subscriber;
 
 use self::coherence::{Coherence, Ticket};
+use self::subscriber::Invalidations;
 pub(crate) use self::subscriber::invalidation_message;
-use self::subscriber::{AbortOnDrop, subscribe};
+use crate::infra::redis_pubsub::Listener;
 
 /// How the tiered driver uses its two levels (the armature guide's `TieredCacheConfig`).
 ///
@@ -158,7 +159,7 @@ struct Inner {
     coherence: Arc<Coherence>,
     origin: String,
     channel: String,
-    _subscriber: Option<AbortOnDrop>,
+    _subscriber: Option<Listener>,
 }
 
 impl TieredStore {
@@ -186,23 +187,20 @@ impl TieredStore {
         let coherence = Arc::new(Coherence::new());
         let subscriber = if config.enable_l1 && config.enable_l2 {
             let client = l2.client_named("rustforge-cache-sub")?;
-            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-            let task = tokio::spawn(subscribe(
-                client,
-                channel.clone(),
-                origin.clone(),
-                l1.clone(),
-                Arc::clone(&coherence),
-                l2.timeout(),
-                ready_tx,
-            ));
-            if tokio::time::timeout(l2.timeout(), ready_rx).await.is_err() {
+            let invalidations = Invalidations {
+                origin: origin.clone(),
+                l1: l1.clone(),
+                coherence: Arc::clone(&coherence),
+            };
+            let listener = Listener::start(client, "cache", l2.timeout(), invalidations);
+            listener.watch(&channel);
+            if listener.ready(&channel, "cache subscribe").await.is_err() {
                 tracing::warn!(
                     channel,
                     "cache invalidation channel not subscribed yet; L1 is bypassed until it is"
                 );
             }
-            Some(AbortOnDrop(task))
+            Some(listener)
         } else {
             None
         };
