@@ -21,100 +21,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use app::{AppContext, Settings};
 use axum::extract::{Path, State};
 use axum::routing::get;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use common::{Conn, percentile, serve};
 
-/// The allocator the `app` binary uses.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod common;
 
 /// Keep-alive connections the load generator uses.
 const CONNECTIONS: usize = 32;
-
-fn scale(n: usize) -> usize {
-    let s: f64 = std::env::var("FORGERUN_BENCH_SCALE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1.0);
-    ((n as f64 * s) as usize).max(200)
-}
-
-/// One keep-alive HTTP/1.1 connection: writes a request, reads the response by its
-/// `content-length`.
-struct Conn {
-    reader: BufReader<TcpStream>,
-    addr: SocketAddr,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).unwrap();
-        Self {
-            reader: BufReader::new(stream),
-            addr,
-        }
-    }
-
-    async fn call(&mut self, method: &str, path: &str, auth: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\nauthorization: {auth}\r\n",
-            self.addr
-        );
-        if !body.is_empty() {
-            head.push_str(&format!(
-                "content-type: application/json\r\ncontent-length: {}\r\n",
-                body.len()
-            ));
-        }
-        head.push_str("\r\n");
-        let stream = self.reader.get_mut();
-        stream.write_all(head.as_bytes()).await.expect("write");
-        stream.write_all(body).await.expect("write");
-        let mut line = String::new();
-        self.reader.read_line(&mut line).await.expect("status line");
-        let status: u16 = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).await.expect("header");
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            let (name, value) = header.split_once(':').expect("a header");
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().expect("length");
-            }
-            assert!(
-                !name.eq_ignore_ascii_case("transfer-encoding"),
-                "chunked response"
-            );
-        }
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body).await.expect("body");
-        (status, body)
-    }
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
-}
-
-async fn serve(router: axum::Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    addr
-}
 
 /// Runs `per_conn` requests on each of [`CONNECTIONS`] connections for `seconds`; returns
 /// requests per second.
@@ -141,97 +55,32 @@ async fn hammer(addr: SocketAddr, path: String, auth: String, seconds: u64) -> f
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
+    common::main(run());
 }
 
 async fn run() {
-    let Some(pg) = test_support::postgres("forgerun bench").await else {
-        return;
-    };
-    let Some(redis) = test_support::redis("forgerun bench").await else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("storage").display().to_string();
-    let data = dir.path().join("data").display().to_string();
-    let cache_url = format!("tiered+{}", redis.url);
-    // The pool is the one setting a deployment would tune for this load: `DATABASE_MAX_CONNECTIONS`
-    // overrides it here too.
+    // The pool and the worker's slots are what a deployment would tune for this load:
+    // `DATABASE_MAX_CONNECTIONS` and `WORKER_CONCURRENCY` override them here too.
     let pool_size = std::env::var("DATABASE_MAX_CONNECTIONS").unwrap_or_else(|_| "40".to_owned());
     let worker_concurrency =
         std::env::var("WORKER_CONCURRENCY").unwrap_or_else(|_| "64".to_owned());
-    let vars: std::collections::HashMap<&str, &str> = [
-        ("DATABASE_URL", pg.url.as_str()),
-        ("CACHE_URL", cache_url.as_str()),
-        ("QUEUE_URL", redis.url.as_str()),
-        ("APP_NAME", redis.prefix.as_str()),
-        ("STORAGE_ROOT", storage.as_str()),
-        ("DATA_DIR", data.as_str()),
-        ("WORK_TIME_SCALE", "0"),
+    let extra = [
         ("WORKER_CONCURRENCY", worker_concurrency.as_str()),
         ("DATABASE_MAX_CONNECTIONS", pool_size.as_str()),
-        ("RATE_LIMIT_PER_MINUTE", "10000000"),
-        ("MAX_ACTIVE_JOBS_PER_CLIENT", "100000000"),
-        ("MAX_QUEUE_DEPTH", "100000000"),
-        ("LOG_LEVEL", "warn"),
-    ]
-    .into_iter()
-    .collect();
-    let settings =
-        Settings::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned())).expect("settings");
-    let ctx = AppContext::connect(settings).await.expect("context");
-    let shutdown = core_jobs::Shutdown::new();
-    let background = app::jobs::Background::start(&ctx, &shutdown, true)
-        .await
-        .expect("relay and worker");
-    let addr = serve(app::router(ctx.clone())).await;
-
-    let mut conn = Conn::open(addr).await;
-    let (status, body) = conn
-        .call("POST", "/v1/clients", "none", br#"{"name":"bench"}"#)
-        .await;
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let auth = format!("Bearer {}", created["data"]["api_key"].as_str().unwrap());
+    ];
+    let Some(bench) = common::App::start("forgerun bench", &extra).await else {
+        return;
+    };
+    let (ctx, addr, auth) = (bench.ctx.clone(), bench.addr, bench.auth.clone());
 
     // 1. Submit → SUCCEEDED.
-    let jobs = scale(20_000);
+    let jobs = common::scale(20_000, 200);
     println!(
         "ForgeRun bench: {} cores, {jobs} SUCCESS_FAST jobs, {CONNECTIONS} connections",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let (next, auth) = (next.clone(), auth.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(addr).await;
-            let mut latencies = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < jobs as u64 {
-                let sent = Instant::now();
-                let (status, body) = conn
-                    .call(
-                        "POST",
-                        "/v1/jobs",
-                        &auth,
-                        br#"{"work_kind":"SUCCESS_FAST"}"#,
-                    )
-                    .await;
-                latencies.push(sent.elapsed().as_micros() as u64);
-                assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
-            }
-            latencies
-        }));
-    }
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await.unwrap());
-    }
+    let latencies = common::submit_jobs(addr, &auth, jobs, CONNECTIONS).await;
     let submitted = started.elapsed();
     let pool = ctx.db.as_postgres().expect("PostgreSQL").clone();
     loop {
@@ -249,7 +98,6 @@ async fn run() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let total = started.elapsed();
-    latencies.sort_unstable();
     let throughput = jobs as f64 / total.as_secs_f64();
     println!(
         "submit → SUCCEEDED: {jobs} jobs in {:.2} s = {throughput:.0} jobs/s (submitting alone {:.0}/s); submit latency p50 {:.2} ms, p99 {:.2} ms  [target ≥ 1500 jobs/s: {}]",
@@ -323,9 +171,5 @@ async fn run() {
         if ratio >= 1.5 { "PASS" } else { "FAIL" }
     );
 
-    shutdown.cancel();
-    shutdown.wait().await;
-    drop(background);
-    ctx.db.close().await;
-    drop((pg, redis, dir));
+    bench.stop().await;
 }

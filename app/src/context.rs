@@ -16,13 +16,32 @@ const EN: &str = include_str!("../i18n/en.json");
 /// The application's Chinese catalog, compiled in.
 const ZH: &str = include_str!("../i18n/zh.json");
 
-/// Settings, database, cache, queue and storage in one cheap handle (every field is one).
+/// Settings, database, cache, queue and storage in one cheap handle: a shared [`Context`]
+/// (`ctx.db` reads its field), so a clone, which every request makes, is one reference count.
 ///
 /// [`AppContext::connect`] builds it once per process; handlers get it as axum state, and jobs
 /// as an extension of their [`JobContext`] ([`AppContext::of`]), so both see the same values.
 /// Translations are process-wide: `connect` loads them, and `core_i18n::t` reads them.
 #[derive(Clone)]
-pub struct AppContext {
+pub struct AppContext(Arc<Context>);
+
+impl std::ops::Deref for AppContext {
+    type Target = Context;
+
+    fn deref(&self) -> &Context {
+        &self.0
+    }
+}
+
+impl From<Context> for AppContext {
+    fn from(context: Context) -> Self {
+        Self(Arc::new(context))
+    }
+}
+
+/// What an [`AppContext`] holds.
+#[derive(Clone)]
+pub struct Context {
     /// The settings the process started with.
     pub settings: Arc<Settings>,
     /// The database (SQLite by default, PostgreSQL when `DATABASE_URL` says so).
@@ -41,8 +60,14 @@ pub struct AppContext {
     pub keys: crate::auth::KeyStore,
     /// Active-job counts for the submission limits ([`crate::jobs::limits`]).
     pub active: crate::jobs::limits::ActiveCounts,
-    /// The address check for URLs clients give (`callback`), with `WEBHOOK_ALLOW_NETWORKS`.
+    /// The address check for URLs clients give (webhooks, `callback`), with
+    /// `WEBHOOK_ALLOW_NETWORKS`.
     pub ssrf: core_web::ssrf::Guard,
+    /// Wakes the live event streams of every server process: Redis pub/sub when the queue or
+    /// the cache is on Redis, in-process otherwise.
+    pub bus: core_db::bus::Bus,
+    /// Sends webhook deliveries through [`ssrf`](Self::ssrf), within `WEBHOOK_TIMEOUT_MS`.
+    pub webhooks: core_web::webhook::Sender,
 }
 
 impl AppContext {
@@ -57,6 +82,7 @@ impl AppContext {
         init_i18n(&settings)?;
         let allowed = settings.forgerun.allowed_networks()?;
         let ssrf = core_web::ssrf::Guard::new().allow(allowed);
+        let webhook_timeout = settings.forgerun.webhook_timeout;
         let keys = crate::auth::KeyStore::from_config(&settings.forgerun)
             .context("loading the API key secret (API_KEY_SECRET / DATA_DIR)")?;
         let base = &settings.base;
@@ -70,7 +96,11 @@ impl AppContext {
         let storage = storage::from_config(&base.storage)
             .context("configuring storage (STORAGE_DRIVER / S3_*)")?;
         let metrics = core_web::metrics::install().context("installing the metrics recorder")?;
-        Ok(Self {
+        let bus_url = bus_url(&settings);
+        let bus = core_db::bus::Bus::from_url(&bus_url, base.app_name.clone())
+            .await
+            .with_context(|| format!("connecting the event bus ({})", redact_url(&bus_url)))?;
+        Ok(Self::from(Context {
             settings: Arc::new(settings),
             metrics,
             buffer: JobBuffer::new(db.clone(), queue.clone()),
@@ -80,8 +110,19 @@ impl AppContext {
             storage,
             keys,
             active: crate::jobs::limits::ActiveCounts::default(),
+            bus,
+            webhooks: core_web::webhook::Sender::new(ssrf.clone()).with_timeout(webhook_timeout),
             ssrf,
-        })
+        }))
+    }
+
+    /// This context with `change` made to a copy of what it holds (tests swap a backend this
+    /// way); other handles keep the original.
+    #[must_use]
+    pub fn with(&self, change: impl FnOnce(&mut Context)) -> Self {
+        let mut context = Context::clone(&self.0);
+        change(&mut context);
+        Self::from(context)
     }
 
     /// The job context the worker hands every job: this context's database, cache and queue,
@@ -102,6 +143,16 @@ impl AppContext {
             "the job context carries no AppContext (build it with AppContext::job_context)",
         )
     }
+}
+
+/// Where the event bus runs: the queue's Redis (`QUEUE_URL`), else the cache's, else in
+/// process (`memory://`), since every process that shares jobs shares the queue.
+fn bus_url(settings: &Settings) -> String {
+    [&settings.queue.url, &settings.base.cache.url]
+        .into_iter()
+        .map(|url| url.strip_prefix("tiered+").unwrap_or(url))
+        .find(|url| url.starts_with("redis://") || url.starts_with("rediss://"))
+        .map_or_else(|| "memory://".to_owned(), str::to_owned)
 }
 
 /// Connects to `DATABASE_URL` and, when `MIGRATE_ON_START` is on, migrates it.

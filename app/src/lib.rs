@@ -9,6 +9,8 @@
 //!   ([`routes::clients`]); every other `/v1` route authenticates with [`auth::Caller`]
 //!   (`Authorization: Bearer frk_…`);
 //! - `/v1/jobs`: submit, list, read, cancel, retry, report ([`routes::jobs`], [`jobs`]);
+//! - `/v1/webhooks`: register, list and delete webhooks, and list their deliveries
+//!   ([`routes::webhooks`], [`webhooks`]);
 //! - `GET /health`: liveness; `GET /ready`: the database, the cache and the queue answer;
 //! - `GET /storage/{*key}`: stored files, public prefixes to anyone, the rest through
 //!   presigned links ([`routes::files`]);
@@ -34,8 +36,11 @@ pub mod jobs;
 pub mod openapi;
 pub mod routes;
 pub mod settings;
+pub mod webhooks;
 
-pub use context::{AppContext, MIGRATIONS, connect_database, connect_queue, init_i18n, migrate};
+pub use context::{
+    AppContext, Context, MIGRATIONS, connect_database, connect_queue, init_i18n, migrate,
+};
 pub use jobs::worker;
 pub use settings::Settings;
 

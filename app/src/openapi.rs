@@ -73,13 +73,18 @@ pub const BEARER: &str = "bearer";
         WorkKindName,
         SubmittableWorkKind,
         JobState,
-        Outcome
+        Outcome,
+        EventType,
+        EventTypeOrAll,
+        DeliveryOutcome,
+        DeliveryListItem
     )),
     modifiers(&Security),
     tags(
         (name = "operations", description = "Liveness, readiness, stored files, this document"),
         (name = "clients", description = "Clients and their API keys"),
         (name = "jobs", description = "Jobs: submit, list, read, cancel, retry, report"),
+        (name = "webhooks", description = "Webhooks: where job events are delivered, signed (Standard Webhooks), and their delivery attempts"),
     )
 )]
 pub struct ApiDoc;
@@ -360,6 +365,13 @@ errors!(
 );
 
 errors!(
+    /// 404 for a webhook id that does not exist or belongs to another client.
+    WebhookNotFound {
+        "404" => "No webhook with this id for this client (`RFA_WEBHOOK_NOT_FOUND`)",
+    }
+);
+
+errors!(
     /// 404 for a client id other than the caller's.
     ClientNotFound {
         "404" => "The path names another client than the caller's (`RFA_CLIENT_NOT_FOUND`)",
@@ -413,6 +425,61 @@ envelope!(
     /// `{"data": [KeyInfo]}`.
     KeyListEnvelope(Vec<KeyInfo>)
 );
+
+envelope!(
+    /// `{"data": CreatedWebhook}`.
+    CreatedWebhookEnvelope(crate::routes::webhooks::CreatedWebhook)
+);
+envelope!(
+    /// `{"data": WebhookView}`.
+    WebhookEnvelope(crate::routes::webhooks::WebhookView)
+);
+envelope!(
+    /// `{"data": [WebhookView]}`.
+    WebhookListEnvelope(Vec<crate::routes::webhooks::WebhookView>)
+);
+
+/// One page of `GET /v1/webhooks/{id}/deliveries`: `{"data": [DeliveryListItem], "meta":
+/// PageMeta}`.
+#[derive(Debug, ToSchema)]
+pub struct DeliveryListEnvelope {
+    /// The attempts of the page.
+    pub data: Vec<DeliveryListItem>,
+    /// Page, page size, total and last page.
+    #[schema(value_type = PageMeta)]
+    pub meta: serde_json::Value,
+}
+
+/// One delivery attempt: the columns of its list definition.
+#[derive(Debug, ToSchema)]
+pub struct DeliveryListItem {
+    /// The attempt's id.
+    #[schema(format = Uuid)]
+    pub delivery_id: String,
+    /// The event delivered (the `webhook-id` header the receiver saw).
+    #[schema(format = Uuid)]
+    pub event_id: String,
+    /// Its type.
+    #[schema(value_type = EventType)]
+    pub event_type: String,
+    /// 1 for the event's first attempt.
+    pub attempt: i64,
+    /// What became of the attempt.
+    #[schema(value_type = DeliveryOutcome)]
+    pub outcome: String,
+    /// The receiver's HTTP status, when it answered.
+    pub status_code: Option<i64>,
+    /// How long the attempt took.
+    pub duration_ms: i64,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// When the next attempt is due (`retrying` only).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_retry_at: Option<String>,
+    /// When the attempt was made.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: String,
+}
 
 /// One page of `GET /v1/jobs`: `{"data": [JobListItem], "meta": PageMeta}`.
 #[derive(Debug, ToSchema)]
@@ -679,6 +746,29 @@ names!(
         .filter(|s| s.is_final())
         .map(|s| s.as_str())
         .collect()
+);
+
+names!(
+    /// An event type: a job reached a state ([`State::event_name`]).
+    EventType = "EventType",
+    "An event type: job.created, job.queued, …",
+    State::ALL.iter().map(|s| s.event_name()).collect()
+);
+
+names!(
+    /// What a webhook may subscribe to: an event type, or `*` for all.
+    EventTypeOrAll = "EventTypeOrAll",
+    "An event type, or * for all of them",
+    std::iter::once("*")
+        .chain(State::ALL.iter().map(|s| s.event_name()))
+        .collect()
+);
+
+names!(
+    /// What became of one delivery attempt.
+    DeliveryOutcome = "DeliveryOutcome",
+    "delivered (a 2xx); retrying (another attempt is due); failed (the last attempt, or the message gave up); gone (410: the webhook is disabled); refused (the address is not allowed)",
+    vec!["delivered", "retrying", "failed", "gone", "refused"]
 );
 
 /// `SubmitJob.callback`: an `http://` or `https://` URL of at most 2,048 characters, or `null`.

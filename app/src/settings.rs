@@ -52,6 +52,15 @@ pub struct ForgeRunConfig {
     /// `WEBHOOK_ALLOW_NETWORKS`: networks (CIDR) callbacks may reach although they are not
     /// public, such as `127.0.0.0/8` for a local test receiver. Empty by default.
     pub webhook_allow_networks: Vec<String>,
+    /// `WEBHOOK_TIMEOUT_MS`: how long one delivery attempt may take, connection included.
+    pub webhook_timeout: Duration,
+    /// `WEBHOOK_MAX_ATTEMPTS`: attempts of one delivery before it is recorded as failed.
+    pub webhook_max_attempts: u64,
+    /// `WEBHOOK_BACKOFF_MS`: the wait before a delivery's first retry; it doubles with each
+    /// retry (up to an hour).
+    pub webhook_backoff: Duration,
+    /// `WEBHOOK_CONCURRENCY`: deliveries one worker process makes at once.
+    pub webhook_concurrency: u64,
 }
 
 impl Default for ForgeRunConfig {
@@ -69,6 +78,10 @@ impl Default for ForgeRunConfig {
             max_queue_depth: 100_000,
             job_retention: Duration::from_secs(30 * 86_400),
             webhook_allow_networks: Vec::new(),
+            webhook_timeout: Duration::from_secs(15),
+            webhook_max_attempts: 8,
+            webhook_backoff: Duration::from_secs(5),
+            webhook_concurrency: 64,
         }
     }
 }
@@ -94,6 +107,10 @@ impl std::fmt::Debug for ForgeRunConfig {
             .field("max_queue_depth", &self.max_queue_depth)
             .field("job_retention", &self.job_retention)
             .field("webhook_allow_networks", &self.webhook_allow_networks)
+            .field("webhook_timeout", &self.webhook_timeout)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .field("webhook_backoff", &self.webhook_backoff)
+            .field("webhook_concurrency", &self.webhook_concurrency)
             .finish()
     }
 }
@@ -243,7 +260,38 @@ pub const SETTINGS: &[Setting] = &[
         "forgerun.webhook_allow_networks",
         Kind::List,
         "comma-separated CIDR networks",
-        "Networks a job's `callback` may point into although they are not public (for example `127.0.0.0/8` for a local receiver); every other loopback, private, link-local or metadata address is refused.",
+        "Networks webhooks and a job's `callback` may point into although they are not public (for example `127.0.0.0/8` for a local receiver); every other loopback, private, link-local or metadata address is refused.",
+    ),
+    Setting::new(
+        "WEBHOOK_TIMEOUT_MS",
+        "forgerun.webhook_timeout",
+        Kind::Millis,
+        "a whole number of milliseconds, at least 1",
+        "How long one webhook delivery attempt may take (connecting included) before it counts as failed and is retried.",
+    ),
+    Setting::new(
+        "WEBHOOK_MAX_ATTEMPTS",
+        "forgerun.webhook_max_attempts",
+        Kind::Int { min: 1, max: 100 },
+        "a whole number 1–100",
+        "Attempts of one webhook delivery before it is recorded as failed.",
+    ),
+    Setting::new(
+        "WEBHOOK_BACKOFF_MS",
+        "forgerun.webhook_backoff",
+        Kind::Millis,
+        "a whole number of milliseconds, at least 1",
+        "The wait before a delivery's first retry; it doubles with each retry, up to an hour, and a receiver's longer `Retry-After` wins.",
+    ),
+    Setting::new(
+        "WEBHOOK_CONCURRENCY",
+        "forgerun.webhook_concurrency",
+        Kind::Int {
+            min: 1,
+            max: 10_000,
+        },
+        "a whole number 1–10000",
+        "Webhook deliveries one worker process makes at once (apart from the jobs it runs).",
     ),
 ];
 

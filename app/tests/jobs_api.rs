@@ -10,53 +10,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{Drivers, Reply, TestApp, send, test_app};
-use core_jobs::Shutdown;
+use common::{Client, Drivers, Reply, TestApp, call, register, send, start, stop, test_app};
 use serde_json::{Value, json};
-
-/// A client and its key, made through `POST /v1/clients`.
-struct Client {
-    id: String,
-    key: String,
-}
-
-async fn register(router: &Router) -> Client {
-    let req = Request::post("/v1/clients")
-        .header("content-type", "application/json")
-        .body(Body::from(r#"{"name": "api test"}"#))
-        .unwrap();
-    let reply = send(router, req).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
-    Client {
-        id: reply.json["data"]["client_id"].as_str().unwrap().to_owned(),
-        key: reply.json["data"]["api_key"].as_str().unwrap().to_owned(),
-    }
-}
-
-async fn call(
-    router: &Router,
-    client: &Client,
-    method: &str,
-    uri: &str,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> Reply {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {}", client.key));
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let req = match body {
-        Some(body) => req
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string())),
-        None => req.body(Body::empty()),
-    }
-    .unwrap();
-    send(router, req).await
-}
 
 /// How many rows `table` holds.
 async fn rows(t: &TestApp, table: &str) -> i64 {
@@ -81,20 +36,6 @@ async fn wait_final(router: &Router, client: &Client, id: &str) -> Value {
         assert!(tokio::time::Instant::now() < deadline, "{id} still {state}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn start(t: &TestApp) -> (Shutdown, app::jobs::Background) {
-    let shutdown = Shutdown::new();
-    let background = app::jobs::Background::start(&t.ctx, &shutdown, true)
-        .await
-        .unwrap();
-    (shutdown, background)
-}
-
-async fn stop(shutdown: Shutdown, background: app::jobs::Background) {
-    shutdown.cancel();
-    shutdown.wait().await;
-    drop(background);
 }
 
 on_both!(

@@ -38,7 +38,7 @@ fn new_job(kind: WorkKind) -> NewJob {
 
 async fn submit(ctx: &AppContext, client_id: &str, job: &NewJob) -> JobRow {
     let id = uuid::Uuid::new_v4().to_string();
-    let (row, tx) = jobs::submit(ctx, client_id, job, &id)
+    let (row, _, tx) = jobs::submit(ctx, client_id, job, &id)
         .await
         .expect("submit");
     ctx.buffer.commit(tx).await.expect("commit");
@@ -474,17 +474,10 @@ async fn forbidden_transitions_are_refused_and_leave_no_event(drivers: Drivers, 
                 continue;
             }
             let before = store::events(&t.ctx.db, &row.id).await.unwrap().len();
-            let moved = store::transition(
-                &t.ctx.db,
-                &t.ctx.cache,
-                &row.id,
-                to,
-                store::Guard::default(),
-                None,
-                |_| {},
-            )
-            .await
-            .unwrap();
+            let moved =
+                store::transition(&t.ctx, &row.id, to, store::Guard::default(), None, |_| {})
+                    .await
+                    .unwrap();
             assert!(
                 matches!(moved, Moved::Refused(_)),
                 "{current} -> {to} must be refused"
@@ -502,17 +495,9 @@ async fn forbidden_transitions_are_refused_and_leave_no_event(drivers: Drivers, 
                 current
             );
         }
-        let moved = store::transition(
-            &t.ctx.db,
-            &t.ctx.cache,
-            &row.id,
-            next,
-            store::Guard::default(),
-            None,
-            |_| {},
-        )
-        .await
-        .unwrap();
+        let moved = store::transition(&t.ctx, &row.id, next, store::Guard::default(), None, |_| {})
+            .await
+            .unwrap();
         assert!(
             matches!(moved, Moved::Applied(_)),
             "{current} -> {next} is allowed"
@@ -527,16 +512,8 @@ async fn forbidden_transitions_are_refused_and_leave_no_event(drivers: Drivers, 
         attempt: Some(7),
         ..store::Guard::default()
     };
-    let moved = store::transition(
-        &t.ctx.db,
-        &t.ctx.cache,
-        &row.id,
-        State::Assigned,
-        stale,
-        None,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let moved = store::transition(&t.ctx, &row.id, State::Assigned, stale, None, |_| {})
+        .await
+        .unwrap();
     assert!(matches!(moved, Moved::Refused(_)));
 }

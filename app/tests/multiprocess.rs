@@ -6,11 +6,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use app::jobs::{State, WorkKind};
-use common::process::{Lines, app, serve, terminate};
+use common::process::{Services, serve, terminate, worker};
 use serde_json::Value;
 
 const JOBS: usize = 2_000;
@@ -43,38 +42,13 @@ async fn get(addr: SocketAddr, path: &str, auth: &str) -> Value {
     reply.json()
 }
 
-fn worker(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, Lines) {
-    let mut cmd = app(dir);
-    cmd.arg("worker");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let lines = Lines::new(child.stdout.take().unwrap());
-    lines.wait_for(&[r#""message":"worker started""#]);
-    (child, lines)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_two_workers_one_killed_lose_nothing() {
     let test = "two_servers_two_workers_one_killed_lose_nothing";
-    let Some(pg) = test_support::postgres(test).await else {
+    let Some(services) = Services::start(test).await else {
         return;
     };
-    let Some(redis) = test_support::redis(test).await else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("storage").display().to_string();
-    let env = [
-        ("DATABASE_URL", pg.url.as_str()),
-        ("REDIS_URL", redis.url.as_str()),
-        ("APP_NAME", redis.prefix.as_str()),
-        ("STORAGE_ROOT", storage.as_str()),
+    let env = services.env(&[
         ("WORK_TIME_SCALE", "0.01"),
         ("WORKER_LEASE_SECS", "2"),
         ("WORKER_CONCURRENCY", "32"),
@@ -85,11 +59,11 @@ async fn two_servers_two_workers_one_killed_lose_nothing() {
             "multi-process-test-secret-0123456789abcdef",
         ),
         ("SHUTDOWN_GRACE_SECS", "1"),
-    ];
-    let (mut server_a, _la, a) = serve(dir.path(), &env);
-    let (mut server_b, _lb, b) = serve(dir.path(), &env);
-    let (mut doomed, _ld) = worker(dir.path(), &env);
-    let (mut survivor, _ls) = worker(dir.path(), &env);
+    ]);
+    let (mut server_a, _la, a) = serve(services.dir.path(), &env);
+    let (mut server_b, _lb, b) = serve(services.dir.path(), &env);
+    let (mut doomed, _ld) = worker(services.dir.path(), &env);
+    let (mut survivor, _ls) = worker(services.dir.path(), &env);
 
     let reply = post(a, "/v1/clients", None, br#"{"name": "multi-process"}"#).await;
     assert_eq!(
@@ -205,5 +179,5 @@ async fn two_servers_two_workers_one_killed_lose_nothing() {
         let exit = terminate(child).await;
         assert!(exit.success(), "{exit:?}");
     }
-    drop((pg, redis));
+    drop(services);
 }

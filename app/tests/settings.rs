@@ -32,6 +32,8 @@ fn sample(setting: &Setting) -> &'static str {
         "APP_ENV" => "production",
         "API_KEY_SECRET" => "hunter2-secret-value-long-enough-for-hmac",
         "WEBHOOK_ALLOW_NETWORKS" => "127.0.0.0/8, fd00::/8",
+        "WEBHOOK_MAX_ATTEMPTS" => "12",
+        "WEBHOOK_CONCURRENCY" => "123",
         _ => match setting.kind {
             Kind::Bool => "false",
             Kind::Int { .. } => "1234",

@@ -154,6 +154,21 @@ impl OutboxInsert {
         )
     }
 
+    /// As [`insert_sql`](Self::insert_sql), but `INSERT … SELECT $first, … FROM {source}`: the
+    /// row is written once per row `source` yields, so a statement can dispatch only when an
+    /// earlier step of it wrote something, or when a condition holds (`source` may be
+    /// `"moved WHERE …"`). [`bind`](Self::bind) binds the same 6 parameters. A `source` that
+    /// yields more than one row would dispatch the job more than once under one id, which the
+    /// outbox refuses (the statement fails): make it yield one row at most.
+    pub fn insert_sql_from(&self, first: usize, source: &str) -> String {
+        let params: Vec<String> = (first..first + 6).map(|n| format!("${n}")).collect();
+        format!(
+            "INSERT INTO job_outbox (job_id, job_name, queue, payload, available_at, group_id) \
+             SELECT {} FROM {source}",
+            params.join(", ")
+        )
+    }
+
     /// Binds the parameters of [`insert_sql`](Self::insert_sql) to `query`, in order.
     pub fn bind<'q>(
         &'q self,

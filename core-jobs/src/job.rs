@@ -104,6 +104,54 @@ pub fn default_backoff(attempt: u32) -> Duration {
     capped.mul_f64(factor)
 }
 
+/// A failed attempt that asks to be retried no sooner than `after`: return it from
+/// [`Job::handle`] (`Err(RetryAfter::new(..).into())`) when the other side said when to come
+/// back, such as an HTTP `Retry-After`. The retry then waits for the longer of `after` and
+/// [`Job::backoff`]; it still counts as an attempt, and the last attempt still ends in
+/// [`Job::failed`].
+///
+/// ```
+/// use std::time::Duration;
+/// use core_jobs::job::RetryAfter;
+///
+/// let error: anyhow::Error = RetryAfter::new(Duration::from_secs(30), "HTTP 503").into();
+/// assert_eq!(error.to_string(), "HTTP 503 (retry after 30s)");
+/// assert_eq!(RetryAfter::of(&error), Some(Duration::from_secs(30)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryAfter {
+    after: Duration,
+    error: String,
+}
+
+impl RetryAfter {
+    /// A failure described by `error`, to be retried after at least `after`.
+    pub fn new(after: Duration, error: impl Into<String>) -> Self {
+        Self {
+            after,
+            error: error.into(),
+        }
+    }
+
+    /// The shortest wait before the retry.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+
+    /// The wait `error` asks for, when it is (or wraps) a `RetryAfter`.
+    pub fn of(error: &anyhow::Error) -> Option<Duration> {
+        error.downcast_ref::<Self>().map(Self::after)
+    }
+}
+
+impl fmt::Display for RetryAfter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (retry after {:?})", self.error, self.after)
+    }
+}
+
+impl std::error::Error for RetryAfter {}
+
 /// A job's id: a random UUID in its simple (32 hex digits) form, unique per dispatch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

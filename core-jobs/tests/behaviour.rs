@@ -42,6 +42,7 @@ suite!(
     dispatch_in_waits_then_runs_on_time,
     dispatch_at_runs_at_its_time,
     retried_failure_never_calls_failed,
+    retry_after_holds_the_retry_back,
     failed_runs_exactly_once_after_max_retries_plus_one_runs,
     error_in_failed_still_writes_the_row,
     panic_in_failed_still_writes_the_row,
@@ -147,6 +148,34 @@ mod cases {
             "failed() is not called for a retried failure"
         );
         assert!(h.failed_rows().await.is_empty());
+        w.shutdown().await;
+    }
+
+    pub async fn retry_after_holds_the_retry_back(h: Harness) {
+        let w = h.worker().spawn().unwrap();
+        let mut job = TestJob::new("busy").failing(1, 1);
+        job.retry_after_ms = Some(700);
+        let sent = tokio::time::Instant::now();
+        job.dispatch(&h.queue).await.unwrap();
+        assert!(wait_until(T, || h.rec.runs("busy") == 1).await);
+        let first = sent.elapsed();
+        assert!(wait_until(T, || h.rec.runs("busy") == 2).await);
+        let waited = sent.elapsed() - first;
+        // The backoff is 10 ms; the failure asked for 700 ms, and the longer wait wins.
+        assert!(
+            waited >= Duration::from_millis(650),
+            "retried after {waited:?}"
+        );
+        assert!(h.rec.failed_calls("busy").is_empty());
+        // A RetryAfter on the last attempt still ends in failed(), with its message.
+        let mut last = TestJob::new("busy-last").failing(u32::MAX, 0);
+        last.retry_after_ms = Some(50);
+        last.dispatch(&h.queue).await.unwrap();
+        assert!(wait_until(T, || h.rec.failed_calls("busy-last").len() == 1).await);
+        assert_eq!(
+            h.rec.failed_calls("busy-last"),
+            vec!["busy 1 (retry after 50ms)".to_owned()]
+        );
         w.shutdown().await;
     }
 

@@ -251,6 +251,40 @@ async fn postgres_an_outbox_row_in_ones_own_statement_commits_with_it() {
         "the failed statement dispatched nothing"
     );
     assert_eq!(buffer.pending().await.unwrap(), 0);
+    // A conditional dispatch: `insert_sql_from` writes the row only when the statement's
+    // first step wrote one.
+    let touch = |id: i64, key: &'static str| {
+        let (buffer, pool) = (buffer.clone(), pg.pool.clone());
+        async move {
+            let row = buffer.outbox_row(&TestJob::new(key), None).unwrap();
+            let sql = format!(
+                "WITH moved AS (UPDATE orders SET receipt_job = $8 WHERE id = $7 RETURNING id), \
+                 dispatch AS ({} RETURNING 1) SELECT COUNT(*) FROM dispatch",
+                row.insert_sql_from(1, "moved")
+            );
+            let sent: i64 = sqlx::Row::get(
+                &row.bind(sqlx::query(&sql))
+                    .bind(id)
+                    .bind(row.id().as_str())
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap(),
+                0,
+            );
+            buffer.committed();
+            sent
+        }
+    };
+    assert_eq!(touch(1, "touched").await, 1, "an existing order dispatches");
+    assert_eq!(touch(2, "untouched").await, 0, "a missing one does not");
+    assert!(
+        wait_for(Duration::from_secs(10), || async {
+            ready(&queue).await == 2
+        })
+        .await,
+        "the conditional row is relayed"
+    );
+    assert_eq!(buffer.pending().await.unwrap(), 0);
     relay.shutdown().await;
 }
 

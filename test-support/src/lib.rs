@@ -25,9 +25,11 @@
 
 pub mod http;
 pub mod proxy;
+pub mod receiver;
 pub mod s3;
 pub use http::{JsonReply, send_json};
 pub use proxy::{Direction, Fault, FaultProxy};
+pub use receiver::Receiver;
 pub use s3::{TestS3, s3};
 
 use std::io::Write;

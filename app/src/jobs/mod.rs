@@ -52,9 +52,19 @@ fn backoff_unit_ms(ctx: &AppContext) -> u64 {
     u64::try_from(unit.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Writes a new job `id` for `client_id` (QUEUED), its `job.created` and `job.queued` events and
-/// its dispatch inside a new transaction, and returns the row and the transaction for the
-/// caller to add to (the idempotency record) and commit with `ctx.buffer.commit`.
+/// A job's callback as registered with it: a webhook of that job alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    /// The webhook's id (its deliveries are at `GET /v1/webhooks/{id}/deliveries`).
+    pub webhook_id: String,
+    /// Its signing secret, shown to the client once, in the submission's response.
+    pub secret: String,
+}
+
+/// Writes a new job `id` for `client_id` (QUEUED), its `job.created` and `job.queued` events,
+/// its dispatch and, with a `callback`, the callback's webhook inside a new transaction, and
+/// returns them with the transaction for the caller to add to (the idempotency record) and
+/// commit with `ctx.buffer.commit`.
 ///
 /// # Errors
 /// The database failed (nothing is written).
@@ -63,17 +73,38 @@ pub async fn submit(
     client_id: &str,
     job: &NewJob,
     id: &str,
-) -> anyhow::Result<(JobRow, core_db::Tx)> {
+) -> anyhow::Result<(JobRow, Option<Callback>, core_db::Tx)> {
     let mut tx = ctx.db.begin().await?;
     let run = first_run(ctx, job, id);
     let dispatch = dispatch(ctx, &mut tx, &run, job.execution_at).await?;
     let row = new_row(client_id, job, id, dispatch.as_str());
-    store::insert(&mut tx, &row).await?;
-    Ok((row, tx))
+    store::insert(&ctx.buffer, &mut tx, &row).await?;
+    let callback = match &row.callback {
+        Some(url) => {
+            let hook = crate::webhooks::WebhookRow {
+                id: uuid::Uuid::new_v4().to_string(),
+                client_id: client_id.to_owned(),
+                job_id: Some(id.to_owned()),
+                url: url.clone(),
+                events: "*".to_owned(),
+                secret: core_web::webhook::Secret::generate().expose().to_owned(),
+                created_at: row.created_at,
+                disabled_at: None,
+                disabled_reason: None,
+            };
+            crate::webhooks::insert_callback(&mut tx, &hook).await?;
+            Some(Callback {
+                webhook_id: hook.id,
+                secret: hook.secret,
+            })
+        }
+        None => None,
+    };
+    Ok((row, callback, tx))
 }
 
-/// As [`submit`], committed: on PostgreSQL the row, its events and its dispatch are one
-/// statement (one round trip instead of a transaction's four).
+/// As [`submit`], committed: on PostgreSQL, for a job without a callback, the row, its events
+/// and its dispatch are one statement (one round trip instead of a transaction's four).
 ///
 /// # Errors
 /// The database failed (nothing is written).
@@ -82,18 +113,31 @@ pub async fn submit_now(
     client_id: &str,
     job: &NewJob,
     id: &str,
-) -> anyhow::Result<JobRow> {
+) -> anyhow::Result<(JobRow, Option<Callback>)> {
     let core_db::Database::Postgres(pool) = &ctx.db else {
-        let (row, tx) = submit(ctx, client_id, job, id).await?;
-        ctx.buffer.commit(tx).await?;
-        return Ok(row);
+        return submit_committed(ctx, client_id, job, id).await;
     };
+    if job.callback.is_some() {
+        return submit_committed(ctx, client_id, job, id).await;
+    }
     let run = first_run(ctx, job, id);
     let dispatch = ctx.buffer.outbox_row(&run, delay_until(job.execution_at))?;
     let row = new_row(client_id, job, id, dispatch.id().as_str());
-    store::insert_dispatched(pool, &row, &dispatch).await?;
+    store::insert_dispatched(pool, &ctx.buffer, &row, &dispatch).await?;
     ctx.buffer.committed();
-    Ok(row)
+    Ok((row, None))
+}
+
+/// [`submit`], committed.
+async fn submit_committed(
+    ctx: &AppContext,
+    client_id: &str,
+    job: &NewJob,
+    id: &str,
+) -> anyhow::Result<(JobRow, Option<Callback>)> {
+    let (row, callback, tx) = submit(ctx, client_id, job, id).await?;
+    ctx.buffer.commit(tx).await?;
+    Ok((row, callback))
 }
 
 /// The dispatch that runs a new job's attempts.
@@ -173,8 +217,7 @@ pub async fn cancel(ctx: &AppContext, id: &str) -> anyhow::Result<Option<Cancele
             ..store::Guard::default()
         };
         let row = match store::transition(
-            &ctx.db,
-            &ctx.cache,
+            ctx,
             id,
             State::Canceled,
             guard,
@@ -232,12 +275,21 @@ pub async fn retry(ctx: &AppContext, id: &str) -> anyhow::Result<Moved> {
             r.finished_at = None;
             r.cancel_requested = false;
         });
-        if !store::write(&mut tx, &current, &next, Some("retried by the client")).await? {
+        if !store::write(
+            &ctx.buffer,
+            &mut tx,
+            &current,
+            &next,
+            Some("retried by the client"),
+        )
+        .await?
+        {
             tx.rollback().await?;
             continue;
         }
         ctx.buffer.commit(tx).await?;
         store::invalidate(&ctx.cache, &next.id).await;
+        crate::routes::events::publish(ctx, &next.id, State::Queued).await;
         tracing::info!(
             job_id = id,
             client_id = next.client_id,
@@ -268,6 +320,8 @@ pub struct Background {
     pub relay: RelayHandle,
     /// The worker, when this process runs jobs.
     pub worker: Option<WorkerHandle>,
+    /// The webhooks' worker (fan-outs and deliveries), next to [`worker`](Self::worker).
+    pub webhooks: Option<WorkerHandle>,
 }
 
 impl Background {
@@ -293,17 +347,24 @@ impl Background {
             }
         }
         let relay = ctx.buffer.spawn_relay_with(shutdown);
-        let worker = if with_worker {
-            Some(
-                worker(ctx)
-                    .with_shutdown(shutdown)
-                    .spawn()
-                    .context("starting the worker")?,
-            )
+        let (worker, webhooks) = if with_worker {
+            let jobs = worker(ctx)
+                .with_shutdown(shutdown)
+                .spawn()
+                .context("starting the worker")?;
+            let webhooks = crate::webhooks::worker(ctx)
+                .with_shutdown(shutdown)
+                .spawn()
+                .context("starting the webhooks' worker")?;
+            (Some(jobs), Some(webhooks))
         } else {
-            None
+            (None, None)
         };
-        Ok(Self { relay, worker })
+        Ok(Self {
+            relay,
+            worker,
+            webhooks,
+        })
     }
 }
 

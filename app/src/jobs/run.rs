@@ -94,11 +94,11 @@ async fn run(
     dispatch: Option<&str>,
     ctx: &JobContext,
 ) -> anyhow::Result<()> {
-    let (db, cache) = (&app.db, &app.cache);
+    let db = &app.db;
     let id = job.job_id.as_str();
     // The usual case, a QUEUED job of this dispatch that is due, starts in one statement.
     let started = match dispatch {
-        Some(dispatch) => store::start(db, cache, id, dispatch).await?,
+        Some(dispatch) => store::start(app, id, dispatch).await?,
         None => None,
     };
     let row = match started {
@@ -132,7 +132,7 @@ async fn run(
     };
     match ended {
         Ended::Done => {
-            let moved = store::apply(db, cache, id, end, |r| {
+            let moved = store::apply(app, id, end, |r| {
                 r.error = None;
                 r.retryable = false;
             })
@@ -152,7 +152,7 @@ async fn run(
                 detail: Some("canceled while running"),
                 ..end
             };
-            store::apply(db, cache, id, step, |_| {}).await?;
+            store::apply(app, id, step, |_| {}).await?;
             Ok(())
         }
         Ended::Failed(reason) => {
@@ -163,7 +163,7 @@ async fn run(
                     seen: None,
                     ..end
                 };
-                store::apply(db, cache, id, step, |r| {
+                store::apply(app, id, step, |r| {
                     r.error = Some(reason.clone());
                 })
                 .await?;
@@ -178,7 +178,7 @@ async fn run(
                     seen: None,
                     ..end
                 };
-                store::apply(db, cache, id, step, |r| {
+                store::apply(app, id, step, |r| {
                     r.error = Some(reason.clone());
                     r.retryable = retryable;
                 })
@@ -200,7 +200,7 @@ async fn start(
     id: &str,
     dispatch: Option<&str>,
 ) -> anyhow::Result<Option<JobRow>> {
-    let (db, cache) = (&app.db, &app.cache);
+    let db = &app.db;
     let Some(mut row) = store::find(db, id).await? else {
         return Ok(None);
     };
@@ -213,17 +213,9 @@ async fn start(
         ..Guard::default()
     };
     if matches!(row.state(), State::Assigned | State::Running) {
-        match store::transition(
-            db,
-            cache,
-            id,
-            State::Queued,
-            guard,
-            Some("worker lost"),
-            |r| {
-                r.error = Some("worker lost".to_owned());
-            },
-        )
+        match store::transition(app, id, State::Queued, guard, Some("worker lost"), |r| {
+            r.error = Some("worker lost".to_owned());
+        })
         .await?
         {
             Moved::Applied(r) => row = r,
@@ -249,7 +241,7 @@ async fn start(
         relaxed: true,
         ..store::Move::to(State::Running)
     };
-    match store::apply(db, cache, id, start, |r| {
+    match store::apply(app, id, start, |r| {
         r.attempt += 1;
         r.cancel_requested = false;
     })
@@ -263,7 +255,7 @@ async fn start(
 /// Marks job `id` FAILED with `reason` (CANCELED when a cancel was pending), from whatever
 /// active state the last attempt left it in, through allowed transitions only.
 async fn fail(app: &AppContext, id: &str, reason: &str) -> anyhow::Result<()> {
-    let (db, cache) = (&app.db, &app.cache);
+    let db = &app.db;
     for _ in 0..4 {
         let Some(row) = store::find(db, id).await? else {
             return Ok(());
@@ -281,7 +273,7 @@ async fn fail(app: &AppContext, id: &str, reason: &str) -> anyhow::Result<()> {
             attempt: Some(row.attempt),
             ..Guard::default()
         };
-        store::transition(db, cache, id, step, guard, Some(reason), |r| {
+        store::transition(app, id, step, guard, Some(reason), |r| {
             if matches!(step, State::Failed | State::Canceled) {
                 r.error = Some(reason.to_owned());
                 r.retryable = retryable;

@@ -15,9 +15,13 @@ use std::sync::LazyLock;
 use anyhow::Context as _;
 use core_db::db::Timestamp;
 use core_db::{Cache, Database, Tx, on_db, on_tx};
+use core_jobs::JobBuffer;
 use serde::{Deserialize, Serialize};
+use sqlx::{FromRow as _, Row as _};
 
 use super::state::State;
+use crate::AppContext;
+use crate::webhooks::Dispatches;
 
 /// The columns of a job row, as read everywhere.
 pub const JOB_COLUMNS: &str = "id, client_id, work_kind, state, attempt, max_attempts, outcome, \
@@ -170,9 +174,35 @@ pub async fn find_for_client(
 /// # Errors
 /// The database failed.
 pub async fn events(db: &Database, job_id: &str) -> anyhow::Result<Vec<EventRow>> {
+    events_after(db, job_id, 0).await
+}
+
+/// Job `job_id`'s events after `seq` `after`, in order.
+///
+/// # Errors
+/// The database failed.
+pub async fn events_after(
+    db: &Database,
+    job_id: &str,
+    after: i64,
+) -> anyhow::Result<Vec<EventRow>> {
     let sql = "SELECT seq, event_id, job_id, event_name, prev_state, next_state, attempt, detail, \
-               created_at FROM job_events WHERE job_id = $1 ORDER BY seq";
-    Ok(on_db!(db, pool => sqlx::query_as::<_, EventRow>(sql).bind(job_id).fetch_all(pool).await)?)
+               created_at FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq";
+    Ok(
+        on_db!(db, pool => sqlx::query_as::<_, EventRow>(sql).bind(job_id).bind(after).fetch_all(pool).await)?,
+    )
+}
+
+/// Event `event_id`.
+///
+/// # Errors
+/// The database failed.
+pub async fn event(db: &Database, event_id: &str) -> anyhow::Result<Option<EventRow>> {
+    let sql = "SELECT seq, event_id, job_id, event_name, prev_state, next_state, attempt, detail, \
+               created_at FROM job_events WHERE event_id = $1";
+    Ok(
+        on_db!(db, pool => sqlx::query_as::<_, EventRow>(sql).bind(event_id).fetch_optional(pool).await)?,
+    )
 }
 
 /// A job's artifacts by name.
@@ -239,57 +269,85 @@ macro_rules! bind_row {
     };
 }
 
-/// Inserts a new job inside `tx` with its events: `job.created`, then the move from CREATED to
-/// `row.state` when it is already further.
+/// Inserts a new job inside `tx` with its events (`job.created`, then the move from CREATED
+/// to `row.state` when it is already further) and their fan-out dispatches; how many
+/// dispatches it wrote (commit with [`JobBuffer::commit`], which wakes the relay).
 ///
 /// # Errors
 /// The database failed.
-pub async fn insert(tx: &mut Tx, row: &JobRow) -> anyhow::Result<()> {
+pub async fn insert(buffer: &JobBuffer, tx: &mut Tx, row: &JobRow) -> anyhow::Result<usize> {
     let events = creation_events(row);
+    let ids = event_ids(&events);
+    let fans = Dispatches::new(buffer, &row.id, states_of(&ids, &events))?;
     match tx {
-        // The row and its events in one statement: one round trip.
+        // The row, its events and their fan-out in one statement: one round trip.
         Tx::Postgres(t) => {
+            let first_fan = 20 + events.len() * 7;
             let sql = format!(
-                "WITH inserted AS (INSERT INTO jobs ({JOB_COLUMNS}) {} RETURNING id) {}",
+                "WITH inserted AS (INSERT INTO jobs ({JOB_COLUMNS}) {} RETURNING {RETURNED}), \
+                 logged AS ({} RETURNING 1){} SELECT {}",
                 row_values(1),
-                events_from("inserted", 20, events.len())
+                events_from("inserted", 20, events.len()),
+                fans.ctes("inserted", first_fan),
+                fans.count_sql(),
             );
-            let ids = event_ids(&events);
-            bind_events(bind_row!(sqlx::query(&sql), row), &events, &ids)
-                .execute(&mut **t)
-                .await?;
-            Ok(())
+            let query = bind_events(bind_row!(sqlx::query(&sql), row), &events, &ids);
+            let fanned: i64 = fans.bind(query).fetch_one(&mut **t).await?.try_get(0)?;
+            Ok(usize::try_from(fanned).unwrap_or(0))
         }
         Tx::Sqlite(t) => {
             let sql = format!("INSERT INTO jobs ({JOB_COLUMNS}) {}", row_values(1));
             bind_row!(sqlx::query(&sql), row).execute(&mut **t).await?;
-            insert_events(tx, &row.id, &events).await
+            insert_events(tx, &row.id, &events, &ids).await?;
+            fans.push(buffer, tx, row).await
         }
     }
 }
 
 /// As [`insert`], with `dispatch`'s outbox row, in one PostgreSQL statement of its own (one
-/// round trip, its own transaction): the job, its events and its dispatch commit together.
-/// Call [`JobBuffer::committed`](core_jobs::JobBuffer::committed) afterwards.
+/// round trip, its own transaction): the job, its events, its dispatch and their fan-out
+/// commit together. Call [`JobBuffer::committed`] afterwards.
 ///
 /// # Errors
 /// The database failed (nothing is written).
 pub async fn insert_dispatched(
     pool: &sqlx::PgPool,
+    buffer: &JobBuffer,
     row: &JobRow,
     dispatch: &core_jobs::OutboxInsert,
 ) -> anyhow::Result<()> {
     let events = creation_events(row);
+    let ids = event_ids(&events);
+    let fans = Dispatches::new(buffer, &row.id, states_of(&ids, &events))?;
     let sql = format!(
-        "WITH dispatch AS ({}), inserted AS (INSERT INTO jobs ({JOB_COLUMNS}) {} RETURNING id) {}",
+        "WITH dispatch AS ({}), inserted AS (INSERT INTO jobs ({JOB_COLUMNS}) {} RETURNING \
+         {RETURNED}), logged AS ({} RETURNING 1){} SELECT {}",
         dispatch.insert_sql(1),
         row_values(7),
-        events_from("inserted", 26, events.len())
+        events_from("inserted", 26, events.len()),
+        fans.ctes("inserted", 26 + events.len() * 7),
+        fans.count_sql(),
     );
-    let ids = event_ids(&events);
-    let query = bind_row!(dispatch.bind(sqlx::query(&sql)), row);
-    bind_events(query, &events, &ids).execute(pool).await?;
+    let query = bind_events(
+        bind_row!(dispatch.bind(sqlx::query(&sql)), row),
+        &events,
+        &ids,
+    );
+    fans.bind(query).fetch_one(pool).await?;
     Ok(())
+}
+
+/// What the first step of a transition's statement returns for the steps after it: the job's
+/// id, and what decides whether a webhook wants its events.
+const RETURNED: &str = "id, client_id, callback";
+
+/// `(event id, state reached)` of each of `events`, for [`Dispatches::new`].
+fn states_of<'a>(
+    ids: &'a [String],
+    events: &[Event<'_>],
+) -> impl Iterator<Item = (&'a str, State)> + use<'a> {
+    let states: Vec<State> = events.iter().map(|e| e.next).collect();
+    ids.iter().map(String::as_str).zip(states)
 }
 
 /// A new job's events: `job.created`, then the move from CREATED to `row.state` when it is
@@ -360,8 +418,7 @@ pub enum Moved {
 /// # Errors
 /// The database failed.
 pub async fn transition(
-    db: &Database,
-    cache: &Cache,
+    app: &AppContext,
     id: &str,
     to: State,
     guard: Guard<'_>,
@@ -373,7 +430,7 @@ pub async fn transition(
         detail,
         ..Move::to(to)
     };
-    apply(db, cache, id, step, change).await
+    apply(app, id, step, change).await
 }
 
 /// A transition as [`apply`] makes it.
@@ -421,8 +478,7 @@ impl Move<'_> {
 /// # Errors
 /// The database failed.
 pub async fn apply(
-    db: &Database,
-    cache: &Cache,
+    app: &AppContext,
     id: &str,
     step: Move<'_>,
     change: impl Fn(&mut JobRow),
@@ -436,6 +492,7 @@ pub async fn apply(
         output,
         relaxed,
     } = step;
+    let db = &app.db;
     loop {
         let current = match seen.take() {
             Some(row) => row,
@@ -474,35 +531,58 @@ pub async fn apply(
                 (next, events)
             }
         };
+        let ids = event_ids(&events);
+        let fans = Dispatches::new(&app.buffer, &next.id, states_of(&ids, &events))?;
         let written = match db {
             Database::Postgres(pool) => {
-                write_at_once(pool, &next, current.version, output, &events, relaxed).await?
+                let change = Change {
+                    row: &next,
+                    version: current.version,
+                    output,
+                    events: &events,
+                    ids: &ids,
+                    fans: &fans,
+                };
+                write_at_once(pool, &change, relaxed).await?
             }
             Database::Sqlite(_) => {
                 let mut tx = db.begin().await?;
                 let written = update(&mut tx, &next, current.version, output).await?;
                 if written {
-                    insert_events(&mut tx, &next.id, &events).await?;
+                    insert_events(&mut tx, &next.id, &events, &ids).await?;
+                    let fanned = fans.push(&app.buffer, &mut tx, &next).await?;
                     tx.commit().await?;
+                    Some(fanned > 0)
                 } else {
                     tx.rollback().await?;
+                    None
                 }
-                written
             }
         };
-        if !written {
+        let Some(fanned) = written else {
             continue;
-        }
-        after_commit(cache, &next, from, detail).await;
+        };
+        after_commit(app, &next, from, detail, fanned).await;
         return Ok(Moved::Applied(next));
     }
 }
 
-/// What follows every committed transition of `row` from `from` (to its current state): its
-/// cached reads are dropped, its metrics recorded and the transition logged.
-async fn after_commit(cache: &Cache, row: &JobRow, from: State, detail: Option<&str>) {
+/// What follows every committed transition of `row` from `from` (to its current state): the
+/// relays are woken when it dispatched a fan-out (`fanned`), its cached reads are dropped, its
+/// metrics recorded and the transition logged.
+pub async fn after_commit(
+    app: &AppContext,
+    row: &JobRow,
+    from: State,
+    detail: Option<&str>,
+    fanned: bool,
+) {
     let to = row.state();
-    invalidate(cache, &row.id).await;
+    if fanned {
+        app.buffer.committed();
+    }
+    invalidate(&app.cache, &row.id).await;
+    crate::routes::events::publish(app, &row.id, to).await;
     record_metrics(row, to);
     tracing::info!(
         job_id = row.id,
@@ -523,16 +603,23 @@ async fn after_commit(cache: &Cache, row: &JobRow, from: State, detail: Option<&
 ///
 /// # Errors
 /// The database failed.
-pub async fn start(
-    db: &Database,
-    cache: &Cache,
-    id: &str,
-    dispatch: &str,
-) -> anyhow::Result<Option<JobRow>> {
-    let Database::Postgres(pool) = db else {
+pub async fn start(app: &AppContext, id: &str, dispatch: &str) -> anyhow::Result<Option<JobRow>> {
+    let Database::Postgres(pool) = &app.db else {
         return Ok(None);
     };
-    static SQL: LazyLock<String> = LazyLock::new(|| {
+    let ids = [
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    ];
+    let fans = Dispatches::new(
+        &app.buffer,
+        id,
+        [
+            (ids[0].as_str(), State::Assigned),
+            (ids[1].as_str(), State::Running),
+        ],
+    )?;
+    static MOVE: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH moved AS (UPDATE jobs SET state = $6, attempt = attempt + 1, \
          cancel_requested = FALSE, version = version + 2, updated_at = $3, \
@@ -543,27 +630,33 @@ pub async fn start(
          next_state, attempt, detail, created_at) SELECT v.event_id, moved.id, v.event_name, \
          v.prev_state, v.next_state, moved.attempt, NULL, $3 FROM moved, \
          (VALUES (0, $4, $8, $7, $9), (1, $5, $10, $9, $6)) AS \
-         v(ord, event_id, event_name, prev_state, next_state) ORDER BY v.ord) \
-         SELECT {JOB_COLUMNS} FROM moved"
+         v(ord, event_id, event_name, prev_state, next_state) ORDER BY v.ord)"
         )
     });
-    let row: Option<JobRow> = sqlx::query_as(&SQL)
+    let sql = format!(
+        "{}{} SELECT {JOB_COLUMNS}, {} AS fanned FROM moved",
+        *MOVE,
+        fans.ctes("moved", 11),
+        fans.count_sql()
+    );
+    let query = sqlx::query(&sql)
         .bind(id)
         .bind(dispatch)
         .bind(Timestamp::now())
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&ids[0])
+        .bind(&ids[1])
         .bind(State::Running.as_str())
         .bind(State::Queued.as_str())
         .bind(State::Assigned.event_name())
         .bind(State::Assigned.as_str())
-        .bind(State::Running.event_name())
-        .fetch_optional(pool)
-        .await?;
-    if let Some(row) = &row {
-        after_commit(cache, row, State::Queued, None).await;
-    }
-    Ok(row)
+        .bind(State::Running.event_name());
+    let Some(found) = fans.bind(query).fetch_optional(pool).await? else {
+        return Ok(None);
+    };
+    let row = JobRow::from_row(&found)?;
+    let fanned: i64 = found.try_get("fanned")?;
+    after_commit(app, &row, State::Queued, None, fanned > 0).await;
+    Ok(Some(row))
 }
 
 /// `current` moved to `to`: state, version, the time columns, then `change`.
@@ -589,11 +682,13 @@ pub fn advance(current: &JobRow, to: State, change: impl Fn(&mut JobRow)) -> Job
 }
 
 /// Writes the transition `current` → `next` inside `tx`: the row if its version is still
-/// `current`'s, and then the event. False (nothing written) when another transition won.
+/// `current`'s, then the event and its fan-out dispatch. False (nothing written) when another
+/// transition won. Commit with [`JobBuffer::commit`], then call [`after_commit`].
 ///
 /// # Errors
 /// The database failed.
 pub async fn write(
+    buffer: &JobBuffer,
     tx: &mut Tx,
     current: &JobRow,
     next: &JobRow,
@@ -602,7 +697,12 @@ pub async fn write(
     if !update(tx, next, current.version, None).await? {
         return Ok(false);
     }
-    insert_events(tx, &next.id, &[Event::of(current, next, detail)]).await?;
+    let events = [Event::of(current, next, detail)];
+    let ids = event_ids(&events);
+    insert_events(tx, &next.id, &events, &ids).await?;
+    Dispatches::new(buffer, &next.id, states_of(&ids, &events))?
+        .push(buffer, tx, next)
+        .await?;
     Ok(true)
 }
 
@@ -636,34 +736,51 @@ macro_rules! bind_update {
     };
 }
 
-/// The row update and its events as one PostgreSQL statement (one round trip, its own
-/// transaction): the events are inserted only from the row the compare-and-set updated, so
-/// both happen or neither. False when another transition won. `relaxed` turns off
-/// `synchronous_commit` for this statement's transaction.
+/// One transition as [`write_at_once`] writes it.
+struct Change<'a> {
+    /// The row after the transition.
+    row: &'a JobRow,
+    /// The version it must still have.
+    version: i64,
+    /// The output to store with it.
+    output: Option<&'a str>,
+    /// Its events and their ids.
+    events: &'a [Event<'a>],
+    ids: &'a [String],
+    /// Their fan-out dispatches.
+    fans: &'a Dispatches,
+}
+
+/// The row update, its events and their fan-out as one PostgreSQL statement (one round trip,
+/// its own transaction): the events are inserted only from the row the compare-and-set
+/// updated, so all happen or none. `None` when another transition won, otherwise whether a
+/// fan-out was dispatched. `relaxed` turns off `synchronous_commit` for this statement's
+/// transaction.
 async fn write_at_once(
     pool: &sqlx::PgPool,
-    row: &JobRow,
-    version: i64,
-    output: Option<&str>,
-    events: &[Event<'_>],
+    change: &Change<'_>,
     relaxed: bool,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<bool>> {
     let relax = if relaxed {
         " AND set_config('synchronous_commit', 'off', true) = 'off'"
     } else {
         ""
     };
+    let count = change.events.len();
     let sql = format!(
-        "WITH moved AS (UPDATE jobs SET {UPDATE_SET}{relax} RETURNING id) {}",
-        events_from("moved", 17, events.len())
+        "WITH moved AS (UPDATE jobs SET {UPDATE_SET}{relax} RETURNING {RETURNED}), \
+         logged AS ({} RETURNING 1){} SELECT (SELECT COUNT(*) FROM logged), {}",
+        events_from("moved", 17, count),
+        change.fans.ctes("moved", 17 + count * 7),
+        change.fans.count_sql(),
     );
-    let ids = event_ids(events);
-    let query = bind_update!(sqlx::query(&sql), row, version, output);
-    let inserted = bind_events(query, events, &ids)
-        .execute(pool)
-        .await?
-        .rows_affected();
-    Ok(inserted > 0)
+    let query = bind_update!(sqlx::query(&sql), change.row, change.version, change.output);
+    let query = change
+        .fans
+        .bind(bind_events(query, change.events, change.ids));
+    let done = query.fetch_one(pool).await?;
+    let (logged, fanned): (i64, i64) = (done.try_get(0)?, done.try_get(1)?);
+    Ok((logged > 0).then_some(fanned > 0))
 }
 
 /// `INSERT INTO job_events … SELECT … FROM {source}` for `count` events whose parameters are
@@ -734,7 +851,12 @@ impl<'a> Event<'a> {
 }
 
 /// Appends `events` of job `job_id` inside `tx`, in order, with one statement.
-async fn insert_events(tx: &mut Tx, job_id: &str, events: &[Event<'_>]) -> anyhow::Result<()> {
+async fn insert_events(
+    tx: &mut Tx,
+    job_id: &str,
+    events: &[Event<'_>],
+    ids: &[String],
+) -> anyhow::Result<()> {
     let values: Vec<String> = (0..events.len())
         .map(|i| format!("({})", params(1 + i * 8, 8)))
         .collect();
@@ -743,10 +865,9 @@ async fn insert_events(tx: &mut Tx, job_id: &str, events: &[Event<'_>]) -> anyho
          detail, created_at) VALUES {}",
         values.join(", ")
     );
-    let ids = event_ids(events);
     on_tx!(tx, conn => {
         let mut query = sqlx::query(&sql);
-        for (event, event_id) in events.iter().zip(&ids) {
+        for (event, event_id) in events.iter().zip(ids) {
             query = query
                 .bind(event_id)
                 .bind(job_id)

@@ -79,6 +79,27 @@ pub struct JobView {
     pub execution_at: Option<Timestamp>,
     /// The callback URL.
     pub callback: Option<String>,
+    /// The callback's webhook, whose deliveries `GET /v1/webhooks/{id}/deliveries` lists: in
+    /// the submission's response only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uuid)]
+    pub callback_webhook_id: Option<String>,
+    /// The secret the callback's deliveries are signed with (Standard Webhooks, `whsec_…`):
+    /// shown once, in the submission's response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_secret: Option<String>,
+}
+
+impl JobView {
+    /// The view of a job just submitted, with its callback's webhook and secret.
+    fn submitted(row: JobRow, callback: Option<jobs::Callback>) -> Self {
+        let (hook, secret) = callback.map(|c| (c.webhook_id, c.secret)).unzip();
+        Self {
+            callback_webhook_id: hook,
+            callback_secret: secret,
+            ..Self::from(row)
+        }
+    }
 }
 
 impl From<JobRow> for JobView {
@@ -95,6 +116,8 @@ impl From<JobRow> for JobView {
             updated_at: row.updated_at,
             execution_at: row.execution_at,
             callback: row.callback,
+            callback_webhook_id: None,
+            callback_secret: None,
         }
     }
 }
@@ -109,7 +132,7 @@ fn not_found(id: &str) -> AppError {
 }
 
 /// The caller's job `id`, or 404.
-async fn owned(ctx: &AppContext, caller: &Caller, id: &str) -> Result<JobRow, AppError> {
+pub(crate) async fn owned(ctx: &AppContext, caller: &Caller, id: &str) -> Result<JobRow, AppError> {
     store::find_for_client(&ctx.db, &ctx.cache, &caller.client_id, id)
         .await?
         .ok_or_else(|| not_found(id))
@@ -273,14 +296,18 @@ pub async fn submit(
         let view = match &claim {
             // The idempotency record commits with the job: one transaction.
             Some(claim) => {
-                let (row, mut tx) = jobs::submit(&ctx, &caller.client_id, &job, &id).await?;
-                let view = JobView::from(row);
+                let (row, callback, mut tx) =
+                    jobs::submit(&ctx, &caller.client_id, &job, &id).await?;
+                let view = JobView::submitted(row, callback);
                 let body = serde_json::to_string(&ApiResponse::success(&view, ""))?;
                 claim.complete(&mut tx, StatusCode::ACCEPTED, &body).await?;
                 ctx.buffer.commit(tx).await?;
                 view
             }
-            None => JobView::from(jobs::submit_now(&ctx, &caller.client_id, &job, &id).await?),
+            None => {
+                let (row, callback) = jobs::submit_now(&ctx, &caller.client_id, &job, &id).await?;
+                JobView::submitted(row, callback)
+            }
         };
         ctx.active.added(&caller.client_id);
         metrics::counter!("jobs_submitted_total", "work_kind" => view.work_kind.clone())
@@ -481,6 +508,20 @@ pub struct EventView {
     pub timestamp: Timestamp,
 }
 
+impl From<store::EventRow> for EventView {
+    fn from(e: store::EventRow) -> Self {
+        Self {
+            event_id: e.event_id,
+            event_name: e.event_name,
+            prev_state: e.prev_state,
+            next_state: e.next_state,
+            attempt: e.attempt,
+            detail: e.detail,
+            timestamp: e.created_at,
+        }
+    }
+}
+
 /// One artifact of a report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ArtifactView {
@@ -578,18 +619,7 @@ pub async fn report(
             .zip(row.finished_at)
             .map(|(s, f)| millis(s, f)),
         queue_wait_ms: row.started_at.map(|s| millis(ready, s).max(0)),
-        events: events
-            .into_iter()
-            .map(|e| EventView {
-                event_id: e.event_id,
-                event_name: e.event_name,
-                prev_state: e.prev_state,
-                next_state: e.next_state,
-                attempt: e.attempt,
-                detail: e.detail,
-                timestamp: e.created_at,
-            })
-            .collect(),
+        events: events.into_iter().map(EventView::from).collect(),
         artifacts,
     };
     Ok(ApiResponse::success(report, ""))

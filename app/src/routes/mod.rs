@@ -18,10 +18,12 @@ use crate::auth::{self, Caller};
 use crate::{AppContext, openapi};
 
 pub mod clients;
+pub mod events;
 pub mod files;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
+pub mod webhooks;
 
 /// The route table: every route with its handler, registered from the handler's
 /// `#[utoipa::path]` annotation, so the router ([`routes()`]) and the OpenAPI document
@@ -48,9 +50,13 @@ pub fn table() -> Table {
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))
         .routes(routes!(jobs::report))
+        .routes(routes!(events::stream))
         .routes(routes!(clients::list_keys, clients::create_key))
         .routes(routes!(clients::renew))
-        .routes(routes!(clients::revoke));
+        .routes(routes!(clients::revoke))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::delete))
+        .routes(routes!(webhooks::deliveries));
     Table {
         public,
         authenticated,

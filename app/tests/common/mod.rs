@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use app::{AppContext, Settings};
 use axum::Router;
 use axum::body::Body;
-use axum::http::Request;
+use axum::http::{Request, StatusCode};
+use serde_json::Value;
 
 /// An app on a fresh SQLite file and a memory cache; keep the `TempDir` alive with it.
 pub async fn app(extra: &[(&str, &str)]) -> (Router, AppContext, tempfile::TempDir) {
@@ -49,6 +50,76 @@ pub fn request(method: &str, uri: &str, locale: Option<&str>, body: Option<&str>
         None => builder.body(Body::empty()),
     }
     .expect("request")
+}
+
+/// A client and its key, made through `POST /v1/clients`.
+pub struct Client {
+    pub id: String,
+    pub key: String,
+}
+
+pub async fn register(router: &Router) -> Client {
+    let req = Request::post("/v1/clients")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"name": "api test"}"#))
+        .unwrap();
+    let reply = send(router, req).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+    Client {
+        id: reply.json["data"]["client_id"].as_str().unwrap().to_owned(),
+        key: reply.json["data"]["api_key"].as_str().unwrap().to_owned(),
+    }
+}
+
+pub async fn call(
+    router: &Router,
+    client: &Client,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {}", client.key));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = match body {
+        Some(body) => req
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    send(router, req).await
+}
+
+/// Starts the relay and the workers of `t`, as a worker process does.
+pub async fn start(t: &TestApp) -> (core_jobs::Shutdown, app::jobs::Background) {
+    let shutdown = core_jobs::Shutdown::new();
+    let background = app::jobs::Background::start(&t.ctx, &shutdown, true)
+        .await
+        .unwrap();
+    (shutdown, background)
+}
+
+/// Stops what [`start`] started, letting running jobs finish.
+pub async fn stop(shutdown: core_jobs::Shutdown, background: app::jobs::Background) {
+    shutdown.cancel();
+    shutdown.wait().await;
+    drop(background);
+}
+
+/// `GET uri` as `client`.
+pub async fn get(router: &Router, client: &Client, uri: &str) -> Reply {
+    call(router, client, "GET", uri, None, &[]).await
+}
+
+/// `DELETE uri` as `client`.
+pub async fn delete(router: &Router, client: &Client, uri: &str) -> Reply {
+    call(router, client, "DELETE", uri, None, &[]).await
 }
 
 /// Which drivers a test app runs on.

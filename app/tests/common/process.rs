@@ -82,11 +82,10 @@ pub async fn terminate(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
-/// Starts `app serve` in `dir` on a free port with `env`; returns the child, its log lines and
-/// its address.
-pub fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, Lines, std::net::SocketAddr) {
+/// Starts `app {args}` in `dir` with `env`, its standard output captured line by line.
+fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, Lines) {
     let mut cmd = app(dir);
-    cmd.env("PORT", "0");
+    cmd.args(args);
     for (name, value) in env {
         cmd.env(name, value);
     }
@@ -96,6 +95,58 @@ pub fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, Lines, std::net::Socke
         .spawn()
         .unwrap();
     let lines = Lines::new(child.stdout.take().unwrap());
+    (child, lines)
+}
+
+/// Starts `app serve` in `dir` on a free port with `env`; returns the child, its log lines and
+/// its address.
+pub fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, Lines, std::net::SocketAddr) {
+    let mut env = env.to_vec();
+    env.push(("PORT", "0"));
+    let (child, lines) = spawn(dir, &[], &env);
     let addr = listen_address(&lines);
     (child, lines, addr)
+}
+
+/// Starts `app worker` in `dir` with `env`; returns once it logged its start.
+pub fn worker(dir: &Path, env: &[(&str, &str)]) -> (Child, Lines) {
+    let (child, lines) = spawn(dir, &["worker"], env);
+    lines.wait_for(&[r#""message":"worker started""#]);
+    (child, lines)
+}
+
+/// A fresh PostgreSQL database, Redis prefix and directory for processes of one test.
+pub struct Services {
+    pub pg: test_support::TestPostgres,
+    pub redis: test_support::TestRedis,
+    pub dir: tempfile::TempDir,
+    storage: String,
+}
+
+impl Services {
+    /// `None` when a service is unreachable (and not required).
+    pub async fn start(test: &str) -> Option<Self> {
+        let pg = test_support::postgres(test).await?;
+        let redis = test_support::redis(test).await?;
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("storage").display().to_string();
+        Some(Self {
+            pg,
+            redis,
+            dir,
+            storage,
+        })
+    }
+
+    /// The processes' environment: the services, storage in the directory, then `extra`.
+    pub fn env<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut env = vec![
+            ("DATABASE_URL", self.pg.url.as_str()),
+            ("REDIS_URL", self.redis.url.as_str()),
+            ("APP_NAME", self.redis.prefix.as_str()),
+            ("STORAGE_ROOT", self.storage.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        env
+    }
 }

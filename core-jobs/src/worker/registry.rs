@@ -11,7 +11,7 @@ use futures_util::FutureExt;
 use serde_json::value::RawValue;
 
 use crate::context::JobContext;
-use crate::job::Job;
+use crate::job::{Job, RetryAfter};
 
 /// What one run of a job came to.
 pub(super) enum Outcome {
@@ -61,15 +61,16 @@ impl<J: Job> Handler for JobShim<J> {
         let run = AssertUnwindSafe(tokio::time::timeout(timeout, job.handle(ctx)))
             .catch_unwind()
             .await;
-        let error = match run {
+        let (error, asked) = match run {
             Ok(Ok(Ok(()))) => return Outcome::Done,
-            Ok(Ok(Err(e))) => format!("{e:#}"),
-            Ok(Err(_)) => format!("timed out after {timeout:?}"),
-            Err(panic) => format!("panicked: {}", panic_message(&*panic)),
+            Ok(Ok(Err(e))) => (format!("{e:#}"), RetryAfter::of(&e)),
+            Ok(Err(_)) => (format!("timed out after {timeout:?}"), None),
+            Err(panic) => (format!("panicked: {}", panic_message(&*panic)), None),
         };
         if attempt <= job.max_retries() {
+            let backoff = job.backoff(attempt);
             return Outcome::Retry {
-                delay: job.backoff(attempt),
+                delay: asked.map_or(backoff, |asked| asked.max(backoff)),
                 error,
             };
         }

@@ -113,6 +113,8 @@ pub struct TestJob {
     pub group: Option<String>,
     pub on_failed: OnFailed,
     pub backoff_ms: u64,
+    /// Failures ask, through `RetryAfter`, to wait this long before the retry.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl TestJob {
@@ -154,6 +156,10 @@ impl Job for TestJob {
             panic!("test job {} panicked on run {runs}", self.key);
         }
         if runs <= self.fail_first {
+            if let Some(ms) = self.retry_after_ms {
+                let after = Duration::from_millis(ms);
+                return Err(core_jobs::RetryAfter::new(after, format!("busy {runs}")).into());
+            }
             anyhow::bail!("boom {runs}");
         }
         Ok(())
