@@ -4,14 +4,16 @@
 //! `cargo bench -p app --bench fanout` (needs PostgreSQL at `DATABASE_URL` and Redis at
 //! `REDIS_URL`). `FORGERUN_BENCH_SCALE` scales the counts (default 1.0).
 //!
-//! 1. Webhooks: one webhook subscribed to every event type; 2,000 `SUCCESS_FAST` jobs submitted
-//!    through HTTP make 10,000 events, each fanned out and delivered to a receiver on
-//!    127.0.0.1. Reported: events delivered per second (first submission to last delivery) and
-//!    the latency from each transition (the event's time) to its delivery, p50/p99.
-//! 2. Streams: 1,000 `GET /v1/jobs/{id}/events` streams open at once on one server, on jobs
-//!    scheduled for later; the server's memory before and after opening them (resident set
-//!    size) gives the memory per stream; then every job is canceled and each stream must
-//!    receive its `job.canceled` and close, without an error.
+//! 1. Streams: 1,000 `GET /v1/jobs/{id}/events` streams open at once on one server, on jobs
+//!    scheduled for later; the process's memory before and after opening them (resident set
+//!    size, the client side of each connection included) gives the memory per stream; then
+//!    every job is canceled and each stream must receive its `job.canceled` and close, without
+//!    an error.
+//! 2. Webhooks: one webhook subscribed to every event type, on a receiver on 127.0.0.1.
+//!    Throughput: 2,000 `SUCCESS_FAST` jobs submitted at once through HTTP make 10,000 events;
+//!    events delivered per second, first submission to last delivery. Latency: then 100 jobs a
+//!    second for 5 s (2,500 events, under the throughput), from each transition (the event's
+//!    time) to its delivery, p50/p99.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -51,8 +53,8 @@ async fn run() {
     let Some(bench) = common::App::start("fanout bench", &extra).await else {
         return;
     };
-    webhooks(&bench).await;
     streams(&bench).await;
+    webhooks(&bench).await;
     bench.stop().await;
 }
 
@@ -68,7 +70,7 @@ async fn webhooks(bench: &common::App) {
     let jobs = common::scale(2_000, 50);
     let events = jobs * 5;
     println!(
-        "Fan-out bench: {} cores, {jobs} SUCCESS_FAST jobs ({events} events), one webhook for every event type",
+        "Fan-out bench: {} cores, one webhook for every event type",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let started = Instant::now();
@@ -82,8 +84,41 @@ async fn webhooks(bench: &common::App) {
     );
     let received = receiver.requests("/ok");
     let last = received.iter().map(|r| r.at).max().unwrap();
-    let rate = events as f64 / (last - started).as_secs_f64();
-    let mut latencies: Vec<u64> = received
+    let ids: std::collections::HashSet<String> =
+        received.iter().map(|r| r.header("webhook-id")).collect();
+    println!(
+        "burst: {jobs} jobs → {events} events delivered in {:.2} s = {:.0} events/s; {} distinct webhook-ids (each event once)",
+        (last - started).as_secs_f64(),
+        events as f64 / (last - started).as_secs_f64(),
+        ids.len()
+    );
+
+    // Paced: 100 jobs a second for 5 s.
+    let paced = common::scale(500, 50);
+    let before = receiver.count("/ok");
+    let mut conn = Conn::open(bench.addr).await;
+    let tick = Duration::from_millis(10);
+    let start = tokio::time::Instant::now();
+    for n in 0..paced {
+        tokio::time::sleep_until(start + tick * u32::try_from(n).unwrap()).await;
+        let (status, body) = conn
+            .call(
+                "POST",
+                "/v1/jobs",
+                &bench.auth,
+                br#"{"work_kind":"SUCCESS_FAST"}"#,
+            )
+            .await;
+        assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    }
+    let expected = before + paced * 5;
+    assert!(
+        receiver
+            .wait_for("/ok", expected, Duration::from_secs(600))
+            .await,
+        "paced deliveries missing"
+    );
+    let mut latencies: Vec<u64> = receiver.all()[before..]
         .iter()
         .map(|r| {
             let body = r.json();
@@ -95,14 +130,12 @@ async fn webhooks(bench: &common::App) {
         })
         .collect();
     latencies.sort_unstable();
-    let ids: std::collections::HashSet<String> =
-        received.iter().map(|r| r.header("webhook-id")).collect();
     println!(
-        "transition → delivered webhook: {events} events in {:.2} s = {rate:.0} events/s; latency p50 {:.1} ms, p99 {:.1} ms; {} distinct webhook-ids",
-        (last - started).as_secs_f64(),
+        "paced: 100 jobs/s for {:.0} s ({} events): transition → delivered webhook p50 {:.1} ms, p99 {:.1} ms",
+        paced as f64 / 100.0,
+        paced * 5,
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
-        ids.len()
     );
 }
 
@@ -171,7 +204,7 @@ async fn streams(bench: &common::App) {
         let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
         jobs.push(reply["data"]["job_id"].as_str().unwrap().to_owned());
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_kib();
     let opened = Instant::now();
     let mut readers = Vec::new();

@@ -21,7 +21,7 @@
 //! [`Settings`] composes every crate's configuration and is loaded once; [`AppContext::connect`]
 //! turns it into the one [`AppContext`] (settings, database, cache, queue, storage) that
 //! handlers get as axum state and jobs through their `JobContext`. Background jobs go through
-//! [`AppContext::queue`] (`QUEUE_URL`: in-process by default, Redis when shared between
+//! [`Context::queue`] (`QUEUE_URL`: in-process by default, Redis when shared between
 //! processes) and run on the [`Worker`](core_jobs::Worker) that [`worker`] builds.
 //!
 //! `main.rs` only parses the command line and starts the server, the worker or a command;

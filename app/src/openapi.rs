@@ -77,7 +77,9 @@ pub const BEARER: &str = "bearer";
         EventType,
         EventTypeOrAll,
         DeliveryOutcome,
-        DeliveryListItem
+        DeliveryListItem,
+        JobEventStreamItem,
+        crate::routes::jobs::EventView
     )),
     modifiers(&Security),
     tags(
@@ -204,6 +206,17 @@ pub fn document_json() -> serde_json::Value {
                 }
             }
         }
+    }
+    // JSON Schema's `contentSchema` (utoipa has no builder for it): what an event's `data`
+    // holds once parsed.
+    if let Some(data) = value
+        .pointer_mut("/components/schemas/JobEventStreamItem/properties/data")
+        .and_then(|d| d.as_object_mut())
+    {
+        data.insert(
+            "contentSchema".to_owned(),
+            serde_json::json!({"$ref": "#/components/schemas/EventView"}),
+        );
     }
     value
 }
@@ -770,6 +783,48 @@ names!(
     "delivered (a 2xx); retrying (another attempt is due); failed (the last attempt, or the message gave up); gone (410: the webhook is disabled); refused (the address is not allowed)",
     vec!["delivered", "retrying", "failed", "gone", "refused"]
 );
+
+/// One event of `GET /v1/jobs/{id}/events` (OpenAPI 3.1 describes each event of a
+/// `text/event-stream` with the response's schema): its `id:`, `event:` and `data:` fields.
+#[derive(Debug, Clone, Copy)]
+pub struct JobEventStreamItem;
+
+impl PartialSchema for JobEventStreamItem {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("One server-sent event: a job's event"))
+            .property(
+                "id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(
+                        utoipa::openapi::schema::KnownFormat::Uuid,
+                    )))
+                    .description(Some(
+                        "The event's id: send it back as `Last-Event-ID` to resume after it",
+                    )),
+            )
+            .property("event", EventType::schema())
+            .property(
+                "data",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .content_media_type("application/json")
+                    .description(Some("The event as JSON (an `EventView`)")),
+            )
+            .required("id")
+            .required("event")
+            .required("data")
+            .into()
+    }
+}
+
+impl ToSchema for JobEventStreamItem {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("JobEventStreamItem")
+    }
+}
 
 /// `SubmitJob.callback`: an `http://` or `https://` URL of at most 2,048 characters, or `null`.
 pub fn callback_schema() -> Object {

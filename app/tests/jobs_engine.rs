@@ -427,14 +427,56 @@ async fn retention_deletes_only_what_it_no_longer_keeps(drivers: Drivers, test: 
     ));
     let pending = submit(&t.ctx, &client_id, &later).await;
 
+    // A webhook's message and delivery attempt, made now.
+    let hook = app::webhooks::WebhookRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        client_id: client_id.clone(),
+        job_id: None,
+        url: "https://93.184.215.14/in".to_owned(),
+        events: "*".to_owned(),
+        secret: core_web::webhook::Secret::generate().expose().to_owned(),
+        created_at: Timestamp::now(),
+        disabled_at: None,
+        disabled_reason: None,
+    };
+    app::webhooks::insert(&t.ctx.db, &hook).await.unwrap();
+    let sql = "INSERT INTO webhook_messages (webhook_id, event_id, event_type, job_id, body, \
+               status, attempts, created_at, updated_at) VALUES ($1, 'e1', 'job.created', $2, '{}', \
+               'delivered', 1, $3, $3)";
+    core_db::on_db!(&t.ctx.db, pool => sqlx::query(sql)
+        .bind(&hook.id)
+        .bind(&done.id)
+        .bind(Timestamp::now())
+        .execute(pool)
+        .await
+        .map(drop))
+    .unwrap();
+    let attempt = app::webhooks::DeliveryRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        webhook_id: hook.id.clone(),
+        event_id: "e1".to_owned(),
+        event_type: "job.created".to_owned(),
+        attempt: 1,
+        outcome: "delivered".to_owned(),
+        status_code: Some(200),
+        duration_ms: 3,
+        error: None,
+        next_retry_at: None,
+        created_at: Timestamp::now(),
+    };
+    app::webhooks::record_attempt(&t.ctx.db, &attempt, "delivered")
+        .await
+        .unwrap();
+
     // Within the retention period: nothing goes.
     let soon = Timestamp::from(chrono::Utc::now() + chrono::Duration::minutes(59));
     let pruned = app::jobs::retention::prune(&t.ctx, soon).await.unwrap();
-    assert_eq!(pruned.jobs, 0);
+    assert_eq!((pruned.jobs, pruned.deliveries), (0, 0));
     // Past it: the final job, its events and its stored artifact go; the pending job stays.
     let past = Timestamp::from(chrono::Utc::now() + chrono::Duration::minutes(61));
     let pruned = app::jobs::retention::prune(&t.ctx, past).await.unwrap();
     assert_eq!(pruned.jobs, 1);
+    assert_eq!(pruned.deliveries, 2, "the message and its attempt");
     assert!(store::find(&t.ctx.db, &done.id).await.unwrap().is_none());
     assert!(store::events(&t.ctx.db, &done.id).await.unwrap().is_empty());
     assert!(

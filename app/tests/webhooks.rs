@@ -30,6 +30,7 @@ const FAST: &[(&str, &str)] = &[
 const LIMIT: Duration = Duration::from_secs(20);
 
 on_both!(
+    the_webhook_work_kinds_behave_as_named,
     webhooks_are_registered_checked_and_scoped,
     deliveries_are_signed_retried_and_logged,
     a_callback_is_a_webhook_of_its_job,
@@ -94,6 +95,99 @@ fn verify(secret: &str, request: &Received) -> bool {
         .header("webhook-signature")
         .split(' ')
         .any(|signature| signature == expected)
+}
+
+/// The catalog's `WEBHOOK_*` kinds, each with its callback on the test receiver's `/catalog`,
+/// which answers as the kind names: every job SUCCEEDS, and its deliveries behave as named.
+async fn the_webhook_work_kinds_behave_as_named(drivers: Drivers, test: &str) {
+    let settings = [
+        ("WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ("WEBHOOK_TIMEOUT_MS", "600"),
+        ("WEBHOOK_BACKOFF_MS", "100"),
+        ("WEBHOOK_MAX_ATTEMPTS", "3"),
+        ("WORK_TIME_SCALE", "0.001"),
+    ];
+    let Some(t) = test_app(drivers, test, &settings).await else {
+        return;
+    };
+    let (shutdown, background) = start(&t).await;
+    let receiver = Receiver::start().await;
+    let c = register(&t.router).await;
+    let mut hooks = Vec::new();
+    for kind in [
+        "WEBHOOK_SUCCESS",
+        "WEBHOOK_TIMEOUT",
+        "WEBHOOK_5XX",
+        "WEBHOOK_RETRIES_EXHAUSTED",
+        "WEBHOOK_SLOW_RECEIVER",
+    ] {
+        let body = json!({"work_kind": kind, "callback": receiver.url("/catalog")});
+        let reply = call(&t.router, &c, "POST", "/v1/jobs", Some(body), &[]).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.json);
+        let data = &reply.json["data"];
+        hooks.push((
+            kind,
+            data["job_id"].as_str().unwrap().to_owned(),
+            data["callback_webhook_id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    // The succeeded event's delivery attempts, once each has reached its end.
+    let attempts = |rows: &[Value]| -> Vec<Value> {
+        rows.iter()
+            .filter(|r| r["event_type"] == "job.succeeded")
+            .cloned()
+            .collect()
+    };
+    for (kind, job, hook) in &hooks {
+        let read = get(&t.router, &c, &format!("/v1/jobs/{job}")).await;
+        let rows = wait_deliveries(&t, &c, hook, |rows| {
+            let tried = attempts(rows);
+            tried
+                .last()
+                .is_some_and(|r| r["outcome"] == "delivered" || r["outcome"] == "failed")
+        })
+        .await;
+        let tried = attempts(&rows);
+        let outcomes: Vec<&str> = tried
+            .iter()
+            .map(|r| r["outcome"].as_str().unwrap())
+            .collect();
+        let codes: Vec<Option<i64>> = tried.iter().map(|r| r["status_code"].as_i64()).collect();
+        match *kind {
+            "WEBHOOK_SUCCESS" => {
+                assert_eq!(outcomes, ["delivered"], "{kind}");
+                assert_eq!(codes, [Some(200)]);
+            }
+            "WEBHOOK_TIMEOUT" => {
+                assert_eq!(outcomes, ["retrying", "retrying", "failed"], "{kind}");
+                assert!(
+                    tried
+                        .iter()
+                        .all(|r| r["error"].as_str().unwrap().contains("timed out"))
+                );
+            }
+            "WEBHOOK_5XX" => {
+                assert_eq!(outcomes, ["retrying", "retrying", "delivered"], "{kind}");
+                assert_eq!(codes, [Some(500), Some(500), Some(200)]);
+            }
+            "WEBHOOK_RETRIES_EXHAUSTED" => {
+                assert_eq!(outcomes, ["retrying", "retrying", "failed"], "{kind}");
+                assert_eq!(codes, [Some(500), Some(500), Some(500)]);
+            }
+            _ => {
+                assert_eq!(outcomes, ["delivered"], "{kind}");
+                let took = tried[0]["duration_ms"].as_i64().unwrap();
+                assert!(took >= 290, "{kind}: a slow receiver, {took} ms");
+            }
+        }
+        let job_state = get(&t.router, &c, &format!("/v1/jobs/{job}")).await;
+        assert_eq!(
+            job_state.json["data"]["state"], "SUCCEEDED",
+            "{kind}: {}",
+            read.json
+        );
+    }
+    stop(shutdown, background).await;
 }
 
 async fn webhooks_are_registered_checked_and_scoped(drivers: Drivers, test: &str) {
@@ -364,6 +458,30 @@ async fn deliveries_are_signed_retried_and_logged(drivers: Drivers, test: &str) 
         1,
         "the redirect's target got nothing"
     );
+
+    // The metrics count the attempts by outcome and the failures by reason.
+    let res = tower::ServiceExt::oneshot(
+        t.router.clone(),
+        axum::http::Request::get("/metrics")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let bytes = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    for needle in [
+        r#"webhook_deliveries_total{outcome="delivered"}"#,
+        r#"webhook_deliveries_total{outcome="retrying"}"#,
+        r#"webhook_failures_total{reason="gone"}"#,
+        r#"webhook_failures_total{reason="exhausted"}"#,
+        "webhook_delivery_seconds_bucket{",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
 
     // A second job: nothing more for the disabled webhook.
     let second = submit(&t, &c, json!({"work_kind": "SUCCESS_FAST"})).await;

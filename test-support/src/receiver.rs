@@ -10,6 +10,8 @@
 //! | `/down` | 500 |
 //! | `/stall` | nothing, ever (the connection stays open) |
 //! | `/redirect` | 302 to `/ok` |
+//! | `/slow` | 200 after 300 ms |
+//! | `/catalog` | as ForgeRun's `WEBHOOK_*` work kind in the body's `data.work_kind` says: `_SUCCESS` ok, `_TIMEOUT` stall, `_5XX` flaky, `_RETRIES_EXHAUSTED` down, `_SLOW_RECEIVER` slow |
 //!
 //! A path may carry a prefix of its own (`/a/ok`, `/b/stall`) so several webhooks share one
 //! receiver: the answer follows the last segment.
@@ -138,6 +140,17 @@ impl Drop for Receiver {
     }
 }
 
+/// The behaviour `/catalog` takes for a body of ForgeRun's work kind `kind`.
+fn catalog(kind: &str) -> &'static str {
+    match kind {
+        "WEBHOOK_TIMEOUT" => "stall",
+        "WEBHOOK_5XX" => "flaky",
+        "WEBHOOK_RETRIES_EXHAUSTED" => "down",
+        "WEBHOOK_SLOW_RECEIVER" => "slow",
+        _ => "ok",
+    }
+}
+
 async fn answer(
     State(log): State<Arc<Mutex<Log>>>,
     uri: Uri,
@@ -150,6 +163,10 @@ async fn answer(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let kind = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["data"]["work_kind"].as_str().map(str::to_owned))
+        .unwrap_or_default();
     let seen = {
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
         log.received.push(Received {
@@ -163,7 +180,10 @@ async fn answer(
         *seen += 1;
         *seen
     };
-    let behaviour = path.rsplit('/').next().unwrap_or_default();
+    let behaviour = match path.rsplit('/').next().unwrap_or_default() {
+        "catalog" => catalog(&kind),
+        other => other,
+    };
     match behaviour {
         "flaky" if seen <= 2 => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         "busy" if seen == 1 => {
@@ -176,6 +196,10 @@ async fn answer(
             StatusCode::OK.into_response()
         }
         "redirect" => (StatusCode::FOUND, [("location", "/ok")]).into_response(),
+        "slow" => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            StatusCode::OK.into_response()
+        }
         _ => StatusCode::OK.into_response(),
     }
 }

@@ -23,7 +23,7 @@ pub const CACHE_TTL: Duration = Duration::from_secs(60);
 const MAX_SPAN: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// Issues, renews, revokes and authenticates API keys; one per process, in
-/// [`AppContext::keys`](crate::AppContext::keys). Cheap to clone.
+/// [`Context::keys`](crate::Context::keys). Cheap to clone.
 ///
 /// It holds the HMAC secret (never printed by `Debug`) and the key lifetimes
 /// (`API_KEY_TTL`, `API_KEY_RENEW_OVERLAP`); the database and the cache are passed in.

@@ -38,6 +38,8 @@ pub struct Pruned {
     pub keys: u64,
     /// Idempotency keys.
     pub idempotency_keys: u64,
+    /// Webhook messages and delivery attempts deleted (older than `JOB_RETENTION`).
+    pub deliveries: u64,
 }
 
 #[core_jobs::async_trait]
@@ -52,6 +54,7 @@ impl Job for Retention {
             jobs = pruned.jobs,
             keys = pruned.keys,
             idempotency_keys = pruned.idempotency_keys,
+            deliveries = pruned.deliveries,
             "retention pass"
         );
         Ok(())
@@ -94,6 +97,10 @@ pub async fn prune(app: &AppContext, now: Timestamp) -> anyhow::Result<Pruned> {
     let sql = "DELETE FROM api_keys WHERE revoked_at IS NOT NULL AND revoked_at < $1";
     pruned.keys = on_db!(db, pool => sqlx::query(sql).bind(keys_cutoff).execute(pool).await.map(|d| d.rows_affected()))?;
     pruned.idempotency_keys = crate::idempotency::prune(db).await?;
+    for table in ["webhook_deliveries", "webhook_messages"] {
+        let sql = format!("DELETE FROM {table} WHERE created_at < $1");
+        pruned.deliveries += on_db!(db, pool => sqlx::query(&sql).bind(cutoff).execute(pool).await.map(|d| d.rows_affected()))?;
+    }
     Ok(pruned)
 }
 

@@ -56,7 +56,7 @@ pub async fn publish(ctx: &AppContext, job_id: &str, state: State) {
     ),
     responses(
         (status = 200, description = "The job's events, then new ones as they happen, until a final one: `text/event-stream`, each event with `id:` (the event id), `event:` (its type) and `data:` (the event as JSON)",
-            content_type = "text/event-stream", body = String),
+            content_type = "text/event-stream", body = crate::openapi::JobEventStreamItem),
         crate::openapi::JobNotFound,
     ),
 )]
