@@ -814,24 +814,7 @@ async fn metrics_name_jobs_and_routes(drivers: Drivers, test: &str) {
     .await;
     let id = reply.json["data"]["job_id"].as_str().unwrap().to_owned();
     wait_final(&t.router, &c, &id).await;
-    let res = tower::ServiceExt::oneshot(
-        t.router.clone(),
-        Request::get("/metrics").body(Body::empty()).unwrap(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    let bytes = http_body_util::BodyExt::collect(res.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let text = common::metrics_text(&t.router).await;
     for needle in [
         r#"jobs_submitted_total{work_kind="FAIL_IMMEDIATE"}"#,
         r#"jobs_failed_total{work_kind="FAIL_IMMEDIATE"}"#,

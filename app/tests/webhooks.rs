@@ -460,19 +460,7 @@ async fn deliveries_are_signed_retried_and_logged(drivers: Drivers, test: &str) 
     );
 
     // The metrics count the attempts by outcome and the failures by reason.
-    let res = tower::ServiceExt::oneshot(
-        t.router.clone(),
-        axum::http::Request::get("/metrics")
-            .body(axum::body::Body::empty())
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    let bytes = http_body_util::BodyExt::collect(res.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let text = common::metrics_text(&t.router).await;
     for needle in [
         r#"webhook_deliveries_total{outcome="delivered"}"#,
         r#"webhook_deliveries_total{outcome="retrying"}"#,

@@ -288,16 +288,15 @@ pub async fn retry(ctx: &AppContext, id: &str) -> anyhow::Result<Moved> {
             continue;
         }
         ctx.buffer.commit(tx).await?;
-        store::invalidate(&ctx.cache, &next.id).await;
-        crate::routes::events::publish(ctx, &next.id, State::Queued).await;
-        tracing::info!(
-            job_id = id,
-            client_id = next.client_id,
-            action = "retry",
-            prev_state = "FAILED",
-            next_state = "QUEUED",
-            "job transition"
-        );
+        // The commit already woke the relays.
+        store::after_commit(
+            ctx,
+            &next,
+            State::Failed,
+            Some("retried by the client"),
+            false,
+        )
+        .await;
         return Ok(Moved::Applied(next));
     }
 }

@@ -344,10 +344,11 @@ const RETURNED: &str = "id, client_id, callback";
 /// `(event id, state reached)` of each of `events`, for [`Dispatches::new`].
 fn states_of<'a>(
     ids: &'a [String],
-    events: &[Event<'_>],
-) -> impl Iterator<Item = (&'a str, State)> + use<'a> {
-    let states: Vec<State> = events.iter().map(|e| e.next).collect();
-    ids.iter().map(String::as_str).zip(states)
+    events: &'a [Event<'_>],
+) -> impl Iterator<Item = (&'a str, State)> + 'a {
+    ids.iter()
+        .map(String::as_str)
+        .zip(events.iter().map(|e| e.next))
 }
 
 /// A new job's events: `job.created`, then the move from CREATED to `row.state` when it is
@@ -581,8 +582,10 @@ pub async fn after_commit(
     if fanned {
         app.buffer.committed();
     }
-    invalidate(&app.cache, &row.id).await;
-    crate::routes::events::publish(app, &row.id, to).await;
+    tokio::join!(
+        invalidate(&app.cache, &row.id),
+        crate::routes::events::publish(app, &row.id, to)
+    );
     record_metrics(row, to);
     tracing::info!(
         job_id = row.id,

@@ -17,7 +17,7 @@
 //! another receiver's deliveries.
 
 use std::hash::{Hash, Hasher};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use core_db::db::Timestamp;
 use core_jobs::{Job, JobContext, RetryAfter};
@@ -111,7 +111,7 @@ impl Job for Deliver {
 
     async fn failed(&self, ctx: &JobContext, error: &str) -> anyhow::Result<()> {
         let app = AppContext::of(ctx)?;
-        super::mark_failed(&app.db, &self.webhook_id, &self.event_id).await?;
+        super::set_status(&app.db, &self.webhook_id, &self.event_id, "failed").await?;
         metrics::counter!("webhook_failures_total", "reason" => "exhausted").increment(1);
         tracing::warn!(
             webhook_id = self.webhook_id,
@@ -142,7 +142,6 @@ impl Deliver {
         }
         let secret = Secret::parse(&hook.secret)?;
         let number = message.attempts + 1;
-        let started = Instant::now();
         let sent = app
             .webhooks
             .send(
@@ -155,9 +154,14 @@ impl Deliver {
                 },
             )
             .await;
-        let took = started.elapsed();
+        let took = sent.duration;
         let last = run > self.max_retries();
-        let (outcome, status, error, retry_after) = match &sent.outcome {
+        // The receiver's `Retry-After` wins over the backoff when longer (capped).
+        let wait = |asked: Option<Duration>| {
+            let backoff = self.wait(run);
+            asked.map_or(backoff, |asked| asked.min(MAX_BACKOFF).max(backoff))
+        };
+        let (outcome, status, error, wait) = match &sent.outcome {
             Outcome::Delivered => ("delivered", "delivered", None, None),
             Outcome::Gone => (
                 "gone",
@@ -175,14 +179,10 @@ impl Deliver {
                 "retrying",
                 "pending",
                 Some(error.clone()),
-                Some(*retry_after),
+                Some(wait(*retry_after)),
             ),
             Outcome::Retry { error, .. } => ("failed", "pending", Some(error.clone()), None),
         };
-        let wait = retry_after.map(|asked| {
-            let backoff = self.wait(run);
-            asked.map_or(backoff, |asked| asked.min(MAX_BACKOFF).max(backoff))
-        });
         let next_retry_at = wait.and_then(|wait| {
             chrono::Duration::from_std(wait)
                 .ok()

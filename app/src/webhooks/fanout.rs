@@ -101,9 +101,10 @@ async fn subscribers(
     event: &str,
 ) -> anyhow::Result<Vec<WebhookRow>> {
     let sql = format!(
-        "SELECT {} FROM webhooks WHERE disabled_at IS NULL AND ((client_id = $1 AND job_id IS NULL \
-         AND (events = '*' OR events LIKE '%,' || $2 || ',%')) OR job_id = $3) ORDER BY created_at, id",
-        super::COLUMNS
+        "SELECT {} FROM webhooks w WHERE disabled_at IS NULL AND ((client_id = $1 AND job_id IS NULL \
+         AND {}) OR job_id = $3) ORDER BY created_at, id",
+        super::COLUMNS,
+        super::wants_sql("w", "$2")
     );
     Ok(
         on_db!(&app.db, pool => sqlx::query_as::<_, WebhookRow>(&sql)

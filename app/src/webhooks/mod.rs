@@ -116,8 +116,14 @@ pub fn subscribed_sql(job: &str, event: &str) -> String {
     format!(
         "({job}.callback IS NOT NULL OR EXISTS (SELECT 1 FROM webhooks w \
          WHERE w.client_id = {job}.client_id AND w.job_id IS NULL AND w.disabled_at IS NULL \
-         AND (w.events = '*' OR w.events LIKE '%,' || {event} || ',%')))"
+         AND {}))",
+        wants_sql("w", event)
     )
+}
+
+/// The SQL condition "webhook `{webhook}` (an alias) subscribes to event type `{event}`".
+fn wants_sql(webhook: &str, event: &str) -> String {
+    format!("({webhook}.events = '*' OR {webhook}.events LIKE '%,' || {event} || ',%')")
 }
 
 const COLUMNS: &str =
@@ -249,6 +255,23 @@ pub struct DeliveryRow {
     pub created_at: Timestamp,
 }
 
+/// Sets a message's status (and its attempt count, when given): `$1` status, `$2` attempts or
+/// `NULL` to keep them, `$3` now, `$4` webhook, `$5` event.
+const SET_STATUS: &str = "UPDATE webhook_messages SET status = $1, \
+    attempts = COALESCE($2, attempts), updated_at = $3 WHERE webhook_id = $4 AND event_id = $5";
+
+/// Binds [`SET_STATUS`]'s parameters (on either engine).
+macro_rules! bind_status {
+    ($webhook_id:expr, $event_id:expr, $status:expr, $attempts:expr) => {
+        sqlx::query(SET_STATUS)
+            .bind($status)
+            .bind($attempts)
+            .bind(Timestamp::now())
+            .bind($webhook_id)
+            .bind($event_id)
+    };
+}
+
 /// Records one attempt and the message's new status, in one transaction.
 ///
 /// # Errors
@@ -277,41 +300,16 @@ pub async fn record_attempt(
         .execute(conn)
         .await
         .map(drop))?;
-    set_message_status(
-        &mut tx,
-        &row.webhook_id,
-        &row.event_id,
-        message_status,
-        row.attempt,
-    )
-    .await?;
+    on_tx!(&mut tx, conn => bind_status!(&row.webhook_id, &row.event_id, message_status, Some(row.attempt))
+        .execute(conn)
+        .await
+        .map(drop))?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Sets a message's status (and its attempt count, when given) inside `tx`.
-async fn set_message_status(
-    tx: &mut Tx,
-    webhook_id: &str,
-    event_id: &str,
-    status: &str,
-    attempts: i64,
-) -> anyhow::Result<()> {
-    let sql = "UPDATE webhook_messages SET status = $1, attempts = $2, updated_at = $3 \
-               WHERE webhook_id = $4 AND event_id = $5";
-    on_tx!(tx, conn => sqlx::query(sql)
-        .bind(status)
-        .bind(attempts)
-        .bind(Timestamp::now())
-        .bind(webhook_id)
-        .bind(event_id)
-        .execute(conn)
-        .await
-        .map(drop))?;
-    Ok(())
-}
-
-/// Sets the status of the message of event `event_id` to webhook `webhook_id`.
+/// Sets the status of the message of event `event_id` to webhook `webhook_id` (`failed` from
+/// the delivery job's `failed()`, `disabled` when its webhook was).
 ///
 /// # Errors
 /// The database failed.
@@ -321,26 +319,11 @@ pub async fn set_status(
     event_id: &str,
     status: &str,
 ) -> anyhow::Result<()> {
-    let sql = "UPDATE webhook_messages SET status = $1, updated_at = $2 \
-               WHERE webhook_id = $3 AND event_id = $4";
-    on_db!(db, pool => sqlx::query(sql)
-        .bind(status)
-        .bind(Timestamp::now())
-        .bind(webhook_id)
-        .bind(event_id)
+    on_db!(db, pool => bind_status!(webhook_id, event_id, status, None::<i64>)
         .execute(pool)
         .await
         .map(drop))?;
     Ok(())
-}
-
-/// Marks a message failed after its last attempt (the delivery job's `failed()`; the attempt
-/// itself is already recorded as `failed`).
-///
-/// # Errors
-/// The database failed.
-pub async fn mark_failed(db: &Database, webhook_id: &str, event_id: &str) -> anyhow::Result<()> {
-    set_status(db, webhook_id, event_id, "failed").await
 }
 
 /// One event on its way to one webhook.

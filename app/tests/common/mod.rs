@@ -122,6 +122,28 @@ pub async fn delete(router: &Router, client: &Client, uri: &str) -> Reply {
     call(router, client, "DELETE", uri, None, &[]).await
 }
 
+/// `GET /metrics`: the Prometheus text, after checking it is served as text.
+pub async fn metrics_text(router: &Router) -> String {
+    let res = tower::ServiceExt::oneshot(
+        router.clone(),
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let bytes = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
 /// Which drivers a test app runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drivers {
