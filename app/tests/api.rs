@@ -70,21 +70,7 @@ async fn stored_files_are_served_and_bad_keys_are_json_errors() {
         .unwrap();
     let url = state.storage.url("notes/1/readme.txt").unwrap();
     assert_eq!(url, "/storage/notes/1/readme.txt");
-    let res = tower::ServiceExt::oneshot(app.clone(), request("GET", &url, None, None))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    let body = http_body_util::BodyExt::collect(res.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    assert_eq!(&body[..], b"hello");
+    assert_eq!(common::text_of(&app, &url).await, "hello");
 
     let reply = send(
         &app,

@@ -814,7 +814,7 @@ async fn metrics_name_jobs_and_routes(drivers: Drivers, test: &str) {
     .await;
     let id = reply.json["data"]["job_id"].as_str().unwrap().to_owned();
     wait_final(&t.router, &c, &id).await;
-    let text = common::metrics_text(&t.router).await;
+    let text = common::text_of(&t.router, "/metrics").await;
     for needle in [
         r#"jobs_submitted_total{work_kind="FAIL_IMMEDIATE"}"#,
         r#"jobs_failed_total{work_kind="FAIL_IMMEDIATE"}"#,

@@ -460,7 +460,7 @@ async fn deliveries_are_signed_retried_and_logged(drivers: Drivers, test: &str) 
     );
 
     // The metrics count the attempts by outcome and the failures by reason.
-    let text = common::metrics_text(&t.router).await;
+    let text = common::text_of(&t.router, "/metrics").await;
     for needle in [
         r#"webhook_deliveries_total{outcome="delivered"}"#,
         r#"webhook_deliveries_total{outcome="retrying"}"#,

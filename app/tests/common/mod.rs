@@ -122,11 +122,11 @@ pub async fn delete(router: &Router, client: &Client, uri: &str) -> Reply {
     call(router, client, "DELETE", uri, None, &[]).await
 }
 
-/// `GET /metrics`: the Prometheus text, after checking it is served as text.
-pub async fn metrics_text(router: &Router) -> String {
+/// `GET uri` (no authentication): the body, after checking it is a 200 served as plain text.
+pub async fn text_of(router: &Router, uri: &str) -> String {
     let res = tower::ServiceExt::oneshot(
         router.clone(),
-        Request::get("/metrics").body(Body::empty()).unwrap(),
+        Request::get(uri).body(Body::empty()).unwrap(),
     )
     .await
     .unwrap();
