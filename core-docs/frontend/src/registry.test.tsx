@@ -56,13 +56,37 @@ describe('the route registry', () => {
     it('highlights its code blocks', () => {
       const { container } = render(<page.component />)
       const blocks = [...container.querySelectorAll('pre code')]
-      expect(blocks.length).toBeGreaterThan(0)
+      // The cookbook's overview is prose and cards; every other page shows code.
+      if (page.slug !== 'cookbook') expect(blocks.length).toBeGreaterThan(0)
       for (const block of blocks) {
         const language = block.className.replace('language-', '')
         if (language === 'text') continue
         expect(block.querySelector('.token'), `${page.slug}: ${block.textContent?.slice(0, 60)}`).not.toBeNull()
       }
     })
+  })
+})
+
+describe('the cookbook', () => {
+  const section = sections.find((s) => s.title === 'Cookbook')!
+
+  it('opens with the overview, then lists its chapters in order', () => {
+    expect(section.pages[0].slug).toBe('cookbook')
+    section.pages.slice(1).forEach((page, index) => {
+      expect(page.title, page.slug).toMatch(new RegExp(`^Chapter ${index + 1}: `))
+      expect(page.slug, page.title).toMatch(new RegExp(`^cookbook-chapter-${index + 1}-`))
+    })
+  })
+
+  it('gives every chapter numbered steps from Step 0 and a decision rule last', () => {
+    for (const page of section.pages.slice(1)) {
+      const ids = page.headings.map((h) => h.id)
+      expect(ids[ids.length - 1], page.slug).toBe('decision-rule')
+      const steps = ids.slice(0, -1)
+      expect(steps.length, page.slug).toBeGreaterThan(1)
+      steps.forEach((id, index) => expect(id, page.slug).toBe(`step-${index}`))
+      page.headings.slice(0, -1).forEach((h, index) => expect(h.title, page.slug).toMatch(new RegExp(`^Step ${index}: `)))
+    }
   })
 })
 

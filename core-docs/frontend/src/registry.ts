@@ -4,6 +4,8 @@
  */
 import type { ComponentType } from 'react'
 import caching from './pages/Caching'
+import { chapters } from './pages/cookbook/chapters'
+import cookbook from './pages/cookbook/Overview'
 import configuration from './pages/Configuration'
 import database from './pages/Database'
 import dataTable from './pages/DataTable'
@@ -73,6 +75,10 @@ const outline: Outline = [
   {
     title: 'Testing',
     pages: [['testing', testing]],
+  },
+  {
+    title: 'Cookbook',
+    pages: [['cookbook', cookbook], ...chapters.map((chapter): [string, PageDefinition] => [chapter.slug, chapter.page])],
   },
 ]
 

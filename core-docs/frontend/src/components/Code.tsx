@@ -47,15 +47,20 @@ export function Code({ code, language = 'rust', title }: CodeProps) {
 }
 
 interface SnippetProps {
-  /** A Rust file from core-docs/snippets, imported with `?raw`. */
+  /**
+   * A checked file imported with `?raw`: a Rust snippet from core-docs/snippets, the app's own
+   * source, a verify script from core-docs/verify, a migration, a manifest.
+   */
   source: string
   /** The region of it to show. */
   region: string
+  /** The file's language; Rust unless said. */
+  language?: Language
   title?: string
 }
 
-/** A region of a compiled Rust snippet file. */
-export function Snippet({ source, region: name, title }: SnippetProps) {
+/** A region of a checked file (compiled, run or parsed by the test command). */
+export function Snippet({ source, region: name, language = 'rust', title }: SnippetProps) {
   const code = useMemo(() => region(source, name), [source, name])
-  return <Code code={code} language="rust" title={title} />
+  return <Code code={code} language={language} title={title} />
 }

@@ -45,12 +45,20 @@ describe('region', () => {
 
   it('throws for a missing, unterminated or repeated region', () => {
     expect(() => region(source, 'nope')).toThrow('no region "nope"')
-    expect(() => region('// region: a\nx', 'a')).toThrow('has no "// endregion: a"')
+    expect(() => region('// region: a\nx', 'a')).toThrow('has no "endregion: a" marker')
     expect(() => region('// region: a\n// endregion: a\n// region: a\n// endregion: a', 'a')).toThrow('twice')
   })
 
   it('does not match a region whose name only starts the same', () => {
     expect(() => region('// region: setup-more\nx\n// endregion: setup-more', 'setup')).toThrow()
+  })
+
+  it('reads the markers of shell, TOML and SQL files', () => {
+    const script = '#!/usr/bin/env bash\n# region: create\ncurl -s "$BASE/v1/clients"\n# endregion: create\necho done\n'
+    expect(region(script, 'create')).toBe('curl -s "$BASE/v1/clients"')
+    const sql = '-- region: table\nCREATE TABLE t (id BIGINT);\n-- endregion: table\n'
+    expect(region(sql, 'table')).toBe('CREATE TABLE t (id BIGINT);')
+    expect(regionNames('[a]\n# region: deps\nx = 1\n# endregion: deps\n#[derive(Debug)]\n')).toEqual(['deps'])
   })
 
   it('lists region names', () => {

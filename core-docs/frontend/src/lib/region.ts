@@ -1,9 +1,12 @@
 /**
- * Snippets live in Rust files under core-docs/snippets that `cargo test` compiles. A page shows
- * the part between `// region: NAME` and `// endregion: NAME`.
+ * Snippets live in files that the test command checks: Rust under core-docs/snippets and the
+ * app's own source (compiled by `cargo test`), the cookbook's verify scripts (run against the app),
+ * SQL migrations, TOML manifests. A page shows the part between `region: NAME` and
+ * `endregion: NAME` markers, written as a comment of the file's language: `// region: NAME`
+ * (Rust, TypeScript), `# region: NAME` (shell, TOML, Python) or `-- region: NAME` (SQL).
  */
 
-const MARKER = /^\s*\/\/\s*(region|endregion):\s*([\w-]+)\s*$/
+const MARKER = /^\s*(?:\/\/|#|--)\s*(region|endregion):\s*([\w-]+)\s*$/
 
 /** The names of the regions in `source`, in order. */
 export function regionNames(source: string): string[] {
@@ -35,7 +38,7 @@ export function region(source: string, name: string): string {
     }
   })
   if (start === -1) throw new Error(`no region "${name}"`)
-  if (end === -1) throw new Error(`region "${name}" has no "// endregion: ${name}"`)
+  if (end === -1) throw new Error(`region "${name}" has no "endregion: ${name}" marker`)
   const body = lines.slice(start + 1, end).filter((line) => !MARKER.test(line))
   return trimBlankLines(dedent(body)).join('\n')
 }
