@@ -125,4 +125,10 @@ macro_rules! verify_scripts {
     };
 }
 
-verify_scripts! {}
+verify_scripts! {
+    chapter_01_first_resource => "01-first-resource.sh",
+    chapter_02_validation => "02-validation.sh",
+    chapter_03_jobs => "03-jobs.sh",
+    chapter_04_webhooks => "04-webhooks.sh",
+    chapter_05_live_events => "05-live-events.sh",
+}
