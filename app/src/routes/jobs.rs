@@ -291,7 +291,7 @@ pub async fn submit(
 ) -> Result<Response, AppError> {
     let job = check(&input)?;
     check_callback(&ctx, &job).await?;
-// endregion: submit-extract
+    // endregion: submit-extract
     let key = idempotency::key(&headers)?;
     let claim = match &key {
         Some(key) => match idempotency::claim(&ctx.db, &caller.client_id, key, &input).await? {

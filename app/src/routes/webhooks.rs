@@ -274,6 +274,7 @@ static DELIVERIES: LazyLock<DataTable> = LazyLock::new(|| {
         (status = 422, description = "A parameter the list does not allow, or a value that does not parse; `errors` names it (`VALIDATION_ERROR`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json"))),
     ),
 )]
+// region: deliveries-handler
 pub async fn deliveries(
     AxumState(ctx): AxumState<AppContext>,
     caller: Caller,
@@ -289,3 +290,4 @@ pub async fn deliveries(
         .into_response()
         .into_response())
 }
+// endregion: deliveries-handler
