@@ -137,6 +137,7 @@ impl AuthError {
         }
     }
 
+    // region: auth-error-mapping
     /// The framework error this renders as.
     pub fn into_app_error(self) -> AppError {
         let status = self.status();
@@ -159,6 +160,7 @@ impl AuthError {
             message: t(key),
         }
     }
+    // endregion: auth-error-mapping
 }
 
 impl<E: Into<anyhow::Error>> From<E> for AuthError {

@@ -68,6 +68,7 @@ pub struct Callback {
 ///
 /// # Errors
 /// The database failed (nothing is written).
+// region: submit-transaction
 pub async fn submit(
     ctx: &AppContext,
     client_id: &str,
@@ -102,6 +103,7 @@ pub async fn submit(
     };
     Ok((row, callback, tx))
 }
+// endregion: submit-transaction
 
 /// As [`submit`], committed: on PostgreSQL, for a job without a callback, the row, its events
 /// and its dispatch are one statement (one round trip instead of a transaction's four).
@@ -182,6 +184,7 @@ fn delay_until(execution_at: Option<Timestamp>) -> Option<Duration> {
     (at > now).then(|| (at.get() - now.get()).to_std().unwrap_or_default())
 }
 
+// region: dispatch
 /// Writes `run`'s dispatch into `tx`, delayed until `execution_at` when that is still ahead.
 async fn dispatch(
     ctx: &AppContext,
@@ -194,6 +197,7 @@ async fn dispatch(
         None => ctx.buffer.push(tx, run).await?,
     })
 }
+// endregion: dispatch
 
 /// What a cancel did.
 #[derive(Debug, Clone)]
@@ -304,6 +308,7 @@ pub async fn retry(ctx: &AppContext, id: &str) -> anyhow::Result<Moved> {
 /// A worker for every job of the application, on `ctx`'s queue, each job given
 /// [`AppContext::job_context`] (its database is also where `failed_jobs` rows go), with the
 /// `WORKER_*` settings. Start it with [`Worker::spawn`] or [`Worker::run`].
+// region: worker
 pub fn worker(ctx: &AppContext) -> Worker {
     let settings = &ctx.settings;
     Worker::new(ctx.queue.clone(), ctx.job_context())
@@ -312,6 +317,7 @@ pub fn worker(ctx: &AppContext) -> Worker {
         .config(&settings.worker)
         .grace(settings.base.http.shutdown_grace)
 }
+// endregion: worker
 
 /// The background side of a process: the outbox relay, and the worker when asked.
 pub struct Background {

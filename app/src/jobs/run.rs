@@ -38,6 +38,7 @@ use crate::AppContext;
 /// How often a running job checks for a cancel request.
 pub const CANCEL_POLL: Duration = Duration::from_millis(100);
 
+// region: run-job
 /// Runs ForgeRun job `job_id`; `attempts` is how many runs this dispatch allows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunJob {
@@ -87,6 +88,7 @@ impl Job for RunJob {
         fail(app, &self.job_id, error).await
     }
 }
+// endregion: run-job
 
 async fn run(
     app: &AppContext,
@@ -169,6 +171,7 @@ async fn run(
                 .await?;
                 return Ok(());
             }
+            // region: attempt-failed
             let retryable = WorkKind::parse(&row.work_kind).is_some_and(|k| k.spec().retryable);
             if ctx.attempt() < job.attempts && attempt < row.max_attempts {
                 let detail = format!("attempt {attempt} failed: {reason}");
@@ -188,6 +191,7 @@ async fn run(
                 store::set_error(db, id, &reason, retryable, output).await?;
             }
             Err(anyhow!(reason))
+            // endregion: attempt-failed
         }
     }
 }
@@ -252,6 +256,7 @@ async fn start(
     }
 }
 
+// region: fail
 /// Marks job `id` FAILED with `reason` (CANCELED when a cancel was pending), from whatever
 /// active state the last attempt left it in, through allowed transitions only.
 async fn fail(app: &AppContext, id: &str, reason: &str) -> anyhow::Result<()> {
@@ -283,6 +288,7 @@ async fn fail(app: &AppContext, id: &str, reason: &str) -> anyhow::Result<()> {
     }
     Err(anyhow!("job {id} could not be marked failed"))
 }
+// endregion: fail
 
 /// Runs the work of `row`'s kind: waits for the scaled duration (or burns CPU, holds memory,
 /// does I/O), watching for a cancel request, within `MAX_RUNTIME_MS`; then stores the output

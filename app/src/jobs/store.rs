@@ -129,6 +129,7 @@ pub fn client_tag(client_id: &str) -> String {
 /// How long a cached job read lives at most (transitions invalidate it sooner).
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
+// region: find-job
 /// The job `id`, from the database.
 ///
 /// # Errors
@@ -168,6 +169,7 @@ pub async fn find_for_client(
     };
     Ok(row.filter(|r| r.client_id == client_id))
 }
+// endregion: find-job
 
 /// A job's events in order.
 ///

@@ -31,6 +31,7 @@ use crate::jobs::{State, store};
 /// How often an idle stream sends a comment (and re-reads the events).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+// region: publish
 /// The bus channel of job `job_id`'s events.
 pub fn channel(job_id: &str) -> String {
     format!("job-events:{job_id}")
@@ -43,6 +44,7 @@ pub async fn publish(ctx: &AppContext, job_id: &str, state: State) {
         tracing::debug!(error = %e, job_id, "could not announce the job's event");
     }
 }
+// endregion: publish
 
 /// `GET /v1/jobs/{id}/events`.
 #[utoipa::path(
@@ -60,6 +62,7 @@ pub async fn publish(ctx: &AppContext, job_id: &str, state: State) {
         crate::openapi::JobNotFound,
     ),
 )]
+// region: stream
 pub async fn stream(
     AxumState(ctx): AxumState<AppContext>,
     caller: Caller,
@@ -98,6 +101,7 @@ pub async fn stream(
     let events = futures_util::stream::unfold(state, Follow::next);
     Ok(Sse::new(events).into_response())
 }
+// endregion: stream
 
 /// A stream in progress.
 struct Follow {
@@ -140,6 +144,7 @@ impl Follow {
         }
     }
 
+    // region: read
     /// Reads the events after the last one sent into `pending`; true when there were any.
     async fn read(&mut self) -> anyhow::Result<bool> {
         let events = store::events_after(&self.ctx.db, &self.job_id, self.after).await?;
@@ -160,7 +165,9 @@ impl Follow {
         }
         Ok(true)
     }
+    // endregion: read
 
+    // region: wait
     /// Waits for a wake-up (true: the keep-alive is due instead). Without a subscription the
     /// stream polls every second.
     async fn wait(&mut self) -> bool {
@@ -177,4 +184,5 @@ impl Follow {
             Err(_) => true,
         }
     }
+    // endregion: wait
 }

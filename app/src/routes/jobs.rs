@@ -22,6 +22,7 @@ use crate::jobs::{self, Canceled, JobRow, Moved, NewJob, WorkKind, store};
 /// Attempts a job may ask for.
 pub const MAX_ATTEMPTS: u32 = 10;
 
+// region: submit-dto
 /// The body of `POST /v1/jobs`.
 #[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +47,7 @@ pub struct SubmitJob {
     #[schema(minimum = 1, maximum = 10, default = 3)]
     pub max_attempts: Option<u32>,
 }
+// endregion: submit-dto
 
 /// A job as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -102,6 +104,7 @@ impl JobView {
     }
 }
 
+// region: job-view-from
 impl From<JobRow> for JobView {
     fn from(row: JobRow) -> Self {
         Self {
@@ -121,7 +124,9 @@ impl From<JobRow> for JobView {
         }
     }
 }
+// endregion: job-view-from
 
+// region: job-not-found
 /// 404 `RFA_JOB_NOT_FOUND`.
 fn not_found(id: &str) -> AppError {
     AppError::coded(
@@ -137,7 +142,9 @@ pub(crate) async fn owned(ctx: &AppContext, caller: &Caller, id: &str) -> Result
         .await?
         .ok_or_else(|| not_found(id))
 }
+// endregion: job-not-found
 
+// region: submit-check
 /// Checks a submission: the work kind exists and may be submitted, `execution_at` is a whole
 /// second of UTC not in the past.
 fn check(input: &SubmitJob) -> Result<NewJob, AppError> {
@@ -193,6 +200,7 @@ fn check(input: &SubmitJob) -> Result<NewJob, AppError> {
         max_attempts: input.max_attempts.unwrap_or(jobs::DEFAULT_MAX_ATTEMPTS),
     })
 }
+// endregion: submit-check
 
 /// Refuses a `callback` whose host is not public (loopback, private, link-local, metadata…,
 /// unless `WEBHOOK_ALLOW_NETWORKS` allows it) or does not resolve: 422 on the field. The
@@ -274,6 +282,7 @@ async fn check_limits(ctx: &AppContext, caller: &Caller) -> Result<(), AppError>
             headers(("Retry-After" = String, description = "Seconds to wait"))),
     ),
 )]
+// region: submit-extract
 pub async fn submit(
     AxumState(ctx): AxumState<AppContext>,
     caller: Caller,
@@ -282,6 +291,7 @@ pub async fn submit(
 ) -> Result<Response, AppError> {
     let job = check(&input)?;
     check_callback(&ctx, &job).await?;
+    // endregion: submit-extract
     let key = idempotency::key(&headers)?;
     let claim = match &key {
         Some(key) => match idempotency::claim(&ctx.db, &caller.client_id, key, &input).await? {
@@ -398,6 +408,7 @@ pub async fn list(
         .into_response())
 }
 
+// region: show
 /// `GET /v1/jobs/{id}`.
 #[utoipa::path(
     get,
@@ -418,6 +429,7 @@ pub async fn show(
     let row = owned(&ctx, &caller, &id).await?;
     Ok(ApiResponse::success(JobView::from(row), ""))
 }
+// endregion: show
 
 /// `POST /v1/jobs/{id}/cancel`: 200 with the job when it is CANCELED now or was already final
 /// (no change), 202 while a RUNNING job stops.

@@ -36,6 +36,7 @@ pub struct Table {
 }
 
 /// The route table, before any layer (see [`Table`]).
+// region: route-table
 pub fn table() -> Table {
     let public = OpenApiRouter::new()
         .routes(routes!(health::health))
@@ -62,6 +63,7 @@ pub fn table() -> Table {
         authenticated,
     }
 }
+// endregion: route-table
 
 /// Every route, before the middleware stack is applied: the [`table`] with the authentication
 /// and rate-limit layers on its authenticated group.

@@ -30,6 +30,7 @@ use crate::AppContext;
 use crate::auth::Caller;
 use crate::webhooks::{self, WebhookRow};
 
+// region: new-webhook
 /// The body of `POST /v1/webhooks`.
 #[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +45,7 @@ pub struct NewWebhook {
     #[schema(value_type = Vec<crate::openapi::EventTypeOrAll>, min_items = 1, max_items = 16)]
     pub events: Vec<String>,
 }
+// endregion: new-webhook
 
 /// A webhook as the API shows it (never its secret, except once at creation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -78,6 +80,7 @@ impl From<&WebhookRow> for WebhookView {
 
 /// A webhook just registered, with the secret its deliveries are signed with: shown once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+// region: created-webhook
 pub struct CreatedWebhook {
     /// The webhook.
     #[serde(flatten)]
@@ -87,6 +90,7 @@ pub struct CreatedWebhook {
     #[schema(pattern = "^whsec_[A-Za-z0-9+/]+=*$")]
     pub secret: String,
 }
+// endregion: created-webhook
 
 /// 404 `RFA_WEBHOOK_NOT_FOUND`.
 fn not_found(id: &str) -> AppError {
@@ -123,6 +127,7 @@ async fn owned(ctx: &AppContext, caller: &Caller, id: &str) -> Result<WebhookRow
         crate::openapi::BodyErrors,
     ),
 )]
+// region: create-webhook
 pub async fn create(
     AxumState(ctx): AxumState<AppContext>,
     caller: Caller,
@@ -165,6 +170,7 @@ pub async fn create(
     };
     Ok(ApiResponse::with_status(StatusCode::CREATED, created, "").into_response())
 }
+// endregion: create-webhook
 
 /// `GET /v1/webhooks`: the caller's webhooks, oldest first (callbacks are not listed).
 #[utoipa::path(
@@ -216,6 +222,7 @@ pub async fn delete(
 }
 
 /// The list definition of `GET /v1/webhooks/{id}/deliveries`.
+// region: deliveries-table
 static DELIVERIES: LazyLock<DataTable> = LazyLock::new(|| {
     DataTable::table("webhook_deliveries")
         .column(Column::text("delivery_id").sql("id"))
@@ -238,6 +245,7 @@ static DELIVERIES: LazyLock<DataTable> = LazyLock::new(|| {
         .build()
         .expect("a valid list definition")
 });
+// endregion: deliveries-table
 
 /// `GET /v1/webhooks/{id}/deliveries`: every delivery attempt of the webhook, newest first;
 /// `filter[outcome]=`, `filter[event_type]=`, `filter[event_id]=`, `page`, `per_page`.
@@ -266,6 +274,7 @@ static DELIVERIES: LazyLock<DataTable> = LazyLock::new(|| {
         (status = 422, description = "A parameter the list does not allow, or a value that does not parse; `errors` names it (`VALIDATION_ERROR`)", content((crate::openapi::ErrorBody = "application/json"), (crate::openapi::ProblemDetails = "application/problem+json"))),
     ),
 )]
+// region: deliveries-handler
 pub async fn deliveries(
     AxumState(ctx): AxumState<AppContext>,
     caller: Caller,
@@ -281,3 +290,4 @@ pub async fn deliveries(
         .into_response()
         .into_response())
 }
+// endregion: deliveries-handler

@@ -140,6 +140,7 @@ impl Deliver {
             super::set_status(db, &self.webhook_id, &self.event_id, "disabled").await?;
             return Ok(());
         }
+        // region: send-signed
         let secret = Secret::parse(&hook.secret)?;
         let number = message.attempts + 1;
         let sent = app
@@ -154,6 +155,7 @@ impl Deliver {
                 },
             )
             .await;
+        // endregion: send-signed
         let took = sent.duration;
         let last = run > self.max_retries();
         // The receiver's `Retry-After` wins over the backoff when longer (capped).

@@ -4,10 +4,21 @@
  * headings are its steps (`step-0`, `step-1`, …) and its `decision-rule`.
  */
 import type { PageDefinition } from '../define'
+import chapter01 from './Chapter01FirstResource'
+import chapter02 from './Chapter02Validation'
+import chapter03 from './Chapter03Jobs'
+import chapter04 from './Chapter04Webhooks'
+import chapter05 from './Chapter05LiveEvents'
 
 export interface Chapter {
   slug: string
   page: PageDefinition
 }
 
-export const chapters: Chapter[] = []
+export const chapters: Chapter[] = [
+  { slug: 'cookbook-chapter-1-first-resource', page: chapter01 },
+  { slug: 'cookbook-chapter-2-validation', page: chapter02 },
+  { slug: 'cookbook-chapter-3-jobs', page: chapter03 },
+  { slug: 'cookbook-chapter-4-webhooks', page: chapter04 },
+  { slug: 'cookbook-chapter-5-live-events', page: chapter05 },
+]
