@@ -68,6 +68,7 @@ pub struct Callback {
 ///
 /// # Errors
 /// The database failed (nothing is written).
+// region: submit-transaction
 pub async fn submit(
     ctx: &AppContext,
     client_id: &str,
@@ -102,6 +103,7 @@ pub async fn submit(
     };
     Ok((row, callback, tx))
 }
+// endregion: submit-transaction
 
 /// As [`submit`], committed: on PostgreSQL, for a job without a callback, the row, its events
 /// and its dispatch are one statement (one round trip instead of a transaction's four).
@@ -128,6 +130,7 @@ pub async fn submit_now(
     Ok((row, None))
 }
 
+// region: submit-committed
 /// [`submit`], committed.
 async fn submit_committed(
     ctx: &AppContext,
@@ -139,6 +142,7 @@ async fn submit_committed(
     ctx.buffer.commit(tx).await?;
     Ok((row, callback))
 }
+// endregion: submit-committed
 
 /// The dispatch that runs a new job's attempts.
 fn first_run(ctx: &AppContext, job: &NewJob, id: &str) -> RunJob {

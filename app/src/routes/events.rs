@@ -31,6 +31,7 @@ use crate::jobs::{State, store};
 /// How often an idle stream sends a comment (and re-reads the events).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+// region: publish
 /// The bus channel of job `job_id`'s events.
 pub fn channel(job_id: &str) -> String {
     format!("job-events:{job_id}")
@@ -43,6 +44,7 @@ pub async fn publish(ctx: &AppContext, job_id: &str, state: State) {
         tracing::debug!(error = %e, job_id, "could not announce the job's event");
     }
 }
+// endregion: publish
 
 /// `GET /v1/jobs/{id}/events`.
 #[utoipa::path(
@@ -75,6 +77,7 @@ pub async fn stream(
             None
         }
     };
+    // region: last-event-id
     let after = match headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -86,6 +89,7 @@ pub async fn stream(
             .map_or(0, |e| e.seq),
         _ => 0,
     };
+    // endregion: last-event-id
     let state = Follow {
         final_at_open: job.state().is_final(),
         ctx,
@@ -140,6 +144,7 @@ impl Follow {
         }
     }
 
+    // region: read
     /// Reads the events after the last one sent into `pending`; true when there were any.
     async fn read(&mut self) -> anyhow::Result<bool> {
         let events = store::events_after(&self.ctx.db, &self.job_id, self.after).await?;
@@ -160,6 +165,7 @@ impl Follow {
         }
         Ok(true)
     }
+    // endregion: read
 
     /// Waits for a wake-up (true: the keep-alive is due instead). Without a subscription the
     /// stream polls every second.

@@ -101,6 +101,7 @@ impl Job for Deliver {
         Duration::from_secs(3600)
     }
 
+    // region: deliver-lanes
     fn group_id(&self) -> Option<String> {
         Some(format!(
             "webhook:{}:{}",
@@ -108,7 +109,9 @@ impl Job for Deliver {
             self.hash(0) % LANES
         ))
     }
+    // endregion: deliver-lanes
 
+    // region: deliver-failed
     async fn failed(&self, ctx: &JobContext, error: &str) -> anyhow::Result<()> {
         let app = AppContext::of(ctx)?;
         super::set_status(&app.db, &self.webhook_id, &self.event_id, "failed").await?;
@@ -121,12 +124,14 @@ impl Job for Deliver {
         );
         Ok(())
     }
+    // endregion: deliver-failed
 }
 
 impl Deliver {
     /// One attempt (the `run`-th run of this job).
     async fn attempt(&self, app: &AppContext, run: u32) -> anyhow::Result<()> {
         let db = &app.db;
+        // region: deliver-finished
         let Some(hook) = super::find(db, &self.webhook_id).await? else {
             return Ok(()); // deleted: nothing to deliver to
         };
@@ -136,10 +141,12 @@ impl Deliver {
         if message.status == "delivered" || message.status == "failed" {
             return Ok(()); // a duplicate run of a finished delivery
         }
+        // endregion: deliver-finished
         if hook.disabled_at.is_some() {
             super::set_status(db, &self.webhook_id, &self.event_id, "disabled").await?;
             return Ok(());
         }
+        // region: send-signed
         let secret = Secret::parse(&hook.secret)?;
         let number = message.attempts + 1;
         let sent = app
@@ -154,6 +161,7 @@ impl Deliver {
                 },
             )
             .await;
+        // endregion: send-signed
         let took = sent.duration;
         let last = run > self.max_retries();
         // The receiver's `Retry-After` wins over the backoff when longer (capped).

@@ -4,10 +4,13 @@
  * headings are its steps (`step-0`, `step-1`, …) and its `decision-rule`.
  */
 import type { PageDefinition } from '../define'
+import chapter12 from './Chapter12EventFanout'
 
 export interface Chapter {
   slug: string
   page: PageDefinition
 }
 
-export const chapters: Chapter[] = []
+export const chapters: Chapter[] = [
+  { slug: 'cookbook-chapter-12-event-fanout', page: chapter12 },
+]
