@@ -373,10 +373,10 @@ function Chapter12EventFanout() {
               </>,
             ],
             [
-              'Side effects that can be rebuilt from the database (a live stream, counters, cache invalidation)',
+              'Side effects that readers rebuild from the database, or whose loss costs little (a stream wake-up, metrics, a cache invalidation)',
               <>
-                No job: do them after the commit, best effort, and let readers catch up from the table, as the live
-                stream does from <code>job_events</code>.
+                No job: do them after the commit, best effort, logging a failure, as <code>after_commit</code> does. The
+                live stream catches up from <code>job_events</code>; a missed invalidation lives until its short TTL.
               </>,
             ],
             [
