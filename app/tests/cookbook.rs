@@ -136,4 +136,5 @@ verify_scripts! {
     chapter_03_jobs => "03-jobs.sh",
     chapter_04_webhooks => "04-webhooks.sh",
     chapter_05_live_events => "05-live-events.sh",
+    chapter_12_event_fanout => "12-event-fanout.sh",
 }

@@ -130,6 +130,7 @@ pub async fn submit_now(
     Ok((row, None))
 }
 
+// region: submit-committed
 /// [`submit`], committed.
 async fn submit_committed(
     ctx: &AppContext,
@@ -141,6 +142,7 @@ async fn submit_committed(
     ctx.buffer.commit(tx).await?;
     Ok((row, callback))
 }
+// endregion: submit-committed
 
 /// The dispatch that runs a new job's attempts.
 fn first_run(ctx: &AppContext, job: &NewJob, id: &str) -> RunJob {

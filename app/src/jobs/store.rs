@@ -534,6 +534,7 @@ pub async fn apply(
                 (next, events)
             }
         };
+        // region: apply-write
         let ids = event_ids(&events);
         let fans = Dispatches::new(&app.buffer, &next.id, states_of(&ids, &events))?;
         let written = match db {
@@ -567,9 +568,11 @@ pub async fn apply(
         };
         after_commit(app, &next, from, detail, fanned).await;
         return Ok(Moved::Applied(next));
+        // endregion: apply-write
     }
 }
 
+// region: after-commit
 /// What follows every committed transition of `row` from `from` (to its current state): the
 /// relays are woken when it dispatched a fan-out (`fanned`), its cached reads are dropped, its
 /// metrics recorded and the transition logged.
@@ -600,6 +603,7 @@ pub async fn after_commit(
         "job transition"
     );
 }
+// endregion: after-commit
 
 /// The worker's start in one PostgreSQL statement, without reading the row first: job `id`,
 /// if it is QUEUED, owned by `dispatch` and due, moves QUEUED → ASSIGNED (attempt + 1) →
@@ -756,6 +760,7 @@ struct Change<'a> {
     fans: &'a Dispatches,
 }
 
+// region: transition-statement
 /// The row update, its events and their fan-out as one PostgreSQL statement (one round trip,
 /// its own transaction): the events are inserted only from the row the compare-and-set
 /// updated, so all happen or none. `None` when another transition won, otherwise whether a
@@ -787,6 +792,7 @@ async fn write_at_once(
     let (logged, fanned): (i64, i64) = (done.try_get(0)?, done.try_get(1)?);
     Ok((logged > 0).then_some(fanned > 0))
 }
+// endregion: transition-statement
 
 /// `INSERT INTO job_events … SELECT … FROM {source}` for `count` events whose parameters are
 /// numbered from `$first`, 7 each ([`bind_events`] binds them); the job's id is `{source}.id`,

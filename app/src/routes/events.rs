@@ -78,6 +78,7 @@ pub async fn stream(
             None
         }
     };
+    // region: last-event-id
     let after = match headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -89,6 +90,7 @@ pub async fn stream(
             .map_or(0, |e| e.seq),
         _ => 0,
     };
+    // endregion: last-event-id
     let state = Follow {
         final_at_open: job.state().is_final(),
         ctx,

@@ -101,6 +101,7 @@ impl Job for Deliver {
         Duration::from_secs(3600)
     }
 
+    // region: deliver-lanes
     fn group_id(&self) -> Option<String> {
         Some(format!(
             "webhook:{}:{}",
@@ -108,7 +109,9 @@ impl Job for Deliver {
             self.hash(0) % LANES
         ))
     }
+    // endregion: deliver-lanes
 
+    // region: deliver-failed
     async fn failed(&self, ctx: &JobContext, error: &str) -> anyhow::Result<()> {
         let app = AppContext::of(ctx)?;
         super::set_status(&app.db, &self.webhook_id, &self.event_id, "failed").await?;
@@ -121,12 +124,14 @@ impl Job for Deliver {
         );
         Ok(())
     }
+    // endregion: deliver-failed
 }
 
 impl Deliver {
     /// One attempt (the `run`-th run of this job).
     async fn attempt(&self, app: &AppContext, run: u32) -> anyhow::Result<()> {
         let db = &app.db;
+        // region: deliver-finished
         let Some(hook) = super::find(db, &self.webhook_id).await? else {
             return Ok(()); // deleted: nothing to deliver to
         };
@@ -136,6 +141,7 @@ impl Deliver {
         if message.status == "delivered" || message.status == "failed" {
             return Ok(()); // a duplicate run of a finished delivery
         }
+        // endregion: deliver-finished
         if hook.disabled_at.is_some() {
             super::set_status(db, &self.webhook_id, &self.event_id, "disabled").await?;
             return Ok(());

@@ -12,6 +12,7 @@ use crate::AppContext;
 use crate::jobs::{State, store};
 use crate::routes::jobs::JobView;
 
+// region: fanout-job
 /// Fans event `event_id` of job `job_id` out to the webhooks that want it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fanout {
@@ -47,7 +48,9 @@ impl Job for Fanout {
         10
     }
 }
+// endregion: fanout-job
 
+// region: fan-out
 /// Writes one message per webhook that wants the event (none twice, however often this runs)
 /// and dispatches its delivery, in one transaction.
 async fn fan_out(app: &AppContext, job_id: &str, event_id: &str) -> anyhow::Result<()> {
@@ -92,6 +95,7 @@ async fn fan_out(app: &AppContext, job_id: &str, event_id: &str) -> anyhow::Resu
     app.buffer.commit(tx).await?;
     Ok(())
 }
+// endregion: fan-out
 
 /// The enabled webhooks that want event type `event` of `job`: the client's that subscribe to
 /// it, and the job's callback.
@@ -154,6 +158,7 @@ impl Dispatches {
         Ok(Self { events })
     }
 
+    // region: dispatches-ctes
     /// `, fan0 AS (…), fan1 AS (…)`: for each event, `INSERT INTO job_outbox … SELECT … FROM
     /// {source} WHERE` a webhook wants it, with parameters numbered from `$first`
     /// ([`PARAMS`](Self::PARAMS) each, bound by [`bind`](Self::bind)). `source` is a step of
@@ -175,6 +180,7 @@ impl Dispatches {
             })
             .collect()
     }
+    // endregion: dispatches-ctes
 
     /// An SQL expression counting the dispatches [`ctes`](Self::ctes) wrote.
     pub fn count_sql(&self) -> String {
@@ -198,6 +204,7 @@ impl Dispatches {
         query
     }
 
+    // region: dispatches-push
     /// Writes the dispatches of the events some webhook wants inside `tx`, for `job`; how
     /// many. The caller commits with [`JobBuffer::commit`].
     ///
@@ -227,4 +234,5 @@ impl Dispatches {
         }
         Ok(pushed)
     }
+    // endregion: dispatches-push
 }

@@ -24,6 +24,7 @@ pub use fanout::{Dispatches, Fanout};
 
 use crate::jobs::State;
 
+// region: webhooks-queue
 /// The queue deliveries run on, apart from the jobs' queue, so that slow receivers never hold
 /// up jobs (the worker process runs it with `WEBHOOK_CONCURRENCY` slots of its own).
 pub const QUEUE: &str = "webhooks";
@@ -43,6 +44,7 @@ pub fn worker(ctx: &crate::AppContext) -> core_jobs::Worker {
         .config(&config)
         .grace(settings.base.http.shutdown_grace)
 }
+// endregion: webhooks-queue
 
 /// Every event type, as webhooks subscribe to them.
 pub fn event_types() -> impl Iterator<Item = &'static str> {
@@ -108,6 +110,7 @@ pub fn events_column(events: &[String]) -> Option<String> {
     Some(format!(",{},", chosen.join(",")))
 }
 
+// region: subscribed-sql
 /// The SQL condition "a webhook of the client of `{job}` (an alias with `client_id` and
 /// `callback` columns) wants event type `{event}` (a parameter or a literal)": the job has a
 /// callback, or one of the client's enabled webhooks subscribes to the type. Portable between
@@ -120,6 +123,7 @@ pub fn subscribed_sql(job: &str, event: &str) -> String {
         wants_sql("w", event)
     )
 }
+// endregion: subscribed-sql
 
 /// The SQL condition "webhook `{webhook}` (an alias) subscribes to event type `{event}`".
 fn wants_sql(webhook: &str, event: &str) -> String {

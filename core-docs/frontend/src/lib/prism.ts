@@ -8,9 +8,10 @@ import 'prismjs/components/prism-sql'
 import 'prismjs/components/prism-jsx'
 import 'prismjs/components/prism-typescript'
 import 'prismjs/components/prism-tsx'
+import 'prismjs/components/prism-python'
 
 /** The languages code blocks may use. */
-export type Language = 'rust' | 'toml' | 'bash' | 'json' | 'sql' | 'tsx' | 'text'
+export type Language = 'rust' | 'toml' | 'bash' | 'json' | 'sql' | 'tsx' | 'python' | 'text'
 
 /** `code` as highlighted HTML (Prism token spans), or escaped text for `text`. */
 export function highlight(code: string, language: Language): string {

@@ -9,6 +9,7 @@ import chapter02 from './Chapter02Validation'
 import chapter03 from './Chapter03Jobs'
 import chapter04 from './Chapter04Webhooks'
 import chapter05 from './Chapter05LiveEvents'
+import chapter12 from './Chapter12EventFanout'
 
 export interface Chapter {
   slug: string
@@ -21,4 +22,5 @@ export const chapters: Chapter[] = [
   { slug: 'cookbook-chapter-3-jobs', page: chapter03 },
   { slug: 'cookbook-chapter-4-webhooks', page: chapter04 },
   { slug: 'cookbook-chapter-5-live-events', page: chapter05 },
+  { slug: 'cookbook-chapter-12-event-fanout', page: chapter12 },
 ]
