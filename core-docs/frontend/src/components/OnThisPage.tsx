@@ -2,8 +2,11 @@ import { useEffect, useMemo, useState } from 'react'
 import { hrefFor } from '../lib/router'
 import type { Page } from '../registry'
 
-/** How far below the top of the window a heading counts as "being read": the sticky header and a bit. */
-const READING_LINE = 120
+/**
+ * How far below the top of the window a heading counts as "being read": where a heading lands
+ * when a link jumps to it (html's scroll-padding-top, under the sticky header) and a bit.
+ */
+const READING_LINE = 140
 
 /**
  * The id of the `<h2>` being read: the last one whose top has passed the reading line. At the very

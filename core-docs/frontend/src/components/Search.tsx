@@ -64,7 +64,7 @@ function SearchDialog({ sections, onClose }: { sections: Section[]; onClose: () 
   const [query, setQuery] = useState('')
   const [active, setActive] = useState(0)
   const input = useRef<HTMLInputElement>(null)
-  const results = useMemo(() => search(index, query), [index, query])
+  const results = useMemo(() => search(index, query, 30), [index, query])
 
   useEffect(() => input.current?.focus(), [])
   useEffect(() => setActive(0), [query])

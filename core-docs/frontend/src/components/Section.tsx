@@ -13,8 +13,8 @@ export function sectionsOf<H extends Record<string, string>>(headings: H) {
   return function Section({ id, children }: { id: keyof H & string; children: ReactNode }) {
     const slug = useContext(PageSlug)
     return (
-      <section aria-labelledby={id} className="scroll-mt-24">
-        <h2 id={id} className="group scroll-mt-24">
+      <section aria-labelledby={id}>
+        <h2 id={id} className="group">
           {headings[id]}
           <a
             href={hrefFor(slug, id)}

@@ -17,6 +17,7 @@ describe('tokenize', () => {
     expect(tokenize('Event fan-out, stale-while-revalidate')).toEqual(
       expect.arrayContaining(['fan-out', 'fan', 'out', 'fanout', 'stale-while-revalidate', 'revalidate']),
     )
+    expect(tokenize('an event-fan-out job')).toEqual(expect.arrayContaining(['event-fan-out', 'fan-out', 'out']))
   })
 
   it('drops punctuation at the ends of a word', () => {

@@ -58,8 +58,8 @@ export function htmlToText(html: string): string {
 /**
  * The tokens of `text`, lower-case: every run of letters, digits, `_`, `-`, `:` and `.` between
  * other characters (trimmed of punctuation at its ends), and its parts split at those joiners, and
- * the parts glued together (`fan-out` → `fan-out`, `fan`, `out`, `fanout`), and the segments of a
- * path (`Cache::flush_prefix` → `flush_prefix`).
+ * the parts glued together (`fan-out` → `fan-out`, `fan`, `out`, `fanout`), and every tail after a
+ * joiner (`Cache::flush_prefix` → `flush_prefix`, `event-fan-out` → `fan-out`).
  */
 export function tokenize(text: string): string[] {
   const tokens = new Set<string>()
@@ -67,8 +67,9 @@ export function tokenize(text: string): string[] {
     const word = raw.replace(/^[-:.#_]+|[-:.#]+$/g, '')
     if (!word) continue
     tokens.add(word)
-    // Path segments whole (`Cache::flush_prefix` → `flush_prefix`), then every part.
-    for (const segment of word.split(/::|[.#]/)) if (segment) tokens.add(segment.replace(/^[-:_]+|[-:]+$/g, ''))
+    // Every tail that starts after a joiner (`Cache::flush_prefix` → `flush_prefix`, `prefix`;
+    // `event-fan-out` → `fan-out`), so a query matches from any part on.
+    for (const joiner of word.matchAll(/[-:.#_]+/g)) tokens.add(word.slice(joiner.index + joiner[0].length))
     const parts = word.split(/[-:.#_]+/).filter(Boolean)
     if (parts.length > 1) {
       for (const part of parts) tokens.add(part)
