@@ -458,9 +458,11 @@ test('dark mode follows the system, the toggle switches it and is remembered', a
   await open(page, base, '#/caching', 'Caching')
   assert(await isDark(page), 'a dark system gives the dark theme')
   assert((await bodyBackground(page)) < 0.05, `the page background is dark: ${await bodyBackground(page)}`)
-  await readable(page, 'dark Caching')
+  for (const [title, href] of await routes(page)) {
+    await open(page, base, href, title)
+    await readable(page, `dark ${href}`)
+  }
   await open(page, base, '#/configuration', 'Configuration')
-  await readable(page, 'dark Configuration')
 
   const toggle = page.getByRole('button', { name: 'Dark mode' })
   assert((await toggle.getAttribute('aria-pressed')) === 'true', 'the toggle shows dark')
