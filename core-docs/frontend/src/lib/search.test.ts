@@ -28,7 +28,7 @@ describe('tokenize', () => {
 
 describe('htmlToText and splitSections', () => {
   it('drops tags, decodes entities and separates blocks', () => {
-    expect(htmlToText('<p>a &amp; b</p><pre><code><span class="token">x</span>&lt;T&gt;</code></pre>')).toBe('a & b x<T>')
+    expect(htmlToText('<p>a &amp; b</p><button type="button"><span>Copy</span></button><pre><code><span class="token">x</span>&lt;T&gt;</code></pre>')).toBe('a & b x<T>')
   })
 
   it('cuts markup at each <h2> and keeps the heading text out of the body', () => {
@@ -36,6 +36,15 @@ describe('htmlToText and splitSections', () => {
     expect(htmlToText(intro)).toBe('intro')
     expect([...parts.keys()]).toEqual(['one', 'two'])
     expect(htmlToText(parts.get('one')!)).toBe('first')
+  })
+})
+
+describe('renderPage', () => {
+  it('renders every page of the registry with all of its headings', () => {
+    for (const page of pages) {
+      const html = renderPage(page)
+      for (const heading of page.headings) expect(html, `#/${page.slug}`).toContain(`id="${heading.id}"`)
+    }
   })
 })
 

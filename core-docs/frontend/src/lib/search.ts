@@ -38,10 +38,13 @@ export type RenderPage = (page: Page) => string
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' }
 
-/** The text of an HTML fragment: tags dropped (block ends become spaces), entities decoded. */
+/**
+ * The text of an HTML fragment: tags dropped (block ends become spaces), entities decoded, buttons
+ * (a code block's "Copy") left out.
+ */
 export function htmlToText(html: string): string {
   return html
-    .replace(/<(script|style)[\s\S]*?<\/\1>/gi, ' ')
+    .replace(/<(script|style|button)[\s\S]*?<\/\1>/gi, ' ')
     .replace(/<\/?(p|div|li|ul|ol|pre|h[1-6]|tr|td|th|table|section|figure|figcaption|aside|dt|dd|dl|br)\b[^>]*>/gi, ' ')
     .replace(/<[^>]+>/g, '')
     .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (whole, code: string) => {
@@ -111,7 +114,7 @@ export function buildIndex(sections: Section[], render?: RenderPage): SearchEntr
   const entries: SearchEntry[] = []
   for (const section of sections) {
     for (const page of section.pages) {
-      const { intro, sections: bodies } = render ? splitSections(render(page)) : { intro: '', sections: new Map() }
+      const { intro, sections: bodies } = splitSections(renderSafely(render, page))
       const pageText = `${page.summary} ${htmlToText(intro)}`.trim()
       entries.push({
         kind: 'page',
@@ -139,6 +142,17 @@ export function buildIndex(sections: Section[], render?: RenderPage): SearchEntr
     }
   }
   return entries
+}
+
+/** The page's markup, or nothing (titles and headings still indexed) if it cannot be rendered. */
+function renderSafely(render: RenderPage | undefined, page: Page): string {
+  if (!render) return ''
+  try {
+    return render(page)
+  } catch (error) {
+    console.warn(`search: #/${page.slug} could not be rendered for the index`, error)
+    return ''
+  }
 }
 
 const matches = (tokens: string[], word: string) => tokens.some((token) => token.startsWith(word))
