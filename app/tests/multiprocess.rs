@@ -42,6 +42,7 @@ async fn get(addr: SocketAddr, path: &str, auth: &str) -> Value {
     reply.json()
 }
 
+// region: multiprocess
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_two_workers_one_killed_lose_nothing() {
     let test = "two_servers_two_workers_one_killed_lose_nothing";
@@ -64,6 +65,7 @@ async fn two_servers_two_workers_one_killed_lose_nothing() {
     let (mut server_b, _lb, b) = serve(services.dir.path(), &env);
     let (mut doomed, _ld) = worker(services.dir.path(), &env);
     let (mut survivor, _ls) = worker(services.dir.path(), &env);
+    // endregion: multiprocess
 
     let reply = post(a, "/v1/clients", None, br#"{"name": "multi-process"}"#).await;
     assert_eq!(

@@ -51,7 +51,12 @@ async fn submit_job_rules_answer_422_with_field_errors() {
 
     let body = json!({"work_kind": "SUCCESS_FAST", "max_attempts": 11});
     let reply = call(&router, &client, "POST", "/v1/jobs", Some(body), &[]).await;
-    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.json);
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.json
+    );
     assert_eq!(reply.json["error_code"], "VALIDATION_ERROR");
     assert!(reply.json["errors"]["max_attempts"][0].is_string());
 
