@@ -300,7 +300,12 @@ function Chapter11Testing() {
               'Code that talks to Redis, PostgreSQL or a receiver',
               <>
                 Also test it under faults: put <code>test-support</code>'s{' '}
-                <a href={hrefFor('testing', 'proxy')}>fault proxy</a> between it and the service and check that it
+                <a
+                  href={hrefFor('testing', 'proxy')}
+                  className="text-orange-700 underline decoration-orange-300 underline-offset-2 dark:text-orange-400"
+                >
+                  fault proxy
+                </a> between it and the service and check that it
                 times out, retries or fails cleanly instead of hanging.
               </>,
             ],
