@@ -171,8 +171,8 @@ function Chapter11Testing() {
         <Snippet source={apiTests} region="health" title="app/tests/api.rs" />
         <Callout kind="tip">
           Use <code>oneshot</code> for everything that is request → response. Open a real socket only when the
-          connection itself is the subject: streaming (<code>streams.rs</code>), random bytes on the wire (
-          <code>fuzz.rs</code>), or the binary (Step 5's last part).
+          connection itself is the subject: streaming (<code>streams.rs</code>), random bytes on the wire
+          (<code>fuzz.rs</code>), or the binary (Step 5's last part).
         </Callout>
       </Section>
 
@@ -180,9 +180,10 @@ function Chapter11Testing() {
         <FileRef path="app/tests/recipes.rs" />
         <p>
           A job is a value and two methods. <code>handle</code> and <code>failed</code> take a <code>JobContext</code>;{' '}
-          <code>AppContext::job_context()</code> builds the one the worker hands every job, so calling them directly
-          runs the job exactly as a worker would, minus the queue. With no worker started, the direct call is the only
-          run: nothing races it.
+          <code>AppContext::job_context()</code> builds the one the worker hands every job, so a direct call runs the
+          job's code on the same database, cache and storage. Only the run's own facts are missing outside a worker
+          (<code>job_id()</code> is <code>None</code>, <code>attempt()</code> is 0), and <code>RunJob</code> then
+          starts the job from its row. With no worker started, the direct call is the only run: nothing races it.
         </p>
         <Snippet source={recipes} region="job-handle" title="app/tests/recipes.rs" />
         <p>
