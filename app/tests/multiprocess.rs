@@ -42,13 +42,13 @@ async fn get(addr: SocketAddr, path: &str, auth: &str) -> Value {
     reply.json()
 }
 
-// region: multiprocess
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_two_workers_one_killed_lose_nothing() {
     let test = "two_servers_two_workers_one_killed_lose_nothing";
     let Some(services) = Services::start(test).await else {
         return;
     };
+    // region: ch9-shape
     let env = services.env(&[
         ("WORK_TIME_SCALE", "0.01"),
         ("WORKER_LEASE_SECS", "2"),
@@ -65,7 +65,7 @@ async fn two_servers_two_workers_one_killed_lose_nothing() {
     let (mut server_b, _lb, b) = serve(services.dir.path(), &env);
     let (mut doomed, _ld) = worker(services.dir.path(), &env);
     let (mut survivor, _ls) = worker(services.dir.path(), &env);
-    // endregion: multiprocess
+    // endregion: ch9-shape
 
     let reply = post(a, "/v1/clients", None, br#"{"name": "multi-process"}"#).await;
     assert_eq!(

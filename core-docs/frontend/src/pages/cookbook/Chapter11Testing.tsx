@@ -229,9 +229,10 @@ function Chapter11Testing() {
         <Snippet source={binaryTests} region="binary-sigterm" title="app/tests/binary.rs" />
         <p>
           <code>multiprocess.rs</code> puts two servers and two workers on one PostgreSQL database and Redis prefix,
-          submits 2,000 jobs and SIGKILLs a worker mid-run, then checks that every job still reaches a final state:
+          submits 2,000 jobs and SIGKILLs a worker mid-run, then checks that every job still reaches a final state.
+          Its processes, all started from one <code>Services</code> environment:
         </p>
-        <Snippet source={multiprocessTests} region="multiprocess" title="app/tests/multiprocess.rs" />
+        <Snippet source={multiprocessTests} region="ch9-shape" title="app/tests/multiprocess.rs" />
       </Section>
 
       <Section id="step-6">
