@@ -11,4 +11,6 @@ export interface Chapter {
   page: PageDefinition
 }
 
-export const chapters: Chapter[] = [{ slug: 'cookbook-chapter-11-testing', page: chapter11 }]
+export const chapters: Chapter[] = [
+  { slug: 'cookbook-chapter-11-testing', page: chapter11 },
+]
