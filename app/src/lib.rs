@@ -44,6 +44,7 @@ pub use context::{
 pub use jobs::worker;
 pub use settings::Settings;
 
+// region: router
 /// The whole application: routes, the documentation site under `/docs`, and the middleware stack
 /// configured from the settings.
 pub fn router(ctx: AppContext) -> Router {
@@ -53,3 +54,4 @@ pub fn router(ctx: AppContext) -> Router {
         .with_state(ctx);
     core_web::middleware::stack(routes, &http)
 }
+// endregion: router

@@ -5,6 +5,7 @@ mod common;
 use axum::http::StatusCode;
 use common::{app, request, send};
 
+// region: health
 #[tokio::test]
 async fn health_and_ready_answer() {
     let (app, _state, _dir) = app(&[("APP_NAME", "demo")]).await;
@@ -26,6 +27,7 @@ async fn health_and_ready_answer() {
     assert_eq!(checks[2]["driver"], "memory");
     assert!(checks.iter().all(|c| c["ok"] == true));
 }
+// endregion: health
 
 #[tokio::test]
 async fn ready_is_503_when_the_database_is_gone() {

@@ -36,6 +36,7 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+// region: binary-serve
 #[tokio::test]
 async fn serves_health_runs_dispatched_jobs_and_exits_zero_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,6 +54,7 @@ async fn serves_health_runs_dispatched_jobs_and_exits_zero_on_sigterm() {
         dir.path().join("data/app.sqlite3").exists(),
         "the embedded SQLite default is created"
     );
+    // endregion: binary-serve
 
     // The README's walk-through: a client, a job, its state, its report. The default queue is
     // in-process, so `serve` runs the job too.
@@ -127,6 +129,7 @@ async fn serves_health_runs_dispatched_jobs_and_exits_zero_on_sigterm() {
         r#""next_state":"SUCCEEDED""#,
     ]);
 
+    // region: binary-sigterm
     let exit = terminate(&mut child).await;
     assert!(exit.success(), "exit status {exit:?}");
     assert!(
@@ -135,6 +138,7 @@ async fn serves_health_runs_dispatched_jobs_and_exits_zero_on_sigterm() {
             .is_err(),
         "no longer accepting connections"
     );
+    // endregion: binary-sigterm
 }
 
 #[test]

@@ -38,6 +38,7 @@ async fn wait_final(router: &Router, client: &Client, id: &str) -> Value {
     }
 }
 
+// region: on-both-list
 on_both!(
     submit_read_report_and_list,
     bad_submissions_are_refused_with_field_errors,
@@ -51,7 +52,9 @@ on_both!(
     metrics_name_jobs_and_routes,
     callbacks_reach_allowed_networks_only,
 );
+// endregion: on-both-list
 
+// region: integration
 async fn submit_read_report_and_list(drivers: Drivers, test: &str) {
     let Some(t) = test_app(drivers, test, &[("WORK_TIME_SCALE", "0.001")]).await else {
         return;
@@ -109,6 +112,7 @@ async fn submit_read_report_and_list(drivers: Drivers, test: &str) {
         names,
         ["CREATED", "QUEUED", "ASSIGNED", "RUNNING", "SUCCEEDED"]
     );
+    // endregion: integration
     for event in report["events"].as_array().unwrap() {
         for field in [
             "event_id",

@@ -127,6 +127,7 @@ on_both!(
     forbidden_transitions_are_refused_and_leave_no_event,
 );
 
+// region: through-worker
 async fn every_work_kind_reaches_its_outcome(drivers: Drivers, test: &str) {
     let Some(t) = test_app(drivers, test, &[("WORK_TIME_SCALE", "0.001")]).await else {
         return;
@@ -151,6 +152,7 @@ async fn every_work_kind_reaches_its_outcome(drivers: Drivers, test: &str) {
         assert_eq!(row.state(), expected, "{kind:?}: {row:?}");
         assert_eq!(row.outcome.as_deref(), Some(expected.as_str()));
         assert!(row.finished_at.is_some() && row.started_at.is_some());
+        // endregion: through-worker
         match kind {
             WorkKind::RetryOnFail => {
                 assert_eq!(row.attempt, 2, "fails once, then succeeds");

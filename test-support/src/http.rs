@@ -17,6 +17,7 @@ pub struct JsonReply {
     pub json: serde_json::Value,
 }
 
+// region: send-json
 /// Sends `req` through `app` and returns the reply.
 ///
 /// # Panics
@@ -48,3 +49,4 @@ pub async fn send_json(app: &Router, req: Request<Body>) -> JsonReply {
         json,
     }
 }
+// endregion: send-json

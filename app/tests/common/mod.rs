@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::Value;
 
+// region: sqlite-app
 /// An app on a fresh SQLite file and a memory cache; keep the `TempDir` alive with it.
 pub async fn app(extra: &[(&str, &str)]) -> (Router, AppContext, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -34,6 +35,7 @@ pub async fn app(extra: &[(&str, &str)]) -> (Router, AppContext, tempfile::TempD
     let state = AppContext::connect(settings).await.expect("state");
     (app::router(state.clone()), state, dir)
 }
+// endregion: sqlite-app
 
 #[allow(unused_imports)] // not every test binary sends requests
 pub use test_support::{JsonReply as Reply, send_json as send};
@@ -52,6 +54,7 @@ pub fn request(method: &str, uri: &str, locale: Option<&str>, body: Option<&str>
     .expect("request")
 }
 
+// region: client
 /// A client and its key, made through `POST /v1/clients`.
 pub struct Client {
     pub id: String,
@@ -95,7 +98,9 @@ pub async fn call(
     .unwrap();
     send(router, req).await
 }
+// endregion: client
 
+// region: start-stop
 /// Starts the relay and the workers of `t`, as a worker process does.
 pub async fn start(t: &TestApp) -> (core_jobs::Shutdown, app::jobs::Background) {
     let shutdown = core_jobs::Shutdown::new();
@@ -111,6 +116,7 @@ pub async fn stop(shutdown: core_jobs::Shutdown, background: app::jobs::Backgrou
     shutdown.wait().await;
     drop(background);
 }
+// endregion: start-stop
 
 /// `GET uri` as `client`.
 pub async fn get(router: &Router, client: &Client, uri: &str) -> Reply {
@@ -144,6 +150,7 @@ pub async fn text_of(router: &Router, uri: &str) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
+// region: test-app-type
 /// Which drivers a test app runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drivers {
@@ -163,6 +170,7 @@ pub struct TestApp {
     pub pg: Option<test_support::TestPostgres>,
     pub redis: Option<test_support::TestRedis>,
 }
+// endregion: test-app-type
 
 impl TestApp {
     /// Another process's view of the same backends: a second context from the same settings.
@@ -173,6 +181,7 @@ impl TestApp {
     }
 }
 
+// region: test-app
 /// An app on `drivers`, or `None` when a service is unreachable (and not required).
 pub async fn test_app(drivers: Drivers, test: &str, extra: &[(&str, &str)]) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -219,7 +228,9 @@ pub async fn test_app(drivers: Drivers, test: &str, extra: &[(&str, &str)]) -> O
         redis,
     })
 }
+// endregion: test-app
 
+// region: on-both
 /// `on_both!(test_a, test_b)`: each `async fn NAME(drivers: Drivers, test: &str)` of the file
 /// becomes `embedded::NAME` (SQLite + memory) and `services::NAME` (PostgreSQL + Redis).
 #[allow(unused_macros)] // not every test binary runs on both driver sets
@@ -239,3 +250,4 @@ macro_rules! on_both {
         }
     };
 }
+// endregion: on-both

@@ -98,6 +98,7 @@ fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, Lines) {
     (child, lines)
 }
 
+// region: serve-worker
 /// Starts `app serve` in `dir` on a free port with `env`; returns the child, its log lines and
 /// its address.
 pub fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, Lines, std::net::SocketAddr) {
@@ -114,7 +115,9 @@ pub fn worker(dir: &Path, env: &[(&str, &str)]) -> (Child, Lines) {
     lines.wait_for(&[r#""message":"worker started""#]);
     (child, lines)
 }
+// endregion: serve-worker
 
+// region: services
 /// A fresh PostgreSQL database, Redis prefix and directory for processes of one test.
 pub struct Services {
     pub pg: test_support::TestPostgres,
@@ -150,3 +153,4 @@ impl Services {
         env
     }
 }
+// endregion: services

@@ -10,6 +10,7 @@ import chapter03 from './Chapter03Jobs'
 import chapter04 from './Chapter04Webhooks'
 import chapter05 from './Chapter05LiveEvents'
 import chapter12 from './Chapter12EventFanout'
+import chapter11 from './Chapter11Testing'
 
 export interface Chapter {
   slug: string
@@ -23,4 +24,5 @@ export const chapters: Chapter[] = [
   { slug: 'cookbook-chapter-4-webhooks', page: chapter04 },
   { slug: 'cookbook-chapter-5-live-events', page: chapter05 },
   { slug: 'cookbook-chapter-12-event-fanout', page: chapter12 },
+  { slug: 'cookbook-chapter-11-testing', page: chapter11 },
 ]
