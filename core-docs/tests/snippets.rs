@@ -275,3 +275,28 @@ fn region_markers_are_read_as_the_site_reads_them() {
     assert_eq!(marker("// a comment: not a marker"), None);
     assert_eq!(marker("# region: two words"), None);
 }
+
+/// A missing end, an overlap, a repeated name and a marker the site cannot read all fail.
+#[test]
+fn malformed_regions_are_caught() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        "# region: a\necho a\n",
+        "-- region: a\n-- region: b\n-- endregion: a\n-- endregion: b\n",
+        "// region: a\n// endregion: a\n// region: a\n// endregion: a\n",
+        "# region: two words\n# endregion: two words\n",
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("case-{i}.txt"));
+        std::fs::write(&path, text).expect("write");
+        let checked = std::panic::catch_unwind(|| check_regions(&path));
+        assert!(checked.is_err(), "case {i} passed: {text}");
+    }
+    let path = dir.path().join("good.sql");
+    std::fs::write(
+        &path,
+        "-- region: a\nSELECT 1;\n-- region: b\n-- endregion: b\n-- endregion: a\n",
+    )
+    .expect("write");
+    assert_eq!(check_regions(&path), 2);
+}
