@@ -68,15 +68,30 @@ mod tests {
     async fn sqlite_in_memory_runs_the_examples() -> core_db::Result<()> {
         let db = connect("sqlite::memory:").await?;
         assert_eq!(db.backend(), Backend::Sqlite);
+        // The page's migration (snippets/sql/20261201000000_articles.sql), then the data.
+        db.execute(include_str!("sql/20261201000000_articles.sql"))
+            .await?;
         db.execute(
-            "CREATE TABLE articles (id INTEGER PRIMARY KEY, title TEXT, published INTEGER NOT NULL DEFAULT 0);
-             CREATE TABLE audit_log (article_id INTEGER NOT NULL, action TEXT NOT NULL);
+            "CREATE TABLE audit_log (article_id INTEGER NOT NULL, action TEXT NOT NULL);
              INSERT INTO articles (id, title) VALUES (1, 'Hello'), (2, 'World');",
         )
         .await?;
+        let pool = db.as_sqlite().expect("sqlite");
+        let (published, created_at): (i64, String) =
+            sqlx::query_as("SELECT published, created_at FROM articles WHERE id = 1")
+                .fetch_one(pool)
+                .await?;
+        assert_eq!(published, 0, "published defaults to 0");
+        // The default is an RFC 3339 UTC timestamp with milliseconds: 2026-12-01T10:15:00.123Z.
+        assert!(
+            created_at.len() == 24
+                && created_at.ends_with('Z')
+                && created_at.as_bytes()[10] == b'T'
+                && created_at.as_bytes()[19] == b'.',
+            "{created_at}"
+        );
         assert_eq!(count_articles(&db).await?, 2);
         publish(&db, 1).await?;
-        let pool = db.as_sqlite().expect("sqlite");
         let logged: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
             .fetch_one(pool)
             .await?;

@@ -142,11 +142,9 @@ mod tests {
     #[tokio::test]
     async fn the_documented_request_gets_the_documented_response() {
         let app = routes(db().await);
-        let (status, body) = get(
-            app.clone(),
-            "/api/v1/articles?filter[status]=published&sort=-views&per_page=2&page=1",
-        )
-        .await;
+        // The page's curl command (snippets/shell/requests.sh, region `datatable-page`).
+        let request = crate::curl::request("datatable-page");
+        let (status, _, body) = crate::support::send(app.clone(), request).await;
         assert_eq!(status, StatusCode::OK);
         crate::support::assert_example(body, "datatable-page");
 

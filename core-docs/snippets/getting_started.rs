@@ -41,13 +41,12 @@ async fn main() -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
+    use axum::http::StatusCode;
 
     use super::*;
 
+    /// The page's two curl commands (`snippets/shell/requests.sh`, region `try-it`) get the
+    /// answers it shows.
     #[tokio::test]
     async fn the_first_app_answers() {
         let settings = Settings::from_lookup(|_| None).expect("defaults are valid");
@@ -55,45 +54,19 @@ mod tests {
             db: Database::connect("sqlite::memory:").await.expect("sqlite"),
             cache: Cache::memory("docs-getting-started"),
         };
-        let response = router(state, &settings)
-            .oneshot(Request::get("/hello").body(Body::empty()).expect("request"))
-            .await
-            .expect("infallible");
-        assert_eq!(response.status(), StatusCode::OK);
-        assert!(response.headers().contains_key("x-request-id"));
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        assert_eq!(&body[..], br#"{"data":"Hello from Rustforge"}"#);
-    }
+        let app = router(state, &settings);
+        let [hello, nope]: [_; 2] = crate::curl::requests("try-it", &[])
+            .try_into()
+            .expect("two commands");
 
-    #[tokio::test]
-    async fn an_unknown_route_is_a_translated_json_error() {
-        let settings = Settings::from_lookup(|_| None).expect("defaults are valid");
-        let state = AppState {
-            db: Database::connect("sqlite::memory:").await.expect("sqlite"),
-            cache: Cache::memory("docs-getting-started"),
-        };
-        let request = Request::get("/nope")
-            .header("accept-language", "zh-CN")
-            .body(Body::empty())
-            .expect("request");
-        let response = router(state, &settings)
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
-        assert_eq!(body["message"], "没有 GET /nope 的路由");
-        assert_eq!(body["error_code"], "NOT_FOUND");
+        let (status, headers, body) = crate::support::send(app.clone(), hello).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers.contains_key("x-request-id"));
+        crate::support::assert_example(body, "hello");
+
+        // An unknown route is the one error shape, translated.
+        let (status, _, body) = crate::support::send(app, nope).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        crate::support::assert_example(body, "nope-zh");
     }
 }

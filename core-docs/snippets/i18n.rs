@@ -45,11 +45,6 @@ pub async fn send_receipt_later(order_id: u64) {
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
-    use axum::http::Request;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
     use super::*;
 
     fn add() {
@@ -95,28 +90,46 @@ mod tests {
         // endregion: resolve
     }
 
+    /// The page's curl command (`snippets/shell/requests.sh`, region `welcome`) gets the answer
+    /// it shows, in Chinese where the catalog has the key.
     #[tokio::test]
     async fn the_response_is_in_the_request_language() {
         add();
-        let response = router()
-            .oneshot(
-                Request::get("/welcome")
-                    .header("accept-language", "zh-CN")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await
-            .expect("infallible");
-        assert_eq!(response.headers()["content-language"], "zh");
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
-        assert_eq!(body["data"], "欢迎，Ada！");
-        assert_eq!(body["message"], "Your cart is empty");
+        let (status, headers, body) =
+            crate::support::send(router(), crate::curl::request("welcome")).await;
+        assert_eq!(status, axum::http::StatusCode::OK);
+        assert_eq!(headers["content-language"], "zh");
+        crate::support::assert_example(body, "welcome-zh");
+    }
+
+    /// The page's French catalog (`snippets/json/i18n-fr.json`) overrides messages core-web
+    /// has: every key it defines is one of core-web's, so none is a typo that changes nothing.
+    #[test]
+    fn the_framework_catalog_example_overrides_real_keys() {
+        fn leaves(value: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, value) in map {
+                        let path = if at.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{at}.{key}")
+                        };
+                        leaves(value, &path, out);
+                    }
+                }
+                _ => out.push(at.to_owned()),
+            }
+        }
+        let core_web: serde_json::Value =
+            serde_json::from_str(include_str!("../../core-web/i18n/en.json")).expect("JSON");
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        leaves(&crate::support::example("i18n-fr"), "", &mut ours);
+        leaves(&core_web, "", &mut theirs);
+        assert!(!ours.is_empty());
+        for key in &ours {
+            assert!(theirs.contains(key), "{key} is not a core-web message key");
+        }
     }
 
     /// `load_translations` on the page's own catalogs (`snippets/i18n/`): they answer in each

@@ -91,4 +91,23 @@ mod tests {
         stop.send(()).expect("server running");
         server.await.expect("joined").expect("clean shutdown");
     }
+
+    /// The limits' answers are the ones the page shows: 408 past the 10 s timeout (the test
+    /// waits for it), 413 past the 1 MiB body limit.
+    #[tokio::test]
+    async fn limits_answer_with_the_error_shape() {
+        let slow = Request::get("/slow").body(Body::empty()).expect("request");
+        let (status, _, body) = crate::support::send(app(), slow).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        crate::support::assert_example(body, "request-timeout");
+
+        let large = Request::post("/whoami")
+            .header("content-type", "application/json")
+            .header("content-length", 1024 * 1024 + 1)
+            .body(Body::from(vec![b' '; 1024 * 1024 + 1]))
+            .expect("request");
+        let (status, _, body) = crate::support::send(app(), large).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        crate::support::assert_example(body, "payload-too-large");
+    }
 }

@@ -310,8 +310,28 @@ mod tests {
         let (status, _, _) = call(&app, "DELETE", "/articles/1", Some("2")).await;
         assert_eq!(status, StatusCode::OK);
 
-        let (status, _, body) = call(&app, "POST", "/articles/7/rename", None).await;
+        let (status, headers, body) = call(&app, "POST", "/articles/7/rename", None).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        // The one error shape the page describes (snippets/json/error-shape.json), with the
+        // request id of the header.
+        let shape = crate::support::example("error-shape");
+        let keys = |v: &Value| {
+            let mut keys: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(keys(&body), keys(&shape), "the keys of error-shape.json");
+        for key in ["message", "error_code", "request_id"] {
+            assert!(body[key].is_string(), "{key}: {body}");
+        }
+        for messages in body["errors"].as_object().expect("errors").values() {
+            let messages = messages.as_array().expect("a list per field");
+            assert!(messages.iter().all(Value::is_string), "{messages:?}");
+        }
+        assert_eq!(
+            body["request_id"],
+            headers["x-request-id"].to_str().unwrap()
+        );
         example(body, "title-taken");
         let (status, _, body) = call(&app, "POST", "/articles/8/rename", None).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -211,13 +211,24 @@ mod tests {
             storage: Arc::clone(&storage),
         });
 
-        let (status, body) = post(
-            &app,
-            "/articles/1/cover",
-            form("cover", "cover.png", &png()),
-        )
-        .await;
+        // The page's curl command (snippets/shell/requests.sh, region `upload-cover`), with a
+        // 64×48 PNG as photo.png; the answer has the shape the page shows.
+        let [upload]: [_; 1] = crate::curl::requests("upload-cover", &[("photo.png", &png())])
+            .try_into()
+            .expect("one command");
+        let (status, _, body) = crate::support::send(app.clone(), upload).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        crate::support::assert_shape(&body, "cover-uploaded");
+        let example = crate::support::example("cover-uploaded");
+        for key in ["content_type", "original_name"] {
+            assert_eq!(body["data"][key], example["data"][key], "{key}");
+        }
+        assert_eq!(body["message"], example["message"]);
+        assert_eq!(body["data"]["size"], png().len());
+        assert_eq!(
+            body["data"]["url"].as_str(),
+            Some(format!("/storage/{}", body["data"]["path"].as_str().expect("path")).as_str())
+        );
         let path = body["data"]["path"].as_str().expect("path");
         assert!(
             path.starts_with("articles/1/") && path.ends_with(".png"),

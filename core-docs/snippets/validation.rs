@@ -132,7 +132,10 @@ mod tests {
 
     #[tokio::test]
     async fn bad_json_and_wrong_types_are_400() {
-        let (status, body) = post_json(r#"{"title": "x",}"#, None).await;
+        // The page's curl command (snippets/shell/requests.sh, region `malformed-json`).
+        core_i18n::add_catalog("en", EN).expect("en");
+        let (status, _, body) =
+            crate::support::send(router(), crate::curl::request("malformed-json")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error_code"], "BAD_REQUEST");
         assert!(

@@ -1,5 +1,6 @@
 import caching from '../../../snippets/caching.rs?raw'
-import { Code, Snippet } from '../components/Code'
+import outputs from '../../../snippets/text/outputs.txt?raw'
+import { Snippet } from '../components/Code'
 import { Callout, sectionsOf } from '../components/Section'
 import { hrefFor } from '../lib/router'
 import { definePage } from './define'
@@ -315,13 +316,7 @@ function Caching() {
           On Redis every key lives under the application prefix (<code>APP_NAME</code>), with one namespace per kind, so
           no operation of one part can touch another's keys:
         </p>
-        <Code
-          language="text"
-          code={`{app}:cache:{key}          cached values (flush_prefix never leaves {app}:cache:)
-{app}:cache-tag:…          tag membership, scored by expiry
-{app}:lock:{name}          locks (SET NX PX with an owner token)
-{app}:cache-invalidate     the tiered driver's invalidation channel`}
-        />
+        <Snippet source={outputs} region="cache-keys" language="text" />
         <p>
           <code>cache.redis_connection()</code> hands out the underlying connection for commands the cache does not wrap;
           keys written through it are outside this layout unless you follow it.

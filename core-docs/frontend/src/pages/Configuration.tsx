@@ -1,5 +1,6 @@
 import configuration from '../../../snippets/configuration.rs?raw'
-import { Code, Snippet } from '../components/Code'
+import settingsFile from '../../../snippets/toml/rustforge.toml?raw'
+import { Snippet } from '../components/Code'
 import { Inline } from '../components/Inline'
 import { Callout, sectionsOf } from '../components/Section'
 import settings from '../generated/settings.json'
@@ -31,16 +32,7 @@ function Configuration() {
             values.
           </li>
         </ol>
-        <Code
-          language="toml"
-          title="rustforge.toml"
-          code={`app_name = "shop"
-port = 8080
-database_url = "postgres://shop@db.internal/shop"
-redis_url = "redis://cache.internal:6379"
-cors_allowed_origins = ["https://shop.example.com", "https://admin.example.com"]
-log_format = "json"`}
-        />
+        <Snippet source={settingsFile} region="example" language="toml" title="rustforge.toml" />
         <p>
           Every setting has a default that selects an embedded driver, so an empty environment runs the whole app with no
           services.

@@ -1,6 +1,7 @@
 import datatable from '../../../snippets/datatable.rs?raw'
 import invalid from '../../../snippets/json/datatable-invalid.json?raw'
 import page from '../../../snippets/json/datatable-page.json?raw'
+import requests from '../../../snippets/shell/requests.sh?raw'
 import { Code, Snippet } from '../components/Code'
 import { Callout, sectionsOf } from '../components/Section'
 import { hrefFor } from '../lib/router'
@@ -69,10 +70,7 @@ function DataTablePage() {
       </Section>
 
       <Section id="response">
-        <Code
-          language="bash"
-          code={`curl -s 'localhost:3000/api/v1/articles?filter[status]=published&sort=-views&per_page=2'`}
-        />
+        <Snippet source={requests} region="datatable-page" language="bash" />
         <Code language="json" title="200 OK" code={page} />
         <p>
           Rows are JSON objects with every column, timestamps as RFC 3339 text; <code>meta</code> has the page, the page

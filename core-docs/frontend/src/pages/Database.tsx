@@ -1,5 +1,7 @@
 import database from '../../../snippets/database.rs?raw'
-import { Code, Snippet } from '../components/Code'
+import commands from '../../../snippets/shell/commands.sh?raw'
+import articlesMigration from '../../../snippets/sql/20261201000000_articles.sql?raw'
+import { Snippet } from '../components/Code'
 import { Callout, sectionsOf } from '../components/Section'
 import { definePage } from './define'
 
@@ -58,17 +60,13 @@ function Database() {
           database without the source tree. <code>db.migrate()</code> applies the ones that have not run yet; the app
           does it on start unless <code>MIGRATE_ON_START=false</code>, and <code>app migrate</code> does it and exits.
         </p>
-        <Code
+        <Snippet
+          source={articlesMigration}
+          region="articles"
           language="sql"
           title="migrations/sqlite/20261201000000_articles.sql"
-          code={`CREATE TABLE articles (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    title      TEXT    NOT NULL,
-    published  INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-);`}
         />
-        <Code language="bash" code={`cargo run -p app -- migrate`} />
+        <Snippet source={commands} region="migrate" language="bash" />
       </Section>
 
       <Section id="queries">

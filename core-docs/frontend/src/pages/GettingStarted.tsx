@@ -1,4 +1,9 @@
 import gettingStarted from '../../../snippets/getting_started.rs?raw'
+import hello from '../../../snippets/json/hello.json?raw'
+import nope from '../../../snippets/json/nope-zh.json?raw'
+import commands from '../../../snippets/shell/commands.sh?raw'
+import requests from '../../../snippets/shell/requests.sh?raw'
+import dependencies from '../../../snippets/toml/dependencies.toml?raw'
 import { Code, Snippet } from '../components/Code'
 import { Callout, sectionsOf } from '../components/Section'
 import { hrefFor } from '../lib/router'
@@ -22,11 +27,7 @@ function GettingStarted() {
           Rustforge is a Rust web framework shipped as a Cargo workspace of small crates. From a checkout, with
           only the Rust toolchain installed:
         </p>
-        <Code
-          language="bash"
-          code={`cargo run -p app        # serves http://127.0.0.1:3000 (PORT overrides) on SQLite + an in-memory cache
-scripts/test            # every check; ends with one \`summary:\` line`}
-        />
+        <Snippet source={commands} region="two-commands" language="bash" />
         <p>
           <code>cargo run -p app</code> needs no Redis, PostgreSQL or S3: the database defaults to{' '}
           <code>sqlite://data/app.sqlite3</code> (created on first start, migrations applied) and the cache to{' '}
@@ -101,19 +102,7 @@ scripts/test            # every check; ends with one \`summary:\` line`}
           </tbody>
         </table>
         <p>Depend on the crates you use; versions live once, in the workspace:</p>
-        <Code
-          language="toml"
-          title="Cargo.toml"
-          code={`[dependencies]
-core-web.workspace = true
-core-db.workspace = true
-core-i18n.workspace = true
-axum.workspace = true
-tokio.workspace = true
-serde.workspace = true
-validator.workspace = true
-anyhow.workspace = true`}
-        />
+        <Snippet source={dependencies} region="dependencies" language="toml" title="Cargo.toml" />
       </Section>
 
       <Section id="first-app">
@@ -130,17 +119,10 @@ anyhow.workspace = true`}
       </Section>
 
       <Section id="try-it">
-        <Code
-          language="bash"
-          code={`curl -s localhost:3000/hello
-curl -s localhost:3000/nope -H 'accept-language: zh-CN'`}
-        />
+        <Snippet source={requests} region="try-it" language="bash" />
         <p>A success is wrapped in the envelope; everything else, unknown routes included, is the one error shape:</p>
-        <Code language="json" code={`{"data":"Hello from Rustforge"}`} />
-        <Code
-          language="json"
-          code={`{"message":"没有 GET /nope 的路由","error_code":"NOT_FOUND","request_id":"6f1c2e0a9b8d4c3e8f7a6b5c4d3e2f1a"}`}
-        />
+        <Code language="json" title="GET /hello → 200" code={hello.trim()} />
+        <Code language="json" title="GET /nope → 404" code={nope.trim()} />
       </Section>
 
       <Section id="next">

@@ -1,6 +1,9 @@
+import i18n from '../../../snippets/i18n.rs?raw'
 import en from '../../../snippets/i18n/en.json?raw'
 import zh from '../../../snippets/i18n/zh.json?raw'
-import i18n from '../../../snippets/i18n.rs?raw'
+import fr from '../../../snippets/json/i18n-fr.json?raw'
+import welcomeZh from '../../../snippets/json/welcome-zh.json?raw'
+import requests from '../../../snippets/shell/requests.sh?raw'
 import { Code, Snippet } from '../components/Code'
 import { Callout, sectionsOf } from '../components/Section'
 import { definePage } from './define'
@@ -96,11 +99,8 @@ function I18n() {
 
       <Section id="handlers">
         <Snippet source={i18n} region="handler" />
-        <Code
-          language="bash"
-          code={`curl -s localhost:3000/welcome -H 'accept-language: zh-CN'
-# {"data":"欢迎，Ada！","message":"Your cart is empty"}   Content-Language: zh`}
-        />
+        <Snippet source={requests} region="welcome" language="bash" />
+        <Code language="json" title="200 OK, Content-Language: zh" code={welcomeZh.trim()} />
       </Section>
 
       <Section id="background">
@@ -118,14 +118,7 @@ function I18n() {
           <code>add_catalog_defaults</code>. Define the same key in your catalog to change a message, or add a catalog
           for another locale to translate them all:
         </p>
-        <Code
-          language="json"
-          title="i18n/fr.json"
-          code={`{
-  "errors": { "validation": "La validation a échoué" },
-  "validation": { "required": "Ce champ est obligatoire" }
-}`}
-        />
+        <Code language="json" title="i18n/fr.json" code={fr.trim()} />
       </Section>
     </>
   )

@@ -1,5 +1,6 @@
 import jobs from '../../../snippets/jobs.rs?raw'
-import { Code, Snippet } from '../components/Code'
+import outputs from '../../../snippets/text/outputs.txt?raw'
+import { Snippet } from '../components/Code'
 import { Callout, sectionsOf } from '../components/Section'
 import { hrefFor } from '../lib/router'
 import { definePage } from './define'
@@ -107,14 +108,7 @@ function Jobs() {
           application embeds in its own (the example app answers <code>app jobs failed --help</code>), and{' '}
           <code>core_jobs::cli::failed_command</code> runs one from plain arguments:
         </p>
-        <Code
-          language="text"
-          code={`jobs failed list [LIMIT]     newest failures first (default 50)
-jobs failed show ID          one failure with its payload and full error
-jobs failed retry ID|all     re-dispatch with attempts reset, and delete the row(s)
-jobs failed forget ID        delete one failure
-jobs failed prune AGE        delete failures older than AGE (30s, 15m, 24h, 7d)`}
-        />
+        <Snippet source={outputs} region="failed-jobs-cli" language="text" />
         <p>
           The example application exposes them as <code>app jobs failed …</code> (for instance{' '}
           <code>cargo run -p app -- jobs failed list</code>); bad arguments come back as a{' '}

@@ -1,4 +1,7 @@
+import payloadTooLarge from '../../../snippets/json/payload-too-large.json?raw'
+import requestTimeout from '../../../snippets/json/request-timeout.json?raw'
 import middleware from '../../../snippets/middleware.rs?raw'
+import commands from '../../../snippets/shell/commands.sh?raw'
 import { Code, Snippet } from '../components/Code'
 import { Callout, sectionsOf } from '../components/Section'
 import { hrefFor } from '../lib/router'
@@ -61,11 +64,8 @@ function Middleware() {
           a body larger than <code>BODY_LIMIT_BYTES</code> (default 2 MiB) with 413, whether it is declared up front or
           only discovered while reading.
         </p>
-        <Code
-          language="json"
-          code={`{"message":"The request took longer than 10 s and was stopped","error_code":"REQUEST_TIMEOUT","request_id":"…"}
-{"message":"The request body is larger than the limit of 1048576 bytes","error_code":"PAYLOAD_TOO_LARGE","request_id":"…"}`}
-        />
+        <Code language="json" title="408 Request Timeout" code={requestTimeout.trim()} />
+        <Code language="json" title="413 Payload Too Large" code={payloadTooLarge.trim()} />
       </Section>
 
       <Section id="cors">
@@ -92,10 +92,7 @@ function Middleware() {
           default, one JSON object per line with <code>LOG_FORMAT=json</code>, filtered by <code>LOG_LEVEL</code> or{' '}
           <code>RUST_LOG</code>. Each request logs one line when it finishes, with status and latency.
         </p>
-        <Code
-          language="bash"
-          code={`LOG_FORMAT=json LOG_LEVEL=core_web=debug,info cargo run -p app`}
-        />
+        <Snippet source={commands} region="json-logs" language="bash" />
       </Section>
 
       <Section id="serving">

@@ -1,14 +1,15 @@
-import responses from '../../../snippets/responses.rs?raw'
-import article from '../../../snippets/json/article.json?raw'
 import articleCreated from '../../../snippets/json/article-created.json?raw'
 import articleList from '../../../snippets/json/article-list.json?raw'
+import article from '../../../snippets/json/article.json?raw'
 import cannotRename from '../../../snippets/json/cannot-rename.json?raw'
+import errorShape from '../../../snippets/json/error-shape.json?raw'
 import forbidden from '../../../snippets/json/forbidden.json?raw'
 import notFound from '../../../snippets/json/not-found.json?raw'
 import rateLimited from '../../../snippets/json/rate-limited.json?raw'
 import routeNotFound from '../../../snippets/json/route-not-found.json?raw'
 import titleTaken from '../../../snippets/json/title-taken.json?raw'
 import unauthorized from '../../../snippets/json/unauthorized.json?raw'
+import responses from '../../../snippets/responses.rs?raw'
 import { Code, Snippet } from '../components/Code'
 import { Inline } from '../components/Inline'
 import { Callout, sectionsOf } from '../components/Section'
@@ -75,15 +76,7 @@ function Responses() {
           Every failure, whether your handler returned it or the framework produced it, leaves as one JSON shape, with
           the request id also in the <code>x-request-id</code> header:
         </p>
-        <Code
-          language="json"
-          code={`{
-  "message": "Human-readable, in the request's locale",
-  "error_code": "MACHINE_READABLE_CODE",
-  "errors": { "field.path": ["only for validation failures"] },
-  "request_id": "the same id as in x-request-id and the logs"
-}`}
-        />
+        <Code language="json" code={errorShape.trim()} />
         <p>
           Clients branch on <code>error_code</code>, show <code>message</code>, attach <code>errors</code> to form fields
           and quote <code>request_id</code> in bug reports.

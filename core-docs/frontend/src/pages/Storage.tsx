@@ -1,3 +1,5 @@
+import coverUploaded from '../../../snippets/json/cover-uploaded.json?raw'
+import requests from '../../../snippets/shell/requests.sh?raw'
 import storage from '../../../snippets/storage.rs?raw'
 import { Code, Snippet } from '../components/Code'
 import { sectionsOf } from '../components/Section'
@@ -71,28 +73,8 @@ function Storage() {
           stored (the row update, or the client going away), the file is deleted again.
         </p>
         <Snippet source={storage} region="upload" />
-        <Code
-          language="bash"
-          code={`curl -s -X POST localhost:3000/articles/1/cover -F cover=@photo.png`}
-        />
-        <Code
-          language="json"
-          title="201 Created"
-          code={`{
-  "data": {
-    "id": "67e55044-10b1-426f-9247-bb680e5fe0c8",
-    "path": "articles/1/2026/11/23/67e55044-10b1-426f-9247-bb680e5fe0c8.png",
-    "url": "/storage/articles/1/2026/11/23/67e55044-10b1-426f-9247-bb680e5fe0c8.png",
-    "content_type": "image/png",
-    "size": 48213,
-    "width": 1200,
-    "height": 630,
-    "original_name": "photo.png",
-    "created_at": "2026-11-23T10:15:00Z"
-  },
-  "message": "Cover uploaded"
-}`}
-        />
+        <Snippet source={requests} region="upload-cover" language="bash" />
+        <Code language="json" title="201 Created" code={coverUploaded.trim()} />
         <p>
           The <code>Attachment</code> is what the model keeps, as JSON in a column: its key, public URL, detected content
           type, size, image dimensions and the client's file name (for display only, never used in the key).

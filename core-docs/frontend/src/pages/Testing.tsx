@@ -1,5 +1,7 @@
+import commands from '../../../snippets/shell/commands.sh?raw'
 import testing from '../../../snippets/testing.rs?raw'
-import { Code, Snippet } from '../components/Code'
+import outputs from '../../../snippets/text/outputs.txt?raw'
+import { Snippet } from '../components/Code'
 import { Callout, sectionsOf } from '../components/Section'
 import { hrefFor } from '../lib/router'
 import { definePage } from './define'
@@ -28,7 +30,7 @@ function Testing() {
           misbehaves. Add it, and Tokio for <code>#[tokio::test]</code>, to the crate's dev-dependencies; in the
           workspace <code>cargo add</code> writes <code>test-support.workspace = true</code>:
         </p>
-        <Code language="bash" code={`cargo add --dev test-support tokio`} />
+        <Snippet source={commands} region="add-test-support" language="bash" />
         <p>
           The helpers read the usual URLs: <code>REDIS_URL</code> (default <code>redis://127.0.0.1:6379</code>),{' '}
           <code>DATABASE_URL</code> when it is a PostgreSQL URL (default{' '}
@@ -90,16 +92,13 @@ function Testing() {
           <code>let … else &#123; return &#125;</code> ends the test. A contributor without Redis can still run{' '}
           <code>cargo test</code>, and the skip is visible rather than a silent pass:
         </p>
-        <Code
-          language="text"
-          code={`SKIPPED redis_gets_a_fresh_prefix: Redis not reachable at redis://127.0.0.1:6379 (…); start it with: scripts/test (starts it), or \`redis-server --daemonize yes\``}
-        />
+        <Snippet source={outputs} region="skipped" language="text" />
         <p>
           With <code>RUSTFORGE_REQUIRE_SERVICES=1</code> (also <code>true</code> or <code>yes</code>) the helper panics
           instead, naming the service and how to start it. <code>scripts/test</code> and CI set it, so a missing service
           can never make a suite pass:
         </p>
-        <Code language="bash" code={`RUSTFORGE_REQUIRE_SERVICES=1 cargo test -p my-app`} />
+        <Snippet source={commands} region="require-services" language="bash" />
         <p>
           <code>test_support::sqlite()</code> never skips: SQLite is embedded.
         </p>

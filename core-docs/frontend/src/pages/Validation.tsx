@@ -1,8 +1,9 @@
-import coreWebMessages from '../../../../core-web/i18n/en.json'
-import validation from '../../../snippets/validation.rs?raw'
 import validationEn from '../../../snippets/json/validation-en.json?raw'
 import validationRequest from '../../../snippets/json/validation-request.json?raw'
 import validationZh from '../../../snippets/json/validation-zh.json?raw'
+import requests from '../../../snippets/shell/requests.sh?raw'
+import validation from '../../../snippets/validation.rs?raw'
+import coreWebMessages from '../../../../core-web/i18n/en.json'
 import { Code, Snippet } from '../components/Code'
 import { Callout, sectionsOf } from '../components/Section'
 import { hrefFor } from '../lib/router'
@@ -113,10 +114,7 @@ function Validation() {
             <tr><td>validation rules fail</td><td>422</td><td><code>VALIDATION_ERROR</code></td></tr>
           </tbody>
         </table>
-        <Code
-          language="bash"
-          code={`curl -s localhost:3000/articles -H 'content-type: application/json' -d '{"title": "x",}'`}
-        />
+        <Snippet source={requests} region="malformed-json" language="bash" />
         <Callout kind="tip">
           Add <code>#[serde(deny_unknown_fields)]</code> to reject misspelled fields instead of ignoring them, and{' '}
           <code>#[serde(default)]</code> for optional ones.
