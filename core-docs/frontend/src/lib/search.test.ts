@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { pages, sections } from '../registry'
 import { renderPage } from './page-text'
-import { buildIndex, htmlToText, search, splitSections, tokenize } from './search'
+import { buildIndex, htmlToText, PER_PAGE, search, splitSections, tokenize } from './search'
 
 const index = buildIndex(sections, renderPage)
 const hrefs = (query: string) => search(index, query, 100).map((result) => result.href)
@@ -87,6 +87,14 @@ describe('search', () => {
     expect(having.length).toBeGreaterThan(0)
     const found = hrefs('fan-out')
     for (const page of having) expect(found.some((href) => href === `#/${page.slug}` || href.startsWith(`#/${page.slug}/`))).toBe(true)
+  })
+
+  it('shows at most a few entries of one page, so other pages stay on the list', () => {
+    const results = search(index, 'fan-out', 1000)
+    const counts = new Map<string, number>()
+    for (const r of results) counts.set(r.page, (counts.get(r.page) ?? 0) + 1)
+    expect(Math.max(...counts.values())).toBeLessThanOrEqual(PER_PAGE)
+    expect(counts.size).toBeGreaterThan(1)
   })
 
   it('ranks a title match above a heading above body text', () => {

@@ -182,8 +182,12 @@ function snippetOf(text: string, words: string[]): SearchResult['snippet'] {
  * Entries containing every word of `query` (each word a prefix of some token), best first: a
  * title that starts with the query, then a title that contains it, then titles that hold every
  * word, then entries that match partly in the title, then body-only matches; pages before
- * sections within each rank, then registry order.
+ * sections within each rank, then registry order. At most `PER_PAGE` entries of one page are
+ * returned, so a word one page repeats in every section does not push other pages off the list.
  */
+/** The most entries of one page in a result list. */
+export const PER_PAGE = 3
+
 export function search(index: SearchEntry[], query: string, limit = 12): SearchResult[] {
   const phrase = query.trim().toLowerCase()
   const words = queryWords(query)
@@ -207,8 +211,14 @@ export function search(index: SearchEntry[], query: string, limit = 12): SearchR
             : 4
     scored.push({ entry, order, score: rank * 2 + (entry.kind === 'page' ? 0 : 1) })
   })
+  const perPage = new Map<string, number>()
   return scored
     .sort((a, b) => a.score - b.score || a.order - b.order)
+    .filter(({ entry }) => {
+      const seen = perPage.get(entry.page) ?? 0
+      perPage.set(entry.page, seen + 1)
+      return seen < PER_PAGE
+    })
     .slice(0, limit)
     .map(({ entry, score }) => ({
       ...entry,
