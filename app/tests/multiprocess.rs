@@ -48,6 +48,7 @@ async fn two_servers_two_workers_one_killed_lose_nothing() {
     let Some(services) = Services::start(test).await else {
         return;
     };
+    // region: ch9-shape
     let env = services.env(&[
         ("WORK_TIME_SCALE", "0.01"),
         ("WORKER_LEASE_SECS", "2"),
@@ -64,6 +65,7 @@ async fn two_servers_two_workers_one_killed_lose_nothing() {
     let (mut server_b, _lb, b) = serve(services.dir.path(), &env);
     let (mut doomed, _ld) = worker(services.dir.path(), &env);
     let (mut survivor, _ls) = worker(services.dir.path(), &env);
+    // endregion: ch9-shape
 
     let reply = post(a, "/v1/clients", None, br#"{"name": "multi-process"}"#).await;
     assert_eq!(
@@ -106,12 +108,14 @@ async fn two_servers_two_workers_one_killed_lose_nothing() {
             );
             ids.push(reply.json()["data"]["job_id"].as_str().unwrap().to_owned());
         }
+        // region: ch9-kill
         // Mid-run: kill one worker without warning once a quarter is submitted.
         if !killed && ids.len() >= JOBS / 4 {
             doomed.kill().unwrap();
             doomed.wait().unwrap();
             killed = true;
         }
+        // endregion: ch9-kill
     }
     eprintln!("{JOBS} jobs submitted in {:?}", started.elapsed());
 

@@ -578,6 +578,7 @@ pub async fn after_commit(
     detail: Option<&str>,
     fanned: bool,
 ) {
+    // region: ch8-after-commit
     let to = row.state();
     if fanned {
         app.buffer.committed();
@@ -597,6 +598,7 @@ pub async fn after_commit(
         detail,
         "job transition"
     );
+    // endregion: ch8-after-commit
 }
 
 /// The worker's start in one PostgreSQL statement, without reading the row first: job `id`,
