@@ -60,6 +60,7 @@ struct Cli {
     command: Option<Command>,
 }
 
+// region: ch7-commands
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve HTTP on HOST:PORT; with the memory queue (QUEUE_URL=memory://) also run jobs
@@ -79,6 +80,7 @@ enum Command {
         command: JobsCommand,
     },
 }
+// endregion: ch7-commands
 
 #[derive(Debug, Subcommand)]
 enum JobsCommand {
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
             return ExitCode::from(core_jobs::cli::USAGE_EXIT);
         }
     };
+    // region: ch9-settings
     // Configuration errors are reported before anything else starts.
     let settings = match Settings::load() {
         Ok(settings) => settings,
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
             return ExitCode::from(78); // EX_CONFIG
         }
     };
+    // endregion: ch9-settings
     if let Err(e) = core_web::telemetry::init(&settings.base.log) {
         eprintln!("error: {e}");
         return ExitCode::from(78);
@@ -180,11 +184,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let db = ctx.db.clone();
     tracing::info!(address = %format!("http://{local}"), "listening");
+    // region: ch9-serve
     let served =
         core_web::server::serve_with_shutdown(listener, app::router(ctx), &shutdown, grace).await;
     // On the signal, or when the server failed on its own: the worker stops too.
     shutdown.cancel();
     shutdown.wait().await;
+    // endregion: ch9-serve
     drop((background, schedule));
     served?;
     tracing::info!("stopped");
@@ -194,6 +200,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 /// Runs the application's jobs until SIGINT or SIGTERM, then lets running jobs finish for at
 /// most `SHUTDOWN_GRACE_SECS`.
+// region: ch7-worker
 async fn worker(settings: Settings) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signal();
     let ctx = app::AppContext::connect(settings).await?;
@@ -212,6 +219,7 @@ async fn worker(settings: Settings) -> anyhow::Result<()> {
     ctx.db.close().await;
     Ok(())
 }
+// endregion: ch7-worker
 
 /// Dispatches the schedule onto the shared queue until SIGINT or SIGTERM.
 async fn scheduler(settings: Settings) -> anyhow::Result<()> {
@@ -245,6 +253,7 @@ async fn failed_jobs(command: FailedCommand, settings: &Settings) -> anyhow::Res
     Ok(())
 }
 
+// region: ch7-failed
 async fn failed_command(
     command: &FailedCommand,
     db: &Database,
@@ -261,6 +270,7 @@ async fn failed_command(
     }
     command.execute(&FailedJobs::new(db.clone()), queue).await
 }
+// endregion: ch7-failed
 
 #[cfg(test)]
 mod tests {

@@ -136,5 +136,9 @@ verify_scripts! {
     chapter_03_jobs => "03-jobs.sh",
     chapter_04_webhooks => "04-webhooks.sh",
     chapter_05_live_events => "05-live-events.sh",
+    chapter_06_api_keys => "06-api-keys.sh",
+    chapter_07_cli => "07-cli.sh",
+    chapter_08_end_to_end => "08-end-to-end.sh",
+    chapter_09_production => "09-production.sh",
     chapter_12_event_fanout => "12-event-fanout.sh",
 }

@@ -108,12 +108,14 @@ async fn two_servers_two_workers_one_killed_lose_nothing() {
             );
             ids.push(reply.json()["data"]["job_id"].as_str().unwrap().to_owned());
         }
+        // region: ch9-kill
         // Mid-run: kill one worker without warning once a quarter is submitted.
         if !killed && ids.len() >= JOBS / 4 {
             doomed.kill().unwrap();
             doomed.wait().unwrap();
             killed = true;
         }
+        // endregion: ch9-kill
     }
     eprintln!("{JOBS} jobs submitted in {:?}", started.elapsed());
 

@@ -347,3 +347,70 @@ fn readme_settings_table_is_generated() {
          `RUSTFORGE_BLESS=1 cargo test -p app --test settings`"
     );
 }
+
+/// `app/rustforge.example.toml` (shown by the cookbook's production chapter) loads as it says:
+/// production, with the secret from the environment, and the environment still wins.
+#[test]
+fn the_production_example_file_loads() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("rustforge.example.toml");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&example, dir.path().join("rustforge.toml")).unwrap();
+    let secret = "a-production-secret-of-at-least-32-characters";
+    let env = |name: &str| match name {
+        "API_KEY_SECRET" => Some(secret.to_owned()),
+        "DATABASE_URL" => Some("postgres://forge@db.internal/forgerun".to_owned()),
+        _ => None,
+    };
+    let settings = Settings::load_from(dir.path(), env).expect("the example file is valid");
+    assert_eq!(
+        settings.forgerun.env,
+        app::settings::Environment::Production
+    );
+    assert_eq!(settings.base.app_name, "forgerun");
+    assert_eq!(settings.base.log.format, core_web::config::LogFormat::Json);
+    assert_eq!(
+        settings.base.cache.url,
+        "tiered+redis://redis.internal:6379"
+    );
+    assert_eq!(settings.queue.url, "redis://redis.internal:6379");
+    assert_eq!(
+        settings.base.storage.bucket.as_deref(),
+        Some("forgerun-artifacts")
+    );
+    assert!(!settings.base.database.migrate_on_start);
+    assert_eq!(settings.base.database.max_connections, 20);
+    assert_eq!(
+        settings.base.database.url,
+        "postgres://forge@db.internal/forgerun"
+    );
+    assert_eq!(
+        settings.base.http.shutdown_grace,
+        std::time::Duration::from_secs(25)
+    );
+    assert_eq!(settings.worker.concurrency, 16);
+    assert_eq!(
+        settings.forgerun.api_key_ttl,
+        Some(std::time::Duration::from_secs(90 * 86_400))
+    );
+    assert_eq!(
+        settings.forgerun.api_key_renew_overlap,
+        std::time::Duration::from_secs(3600)
+    );
+
+    // Without the secret, production refuses to start and names the variable.
+    let err = Settings::load_from(dir.path(), |_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("API_KEY_SECRET"), "{err}");
+    // The environment wins over the file.
+    let env = |name: &str| match name {
+        "API_KEY_SECRET" => Some(secret.to_owned()),
+        "SHUTDOWN_GRACE_SECS" => Some("5".to_owned()),
+        _ => None,
+    };
+    let settings = Settings::load_from(dir.path(), env).unwrap();
+    assert_eq!(
+        settings.base.http.shutdown_grace,
+        std::time::Duration::from_secs(5)
+    );
+}

@@ -60,6 +60,7 @@ pub struct Caller {
     pub key_id: String,
 }
 
+// region: ch6-caller
 impl FromRequestParts<AppContext> for Caller {
     type Rejection = AuthError;
 
@@ -77,10 +78,12 @@ impl FromRequestParts<AppContext> for Caller {
         Ok(caller)
     }
 }
+// endregion: ch6-caller
 
 /// Middleware for a group of routes that all require a key: authenticates the request once
 /// (the same checks and answers as [`Caller`]) and leaves the [`Caller`] in the request's
 /// extensions, where the handlers' `Caller` and the rate limiter (keyed per client) find it.
+// region: ch6-require
 pub async fn require(
     axum::extract::State(ctx): axum::extract::State<AppContext>,
     request: axum::extract::Request,
@@ -93,6 +96,7 @@ pub async fn require(
     next.run(axum::extract::Request::from_parts(parts, body))
         .await
 }
+// endregion: ch6-require
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {

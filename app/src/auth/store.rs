@@ -181,9 +181,11 @@ impl KeyStore {
 
     /// HMAC-SHA-256 of `key` under the secret, lower-case hex: what the database stores and
     /// the cache is keyed by.
+    // region: ch6-hash
     pub fn hash(&self, key: &str) -> String {
         hex(&self.mac(key).finalize().into_bytes())
     }
+    // endregion: ch6-hash
 
     fn mac(&self, key: &str) -> Hmac<Sha256> {
         // HMAC takes a key of any length: this cannot fail.
@@ -300,6 +302,7 @@ impl KeyStore {
         let mut tx = db.begin().await?;
         let expires_at: Option<Timestamp> = on_tx!(&mut tx, conn => {
             insert_key!(&mut *conn, key, &hash)?;
+            // region: ch6-renew
             sqlx::query(
                 "UPDATE api_keys SET expires_at = $1 WHERE id = $2 AND client_id = $3 \
                  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $4)",
@@ -310,6 +313,7 @@ impl KeyStore {
             .bind(deadline)
             .execute(&mut *conn)
             .await?;
+            // endregion: ch6-renew
             sqlx::query_scalar("SELECT expires_at FROM api_keys WHERE id = $1")
                 .bind(&caller.key_id)
                 .fetch_one(conn)
@@ -350,6 +354,7 @@ impl KeyStore {
     ) -> Result<KeyInfo, AuthError> {
         let now = Timestamp::now();
         let info: Option<KeyInfo> = on_db!(db, pool => {
+            // region: ch6-revoke
             sqlx::query(
                 "UPDATE api_keys SET revoked_at = $1 \
                  WHERE id = $2 AND client_id = $3 AND revoked_at IS NULL",
@@ -359,6 +364,7 @@ impl KeyStore {
             .bind(client_id)
             .execute(pool)
             .await?;
+            // endregion: ch6-revoke
             sqlx::query_as(&format!(
                 "SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE id = $1 AND client_id = $2"
             ))
@@ -367,8 +373,10 @@ impl KeyStore {
             .fetch_optional(pool)
             .await
         })?;
+        // region: ch6-evict
         let info = info.ok_or(AuthError::KeyNotFound)?;
         evict(cache, std::slice::from_ref(&info.key_id)).await?;
+        // endregion: ch6-evict
         tracing::info!(
             client_id,
             key_id,
@@ -410,6 +418,7 @@ impl KeyStore {
         cache: &Cache,
         key: &str,
     ) -> Result<Caller, AuthError> {
+        // region: ch6-authenticate
         if !keys::is_well_formed(key) {
             return Err(AuthError::InvalidCredentials);
         }
@@ -431,6 +440,7 @@ impl KeyStore {
             client_id: record.client_id,
             key_id: record.id,
         })
+        // endregion: ch6-authenticate
     }
 
     /// The key row of `hash`: from the cache, else from the database (then cached for
@@ -475,6 +485,7 @@ impl KeyStore {
     }
 
     /// A new key of `client_id`, not yet stored.
+    // region: ch6-new-key
     fn new_key(&self, client_id: &str, now: Timestamp) -> IssuedKey {
         let api_key = keys::generate();
         IssuedKey {
@@ -487,6 +498,7 @@ impl KeyStore {
             api_key,
         }
     }
+    // endregion: ch6-new-key
 }
 
 /// The key row whose hash is `hash`.

@@ -75,11 +75,13 @@ pub async fn submit(
     job: &NewJob,
     id: &str,
 ) -> anyhow::Result<(JobRow, Option<Callback>, core_db::Tx)> {
+    // region: ch8-transaction
     let mut tx = ctx.db.begin().await?;
     let run = first_run(ctx, job, id);
     let dispatch = dispatch(ctx, &mut tx, &run, job.execution_at).await?;
     let row = new_row(client_id, job, id, dispatch.as_str());
     store::insert(&ctx.buffer, &mut tx, &row).await?;
+    // endregion: ch8-transaction
     let callback = match &row.callback {
         Some(url) => {
             let hook = crate::webhooks::WebhookRow {

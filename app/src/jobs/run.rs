@@ -83,10 +83,12 @@ impl Job for RunJob {
         Duration::from_secs(3600)
     }
 
+    // region: ch7-failed-callback
     async fn failed(&self, ctx: &JobContext, error: &str) -> anyhow::Result<()> {
         let app = AppContext::of(ctx)?;
         fail(app, &self.job_id, error).await
     }
+    // endregion: ch7-failed-callback
 }
 // endregion: run-job
 
@@ -98,11 +100,13 @@ async fn run(
 ) -> anyhow::Result<()> {
     let db = &app.db;
     let id = job.job_id.as_str();
+    // region: ch8-start
     // The usual case, a QUEUED job of this dispatch that is due, starts in one statement.
     let started = match dispatch {
         Some(dispatch) => store::start(app, id, dispatch).await?,
         None => None,
     };
+    // endregion: ch8-start
     let row = match started {
         Some(row) => row,
         None => match start(app, id, dispatch).await? {
@@ -173,6 +177,7 @@ async fn run(
             }
             // region: attempt-failed
             let retryable = WorkKind::parse(&row.work_kind).is_some_and(|k| k.spec().retryable);
+            // region: ch7-last-attempt
             if ctx.attempt() < job.attempts && attempt < row.max_attempts {
                 let detail = format!("attempt {attempt} failed: {reason}");
                 let step = store::Move {
@@ -191,6 +196,7 @@ async fn run(
                 store::set_error(db, id, &reason, retryable, output).await?;
             }
             Err(anyhow!(reason))
+            // endregion: ch7-last-attempt
             // endregion: attempt-failed
         }
     }
@@ -226,9 +232,11 @@ async fn start(
             Moved::Refused(_) | Moved::Missing => return Ok(None),
         }
     }
+    // region: ch7-final
     if row.state() != State::Queued {
         return Ok(None);
     }
+    // endregion: ch7-final
     if let Some(at) = row.execution_at {
         let wait = (at.get() - chrono::Utc::now()).to_std().unwrap_or_default();
         if !wait.is_zero() {

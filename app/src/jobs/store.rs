@@ -583,6 +583,7 @@ pub async fn after_commit(
     detail: Option<&str>,
     fanned: bool,
 ) {
+    // region: ch8-after-commit
     let to = row.state();
     if fanned {
         app.buffer.committed();
@@ -602,6 +603,7 @@ pub async fn after_commit(
         detail,
         "job transition"
     );
+    // endregion: ch8-after-commit
 }
 // endregion: after-commit
 

@@ -39,11 +39,13 @@ pub fn channel(job_id: &str) -> String {
 
 /// Wakes the streams of job `job_id` after a committed transition into `state`. A failure is
 /// logged: the streams then read the event at their next keep-alive.
+// region: ch8-publish
 pub async fn publish(ctx: &AppContext, job_id: &str, state: State) {
     if let Err(e) = ctx.bus.publish(&channel(job_id), state.as_str()).await {
         tracing::debug!(error = %e, job_id, "could not announce the job's event");
     }
 }
+// endregion: ch8-publish
 // endregion: publish
 
 /// `GET /v1/jobs/{id}/events`.

@@ -292,6 +292,7 @@ pub async fn submit(
     let job = check(&input)?;
     check_callback(&ctx, &job).await?;
     // endregion: submit-extract
+    // region: ch8-submit
     let key = idempotency::key(&headers)?;
     let claim = match &key {
         Some(key) => match idempotency::claim(&ctx.db, &caller.client_id, key, &input).await? {
@@ -300,10 +301,12 @@ pub async fn submit(
         },
         None => None,
     };
+    // endregion: ch8-submit
     let result = async {
         check_limits(&ctx, &caller).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let view = match &claim {
+            // region: ch8-commit
             // The idempotency record commits with the job: one transaction.
             Some(claim) => {
                 let (row, callback, mut tx) =
@@ -314,6 +317,7 @@ pub async fn submit(
                 ctx.buffer.commit(tx).await?;
                 view
             }
+            // endregion: ch8-commit
             None => {
                 let (row, callback) = jobs::submit_now(&ctx, &caller.client_id, &job, &id).await?;
                 JobView::submitted(row, callback)

@@ -26,6 +26,7 @@ use crate::jobs::store;
         body = String,
     )),
 )]
+// region: ch9-metrics
 pub async fn metrics(State(ctx): State<AppContext>) -> Response {
     match store::active(&ctx.db, None).await {
         Ok(depth) => metrics::gauge!("job_queue_depth").set(depth as f64),
@@ -37,3 +38,4 @@ pub async fn metrics(State(ctx): State<AppContext>) -> Response {
     }
     ctx.metrics.response()
 }
+// endregion: ch9-metrics

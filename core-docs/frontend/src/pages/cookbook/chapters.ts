@@ -9,8 +9,12 @@ import chapter02 from './Chapter02Validation'
 import chapter03 from './Chapter03Jobs'
 import chapter04 from './Chapter04Webhooks'
 import chapter05 from './Chapter05LiveEvents'
-import chapter12 from './Chapter12EventFanout'
+import chapter06 from './Chapter06ApiKeys'
+import chapter07 from './Chapter07Cli'
+import chapter08 from './Chapter08EndToEnd'
+import chapter09 from './Chapter09Production'
 import chapter11 from './Chapter11Testing'
+import chapter12 from './Chapter12EventFanout'
 
 export interface Chapter {
   slug: string
@@ -23,6 +27,10 @@ export const chapters: Chapter[] = [
   { slug: 'cookbook-chapter-3-jobs', page: chapter03 },
   { slug: 'cookbook-chapter-4-webhooks', page: chapter04 },
   { slug: 'cookbook-chapter-5-live-events', page: chapter05 },
-  { slug: 'cookbook-chapter-12-event-fanout', page: chapter12 },
+  { slug: 'cookbook-chapter-6-api-keys', page: chapter06 },
+  { slug: 'cookbook-chapter-7-cli', page: chapter07 },
+  { slug: 'cookbook-chapter-8-end-to-end', page: chapter08 },
+  { slug: 'cookbook-chapter-9-production', page: chapter09 },
   { slug: 'cookbook-chapter-11-testing', page: chapter11 },
+  { slug: 'cookbook-chapter-12-event-fanout', page: chapter12 },
 ]
