@@ -125,4 +125,6 @@ macro_rules! verify_scripts {
     };
 }
 
-verify_scripts! {}
+verify_scripts! {
+    chapter_10_caching => "10-caching.sh",
+}

@@ -66,6 +66,7 @@ pub fn table() -> Table {
 /// Every route, before the middleware stack is applied: the [`table`] with the authentication
 /// and rate-limit layers on its authenticated group.
 pub fn routes(ctx: &AppContext) -> Router<AppContext> {
+    // region: rate-limit
     let limiter = RateLimiter::new(
         ctx.cache.clone(),
         Policy::per_minute(ctx.settings.forgerun.rate_limit_per_minute),
@@ -84,6 +85,7 @@ pub fn routes(ctx: &AppContext) -> Router<AppContext> {
             RateLimitLayer::new(limiter, per_client).error_code("RFA_REQUEST_RATE_LIMITED"),
         )
         .route_layer(from_fn_with_state(ctx.clone(), auth::require));
+    // endregion: rate-limit
     let (router, _) = public.merge(authenticated).split_for_parts();
     router
 }
