@@ -22,7 +22,6 @@ fn scripts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../core-docs/verify")
 }
 
-
 /// Runs `core-docs/verify/{script}` against a server and worker of its own.
 async fn verify(test: &str, script: &str) {
     let Some(services) = Services::start(test).await else {
@@ -61,9 +60,15 @@ async fn verify(test: &str, script: &str) {
     let (status, stdout, stderr) = output;
     println!("--- {script} (stdout) ---\n{stdout}\n--- {script} (stderr) ---\n{stderr}");
     let status = status.unwrap_or_else(|| {
-        panic!("{script} did not finish in {LIMIT:?} ({:?})", started.elapsed())
+        panic!(
+            "{script} did not finish in {LIMIT:?} ({:?})",
+            started.elapsed()
+        )
     });
-    assert!(status.success(), "{script} failed ({status}); its output is above");
+    assert!(
+        status.success(),
+        "{script} failed ({status}); its output is above"
+    );
 }
 
 /// Waits for `child` at most `limit` (killing it after); its status and output.

@@ -52,7 +52,11 @@ async fn reads_are_counted_then_stored(drivers: Drivers, test: &str) {
     }
     let cache = &t.ctx.cache;
     assert_eq!(
-        cache.get(&views::counter_key(&id)).await.unwrap().as_deref(),
+        cache
+            .get(&views::counter_key(&id))
+            .await
+            .unwrap()
+            .as_deref(),
         Some("3")
     );
     assert_eq!(
@@ -79,7 +83,11 @@ async fn reads_are_counted_then_stored(drivers: Drivers, test: &str) {
     let reply = call(&t.router, &other, "GET", &uri, None, &[]).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        cache.get(&views::counter_key(&id)).await.unwrap().as_deref(),
+        cache
+            .get(&views::counter_key(&id))
+            .await
+            .unwrap()
+            .as_deref(),
         Some("1")
     );
 

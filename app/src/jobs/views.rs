@@ -9,7 +9,12 @@
 //! one atomic step, so a read counted meanwhile either lands in the value pulled or starts a new
 //! counter with a new marker), and adds the value to `job_report_views` ([`add`]).
 //!
-//! The report shows the stored count plus the pending one, so a reader sees every read at once.
+//! The report shows the stored count plus the pending one, so a reader sees every read at once
+//! (a read that races a flush of the same job may be off, once, by the views being moved).
+//!
+//! The limit: when the marker cannot be written (the cache failed between the increment and
+//! the marker; logged), no flush finds that counter, since later reads do not answer 1: its
+//! views still show in the report but stay in the cache, not in the database.
 
 use std::time::Duration;
 

@@ -131,12 +131,14 @@ fn not_found(id: &str) -> AppError {
     )
 }
 
+// region: owned
 /// The caller's job `id`, or 404.
 pub(crate) async fn owned(ctx: &AppContext, caller: &Caller, id: &str) -> Result<JobRow, AppError> {
     store::find_for_client(&ctx.db, &ctx.cache, &caller.client_id, id)
         .await?
         .ok_or_else(|| not_found(id))
 }
+// endregion: owned
 
 /// Checks a submission: the work kind exists and may be submitted, `execution_at` is a whole
 /// second of UTC not in the past.

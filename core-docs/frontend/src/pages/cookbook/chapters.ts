@@ -4,10 +4,11 @@
  * headings are its steps (`step-0`, `step-1`, …) and its `decision-rule`.
  */
 import type { PageDefinition } from '../define'
+import chapter10 from './Chapter10Caching'
 
 export interface Chapter {
   slug: string
   page: PageDefinition
 }
 
-export const chapters: Chapter[] = []
+export const chapters: Chapter[] = [{ slug: 'cookbook-chapter-10-caching', page: chapter10 }]
