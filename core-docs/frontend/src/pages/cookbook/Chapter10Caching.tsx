@@ -36,8 +36,8 @@ function Chapter10Caching() {
         </p>
         <ul>
           <li>
-            <strong>Where it lives.</strong> One <code>core_db::Cache</code> in the application context (
-            <code>ctx.cache</code>, <code>app/src/context.rs</code>), opened once at start-up and shared by the
+            <strong>Where it lives.</strong> One <code>core_db::Cache</code> in the application context,{' '}
+            <code>ctx.cache</code> (<code>app/src/context.rs</code>), opened once at start-up and shared by the
             handlers, the rate limiter, the jobs and the scheduler.
           </li>
           <li>
@@ -228,9 +228,9 @@ function Chapter10Caching() {
       <Section id="step-5">
         <FileRef path="core-docs/verify/10-caching.sh" />
         <p>
-          Run the app on Redis and PostgreSQL with a worker (<code>REDIS_URL=redis://127.0.0.1:6379</code>,{' '}
-          <code>DATABASE_URL=postgres://…</code>, <code>cargo run -p app</code> and <code>cargo run -p app -- worker</code>
-          ), then <code>bash core-docs/verify/10-caching.sh</code>. The test suite runs the same script against a fresh
+          Run the app on Redis and PostgreSQL with a worker: with <code>REDIS_URL=redis://127.0.0.1:6379</code> and{' '}
+          <code>DATABASE_URL=postgres://…</code> set, <code>cargo run -p app</code> and{' '}
+          <code>cargo run -p app -- worker</code>; then <code>bash core-docs/verify/10-caching.sh</code>. The test suite runs the same script against a fresh
           server and worker (<code>cargo test -p app --test cookbook chapter_10</code>). First a client and a finished
           job:
         </p>
@@ -280,8 +280,9 @@ function Chapter10Caching() {
             [
               'The same query is read far more often than it changes (say more than 10 reads a minute, fewer than one change a minute)',
               <>
-                Cache it with <code>remember_with_tags</code>, keyed by what identifies the row (<code>job:{'{id}'}</code>
-                ), tagged with what it depends on, with a TTL as a backstop (minutes, not hours).
+                Cache it with <code>remember_with_tags</code>, keyed by what identifies the row,{' '}
+                <code>job:{'{id}'}</code>; tag it with what it depends on; give it a TTL as a backstop (minutes, not
+                hours).
               </>,
             ],
             [
