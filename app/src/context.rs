@@ -46,8 +46,10 @@ pub struct Context {
     pub settings: Arc<Settings>,
     /// The database (SQLite by default, PostgreSQL when `DATABASE_URL` says so).
     pub db: Database,
+    // region: cache-field
     /// The cache (memory by default, Redis or tiered when `CACHE_URL` or `REDIS_URL` says so).
     pub cache: Cache,
+    // endregion: cache-field
     /// The job queue (in-process by default, Redis when `QUEUE_URL` or `REDIS_URL` says so).
     pub queue: Queue,
     /// Object storage (a local directory by default, S3 when `STORAGE_DRIVER=s3`).
@@ -88,11 +90,13 @@ impl AppContext {
         let base = &settings.base;
         let db = connect_database(&settings).await?;
         let queue = connect_queue(&settings).await?;
+        // region: connect-cache
         let cache = Cache::from_config(&base.cache, base.app_name.clone())
             .await
             .with_context(|| {
                 format!("connecting to CACHE_URL ({})", redact_url(&base.cache.url))
             })?;
+        // endregion: connect-cache
         let storage = storage::from_config(&base.storage)
             .context("configuring storage (STORAGE_DRIVER / S3_*)")?;
         let metrics = core_web::metrics::install().context("installing the metrics recorder")?;

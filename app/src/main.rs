@@ -7,7 +7,7 @@
 //!                               # memory queue (QUEUE_URL=memory://) also run jobs in-process
 //! app migrate                   # apply pending migrations and exit
 //! app worker                    # run background jobs until SIGINT or SIGTERM
-//! app scheduler                 # dispatch scheduled jobs (retention) until SIGINT or SIGTERM
+//! app scheduler                 # dispatch scheduled jobs (retention, report views) until SIGINT or SIGTERM
 //! app jobs failed list [LIMIT]  # newest failed jobs first (default 50)
 //! app jobs failed show ID       # one failed job with its payload and full error
 //! app jobs failed retry ID|all  # re-dispatch onto the shared queue and delete the row(s)
@@ -42,7 +42,7 @@ const USAGE: &str = "\
 usage: app [serve]                    serve HTTP (and run jobs in-process on the memory queue)
        app migrate                    apply pending migrations and exit
        app worker                     run background jobs until SIGINT or SIGTERM
-       app scheduler                  dispatch scheduled jobs (retention) until SIGINT or SIGTERM
+       app scheduler                  dispatch scheduled jobs (retention, report views) until SIGINT or SIGTERM
        app jobs failed list [LIMIT]   newest failed jobs first (default 50)
        app jobs failed show ID        one failed job with its payload and full error
        app jobs failed retry ID|all   re-dispatch failed jobs and delete their rows
@@ -70,8 +70,8 @@ enum Command {
     Migrate,
     /// Run background jobs from QUEUE_URL until SIGINT or SIGTERM.
     Worker,
-    /// Dispatch scheduled jobs (the hourly retention pass) onto QUEUE_URL until SIGINT or
-    /// SIGTERM; any number may run, each tick is dispatched once.
+    /// Dispatch scheduled jobs (the hourly retention pass, the report views' flush) onto
+    /// QUEUE_URL until SIGINT or SIGTERM; any number may run, each tick is dispatched once.
     Scheduler,
     /// Background jobs.
     Jobs {

@@ -140,5 +140,6 @@ verify_scripts! {
     chapter_07_cli => "07-cli.sh",
     chapter_08_end_to_end => "08-end-to-end.sh",
     chapter_09_production => "09-production.sh",
+    chapter_10_caching => "10-caching.sh",
     chapter_12_event_fanout => "12-event-fanout.sh",
 }

@@ -24,6 +24,7 @@ pub mod retention;
 pub mod run;
 pub mod state;
 pub mod store;
+pub mod views;
 
 pub use kinds::WorkKind;
 pub use run::RunJob;
@@ -318,6 +319,7 @@ pub fn worker(ctx: &AppContext) -> Worker {
     Worker::new(ctx.queue.clone(), ctx.job_context())
         .register::<RunJob>()
         .register::<retention::Retention>()
+        .register::<views::FlushReportViews>()
         .config(&settings.worker)
         .grace(settings.base.http.shutdown_grace)
 }

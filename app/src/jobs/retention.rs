@@ -5,8 +5,9 @@
 //! - revoked API keys older than [`REVOKED_KEYS_KEPT`] (kept that long for audit);
 //! - idempotency keys older than 24 hours.
 //!
-//! [`scheduler`] runs it hourly on the core-jobs scheduler; with several schedulers on the
-//! Redis queue each tick is dispatched once, and `without_overlapping` keeps two runs apart.
+//! [`scheduler`] runs it hourly on the core-jobs scheduler (with the report views' flush,
+//! [`views`]); with several schedulers on the Redis queue each tick is dispatched once, and
+//! `without_overlapping` keeps two runs apart.
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use core_jobs::schedule::ScheduledJob;
 use core_jobs::{Job, JobContext, Scheduler, Shutdown};
 use serde::{Deserialize, Serialize};
 
-use super::store;
+use super::{store, views};
 use crate::AppContext;
 
 /// How long revoked API keys are kept for audit.
@@ -104,15 +105,21 @@ pub async fn prune(app: &AppContext, now: Timestamp) -> anyhow::Result<Pruned> {
     Ok(pruned)
 }
 
-/// The application's schedule: [`Retention`] at minute 17 of every hour.
+/// The application's schedule: [`Retention`] at minute 17 of every hour, and the report views'
+/// flush ([`views::FlushReportViews`]) every 15 seconds.
 ///
 /// # Errors
 /// An invalid cron expression (a bug).
+// region: schedule
 pub fn scheduler(ctx: &AppContext, shutdown: &Shutdown) -> anyhow::Result<Scheduler> {
     let retention = ScheduledJob::new("0 17 * * * *", || Retention)?
         .without_overlapping_for(Duration::from_secs(3600));
+    let report_views = ScheduledJob::new(views::FLUSH_CRON, || views::FlushReportViews)?
+        .without_overlapping_for(views::FLUSH_LOCK);
     Ok(Scheduler::new(ctx.queue.clone())
         .with_cache(ctx.cache.clone())
         .with_shutdown(shutdown)
-        .job(retention))
+        .job(retention)
+        .job(report_views))
 }
+// endregion: schedule

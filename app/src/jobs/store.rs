@@ -116,6 +116,7 @@ pub struct ArtifactRow {
     pub created_at: Timestamp,
 }
 
+// region: job-cache-keys
 /// The cache tag of one job.
 pub fn job_tag(job_id: &str) -> String {
     format!("job:{job_id}")
@@ -128,6 +129,7 @@ pub fn client_tag(client_id: &str) -> String {
 
 /// How long a cached job read lives at most (transitions invalidate it sooner).
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+// endregion: job-cache-keys
 
 // region: find-job
 /// The job `id`, from the database.
@@ -139,6 +141,7 @@ pub async fn find(db: &Database, id: &str) -> anyhow::Result<Option<JobRow>> {
     Ok(on_db!(db, pool => sqlx::query_as::<_, JobRow>(&sql).bind(id).fetch_optional(pool).await)?)
 }
 
+// region: remember-job
 /// Client `client_id`'s job `id`, through the cache; `None` when it does not exist or belongs
 /// to another client.
 ///
@@ -169,6 +172,7 @@ pub async fn find_for_client(
     };
     Ok(row.filter(|r| r.client_id == client_id))
 }
+// endregion: remember-job
 // endregion: find-job
 
 /// A job's events in order.
@@ -588,10 +592,12 @@ pub async fn after_commit(
     if fanned {
         app.buffer.committed();
     }
+    // region: after-commit-invalidate
     tokio::join!(
         invalidate(&app.cache, &row.id),
         crate::routes::events::publish(app, &row.id, to)
     );
+    // endregion: after-commit-invalidate
     record_metrics(row, to);
     tracing::info!(
         job_id = row.id,
@@ -943,6 +949,7 @@ pub async fn cancel_requested(db: &Database, id: &str) -> anyhow::Result<bool> {
     Ok(flag.unwrap_or(true))
 }
 
+// region: invalidate
 /// Drops the cached reads of job `job_id`. A failure is logged: the entry then lives until its
 /// TTL, which is why the TTL is short.
 pub async fn invalidate(cache: &Cache, job_id: &str) {
@@ -950,6 +957,7 @@ pub async fn invalidate(cache: &Cache, job_id: &str) {
         tracing::warn!(error = %e, job_id, "could not invalidate the cached job");
     }
 }
+// endregion: invalidate
 
 /// Jobs not yet final: of `client_id`, or of every client (the queue depth `MAX_QUEUE_DEPTH`
 /// limits) when `None`.

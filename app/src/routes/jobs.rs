@@ -17,7 +17,7 @@ use validator::Validate;
 use crate::AppContext;
 use crate::auth::Caller;
 use crate::idempotency::{self, Claim};
-use crate::jobs::{self, Canceled, JobRow, Moved, NewJob, WorkKind, store};
+use crate::jobs::{self, Canceled, JobRow, Moved, NewJob, WorkKind, store, views};
 
 /// Attempts a job may ask for.
 pub const MAX_ATTEMPTS: u32 = 10;
@@ -136,12 +136,14 @@ fn not_found(id: &str) -> AppError {
     )
 }
 
+// region: owned
 /// The caller's job `id`, or 404.
 pub(crate) async fn owned(ctx: &AppContext, caller: &Caller, id: &str) -> Result<JobRow, AppError> {
     store::find_for_client(&ctx.db, &ctx.cache, &caller.client_id, id)
         .await?
         .ok_or_else(|| not_found(id))
 }
+// endregion: owned
 // endregion: job-not-found
 
 // region: submit-check
@@ -579,6 +581,9 @@ pub struct Report {
     pub events: Vec<EventView>,
     /// Outputs kept in Storage.
     pub artifacts: Vec<ArtifactView>,
+    /// How many times this report was read, this read included: the reads the scheduled
+    /// flush has stored plus those still counted in the cache.
+    pub report_views: i64,
 }
 
 /// `GET /v1/jobs/{id}/report`: outcome, timings, events and artifacts (a job not final yet
@@ -600,6 +605,11 @@ pub async fn report(
     Path(id): Path<String>,
 ) -> ApiResult<Report> {
     owned(&ctx, &caller, &id).await?;
+    // region: count-view
+    // One cache increment per read; the scheduled flush moves the counts to the database.
+    let pending = views::record(&ctx.cache, &id).await.unwrap_or(0);
+    let report_views = views::stored(&ctx.db, &id).await? + pending;
+    // endregion: count-view
     // The row from the database, not the cache: it must agree with the events read next, and a
     // cached copy may lag a transition by the moment between its commit and its invalidation.
     let row = store::find(&ctx.db, &id)
@@ -637,6 +647,7 @@ pub async fn report(
         queue_wait_ms: row.started_at.map(|s| millis(ready, s).max(0)),
         events: events.into_iter().map(EventView::from).collect(),
         artifacts,
+        report_views,
     };
     Ok(ApiResponse::success(report, ""))
 }

@@ -69,6 +69,7 @@ pub fn table() -> Table {
 /// and rate-limit layers on its authenticated group.
 pub fn routes(ctx: &AppContext) -> Router<AppContext> {
     // region: ch6-layers
+    // region: rate-limit
     let limiter = RateLimiter::new(
         ctx.cache.clone(),
         Policy::per_minute(ctx.settings.forgerun.rate_limit_per_minute),
@@ -87,6 +88,7 @@ pub fn routes(ctx: &AppContext) -> Router<AppContext> {
             RateLimitLayer::new(limiter, per_client).error_code("RFA_REQUEST_RATE_LIMITED"),
         )
         .route_layer(from_fn_with_state(ctx.clone(), auth::require));
+    // endregion: rate-limit
     // endregion: ch6-layers
     let (router, _) = public.merge(authenticated).split_for_parts();
     router

@@ -13,6 +13,7 @@ import chapter06 from './Chapter06ApiKeys'
 import chapter07 from './Chapter07Cli'
 import chapter08 from './Chapter08EndToEnd'
 import chapter09 from './Chapter09Production'
+import chapter10 from './Chapter10Caching'
 import chapter11 from './Chapter11Testing'
 import chapter12 from './Chapter12EventFanout'
 
@@ -31,6 +32,7 @@ export const chapters: Chapter[] = [
   { slug: 'cookbook-chapter-7-cli', page: chapter07 },
   { slug: 'cookbook-chapter-8-end-to-end', page: chapter08 },
   { slug: 'cookbook-chapter-9-production', page: chapter09 },
+  { slug: 'cookbook-chapter-10-caching', page: chapter10 },
   { slug: 'cookbook-chapter-11-testing', page: chapter11 },
   { slug: 'cookbook-chapter-12-event-fanout', page: chapter12 },
 ]
