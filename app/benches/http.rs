@@ -1,0 +1,376 @@
+//! The middleware stack's cost: the app's router against a bare axum router serving the same
+//! bodies, measured in the same run.
+//!
+//! `cargo bench -p app --bench http` (no services needed: the app runs on SQLite in a temporary
+//! directory, the memory cache and the memory queue, without its workers, so only HTTP is
+//! measured). `HTTP_BENCH_SECS` sets the length of one round (default 3 s; 1 for a quick run),
+//! `HTTP_BENCH_ROUNDS` the rounds per side (default 5).
+//!
+//! The app's side is [`app::router`]'s route table and middleware stack (request id and span,
+//! error format, locale, JSON errors, panic catching, timeout, body limits, compression, metrics
+//! with the recorder installed, the request log line), plus one route, `POST /bench/echo`, that
+//! takes a `ValidatedJson` body and answers it in an `ApiResponse`. The bare side is an axum
+//! router with no layer whose handlers answer the same JSON bodies: `GET /health`, the echo with
+//! `Json` + `validator`, a JSON 422 and a JSON 404 fallback. Both are served on 127.0.0.1; the
+//! load generator (in this process, so the two cores are shared by all of it) drives each over
+//! 64 keep-alive HTTP/1.1 connections for one round, alternating which side goes first, and the
+//! median of the rounds is printed.
+//!
+//! Logs are the app's real setup, [`core_web::telemetry::init`], writing to stdout. The bench
+//! runs itself twice as a child process with stdout redirected to `/dev/null` (so every log line
+//! is formatted and written with a `write(2)` as it is in production, and discarded by the
+//! kernel): once with `LOG_LEVEL=warn` (no request log line) and once with `LOG_LEVEL=info`,
+//! `LOG_FORMAT=json`. Target: `/health` with request logs on at ≥ 0.85x bare axum.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use common::{Conn, percentile, serve};
+use core_web::{ApiResponse, ApiResult, ValidatedJson};
+use serde::{Deserialize, Serialize};
+use validator::Validate;
+
+mod common;
+
+/// Keep-alive connections the load generator uses.
+const CONNECTIONS: usize = 64;
+
+/// The mode a child process runs in.
+const MODE: &str = "HTTP_BENCH_MODE";
+
+/// The echo route's body.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+struct Echo {
+    #[validate(length(min = 1, max = 64))]
+    name: String,
+    #[validate(range(min = 1, max = 10))]
+    priority: u8,
+}
+
+async fn echo(ValidatedJson(input): ValidatedJson<Echo>) -> ApiResult<Echo> {
+    Ok(ApiResponse::created(input, ""))
+}
+
+/// The app's router as [`app::router`] builds it, with `POST /bench/echo`.
+fn app_router(ctx: app::AppContext) -> Router {
+    let http = ctx.settings.base.http.clone();
+    let routes = app::routes::routes(&ctx)
+        .route("/bench/echo", post(echo))
+        .nest_service("/docs", core_docs::router())
+        .with_state(ctx);
+    core_web::middleware::stack(routes, &http)
+}
+
+#[derive(Serialize)]
+struct BareHealth {
+    status: &'static str,
+    app: String,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Envelope<T> {
+    data: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+}
+
+/// axum alone, answering the same bodies as the app.
+fn bare_router(app_name: String) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(move || {
+                let app = app_name.clone();
+                async move {
+                    Json(Envelope {
+                        data: BareHealth {
+                            status: "ok",
+                            app,
+                            version: env!("CARGO_PKG_VERSION"),
+                        },
+                        message: Some("OK"),
+                    })
+                }
+            }),
+        )
+        .route(
+            "/bench/echo",
+            post(|Json(input): Json<Echo>| async move {
+                match input.validate() {
+                    Ok(()) => (
+                        StatusCode::CREATED,
+                        Json(Envelope {
+                            data: input,
+                            message: None,
+                        }),
+                    )
+                        .into_response(),
+                    Err(errors) => {
+                        let errors: std::collections::BTreeMap<String, Vec<String>> = errors
+                            .field_errors()
+                            .into_iter()
+                            .map(|(field, errs)| {
+                                (
+                                    field.to_string(),
+                                    errs.iter().map(|e| e.code.to_string()).collect(),
+                                )
+                            })
+                            .collect();
+                        (
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            Json(serde_json::json!({
+                                "message": "The given data was invalid.",
+                                "error_code": "VALIDATION_ERROR",
+                                "errors": errors,
+                            })),
+                        )
+                            .into_response()
+                    }
+                }
+            }),
+        )
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(serde_json::json!({
+                    "message": "Route GET /nowhere not found",
+                    "error_code": "NOT_FOUND",
+                })),
+            )
+                .into_response()
+        })
+}
+
+/// One request the load generator sends.
+#[derive(Clone, Copy)]
+struct Case {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    body: &'static [u8],
+    status: u16,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "GET /health",
+        method: "GET",
+        path: "/health",
+        body: b"",
+        status: 200,
+    },
+    Case {
+        name: "POST ValidatedJson, valid",
+        method: "POST",
+        path: "/bench/echo",
+        body: br#"{"name":"nightly report","priority":3}"#,
+        status: 201,
+    },
+    Case {
+        name: "POST ValidatedJson, 422",
+        method: "POST",
+        path: "/bench/echo",
+        body: br#"{"name":"","priority":42}"#,
+        status: 422,
+    },
+    Case {
+        name: "GET unknown route, 404",
+        method: "GET",
+        path: "/nowhere",
+        body: b"",
+        status: 404,
+    },
+];
+
+/// One round's result.
+#[derive(Clone, Copy)]
+struct Round {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Sends `case` on [`CONNECTIONS`] connections for `duration`.
+async fn hammer(addr: SocketAddr, case: Case, duration: Duration) -> Round {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await;
+            let mut latencies = Vec::with_capacity(4096);
+            while !stop.load(Ordering::Relaxed) {
+                let sent = Instant::now();
+                let (status, body) = conn
+                    .call(case.method, case.path, "Bearer none", case.body)
+                    .await;
+                latencies.push(sent.elapsed().as_micros() as u64);
+                assert_eq!(
+                    status,
+                    case.status,
+                    "{} {}",
+                    case.name,
+                    String::from_utf8_lossy(&body)
+                );
+            }
+            latencies
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    Round {
+        rps: latencies.len() as f64 / elapsed,
+        p50_ms: percentile(&latencies, 0.5),
+        p99_ms: percentile(&latencies, 0.99),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn summary(rounds: &[Round]) -> Round {
+    Round {
+        rps: median(rounds.iter().map(|r| r.rps).collect()),
+        p50_ms: median(rounds.iter().map(|r| r.p50_ms).collect()),
+        p99_ms: median(rounds.iter().map(|r| r.p99_ms).collect()),
+    }
+}
+
+fn env_number(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    match std::env::var(MODE) {
+        Ok(mode) => child(&mode),
+        Err(_) => parent(),
+    }
+}
+
+/// Runs the bench once per log mode, each in a child whose stdout (the log) is `/dev/null`.
+fn parent() {
+    println!(
+        "HTTP bench: {} cores, {CONNECTIONS} connections, {} s rounds, {} rounds per side",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        env_number("HTTP_BENCH_SECS", 3.0),
+        env_number("HTTP_BENCH_ROUNDS", 5.0),
+    );
+    let exe = std::env::current_exe().expect("the bench's path");
+    for mode in ["warn", "info-json"] {
+        let status = std::process::Command::new(&exe)
+            .env(MODE, mode)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run the bench's child");
+        assert!(status.success(), "the {mode} run failed");
+    }
+}
+
+/// Serves both routers and measures every case; prints to stderr (stdout is the log).
+fn child(mode: &str) {
+    let (level, format, label) = match mode {
+        "warn" => ("warn", "pretty", "request logs off (LOG_LEVEL=warn)"),
+        "info-json" => (
+            "info",
+            "json",
+            "request logs on (LOG_LEVEL=info, LOG_FORMAT=json)",
+        ),
+        "info-pretty" => (
+            "info",
+            "pretty",
+            "request logs on (LOG_LEVEL=info, LOG_FORMAT=pretty)",
+        ),
+        other => panic!("unknown {MODE} {other:?}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/app.sqlite3", dir.path().display());
+    let storage = dir.path().join("storage").display().to_string();
+    let data = dir.path().join("data").display().to_string();
+    let vars: std::collections::HashMap<&str, &str> = [
+        ("DATABASE_URL", database.as_str()),
+        ("CACHE_URL", "memory://"),
+        ("QUEUE_URL", "memory://"),
+        ("APP_NAME", "http-bench"),
+        ("STORAGE_ROOT", storage.as_str()),
+        ("DATA_DIR", data.as_str()),
+        ("LOG_LEVEL", level),
+        ("LOG_FORMAT", format),
+    ]
+    .into_iter()
+    .collect();
+    let settings = app::Settings::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned()))
+        .expect("settings");
+    core_web::telemetry::init(&settings.base.log).expect("logging");
+    let seconds = env_number("HTTP_BENCH_SECS", 3.0);
+    let rounds = env_number("HTTP_BENCH_ROUNDS", 5.0).max(1.0) as usize;
+    common::main(async move {
+        let ctx = app::AppContext::connect(settings).await.expect("context");
+        let app_name = ctx.settings.base.app_name.clone();
+        let app_addr = serve(app_router(ctx)).await;
+        let bare_addr = serve(bare_router(app_name)).await;
+        let round = Duration::from_secs_f64(seconds);
+        eprintln!("\n{label}");
+        eprintln!(
+            "{:<28} {:>26} {:>26} {:>7}",
+            "", "Rustforge req/s (p50/p99 ms)", "bare axum req/s (p50/p99)", "ratio"
+        );
+        for case in CASES {
+            // Warm both sides up (connections, caches, the allocator).
+            hammer(app_addr, *case, Duration::from_millis(300)).await;
+            hammer(bare_addr, *case, Duration::from_millis(300)).await;
+            let (mut ours, mut bare) = (Vec::new(), Vec::new());
+            for r in 0..rounds {
+                if r % 2 == 0 {
+                    ours.push(hammer(app_addr, *case, round).await);
+                    bare.push(hammer(bare_addr, *case, round).await);
+                } else {
+                    bare.push(hammer(bare_addr, *case, round).await);
+                    ours.push(hammer(app_addr, *case, round).await);
+                }
+            }
+            let (ours, bare) = (summary(&ours), summary(&bare));
+            let ratio = ours.rps / bare.rps;
+            eprintln!(
+                "{:<28} {:>9.0} ({:>5.2}/{:>6.2}) {:>9.0} ({:>5.2}/{:>6.2}) {:>6.2}x",
+                case.name,
+                ours.rps,
+                ours.p50_ms,
+                ours.p99_ms,
+                bare.rps,
+                bare.p50_ms,
+                bare.p99_ms,
+                ratio
+            );
+            if mode == "info-json" && case.path == "/health" {
+                eprintln!(
+                    "  /health with request logs on ≥ 0.85x bare axum: {}",
+                    if ratio >= 0.85 {
+                        "PASS"
+                    } else {
+                        "BELOW TARGET"
+                    }
+                );
+            }
+        }
+    });
+}
