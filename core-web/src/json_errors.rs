@@ -34,13 +34,24 @@ pub(crate) fn payload_too_large_message() -> String {
 
 /// Middleware: rewrites non-JSON error responses into the framework's JSON error body.
 pub async fn middleware(req: Request, next: Next) -> Response {
+    with_json_errors(req, |req| next.run(req)).await
+}
+
+/// [`middleware`] around `run`, so the stack can run the next layer's work in the same future.
+pub(crate) async fn with_json_errors<F, Fut>(req: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    // Kept for the error message; cloning a parsed `Uri` shares its bytes (no copy).
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let uri = req.uri().clone();
     let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
     let response = match limit {
-        Some(limit) => LIMIT.scope(limit, next.run(req)).await,
-        None => next.run(req).await,
+        Some(limit) => LIMIT.scope(limit, run(req)).await,
+        None => run(req).await,
     };
+    let path = uri.path();
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
         return response;
@@ -48,8 +59,8 @@ pub async fn middleware(req: Request, next: Next) -> Response {
     let (parts, body) = response.into_parts();
     let detail = read_detail(body).await;
     let error = match limit {
-        Some(limit) => LIMIT.sync_scope(limit, || from_status(status, detail, &method, &path)),
-        None => from_status(status, detail, &method, &path),
+        Some(limit) => LIMIT.sync_scope(limit, || from_status(status, detail, &method, path)),
+        None => from_status(status, detail, &method, path),
     };
     let mut rewritten = error.into_response();
     for (name, value) in parts.headers.iter() {

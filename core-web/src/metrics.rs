@@ -58,7 +58,9 @@
 //! The endpoint has no authentication of its own: expose it on an internal network, or put it
 //! behind the application's own guard.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use ::metrics::{Label, SharedString};
@@ -136,6 +138,7 @@ pub fn install() -> Result<Metrics> {
     spawn_upkeep(handle.clone());
     let metrics = Metrics { handle };
     *installed = Some(metrics.clone());
+    RECORDING.store(true, Ordering::Release);
     Ok(metrics)
 }
 
@@ -234,26 +237,67 @@ pub async fn render(State(metrics): State<Metrics>) -> Response {
 /// not recorded.
 pub async fn middleware(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = method_label(req.method());
-    let route = match req.extensions().get::<MatchedPath>() {
-        Some(path) => SharedString::from_owned(path.as_str().to_owned()),
-        None => SharedString::const_str(UNMATCHED_ROUTE),
-    };
+    let method = method_name(req.method());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
-    let labels = vec![
-        Label::new("method", method),
-        Label::new("route", route),
-        Label::new("status", response.status().as_str().to_owned()),
-    ];
-    ::metrics::histogram!(REQUEST_DURATION_SECONDS, labels.iter()).record(start.elapsed());
-    ::metrics::counter!(REQUESTS_TOTAL, labels).increment(1);
+    let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+    let (counter, histogram) = handles(method, route, response.status().as_u16());
+    histogram.record(start.elapsed());
+    counter.increment(1);
     response
+}
+
+/// The counter and histogram of one `(method, route, status)`.
+type Handles = (::metrics::Counter, ::metrics::Histogram);
+
+/// Handles by route, then by method and status, once [`install`] has installed the recorder:
+/// a request whose series was seen before reads them under a shared lock, without building
+/// labels or hashing them in the recorder's registry. Bounded like the series themselves (route
+/// templates, the method names, statuses).
+static HANDLES: LazyLock<RwLock<HashMap<String, HashMap<(&'static str, u16), Handles>>>> =
+    LazyLock::new(RwLock::default);
+
+/// Set by [`install`]: handles taken before a recorder is installed record nothing, so they are
+/// cached only after.
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
+fn handles(method: &'static str, route: &str, status: u16) -> Handles {
+    let recording = RECORDING.load(Ordering::Acquire);
+    if recording {
+        let cached = HANDLES.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(handles) = cached.get(route).and_then(|m| m.get(&(method, status))) {
+            return handles.clone();
+        }
+    }
+    let labels = [
+        Label::new("method", SharedString::const_str(method)),
+        Label::new("route", SharedString::from_owned(route.to_owned())),
+        Label::new("status", SharedString::from_owned(status.to_string())),
+    ];
+    let handles = (
+        ::metrics::counter!(REQUESTS_TOTAL, labels.iter()),
+        ::metrics::histogram!(REQUEST_DURATION_SECONDS, labels.iter()),
+    );
+    if recording {
+        HANDLES
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(route.to_owned())
+            .or_default()
+            .insert((method, status), handles.clone());
+    }
+    handles
 }
 
 /// Standard methods by name; any other (extension) method as `OTHER`, so clients cannot grow
 /// the label's values.
+#[cfg(test)]
 fn method_label(method: &Method) -> SharedString {
-    let name = match *method {
+    SharedString::const_str(method_name(method))
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match *method {
         Method::GET => "GET",
         Method::HEAD => "HEAD",
         Method::POST => "POST",
@@ -264,8 +308,7 @@ fn method_label(method: &Method) -> SharedString {
         Method::CONNECT => "CONNECT",
         Method::TRACE => "TRACE",
         _ => "OTHER",
-    };
-    SharedString::const_str(name)
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The middleware stack, applied in one call with [`stack`].
 //!
 //! From the outside in: HTTP metrics ([`crate::metrics::middleware`]) → compression → CORS → request id and trace span → error format
-//! negotiation → locale → JSON error bodies → panic → timeout → body limit → handler. Every error
+//! negotiation → locale → JSON error bodies → timeout → panic → body limit → handler. Every error
 //! any of them produces leaves as the framework's JSON error body, or as RFC 9457 problem details
 //! when the request's `Accept` prefers them (see [`crate::problem`]).
 //!
@@ -11,12 +11,13 @@
 //! router after `stack` are not wrapped.
 
 use std::any::Any;
+use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -47,19 +48,24 @@ where
 {
     messages::ensure_loaded();
     let limit = config.body_limit;
+    let request_timeout = config.request_timeout;
     let layers = ServiceBuilder::new()
         .layer(from_fn(metrics::middleware))
         .layer(CompressionLayer::new())
         .option_layer(cors(&config.cors_allowed_origins))
-        .layer(from_fn(request_id::middleware))
-        .layer(from_fn(problem::middleware))
+        // Adjacent middleware run as one future: each `from_fn` layer costs a boxed future and
+        // a clone of the service inside it on every request.
+        .layer(from_fn(|req: Request, next: Next| {
+            request_id::with_id(req, |req| problem::with_format(req, |req| next.run(req)))
+        }))
         .layer(core_i18n::LocaleLayer::new())
+        // The timeout runs outside the panic catcher (a panic is caught either way, and the
+        // timeout's 408 is an `AppError` rendered inside the JSON error scope as before).
         .layer(from_fn(move |mut req: Request, next: Next| async move {
             req.extensions_mut().insert(BodyLimit(limit));
-            json_errors::middleware(req, next).await
+            json_errors::with_json_errors(req, |req| timeout(request_timeout, next.run(req))).await
         }))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(from_fn_with_state(config.request_timeout, timeout))
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit));
     router.layer(layers)
@@ -91,8 +97,8 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     Some(base.allow_origin(AllowOrigin::list(list)))
 }
 
-async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
+async fn timeout(limit: Duration, response: impl Future<Output = Response>) -> Response {
+    match tokio::time::timeout(limit, response).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(timeout_ms = limit.as_millis() as u64, "request timed out");

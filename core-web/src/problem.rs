@@ -221,20 +221,39 @@ pub(crate) fn render(error: &AppError, instance: Option<String>) -> Response {
 /// the request runs where every `AppError` renders as one. Adds `Vary: Accept` to error
 /// responses.
 pub async fn middleware(req: Request, next: Next) -> Response {
-    let accept = req
+    with_format(req, |req| next.run(req)).await
+}
+
+/// [`middleware`] around `run`, so the stack can run the next layer's work in the same future.
+pub(crate) async fn with_format<F, Fut>(req: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    // One `Accept` line (or none) is read in place; several are joined as one list.
+    let mut values = req
         .headers()
         .get_all(header::ACCEPT)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",");
-    let format = negotiate((!accept.is_empty()).then_some(accept.as_str()));
+        .filter_map(|v| v.to_str().ok());
+    let format = match (values.next(), values.next()) {
+        (None, _) => negotiate(None),
+        (Some(only), None) => negotiate((!only.is_empty()).then_some(only)),
+        (Some(first), Some(second)) => {
+            let mut accept = format!("{first},{second}");
+            for value in values {
+                accept.push(',');
+                accept.push_str(value);
+            }
+            negotiate((!accept.is_empty()).then_some(accept.as_str()))
+        }
+    };
     let mut response = match format {
         ErrorFormat::Problem => {
             let path = req.uri().path().to_owned();
-            INSTANCE.scope(path, next.run(req)).await
+            INSTANCE.scope(path, run(req)).await
         }
-        ErrorFormat::Json => next.run(req).await,
+        ErrorFormat::Json => run(req).await,
     };
     let status = response.status();
     if status.is_client_error() || status.is_server_error() {

@@ -1,6 +1,7 @@
 //! Request ids: accepted from `x-request-id` or generated, echoed on the response, carried by
 //! the request's tracing span and readable anywhere in the request with [`current`].
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,20 +60,36 @@ fn accept(value: &HeaderValue) -> Option<String> {
     ok.then(|| String::from_utf8_lossy(bytes).into_owned())
 }
 
+/// A random (version 4) UUID in its simple form. The bytes come from the thread's `rand`
+/// generator (seeded from the OS once per thread), not from a `getrandom` system call per
+/// request as `Uuid::new_v4` makes.
 fn generate() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut buffer = uuid::Uuid::encode_buffer();
+    uuid.simple().encode_lower(&mut buffer).to_owned()
 }
 
 /// Middleware: assigns the id, opens the request's span (id, method, path, and an empty
 /// `client_id` that an application's authentication fills with
 /// `tracing::Span::current().record("client_id", …)`), logs the outcome and echoes the id in the
 /// response header.
-pub async fn middleware(mut req: Request, next: Next) -> Response {
+pub async fn middleware(req: Request, next: Next) -> Response {
+    with_id(req, |req| next.run(req)).await
+}
+
+/// [`middleware`] around `run`, so the stack can run the next layer's work in the same future.
+pub(crate) async fn with_id<F, Fut>(mut req: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let id = req
         .headers()
         .get(&HEADER)
         .and_then(accept)
         .unwrap_or_else(generate);
+    // Checked once here (the id is visible ASCII), then cloned onto the response.
+    let header = HeaderValue::from_str(&id).ok();
     let request_id = RequestId(Arc::from(id.as_str()));
     req.extensions_mut().insert(request_id.clone());
     let span = tracing::info_span!(
@@ -84,7 +101,7 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     );
     let started = Instant::now();
     let mut response = CURRENT
-        .scope(request_id, next.run(req))
+        .scope(request_id, run(req))
         .instrument(span.clone())
         .await;
     let status = response.status().as_u16();
@@ -95,7 +112,7 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
             "request finished"
         );
     });
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Some(value) = header {
         response.headers_mut().insert(HEADER, value);
     }
     response
