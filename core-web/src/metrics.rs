@@ -254,8 +254,10 @@ type Handles = (::metrics::Counter, ::metrics::Histogram);
 /// a request whose series was seen before reads them under a shared lock, without building
 /// labels or hashing them in the recorder's registry. Bounded like the series themselves (route
 /// templates, the method names, statuses).
-static HANDLES: LazyLock<RwLock<HashMap<String, HashMap<(&'static str, u16), Handles>>>> =
-    LazyLock::new(RwLock::default);
+static HANDLES: LazyLock<RwLock<HandlesByRoute>> = LazyLock::new(RwLock::default);
+
+/// Route template → (method name, status) → handles.
+type HandlesByRoute = HashMap<String, HashMap<(&'static str, u16), Handles>>;
 
 /// Set by [`install`]: handles taken before a recorder is installed record nothing, so they are
 /// cached only after.
