@@ -44,7 +44,7 @@ impl Store for RedisStore {
         self.run(
             "cache get",
             ::redis::cmd("GET")
-                .arg(self.cache_key(key))
+                .arg(self.cache_key_arg(key))
                 .query_async(&mut conn),
         )
         .await
@@ -59,7 +59,7 @@ impl Store for RedisStore {
         }
         let mut conn = self.conn();
         let mut cmd = ::redis::cmd("SET");
-        cmd.arg(self.cache_key(key)).arg(value);
+        cmd.arg(self.cache_key_arg(key)).arg(value);
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(millis(ttl));
         }
