@@ -234,6 +234,13 @@ impl SharedConn {
         &self.manager
     }
 
+    /// Runs `cmd` on the manager directly: what `cmd.query_async(&mut handle)` does, without
+    /// the boxed future of this handle's [`ConnectionLike`] layer (the cache's hot path).
+    pub(crate) async fn query<T: ::redis::FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+        let result = cmd.query_async(&mut self.manager).await;
+        self.check(result)
+    }
+
     /// Passes `result` on; a timeout replaces this handle's connection.
     fn check<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
         if matches!(&result, Err(e) if e.is_timeout()) {

@@ -287,10 +287,11 @@ impl DataTableBuilder {
                     .ok_or_else(|| fail(format!("key column {name:?} is not defined")))?,
             ),
         };
+        let statements = sql::Statements::new(&from, &columns);
         let mut inner = Inner {
             label: self.source.label().to_owned(),
-            from,
             columns,
+            statements,
             default_sort: Vec::new(),
             key,
             per_page: self.per_page.min(self.max_per_page),
@@ -356,8 +357,9 @@ pub(crate) enum Direction {
 #[derive(Debug)]
 pub(crate) struct Inner {
     label: String,
-    from: String,
     columns: Vec<ColumnDef>,
+    /// The parts of the SQL that only depend on the definition, built once.
+    statements: sql::Statements,
     default_sort: Vec<(usize, Direction)>,
     key: Option<usize>,
     per_page: u64,

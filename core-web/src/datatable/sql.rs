@@ -4,6 +4,8 @@
 //! the definition (quoted identifiers, verbatim expressions written by the application) and fixed
 //! keywords.
 
+use std::fmt::Write as _;
+
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use core_db::db::{Backend, Database, quote_ident};
@@ -13,13 +15,71 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Column as _, Encode, QueryBuilder, Row as _, Type, TypeInfo as _, ValueRef as _};
 
 use super::params::{Cmp, Condition, ListQuery, Target};
-use super::{ColumnType, Direction, FilterValue, Inner, Row};
+use super::{ColumnDef, ColumnType, Direction, FilterValue, Inner, Row};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {
     Postgres,
     Sqlite,
+}
+
+/// The SQL that depends only on the definition, built once by
+/// [`DataTableBuilder::build`](super::DataTableBuilder::build) instead of on every request: the
+/// `SELECT … FROM …` of each dialect and the `SELECT COUNT(*) FROM …`.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    select_postgres: String,
+    select_sqlite: String,
+    count: String,
+}
+
+impl Statements {
+    pub(crate) fn new(from: &str, columns: &[ColumnDef]) -> Self {
+        Self {
+            select_postgres: select_from(from, columns, Dialect::Postgres),
+            select_sqlite: select_from(from, columns, Dialect::Sqlite),
+            count: format!("SELECT COUNT(*) FROM {from}"),
+        }
+    }
+
+    fn select(&self, dialect: Dialect) -> &str {
+        match dialect {
+            Dialect::Postgres => &self.select_postgres,
+            Dialect::Sqlite => &self.select_sqlite,
+        }
+    }
+}
+
+/// `SELECT <every column> FROM <from>` in `dialect`.
+fn select_from(from: &str, columns: &[ColumnDef], dialect: Dialect) -> String {
+    let mut sql = String::from("SELECT ");
+    for (i, column) in columns.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        // PostgreSQL: cast to one type per column kind so rows decode the same whatever the
+        // column's exact type (INT4 or INT8, VARCHAR or UUID, …). Timestamps keep their type
+        // and are decoded by it. SQLite values carry their own storage class.
+        let cast = match (dialect, column.column.kind) {
+            (Dialect::Sqlite, _) | (Dialect::Postgres, ColumnType::Timestamp) => None,
+            (Dialect::Postgres, ColumnType::Text) => Some("TEXT"),
+            (Dialect::Postgres, ColumnType::Integer) => Some("BIGINT"),
+            (Dialect::Postgres, ColumnType::Float) => Some("DOUBLE PRECISION"),
+            (Dialect::Postgres, ColumnType::Bool) => Some("BOOLEAN"),
+        };
+        match cast {
+            Some(ty) => {
+                let _ = write!(sql, "CAST({} AS {ty})", column.expr);
+            }
+            None => sql.push_str(&column.expr),
+        }
+        sql.push_str(" AS ");
+        sql.push_str(&quote_ident(&column.column.name));
+    }
+    sql.push_str(" FROM ");
+    sql.push_str(from);
+    sql
 }
 
 /// A [`ListQuery`] resolved against its definition, ready to become SQL on either backend.
@@ -127,34 +187,7 @@ impl<'a> Plan<'a> {
         bool: Encode<'q, DB> + Type<DB>,
         DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     {
-        qb.push("SELECT ");
-        for (i, column) in self.def.columns.iter().enumerate() {
-            if i > 0 {
-                qb.push(", ");
-            }
-            // PostgreSQL: cast to one type per column kind so rows decode the same whatever the
-            // column's exact type (INT4 or INT8, VARCHAR or UUID, …). Timestamps keep their type
-            // and are decoded by it. SQLite values carry their own storage class.
-            let cast = match (dialect, column.column.kind) {
-                (Dialect::Sqlite, _) | (Dialect::Postgres, ColumnType::Timestamp) => None,
-                (Dialect::Postgres, ColumnType::Text) => Some("TEXT"),
-                (Dialect::Postgres, ColumnType::Integer) => Some("BIGINT"),
-                (Dialect::Postgres, ColumnType::Float) => Some("DOUBLE PRECISION"),
-                (Dialect::Postgres, ColumnType::Bool) => Some("BOOLEAN"),
-            };
-            match cast {
-                Some(ty) => {
-                    qb.push(format_args!("CAST({} AS {ty})", column.expr));
-                }
-                None => {
-                    qb.push(&column.expr);
-                }
-            }
-            qb.push(" AS ");
-            qb.push(quote_ident(&column.column.name));
-        }
-        qb.push(" FROM ");
-        qb.push(&self.def.from);
+        qb.push(self.def.statements.select(dialect));
         self.push_where(qb, dialect);
         if !self.order.is_empty() {
             qb.push(" ORDER BY ");
@@ -188,8 +221,7 @@ impl<'a> Plan<'a> {
         bool: Encode<'q, DB> + Type<DB>,
         DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     {
-        qb.push("SELECT COUNT(*) FROM ");
-        qb.push(&self.def.from);
+        qb.push(&self.def.statements.count);
         self.push_where(qb, dialect);
     }
 

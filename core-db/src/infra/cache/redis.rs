@@ -199,6 +199,15 @@ impl RedisStore {
         out
     }
 
+    /// `{p}:cache:{key}` as a command argument written straight into the command's buffer (the
+    /// hot `GET`/`SET` path), without the `String` [`Self::cache_key`] allocates.
+    fn cache_key_arg<'a>(&'a self, key: &'a str) -> CacheKeyArg<'a> {
+        CacheKeyArg {
+            prefix: &self.inner.cache_prefix,
+            key,
+        }
+    }
+
     fn key_tags_key(&self, key: &str) -> String {
         format!("{}{key}", self.inner.key_tags_prefix)
     }
@@ -308,6 +317,25 @@ impl RedisStore {
             invocation.invoke_async(&mut conn),
         )
         .await
+    }
+}
+
+/// A value key, `{p}:cache:{key}`, as one command argument (see [`RedisStore::cache_key_arg`]).
+pub(super) struct CacheKeyArg<'a> {
+    prefix: &'a str,
+    key: &'a str,
+}
+
+impl ::redis::ToRedisArgs for CacheKeyArg<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + ::redis::RedisWrite,
+    {
+        use std::io::Write as _;
+        let mut arg = out.writer_for_next_arg();
+        // Writing to the command's in-memory buffer cannot fail.
+        let _ = arg.write_all(self.prefix.as_bytes());
+        let _ = arg.write_all(self.key.as_bytes());
     }
 }
 

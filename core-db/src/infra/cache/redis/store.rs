@@ -41,13 +41,9 @@ const FLUSH_CHUNK: usize = 256;
 impl Store for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<String>> {
         let mut conn = self.conn();
-        self.run(
-            "cache get",
-            ::redis::cmd("GET")
-                .arg(self.cache_key(key))
-                .query_async(&mut conn),
-        )
-        .await
+        let mut cmd = ::redis::cmd("GET");
+        cmd.arg(self.cache_key_arg(key));
+        self.run("cache get", conn.query(&cmd)).await
     }
 
     async fn put(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<()> {
@@ -59,12 +55,11 @@ impl Store for RedisStore {
         }
         let mut conn = self.conn();
         let mut cmd = ::redis::cmd("SET");
-        cmd.arg(self.cache_key(key)).arg(value);
+        cmd.arg(self.cache_key_arg(key)).arg(value);
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(millis(ttl));
         }
-        self.run("cache set", cmd.query_async::<()>(&mut conn))
-            .await
+        self.run("cache set", conn.query::<()>(&cmd)).await
     }
 
     async fn add(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<bool> {
