@@ -15,11 +15,9 @@ python3 "$HERE/receiver.py" --self-test
 
 # region: receiver
 RECV=$(mktemp -d)
-python3 "$HERE/receiver.py" --dir "$RECV" &
-RECEIVER_PID=$!
+start_receiver "$RECV"
 trap 'kill "$RECEIVER_PID" 2>/dev/null; rm -rf "$RECV"' EXIT
-eventually test -s "$RECV/port"
-HOOK_URL="http://127.0.0.1:$(cat "$RECV/port")"
+HOOK_URL=$RECEIVER_URL
 # endregion: receiver
 
 # region: register

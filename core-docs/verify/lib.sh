@@ -53,6 +53,17 @@ eventually() {
     done
 }
 
+# Starts receiver.py (this directory's Standard Webhooks receiver) on a free port of 127.0.0.1,
+# keeping what it gets in directory "$1"; sets RECEIVER_PID and RECEIVER_URL. A webhook at
+# "$RECEIVER_URL/NAME" is verified with the secret written to "$1/secrets/NAME"; each request is a
+# line of "$1/received.jsonl". The caller stops it: trap 'kill "$RECEIVER_PID"' EXIT.
+start_receiver() {
+    python3 "$(dirname "${BASH_SOURCE[0]}")/receiver.py" --dir "$1" &
+    RECEIVER_PID=$!
+    eventually test -s "$1/port"
+    RECEIVER_URL="http://127.0.0.1:$(cat "$1/port")"
+}
+
 # A new client; prints its API key.
 new_client() {
     curl -fsS -X POST "$BASE/v1/clients" -H 'content-type: application/json' \

@@ -7,7 +7,7 @@ same `webhook-id` on the same path: a retry or a duplicate run), and appends one
 request to OUT, so the script can compare what arrived with what the app says it sent:
 
     {"path": "/a", "webhook_id": "…", "verdict": "accepted" | "duplicate" | "rejected",
-     "type": "job.succeeded", "job_id": "…"}
+     "type": "job.succeeded", "job_id": "…", "state": "SUCCEEDED"}
 
     python3 receiver.py --dir DIR
 
@@ -100,7 +100,8 @@ class Receiver(BaseHTTPRequestHandler):
             status = 401
         else:
             event = json.loads(body)
-            line.update(type=event.get("type"), job_id=event.get("data", {}).get("job_id"))
+            data = event.get("data", {})
+            line.update(type=event.get("type"), job_id=data.get("job_id"), state=data.get("state"))
             with self.lock:
                 # Receivers de-duplicate on webhook-id: a retry of a message sends the same one.
                 first = (self.path, msg_id) not in self.seen

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { dedent, region, regionNames } from './region'
+import { dedent, excerpt, region, regionNames } from './region'
 
 const source = `use std::time::Duration;
 
@@ -67,5 +67,19 @@ describe('region', () => {
 
   it('dedent ignores blank lines and trims trailing spaces', () => {
     expect(dedent(['    a  ', '', '      b'])).toEqual(['a', '', '  b'])
+  })
+})
+
+describe('excerpt', () => {
+  const sql = 'CREATE TABLE a (\n  id BIGINT\n);\nCREATE INDEX a_id ON a (id);\n'
+
+  it('returns the lines from the first match through the next', () => {
+    expect(excerpt(sql, 'CREATE TABLE a', ');')).toBe('CREATE TABLE a (\n  id BIGINT\n);')
+    expect(excerpt(sql, 'CREATE INDEX', 'CREATE INDEX')).toBe('CREATE INDEX a_id ON a (id);')
+  })
+
+  it('throws when the text it looks for is gone', () => {
+    expect(() => excerpt(sql, 'CREATE TABLE b', ');')).toThrow('no line starting with "CREATE TABLE b"')
+    expect(() => excerpt(sql, 'CREATE INDEX', ');')).toThrow('after "CREATE INDEX"')
   })
 })

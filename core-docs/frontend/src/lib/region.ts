@@ -59,3 +59,19 @@ function trimBlankLines(lines: string[]): string[] {
   while (last > first && lines[last - 1] === '') last--
   return lines.slice(first, last)
 }
+
+/**
+ * The lines of `source` from the first that starts with `first` through the next (possibly the
+ * same) that starts with `last`. For files that cannot carry region markers, such as an applied
+ * migration: sqlx checksums every migration it applied, so editing one, even a comment, would
+ * stop existing databases from migrating. Throws when either line is missing, so a change to the
+ * file's text breaks the page's test instead of showing something else.
+ */
+export function excerpt(source: string, first: string, last: string): string {
+  const lines = source.replace(/\r\n?/g, '\n').split('\n')
+  const start = lines.findIndex((line) => line.startsWith(first))
+  if (start === -1) throw new Error(`no line starting with "${first}"`)
+  const end = lines.findIndex((line, index) => index >= start && line.startsWith(last))
+  if (end === -1) throw new Error(`no line starting with "${last}" after "${first}"`)
+  return lines.slice(start, end + 1).join('\n')
+}

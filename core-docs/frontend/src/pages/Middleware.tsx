@@ -36,8 +36,8 @@ function Middleware() {
             the locale (<a href={hrefFor('i18n')}>Translations</a>);
           </li>
           <li>JSON error bodies for anything that answered with a bare status;</li>
-          <li>panic catching;</li>
           <li>the request timeout;</li>
+          <li>panic catching;</li>
           <li>the body limit;</li>
           <li>your handler.</li>
         </ol>

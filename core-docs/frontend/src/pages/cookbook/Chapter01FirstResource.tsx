@@ -6,6 +6,7 @@ import verify from '../../../../verify/01-first-resource.sh?raw'
 import { Code, Snippet } from '../../components/Code'
 import { DecisionRule, FileRef } from '../../components/Recipe'
 import { Callout, sectionsOf } from '../../components/Section'
+import { excerpt } from '../../lib/region'
 import { hrefFor } from '../../lib/router'
 import { definePage } from '../define'
 
@@ -21,18 +22,6 @@ const headings = {
 }
 const Section = sectionsOf(headings)
 
-/**
- * The lines of `sql` from the one that starts with `first` through the one that starts with
- * `last`: applied migrations are never edited, so they carry no region markers.
- */
-function lines(sql: string, first: string, last: string): string {
-  const all = sql.replace(/\r\n?/g, '\n').split('\n')
-  const from = all.findIndex((line) => line.startsWith(first))
-  if (from === -1) throw new Error(`no line "${first}"`)
-  const to = all.findIndex((line, index) => index >= from && line.startsWith(last))
-  if (to === -1) throw new Error(`no line "${last}" after "${first}"`)
-  return all.slice(from, to + 1).join('\n')
-}
 
 function Chapter01FirstResource() {
   return (
@@ -68,7 +57,7 @@ function Chapter01FirstResource() {
       <Section id="step-1">
         <FileRef path="app/migrations/postgres/20261205000001_forgerun.sql" />
         <Code
-          code={lines(migration, 'CREATE TABLE jobs (', 'CREATE INDEX jobs_finished')}
+          code={excerpt(migration, 'CREATE TABLE jobs (', 'CREATE INDEX jobs_finished')}
           language="sql"
           title="app/migrations/postgres/20261205000001_forgerun.sql"
         />

@@ -1,6 +1,7 @@
 import deliver from '../../../../../app/src/webhooks/deliver.rs?raw'
 import webhooksRoute from '../../../../../app/src/routes/webhooks.rs?raw'
 import verify from '../../../../verify/04-webhooks.sh?raw'
+import receiver from '../../../../verify/receiver.py?raw'
 import { Snippet } from '../../components/Code'
 import { DecisionRule, FileRef } from '../../components/Recipe'
 import { Callout, sectionsOf } from '../../components/Section'
@@ -115,8 +116,10 @@ function Chapter04Webhooks() {
       <Section id="step-5">
         <p>
           <code>core-docs/verify/04-webhooks.sh</code> runs a receiver on <code>127.0.0.1</code> (so the app runs with{' '}
-          <code>WEBHOOK_ALLOW_NETWORKS=127.0.0.0/8</code>, as the test command sets it) that answers 204 and keeps each
-          message under its <code>webhook-id</code>:
+          <code>WEBHOOK_ALLOW_NETWORKS=127.0.0.0/8</code>, as the test command sets it): <code>receiver.py</code>, in
+          Python's standard library, which checks each delivery's signature with the webhook's secret, answers 204 (401
+          to a bad signature) and records what it got. <code>start_receiver</code> (in <code>lib.sh</code>) starts it on
+          a free port:
         </p>
         <Snippet source={verify} region="receiver" language="bash" title="core-docs/verify/04-webhooks.sh" />
         <p>Register, then list:</p>
@@ -128,7 +131,9 @@ function Chapter04Webhooks() {
         </p>
         <Snippet source={verify} region="deliver" language="bash" title="core-docs/verify/04-webhooks.sh" />
         <p>The receiver's side: recompute the signature from the secret and compare.</p>
-        <Snippet source={verify} region="verify-signature" language="bash" title="core-docs/verify/04-webhooks.sh" />
+        <Snippet source={receiver} region="verify-signature" language="python" title="core-docs/verify/receiver.py" />
+        <p>It accepted one message, whose <code>webhook-id</code> is the event id:</p>
+        <Snippet source={verify} region="received" language="bash" title="core-docs/verify/04-webhooks.sh" />
       </Section>
 
       <Section id="decision-rule">

@@ -116,7 +116,10 @@ function Chapter08EndToEnd() {
 
       <Section id="step-5">
         <FileRef path="core-docs/verify/08-end-to-end.sh" />
-        <p>A receiver that records each delivery, and a webhook for every event:</p>
+        <p>
+          A receiver that checks each delivery's signature and records it (<code>receiver.py</code>, the one Chapter 4
+          uses), and a webhook for every event, its secret handed to the receiver:
+        </p>
         <Snippet source={verify} region="receiver" language="bash" title="core-docs/verify/08-end-to-end.sh" />
         <Snippet source={verify} region="webhook" language="bash" />
         <p>Submitted twice with one key: one job.</p>

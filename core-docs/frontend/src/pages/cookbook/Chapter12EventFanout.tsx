@@ -10,6 +10,7 @@ import receiver from '../../../../verify/receiver.py?raw'
 import { Code, Snippet } from '../../components/Code'
 import { DecisionRule, FileRef } from '../../components/Recipe'
 import { Callout, sectionsOf } from '../../components/Section'
+import { excerpt } from '../../lib/region'
 import { hrefFor } from '../../lib/router'
 import { definePage } from '../define'
 
@@ -25,20 +26,6 @@ const headings = {
 }
 const Section = sectionsOf(headings)
 
-/**
- * The lines of `source` from the first that starts with `first` through the next that starts
- * with `last`. For the migration, which carries no region markers: sqlx checksums every applied
- * migration, so editing one (even a comment) would stop existing databases from migrating. The
- * excerpt is found by the file's own text and throws when that text changes.
- */
-function excerpt(source: string, first: string, last: string): string {
-  const lines = source.replace(/\r\n?/g, '\n').split('\n')
-  const start = lines.findIndex((line) => line.startsWith(first))
-  if (start === -1) throw new Error(`no line starting with "${first}"`)
-  const end = lines.findIndex((line, index) => index > start && line.startsWith(last))
-  if (end === -1) throw new Error(`no line starting with "${last}" after "${first}"`)
-  return lines.slice(start, end + 1).join('\n')
-}
 
 const MIGRATION = 'app/migrations/postgres/20261206000001_webhooks.sql'
 
