@@ -310,3 +310,39 @@ async fn an_idle_connection_the_server_dropped_is_replaced() {
     assert_ne!(second, first);
     db.close().await;
 }
+
+/// A connection whose server went silent (its replies are lost, the socket stays open) must not
+/// keep its pool slot: sqlx pings a connection coming back to the pool without a time limit, so
+/// without the bounded release check each such connection would hold its slot for ever, and a
+/// pool of one is exhausted by the first. Here the one connection is coming back from a ping
+/// when its replies start to be lost, then a query on the pool times out.
+#[tokio::test]
+async fn queries_timed_out_on_a_silent_server_give_their_pool_slots_back() {
+    use test_support::proxy::{Direction, Fault, FaultProxy};
+    let Some(pg) = test_support::postgres("db_silent_server").await else {
+        return;
+    };
+    let proxy = FaultProxy::for_url(&pg.url).await.unwrap();
+    let options = DatabaseOptions {
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(2),
+        release_check_within: Some(Duration::from_millis(500)),
+        ..DatabaseOptions::default()
+    };
+    let db = Database::connect_with(&proxy.url(&pg.url), &options)
+        .await
+        .unwrap();
+    db.ping(Duration::from_secs(2)).await.unwrap();
+
+    proxy.set(Direction::Downstream, Fault::BlackHole);
+    let result = db.ping(Duration::from_millis(300)).await;
+    assert!(
+        matches!(result, Err(Error::Timeout { .. })),
+        "a silent server times out: {result:?}"
+    );
+    proxy.heal();
+    // The silent connection was closed, so the pool opens a new one.
+    db.ping(Duration::from_secs(3))
+        .await
+        .expect("the pool has its slots back once the server answers again");
+}

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use core_db::Database;
+use core_db::db::within;
 use serde::{Deserialize, Serialize};
 use sqlx::query::QueryScalar;
-use sqlx::{ColumnIndex, Decode, Encode, FromRow, Row, Type};
+use sqlx::{ColumnIndex, Connection as _, Decode, Encode, FromRow, Row, Type};
 
 use crate::error::{Error, Result};
 use crate::job::JobId;
@@ -203,56 +204,68 @@ impl FailedJobs {
     /// # Errors
     /// The database failed, or [`Error::Timeout`].
     pub async fn record(&self, r: &FailureRecord) -> Result<i64> {
+        const OPERATION: &str = "writing a failed_jobs row";
         let limit = self.timeout;
-        // The database's own timeouts end the statement; this bounds the rest (a pool that
-        // waits for a connection, a server that does not answer), with room for the former.
+        // The database's own timeouts end the statement; the outer bound covers the rest (a
+        // pool that waits for a connection, a server that does not answer), with room for the
+        // former. A connection that runs out of it is closed, not returned to the pool
+        // (`core_db::db::within`), so a silent server cannot use up the pool.
         let outer = limit + limit / 2 + Duration::from_millis(100);
-        match tokio::time::timeout(outer, self.record_within(r, limit)).await {
-            Ok(done) => done,
-            Err(_) => Err(Error::Timeout("writing a failed_jobs row", outer)),
-        }
-    }
-
-    async fn record_within(&self, r: &FailureRecord, limit: Duration) -> Result<i64> {
         let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
-        Ok(match &self.db {
+        // Owned by the work, which may outlive this call's borrows (failures are rare).
+        let r = r.clone();
+        let written = match &self.db {
             Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query(
-                    "SELECT set_config('statement_timeout', $1, true), \
-                            set_config('lock_timeout', $1, true)",
-                )
-                .bind(format!("{ms}ms"))
-                .execute(&mut *tx)
-                .await?;
-                let id = insert(r).bind(r.failed_at).fetch_one(&mut *tx).await?;
-                tx.commit().await?;
-                id
+                within(pool, OPERATION, outer, move |conn| {
+                    Box::pin(async move {
+                        let mut tx = conn.begin().await?;
+                        sqlx::query(
+                            "SELECT set_config('statement_timeout', $1, true), \
+                                    set_config('lock_timeout', $1, true)",
+                        )
+                        .bind(format!("{ms}ms"))
+                        .execute(&mut *tx)
+                        .await?;
+                        let id = insert(&r).bind(r.failed_at).fetch_one(&mut *tx).await?;
+                        tx.commit().await?;
+                        Ok(id)
+                    })
+                })
+                .await
             }
             Database::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                // The pool's connections are shared: restore their busy timeout afterwards.
-                let before: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-                    .fetch_one(&mut *conn)
-                    .await?;
-                let ours = i64::try_from(ms).unwrap_or(i64::MAX);
-                let busy = before.min(ours);
-                sqlx::query(&format!("PRAGMA busy_timeout = {busy}"))
-                    .execute(&mut *conn)
-                    .await?;
-                let id = insert(r)
-                    .bind(sqlite::format_time(r.failed_at))
-                    .fetch_one(&mut *conn)
-                    .await;
-                let restored = sqlx::query(&format!("PRAGMA busy_timeout = {before}"))
-                    .execute(&mut *conn)
-                    .await;
-                if restored.is_err() {
-                    // A connection left with our timeout is closed rather than reused.
-                    conn.detach();
-                }
-                id?
+                within(pool, OPERATION, outer, move |conn| {
+                    Box::pin(async move {
+                        // The pool's connections are shared: restore their busy timeout
+                        // afterwards.
+                        let before: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                            .fetch_one(&mut **conn)
+                            .await?;
+                        let ours = i64::try_from(ms).unwrap_or(i64::MAX);
+                        let busy = before.min(ours);
+                        sqlx::query(&format!("PRAGMA busy_timeout = {busy}"))
+                            .execute(&mut **conn)
+                            .await?;
+                        let id = insert(&r)
+                            .bind(sqlite::format_time(r.failed_at))
+                            .fetch_one(&mut **conn)
+                            .await;
+                        let restored = sqlx::query(&format!("PRAGMA busy_timeout = {before}"))
+                            .execute(&mut **conn)
+                            .await;
+                        if restored.is_err() {
+                            // A connection left with our timeout is closed rather than reused.
+                            conn.close_on_drop();
+                        }
+                        id
+                    })
+                })
+                .await
             }
+        };
+        written.map_err(|e| match e {
+            core_db::Error::Timeout { after, .. } => Error::Timeout(OPERATION, after),
+            other => other.into(),
         })
     }
 

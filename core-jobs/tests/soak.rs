@@ -23,6 +23,47 @@ use serde::{Deserialize, Serialize};
 use test_support::proxy::{Direction, Fault, FaultProxy};
 use tokio::time::Instant;
 
+/// The workers' warnings and errors, kept to explain a failure (printed only then).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn install() -> Self {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init();
+        logs
+    }
+
+    /// The lines that mention any of `needles`, and how many lines there are in all.
+    fn mentioning(&self, needles: &[String]) -> String {
+        let all = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+        let total = all.lines().count();
+        let hits: Vec<&str> = all
+            .lines()
+            .filter(|l| needles.iter().any(|n| l.contains(n.as_str())))
+            .collect();
+        format!(
+            "{total} warning lines in all; those naming a stranded job:\n{}",
+            hits.join("\n")
+        )
+    }
+}
+
 /// What the handlers saw, shared by both workers (they run in this process).
 #[derive(Debug, Default)]
 struct Seen {
@@ -110,6 +151,47 @@ impl Job for Failing {
     fn backoff(&self, _attempt: u32) -> Duration {
         Duration::from_millis(100)
     }
+}
+
+/// The ids and whereabouts of the jobs left leased or in a processing list, and of the plain
+/// jobs that never ran.
+async fn stranded(
+    redis: &test_support::TestRedis,
+    seen: &Seen,
+    expected_plain: u32,
+) -> Vec<(String, String)> {
+    let mut conn = redis.connection().await;
+    let mut out = Vec::new();
+    let id_of = |env: &str| {
+        serde_json::from_str::<serde_json::Value>(env)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| env.to_owned())
+    };
+    for key in redis.keys().await {
+        let range = if key.ends_with(":leases") {
+            "ZRANGE"
+        } else if key.contains(":processing:") || key.contains(":claimed:") {
+            "LRANGE"
+        } else {
+            continue;
+        };
+        let members: Vec<String> = redis::cmd(range)
+            .arg(&key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        for m in members {
+            out.push((id_of(&m), format!("{key}: {m}")));
+        }
+    }
+    let runs = seen.runs.lock().unwrap();
+    for n in (0..expected_plain).filter(|n| !runs.contains_key(n)) {
+        out.push((format!("\"n\":{n}"), "never ran".to_owned()));
+    }
+    out
 }
 
 fn env_u32(name: &str, default: u32) -> u32 {
@@ -202,6 +284,7 @@ async fn soak_under_faults_loses_and_strands_nothing() {
     let Some(pg) = test_support::postgres("jobs_soak").await else {
         return;
     };
+    let logs = Logs::install();
     let total = env_u32("SOAK_JOBS", 20_000);
     let chaos_secs = u64::from(env_u32("SOAK_CHAOS_SECS", 40));
     let groups = 100u32;
@@ -304,13 +387,17 @@ async fn soak_under_faults_loses_and_strands_nothing() {
         {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the queue did not drain within 180 s of the faults ending: plain {ran}/{expected_plain}, \
-             grouped {grouped_ran}/{grouped_total}, failed rows {}/{failing}, {stats:?}\nfaults:\n{}",
-            failed_rows.len(),
-            log.join("\n")
-        );
+        if Instant::now() >= deadline {
+            let leased = stranded(&redis, &seen, expected_plain).await;
+            panic!(
+                "the queue did not drain within 180 s of the faults ending: plain {ran}/{expected_plain}, \
+                 grouped {grouped_ran}/{grouped_total}, failed rows {}/{failing}, {stats:?}\n\
+                 stranded: {leased:#?}\n{}\nfaults:\n{}",
+                failed_rows.len(),
+                logs.mentioning(&leased.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>()),
+                log.join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let drained = started.elapsed();

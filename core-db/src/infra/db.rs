@@ -107,6 +107,16 @@ pub struct DatabaseOptions {
     /// (default 1 s); one used more recently is not, since the pool pings every connection as
     /// it comes back. sqlx's default pings on every acquire: one more round trip per query.
     pub ping_if_idle_for: Duration,
+    /// PostgreSQL: a connection coming back to the pool must answer a ping within this long, or
+    /// it is closed (default 5 s; `None` leaves the check to sqlx alone).
+    ///
+    /// sqlx pings every connection as it comes back, with no time limit. A connection whose
+    /// server went silent while its socket stayed open (a flow dropped by a NAT or a firewall,
+    /// a query abandoned by a timeout whose reply never comes) would wait for that reply for
+    /// ever and keep its pool slot; `max_connections` of them and every acquire fails until the
+    /// process restarts. This check, bounded, runs first: one more round trip per release, off
+    /// the caller's path (the caller already has its result).
+    pub release_check_within: Option<Duration>,
 }
 
 impl Default for DatabaseOptions {
@@ -116,6 +126,7 @@ impl Default for DatabaseOptions {
             acquire_timeout: Duration::from_secs(5),
             sqlite_busy_timeout: Duration::from_secs(5),
             ping_if_idle_for: Duration::from_secs(1),
+            release_check_within: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -191,6 +202,82 @@ async fn ping_if_idle<C: sqlx::Connection>(
     Ok(true)
 }
 
+/// Runs `work` on one connection of `pool` for at most `limit`, waiting for the connection
+/// included; past it [`Error::Timeout`] named `operation` is returned.
+///
+/// A connection whose work ran out of time is closed rather than returned to the pool. The
+/// reply it waits for may never come (a server or a middlebox gone silent while the socket
+/// stays open), and sqlx checks a returned connection with a ping of its own that has no time
+/// limit: such a connection would hold its pool slot for ever, and enough of them exhaust the
+/// pool. Wrapping a query in `tokio::time::timeout` alone has that effect; this does not.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> core_db::Result<()> {
+/// use std::time::Duration;
+/// use core_db::{Database, db};
+///
+/// let Database::Sqlite(pool) = Database::connect("sqlite::memory:").await? else { unreachable!() };
+/// let one: i64 = db::within(&pool, "reading one", Duration::from_secs(2), |conn| {
+///     Box::pin(async move { sqlx::query_scalar("SELECT 1").fetch_one(&mut **conn).await })
+/// })
+/// .await?;
+/// assert_eq!(one, 1);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// The pool or the work failed, or [`Error::Timeout`].
+pub async fn within<DB, T, F>(
+    pool: &sqlx::Pool<DB>,
+    operation: &'static str,
+    limit: Duration,
+    work: F,
+) -> Result<T>
+where
+    DB: sqlx::Database,
+    F: for<'c> FnOnce(
+        &'c mut sqlx::pool::PoolConnection<DB>,
+    ) -> futures_util::future::BoxFuture<'c, sqlx::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    let timed_out = || Error::Timeout {
+        operation,
+        after: limit,
+    };
+    let mut conn = tokio::time::timeout_at(deadline, pool.acquire())
+        .await
+        .map_err(|_| timed_out())??;
+    match tokio::time::timeout_at(deadline, work(&mut conn)).await {
+        Ok(done) => Ok(done?),
+        Err(_) => {
+            conn.close_on_drop();
+            Err(timed_out())
+        }
+    }
+}
+
+/// Whether `conn` answers a ping within `limit` (a connection that does not is closed by the
+/// pool instead of being pinged again without a limit; see
+/// [`DatabaseOptions::release_check_within`]).
+async fn answers_within<C: sqlx::Connection>(conn: &mut C, limit: Duration) -> bool {
+    match tokio::time::timeout(limit, conn.ping()).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "a connection coming back to the pool failed its ping; closing it");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(
+                after_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                "a connection coming back to the pool did not answer its ping; closing it"
+            );
+            false
+        }
+    }
+}
+
 /// A cheap, cloneable handle over a connection pool to PostgreSQL or SQLite.
 #[derive(Debug, Clone)]
 pub enum Database {
@@ -230,15 +317,19 @@ impl Database {
                 let connect = PgConnectOptions::from_str(url)
                     .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
                 let idle = options.ping_if_idle_for;
-                let pool = PgPoolOptions::new()
+                let mut pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
                     .test_before_acquire(false)
                     .before_acquire(move |conn, meta| {
                         Box::pin(async move { ping_if_idle(conn, meta, idle).await })
-                    })
-                    .connect_with(connect)
-                    .await?;
+                    });
+                if let Some(limit) = options.release_check_within {
+                    pool = pool.after_release(move |conn, _| {
+                        Box::pin(async move { Ok(answers_within(conn, limit).await) })
+                    });
+                }
+                let pool = pool.connect_with(connect).await?;
                 Ok(Self::Postgres(pool))
             }
             Backend::Sqlite => {
@@ -278,20 +369,21 @@ impl Database {
         }
     }
 
-    /// Round-trips `SELECT 1`, bounded by `timeout`; used by readiness checks.
+    /// Round-trips `SELECT 1`, bounded by `timeout` ([`within`]: a connection that does not
+    /// answer in time is closed); used by readiness checks.
     pub async fn ping(&self, timeout: Duration) -> Result<()> {
-        let query = async {
-            match self {
-                Self::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
-                Self::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
-            }
-        };
-        match tokio::time::timeout(timeout, query).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(Error::Timeout {
-                operation: "database ping",
-                after: timeout,
-            }),
+        const OPERATION: &str = "database ping";
+        match self {
+            Self::Postgres(pool) => within(pool, OPERATION, timeout, |c| {
+                Box::pin(async move { sqlx::query("SELECT 1").execute(&mut **c).await })
+            })
+            .await
+            .map(drop),
+            Self::Sqlite(pool) => within(pool, OPERATION, timeout, |c| {
+                Box::pin(async move { sqlx::query("SELECT 1").execute(&mut **c).await })
+            })
+            .await
+            .map(drop),
         }
     }
 

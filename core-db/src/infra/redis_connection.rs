@@ -1,5 +1,5 @@
 //! [`SharedConnection`]: one Redis `ConnectionManager` shared by a whole component, replaced by
-//! a fresh one when a call on it times out.
+//! a fresh one when a call on it times out or gets a reply that does not fit it.
 //!
 //! A multiplexed connection matches replies to requests in order. A reply that is late is still
 //! matched correctly, but one that is lost (a middlebox dropped it, or a fault proxy's black
@@ -7,6 +7,12 @@
 //! I/O errors, not on timeouts, and a timeout cannot tell late from lost, so a connection that
 //! timed out is never trusted again: the next caller gets a new manager (connected lazily, on
 //! its first request), while requests already made on the old one finish or time out there.
+//!
+//! A lost reply does not always end in a timeout: on a busy connection the request whose reply
+//! was lost takes the next request's reply, that one the following reply, and so on for as long
+//! as requests keep coming. Each then gets a reply of the wrong shape sooner or later (an array
+//! where a number was expected), which redis-rs reports as a parse error; [`SharedConn::checked`]
+//! replaces the connection on those too.
 //!
 //! The Redis cache, the bus and the job queue use it; an application can too.
 //!
@@ -32,7 +38,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, ConnectionInfo, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{
+    Client, Cmd, ConnectionInfo, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value,
+};
 
 use crate::Error;
 
@@ -179,23 +187,40 @@ impl SharedConnection {
     /// Replaces connection `generation` if it is still the current one: for callers that bound
     /// a request with their own timer (the manager then never sees the timeout).
     pub fn timed_out(&self, generation: u64) {
+        self.replace_with(
+            generation,
+            "a Redis call timed out; its shared connection was replaced",
+        );
+    }
+
+    /// Replaces connection `generation` after `error` (a timeout, or a reply that did not fit
+    /// its request), if it is still the current one.
+    fn replace(&self, generation: u64, error: &RedisError) {
+        if error.is_timeout() {
+            self.timed_out(generation);
+        } else {
+            self.replace_with(
+                generation,
+                "a Redis reply did not fit its request (replies may be handed to the wrong requests); its shared connection was replaced",
+            );
+        }
+    }
+
+    fn replace_with(&self, generation: u64, why: &'static str) {
         let mut current = self.lock();
         if current.0 != generation {
             return;
         }
         match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
             Ok(manager) => {
-                tracing::warn!(
-                    component = self.label,
-                    "a Redis call timed out; its shared connection was replaced"
-                );
+                tracing::warn!(component = self.label, "{why}");
                 *current = (generation + 1, manager);
                 self.generation.store(generation + 1, Ordering::Release);
             }
             Err(e) => tracing::warn!(
                 component = self.label,
                 error = %e,
-                "a Redis call timed out and its shared connection cannot be replaced"
+                "{why}, but a new one cannot be made"
             ),
         }
     }
@@ -241,12 +266,26 @@ impl SharedConn {
         self.check(result)
     }
 
-    /// Passes `result` on; a timeout replaces this handle's connection.
-    fn check<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
-        if matches!(&result, Err(e) if e.is_timeout()) {
-            self.shared.timed_out(self.generation);
+    /// Passes on the result of a call made through this handle; a sign that the connection's
+    /// replies can no longer be matched to their requests replaces it (see the
+    /// [module documentation](self)): a timeout, or a reply that does not fit its request (one
+    /// of a different shape, or one that cannot be parsed).
+    ///
+    /// The handle's [`ConnectionLike`] layer sees timeouts but not the type of reply a caller
+    /// expected, which redis-rs checks afterwards; pass such results (`query_async`,
+    /// `invoke_async`) through this too.
+    pub fn checked<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
+        if let Err(e) = &result
+            && (e.is_timeout()
+                || matches!(e.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType))
+        {
+            self.shared.replace(self.generation, e);
         }
         result
+    }
+
+    fn check<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
+        self.checked(result)
     }
 }
 

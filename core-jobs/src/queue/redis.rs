@@ -370,14 +370,15 @@ impl Driver for RedisDriver {
         let k = self.keys(queue);
         let mut conn = self.conn();
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let set: Option<String> = redis::cmd("SET")
+        let set = redis::cmd("SET")
             .arg(&k.pending_lock)
             .arg(&token)
             .arg("NX")
             .arg("PX")
             .arg(ms(ttl).max(1))
-            .query_async(&mut conn)
-            .await?;
+            .query_async::<Option<String>>(&mut conn)
+            .await;
+        let set = conn.checked(set)?;
         Ok(set.map(|_| token))
     }
 
@@ -399,12 +400,13 @@ impl Driver for RedisDriver {
         let k = self.keys(queue);
         let mut conn = self.conn();
         let stop = max.max(1) as i64 - 1;
-        Ok(redis::cmd("LRANGE")
+        let records = redis::cmd("LRANGE")
             .arg(&k.pending)
             .arg(0)
             .arg(stop)
             .query_async(&mut conn)
-            .await?)
+            .await;
+        Ok(conn.checked(records)?)
     }
 
     async fn remove_pending(&self, queue: &str, record: &str) -> Result<()> {
@@ -424,14 +426,7 @@ impl Driver for RedisDriver {
         let mut conn = self.conn();
         // All O(1): `grouped-waiting` is a counter kept by the enqueue, promote and finish
         // scripts (a negative value, left by entries written before the counter, reads as 0).
-        let (ready, delayed, delayed_grouped, in_flight, pending, grouped_waiting): (
-            u64,
-            u64,
-            u64,
-            u64,
-            u64,
-            Option<i64>,
-        ) = redis::pipe()
+        let counts = redis::pipe()
             .cmd("LLEN")
             .arg(&k.ready)
             .cmd("ZCARD")
@@ -444,8 +439,10 @@ impl Driver for RedisDriver {
             .arg(&k.pending)
             .cmd("GET")
             .arg(&k.grouped_waiting)
-            .query_async(&mut conn)
-            .await?;
+            .query_async::<(u64, u64, u64, u64, u64, Option<i64>)>(&mut conn)
+            .await;
+        let (ready, delayed, delayed_grouped, in_flight, pending, grouped_waiting) =
+            conn.checked(counts)?;
         let grouped_waiting = u64::try_from(grouped_waiting.unwrap_or(0)).unwrap_or(0);
         Ok(QueueStats {
             ready,

@@ -37,6 +37,24 @@ pub(super) struct InFlight {
     pub(super) lease: Arc<LeaseState>,
 }
 
+/// One run's hold on its [`InFlight`] entry and its concurrency slot, both given back when the
+/// run's task ends or is dropped.
+struct Running {
+    rt: Arc<Runtime>,
+    seq: u64,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.rt
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.seq);
+    }
+}
+
 /// A running worker's state, shared by its tasks.
 pub(super) struct Runtime {
     pub(super) driver: Arc<dyn Driver>,
@@ -221,12 +239,14 @@ impl Runtime {
             );
         let rt = self.clone();
         let task = tokio::spawn(async move {
+            // Removed however the run ends (an abort at shutdown included): an entry left behind
+            // would have its lease extended for ever.
+            let _running = Running {
+                rt: rt.clone(),
+                seq,
+                _permit: permit,
+            };
             rt.execute(qi, env, lease).await;
-            rt.inflight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&seq);
-            drop(permit);
         });
         if let Some(f) = self
             .inflight

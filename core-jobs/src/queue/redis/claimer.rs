@@ -78,7 +78,8 @@ impl RedisClaimer {
             self.unconfirmed.remove(0);
         }
         self.unconfirmed.push(token);
-        let (adopted, items): (usize, Vec<String>) = claim.invoke_async(&mut conn).await?;
+        let reply = claim.invoke_async::<(usize, Vec<String>)>(&mut conn).await;
+        let (adopted, items) = conn.checked(reply)?;
         self.unconfirmed.clear();
         Ok((adopted, items.into_iter().map(Arc::from).collect()))
     }

@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use redis::aio::ConnectionLike;
+use core_db::infra::redis_connection::SharedConn;
 use redis::{FromRedisValue, RedisResult, Script, ScriptInvocation};
 
 /// Defines `$source`, a script's full text (the listed files, in order, under `scripts/`), and
@@ -51,9 +51,12 @@ pub(super) trait LuaCall {
     /// The prepared call.
     fn invocation(&self) -> ScriptInvocation<'static>;
 
-    /// Runs the script on `conn` (loading it first if the server does not know it).
-    async fn run(&self, conn: &mut (impl ConnectionLike + Send)) -> RedisResult<Self::Reply> {
-        self.invocation().invoke_async(conn).await
+    /// Runs the script on `conn` (loading it first if the server does not know it). A reply
+    /// that does not fit the script's replaces the shared connection
+    /// ([`SharedConn::checked`]).
+    async fn run(&self, conn: &mut SharedConn) -> RedisResult<Self::Reply> {
+        let reply = self.invocation().invoke_async(conn).await;
+        conn.checked(reply)
     }
 }
 
