@@ -4,7 +4,8 @@
 //! `cargo bench -p app --bench http` (no services needed: the app runs on SQLite in a temporary
 //! directory, the memory cache and the memory queue, without its workers, so only HTTP is
 //! measured). `HTTP_BENCH_SECS` sets the length of one round (default 3 s; 1 for a quick run),
-//! `HTTP_BENCH_ROUNDS` the rounds per side (default 5).
+//! `HTTP_BENCH_ROUNDS` the rounds per side (default 5), `HTTP_BENCH_ONLY` one path to measure
+//! (`/health`, `/bench/echo` or `/nowhere`).
 //!
 //! The app's side is [`app::router`]'s route table and middleware stack (request id and span,
 //! error format, locale, JSON errors, panic catching, timeout, body limits, compression, metrics
@@ -334,7 +335,11 @@ fn child(mode: &str) {
             "{:<28} {:>26} {:>26} {:>7}",
             "", "Rustforge req/s (p50/p99 ms)", "bare axum req/s (p50/p99)", "ratio"
         );
-        for case in CASES {
+        let only = std::env::var("HTTP_BENCH_ONLY").ok();
+        for case in CASES
+            .iter()
+            .filter(|c| only.as_deref().is_none_or(|o| c.path == o))
+        {
             // Warm both sides up (connections, caches, the allocator).
             hammer(app_addr, *case, Duration::from_millis(300)).await;
             hammer(bare_addr, *case, Duration::from_millis(300)).await;

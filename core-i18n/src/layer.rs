@@ -74,6 +74,41 @@ pub fn locale_from_headers(headers: &HeaderMap) -> String {
     resolve_locale(x_locale, accept.as_deref())
 }
 
+/// What [`LocaleService`] does, around `run`: resolves the request's locale, runs the future
+/// `run` returns inside its scope, then sets `Content-Language` and `Vary` on the response. For a
+/// middleware stack that runs several layers' work in one future (`run` itself is called
+/// outside the scope; only its future runs inside).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let request = http::Request::builder()
+///     .header("accept-language", "fr-CA, en;q=0.5")
+///     .body(())
+///     .unwrap();
+/// let response = core_i18n::layer::with_locale(request, |_| async {
+///     http::Response::new(core_i18n::current_locale())
+/// })
+/// .await;
+/// assert_eq!(response.headers()["content-language"], response.body().as_str());
+/// # }
+/// ```
+pub async fn with_locale<B, ResBody, F, Fut>(request: Request<B>, run: F) -> Response<ResBody>
+where
+    F: FnOnce(Request<B>) -> Fut,
+    Fut: Future<Output = Response<ResBody>>,
+{
+    let locale = locale_from_headers(request.headers());
+    let content_language = HeaderValue::from_str(&locale).ok();
+    let mut response = scoped(locale, run(request)).await;
+    let headers = response.headers_mut();
+    if let Some(value) = content_language {
+        headers.entry(CONTENT_LANGUAGE).or_insert(value);
+    }
+    headers.append(VARY, VARY_VALUE);
+    response
+}
+
 /// A tower [`Layer`] that scopes each request to its negotiated locale.
 /// See the [module docs](self).
 #[derive(Debug, Clone, Copy, Default)]

@@ -236,10 +236,19 @@ pub async fn render(State(metrics): State<Metrics>) -> Response {
 /// ready, not until its body has been sent; a request whose client disconnects before then is
 /// not recorded.
 pub async fn middleware(req: Request, next: Next) -> Response {
+    measure(req, |req| next.run(req)).await
+}
+
+/// [`middleware`] around `run`, so the stack can run the next layers' work in the same future.
+pub(crate) async fn measure<F, Fut>(req: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let start = Instant::now();
     let method = method_name(req.method());
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(req).await;
+    let response = run(req).await;
     let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
     let (counter, histogram) = handles(method, route, response.status().as_u16());
     histogram.record(start.elapsed());

@@ -92,11 +92,12 @@ where
     let header = HeaderValue::from_str(&id).ok();
     let request_id = RequestId(Arc::from(id.as_str()));
     req.extensions_mut().insert(request_id.clone());
+    // Text fields, not `Display` ones: recorded without the formatting machinery.
     let span = tracing::info_span!(
         "request",
-        request_id = %id,
-        method = %req.method(),
-        path = %req.uri().path(),
+        request_id = id.as_str(),
+        method = req.method().as_str(),
+        path = req.uri().path(),
         client_id = tracing::field::Empty,
     );
     let started = Instant::now();
@@ -105,13 +106,13 @@ where
         .instrument(span.clone())
         .await;
     let status = response.status().as_u16();
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request finished"
-        );
-    });
+    // The span as the line's explicit parent: no entering and leaving it just to log.
+    tracing::info!(
+        parent: &span,
+        status,
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request finished"
+    );
     if let Some(value) = header {
         response.headers_mut().insert(HEADER, value);
     }

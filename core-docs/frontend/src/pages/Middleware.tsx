@@ -31,6 +31,11 @@ function Middleware() {
           <li>
             CORS, when <code>CORS_ALLOWED_ORIGINS</code> is set;
           </li>
+          <li>
+            HTTP metrics, when the recorder is installed (<code>http_requests_total</code> and{' '}
+            <code>http_request_duration_seconds</code> by route template; a CORS preflight the CORS layer answers is not
+            counted);
+          </li>
           <li>request id and the request's trace span;</li>
           <li>
             the locale (<a href={hrefFor('i18n')}>Translations</a>);
@@ -90,7 +95,14 @@ function Middleware() {
         <p>
           <code>core_web::telemetry::init(&amp;settings.log)</code> installs the log subscriber: human-readable lines by
           default, one JSON object per line with <code>LOG_FORMAT=json</code>, filtered by <code>LOG_LEVEL</code> or{' '}
-          <code>RUST_LOG</code>. Each request logs one line when it finishes, with status and latency.
+          <code>RUST_LOG</code>. Each request logs one line when it finishes, with status and latency. A JSON line holds{' '}
+          <code>timestamp</code> (RFC 3339, UTC), <code>level</code>, the event's fields (<code>message</code> among
+          them), <code>target</code>, and under <code>span</code> the request's <code>request_id</code>,{' '}
+          <code>method</code>, <code>path</code> (and <code>client_id</code> once authentication records it).
+        </p>
+        <p>
+          The layers from the metrics to the panic catcher run as one service, in one future per request: stacked as
+          separate <code>from_fn</code> layers, each would clone everything inside it and box a future on every request.
         </p>
         <Snippet source={commands} region="json-logs" language="bash" />
       </Section>
