@@ -160,18 +160,11 @@ async fn raw_first_page(pool: &PgPool) -> Vec<u8> {
     raw_page_with_total(pool, "SELECT COUNT(*) FROM events").await
 }
 
-/// The statement `Database::row_count` runs for a tracked table, written out by hand: the sum of
-/// the counter's rows, trusted only while the table's triggers are the ones the count was seeded
-/// with (otherwise `COUNT(*)`), plus how many rows the counter is spread over and the table's OID.
-const RAW_TRACKED_COUNT: &str = "\
-SELECT COALESCE(\
-    (SELECT sum(c.n) FROM rustforge_row_counts c WHERE c.relid = to_regclass($1) \
-     AND EXISTS (SELECT 1 FROM rustforge_row_count_tracking k \
-                 WHERE k.relid = to_regclass($1) \
-                   AND k.triggers = rustforge_row_count_triggers(to_regclass($1)))), \
-    (SELECT count(*) FROM \"events\"))::BIGINT, \
-  (SELECT count(*) FROM rustforge_row_counts c WHERE c.relid = to_regclass($1)), \
-  to_regclass($1)::OID";
+/// The statement `Database::row_count` runs for the tracked table (the sum of the counter's rows,
+/// trusted only while the table's triggers are the ones the count was seeded with, otherwise
+/// `COUNT(*)`), taken from core-db so the raw side cannot drift from it.
+static RAW_TRACKED_COUNT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| core_db::db::row_count::tracked_count_statement("\"events\""));
 
 /// Raw sqlx: the page and the same exact total `Database::row_count` reads (the same statement).
 async fn raw_tracked_first_page(pool: &PgPool) -> Vec<u8> {
@@ -180,7 +173,7 @@ async fn raw_tracked_first_page(pool: &PgPool) -> Vec<u8> {
         .bind(0_i64)
         .fetch_all(pool);
     let total =
-        sqlx::query_as::<_, (i64, i64, Option<sqlx::postgres::types::Oid>)>(RAW_TRACKED_COUNT)
+        sqlx::query_as::<_, (i64, i64, Option<sqlx::postgres::types::Oid>)>(&RAW_TRACKED_COUNT)
             .bind("\"events\"")
             .fetch_one(pool);
     let (data, (total, _parts, _relid)) = tokio::try_join!(rows, total).expect("raw queries");

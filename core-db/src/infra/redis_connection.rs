@@ -162,7 +162,7 @@ impl SharedConnection {
     /// Awaits `call` (made on a handle from [`SharedConnection::get`]) for at most `after`. Past
     /// it the call is abandoned, the connection replaced (its reply may have been lost rather
     /// than delayed, see the [module documentation](self)) and [`Error::Timeout`] named
-    /// `operation` returned.
+    /// `operation` returned; a reply that does not fit the call replaces the connection too.
     pub(crate) async fn bounded<T>(
         &self,
         operation: &'static str,
@@ -171,7 +171,14 @@ impl SharedConnection {
     ) -> crate::Result<T> {
         let generation = self.generation();
         match tokio::time::timeout(after, call).await {
-            Ok(result) => result.map_err(Error::from),
+            Ok(result) => {
+                if let Err(e) = &result
+                    && untrusted(e)
+                {
+                    self.replace(generation, e);
+                }
+                result.map_err(Error::from)
+            }
             Err(_) => {
                 self.timed_out(generation);
                 Err(Error::Timeout { operation, after })
@@ -263,7 +270,7 @@ impl SharedConn {
     /// the boxed future of this handle's [`ConnectionLike`] layer (the cache's hot path).
     pub(crate) async fn query<T: ::redis::FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
         let result = cmd.query_async(&mut self.manager).await;
-        self.check(result)
+        self.checked(result)
     }
 
     /// Passes on the result of a call made through this handle; a sign that the connection's
@@ -276,24 +283,25 @@ impl SharedConn {
     /// `invoke_async`) through this too.
     pub fn checked<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
         if let Err(e) = &result
-            && (e.is_timeout()
-                || matches!(e.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType))
+            && untrusted(e)
         {
             self.shared.replace(self.generation, e);
         }
         result
     }
+}
 
-    fn check<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
-        self.checked(result)
-    }
+/// Whether `e` means the connection's replies can no longer be matched to their requests: a
+/// timeout (the reply may be lost, not late), or a reply that does not fit its request.
+fn untrusted(e: &RedisError) -> bool {
+    e.is_timeout() || matches!(e.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType)
 }
 
 impl ConnectionLike for SharedConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let r = self.manager.req_packed_command(cmd).await;
-            self.check(r)
+            self.checked(r)
         })
     }
 
@@ -305,7 +313,7 @@ impl ConnectionLike for SharedConn {
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
             let r = self.manager.req_packed_commands(cmd, offset, count).await;
-            self.check(r)
+            self.checked(r)
         })
     }
 

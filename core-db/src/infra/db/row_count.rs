@@ -51,6 +51,14 @@ SELECT COALESCE(\
   (SELECT count(*) FROM rustforge_row_counts c WHERE c.relid = to_regclass($1)), \
   to_regclass($1)::OID";
 
+/// The statement [`Database::row_count`] runs on PostgreSQL for the table `quoted` (an
+/// identifier as [`quote_table`] returns it), which it also binds as `$1`. It replies the count,
+/// how many rows of `rustforge_row_counts` the count is spread over, and the table's OID. For
+/// running the same statement by hand, as the DataTable benchmark's raw side does.
+pub fn tracked_count_statement(quoted: &str) -> String {
+    PG_ROW_COUNT.replace("{table}", quoted)
+}
+
 /// How long [`Database::track_row_count`] waits for the table's lock.
 const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -154,7 +162,7 @@ impl Database {
 /// when the count is spread over too many rows.
 async fn tracked_count(pool: &PgPool, quoted: &str) -> sqlx::Result<i64> {
     let (n, parts, relid): (i64, i64, Option<Oid>) =
-        sqlx::query_as(&PG_ROW_COUNT.replace("{table}", quoted))
+        sqlx::query_as(&tracked_count_statement(quoted))
             .bind(quoted)
             .fetch_one(pool)
             .await?;

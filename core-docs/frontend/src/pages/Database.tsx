@@ -40,6 +40,8 @@ function Database() {
             <tr><td><code>max_connections</code></td><td>10</td><td>Largest number of open connections.</td></tr>
             <tr><td><code>acquire_timeout</code></td><td>5 s</td><td>How long to wait for a free connection before failing.</td></tr>
             <tr><td><code>sqlite_busy_timeout</code></td><td>5 s</td><td>How long a SQLite writer waits for the lock instead of failing with <code>SQLITE_BUSY</code>.</td></tr>
+            <tr><td><code>ping_if_idle_for</code></td><td>1 s</td><td>A pooled connection idle at least this long is pinged before it is handed out.</td></tr>
+            <tr><td><code>release_check_within</code></td><td>5 s</td><td>PostgreSQL: a connection coming back to the pool must answer a ping within this long or it is closed. sqlx's own check on release has no time limit, so a connection whose server went silent (a flow dropped by a NAT, a reply lost) would otherwise hold its pool slot for ever. <code>None</code> turns it off.</td></tr>
           </tbody>
         </table>
       </Section>
@@ -74,6 +76,11 @@ function Database() {
           Queries are sqlx. <code>Database</code> is an enum of the two pools, so a query that must run on either engine
           matches on it; <code>as_postgres()</code> and <code>as_sqlite()</code> return the pool when you target one.
           Write SQL both engines accept (<code>$1</code> placeholders work on both).
+        </p>
+        <p>
+          To bound a query in time, use <code>core_db::db::within(pool, operation, limit, work)</code> rather than{' '}
+          <code>tokio::time::timeout</code> around it: when the limit passes it closes the connection instead of handing
+          it back to the pool in the middle of a query.
         </p>
         <Snippet source={database} region="query" />
       </Section>
@@ -120,7 +127,7 @@ function Database() {
       <Section id="readiness">
         <p>
           <code>db.ping(timeout)</code> round-trips <code>SELECT 1</code> and fails with <code>Error::Timeout</code> when
-          the database does not answer in time. The example app's <code>GET /ready</code> uses it, with the cache, to
+          the database does not answer in time (the connection that did not answer is closed). The example app's <code>GET /ready</code> uses it, with the cache, to
           answer 503 while a dependency is down.
         </p>
       </Section>
