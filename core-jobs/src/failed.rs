@@ -1,14 +1,18 @@
 //! The `failed_jobs` store: jobs that exhausted their retries or could not be run at all, and
-//! the management API (list, retry, forget, prune) on PostgreSQL and SQLite.
+//! the management API (list, retry, forget, prune, and the same on a [`FailedFilter`]) on PostgreSQL
+//! and SQLite.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use core_db::Database;
 use core_db::db::within;
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
 use sqlx::query::QueryScalar;
-use sqlx::{ColumnIndex, Connection as _, Decode, Encode, FromRow, Row, Type};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{ColumnIndex, Connection as _, Decode, Encode, FromRow, QueryBuilder, Row, Type};
 
 use crate::error::{Error, Result};
 use crate::job::JobId;
@@ -82,6 +86,167 @@ impl FailureRecord {
             failed_at: Utc::now(),
         }
     }
+}
+
+/// Which `failed_jobs` rows a bulk operation ([`FailedJobs::count_matching`],
+/// [`retry_matching`](FailedJobs::retry_matching), [`forget_matching`](FailedJobs::forget_matching))
+/// touches: every condition given must hold, and an empty filter matches every row.
+///
+/// | condition | SQL |
+/// |---|---|
+/// | [`job_name`](Self::job_name), [`queue`](Self::queue) | equality |
+/// | [`error_contains`](Self::error_contains) | case-insensitive substring (`ILIKE` on PostgreSQL, `LIKE` on SQLite, which folds ASCII letters only); `%`, `_` and `!` match themselves |
+/// | [`failed_from`](Self::failed_from) / [`failed_before`](Self::failed_before) | `failed_at >= from`, `failed_at < before` (on SQLite at millisecond precision, as the times are stored) |
+/// | [`id_at_most`](Self::id_at_most) | `id <= n`: pins a set of rows, see [`FailedJobs::last_id`] |
+///
+/// These are the conditions (and the SQL) of core-web's DataTable filters `Eq`, `Like` and
+/// `Range` on the same columns, so a listing filtered that way shows the rows a bulk operation
+/// on this filter touches.
+///
+/// ```
+/// use chrono::{Duration, Utc};
+/// use core_jobs::failed::FailedFilter;
+///
+/// let filter = FailedFilter::new()
+///     .queue("mail")
+///     .error_contains("timed out")
+///     .failed_from(Utc::now() - Duration::hours(24));
+/// # let _ = filter;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
+pub struct FailedFilter {
+    /// Only failures of the job with this `NAME`.
+    pub job_name: Option<String>,
+    /// Only failures on this queue.
+    pub queue: Option<String>,
+    /// Only failures whose error contains this text, ignoring case.
+    pub error_contains: Option<String>,
+    /// Only failures at or after this time.
+    pub failed_from: Option<DateTime<Utc>>,
+    /// Only failures before this time.
+    pub failed_before: Option<DateTime<Utc>>,
+    /// Only rows whose id is at most this.
+    pub id_at_most: Option<i64>,
+}
+
+impl FailedFilter {
+    /// A filter that matches every row; narrow it with the other methods.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only failures of job `name`.
+    pub fn job_name(mut self, name: impl Into<String>) -> Self {
+        self.job_name = Some(name.into());
+        self
+    }
+
+    /// Only failures on `queue`.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Only failures whose error contains `text`, ignoring case. Wildcards in `text` (`%`, `_`)
+    /// match themselves.
+    pub fn error_contains(mut self, text: impl Into<String>) -> Self {
+        self.error_contains = Some(text.into());
+        self
+    }
+
+    /// Only failures at or after `from`.
+    pub fn failed_from(mut self, from: DateTime<Utc>) -> Self {
+        self.failed_from = Some(from);
+        self
+    }
+
+    /// Only failures before `before`.
+    pub fn failed_before(mut self, before: DateTime<Utc>) -> Self {
+        self.failed_before = Some(before);
+        self
+    }
+
+    /// Only rows whose id is at most `id`: with [`FailedJobs::last_id`], the rows that matched
+    /// at one moment, and not the failures recorded after it.
+    pub fn id_at_most(mut self, id: i64) -> Self {
+        self.id_at_most = Some(id);
+        self
+    }
+
+    /// Appends the filter's conditions, each bound, as ` WHERE …` (nothing for an empty
+    /// filter); `extra` is one more condition of the caller's (SQL from the code, not input),
+    /// followed by the value bound into its one placeholder.
+    fn push_where<'q, DB>(
+        &'q self,
+        qb: &mut QueryBuilder<'q, DB>,
+        postgres: bool,
+        extra: Option<(&'static str, i64)>,
+    ) where
+        DB: sqlx::Database,
+        String: Encode<'q, DB> + Type<DB>,
+        &'q str: Encode<'q, DB> + Type<DB>,
+        i64: Encode<'q, DB> + Type<DB>,
+        DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    {
+        let mut first = true;
+        let mut and = |qb: &mut QueryBuilder<'q, DB>| {
+            qb.push(if first { " WHERE " } else { " AND " });
+            first = false;
+        };
+        if let Some(name) = &self.job_name {
+            and(qb);
+            qb.push("job_name = ").push_bind(name.as_str());
+        }
+        if let Some(queue) = &self.queue {
+            and(qb);
+            qb.push("queue = ").push_bind(queue.as_str());
+        }
+        if let Some(text) = &self.error_contains {
+            and(qb);
+            qb.push(if postgres {
+                "error ILIKE "
+            } else {
+                "error LIKE "
+            })
+            .push_bind(like_pattern(text))
+            .push(" ESCAPE '!'");
+        }
+        for (bound, cmp) in [(self.failed_from, " >= "), (self.failed_before, " < ")] {
+            let Some(t) = bound else { continue };
+            and(qb);
+            qb.push("failed_at").push(cmp);
+            if postgres {
+                qb.push_bind(t);
+            } else {
+                qb.push_bind(sqlite::format_time(t));
+            }
+        }
+        if let Some(id) = self.id_at_most {
+            and(qb);
+            qb.push("id <= ").push_bind(id);
+        }
+        if let Some((sql, value)) = extra {
+            and(qb);
+            qb.push(sql).push_bind(value);
+        }
+    }
+}
+
+/// `%text%` for `LIKE … ESCAPE '!'`, with `%`, `_` and `!` in `text` escaped so they match
+/// themselves (the pattern core-web's DataTable builds for its `Like` filter).
+fn like_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '!' | '%' | '_') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
 }
 
 /// The `failed_jobs` table on a [`Database`] (PostgreSQL or SQLite; the table comes with the
@@ -167,6 +332,25 @@ where
 }
 
 const COLUMNS: &str = "id, job_id, job_name, queue, payload, error, attempts, group_id, failed_at";
+
+/// A [`FailedJob`] from a PostgreSQL row of [`COLUMNS`].
+fn pg_job(row: &PgRow) -> Result<FailedJob, sqlx::Error> {
+    let attempts: i32 = row.try_get("attempts")?;
+    failed_job(row, attempts.into(), row.try_get("failed_at")?)
+}
+
+/// A [`FailedJob`] from a SQLite row of [`COLUMNS`].
+fn sqlite_job(row: &SqliteRow) -> Result<FailedJob, sqlx::Error> {
+    let failed_at: String = row.try_get("failed_at")?;
+    failed_job(
+        row,
+        row.try_get("attempts")?,
+        sqlite::parse_time(&failed_at).unwrap_or_default(),
+    )
+}
+
+/// How many rows [`FailedJobs::retry_all`] and [`FailedJobs::retry_matching`] read at a time.
+const RETRY_BATCH: i64 = 500;
 
 impl FailedJobs {
     /// The store on `db`.
@@ -305,24 +489,14 @@ impl FailedJobs {
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(|row| {
-                    let attempts: i32 = row.try_get("attempts")?;
-                    failed_job(row, attempts.into(), row.try_get("failed_at")?)
-                })
+                .map(pg_job)
                 .collect::<Result<Vec<_>, sqlx::Error>>()?,
             Database::Sqlite(pool) => sqlx::query(sql)
                 .bind(arg)
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(|row| {
-                    let failed_at: String = row.try_get("failed_at")?;
-                    failed_job(
-                        row,
-                        row.try_get("attempts")?,
-                        sqlite::parse_time(&failed_at).unwrap_or_default(),
-                    )
-                })
+                .map(sqlite_job)
                 .collect::<Result<Vec<_>, sqlx::Error>>()?,
         })
     }
@@ -349,8 +523,9 @@ impl FailedJobs {
         let mut n = 0;
         let mut after = 0i64;
         loop {
-            let sql =
-                format!("SELECT {COLUMNS} FROM failed_jobs WHERE id > $1 ORDER BY id LIMIT 500");
+            let sql = format!(
+                "SELECT {COLUMNS} FROM failed_jobs WHERE id > $1 ORDER BY id LIMIT {RETRY_BATCH}"
+            );
             let batch = self.fetch(&sql, after).await?;
             let Some(last) = batch.last() else {
                 return Ok(n);
@@ -397,6 +572,142 @@ impl FailedJobs {
                 .rows_affected(),
         };
         Ok(n > 0)
+    }
+
+    /// The id of the newest row (ids only grow), `None` when there are no rows. With
+    /// [`FailedFilter::id_at_most`] it pins a set: a preview counted with
+    /// `filter.id_at_most(last_id)` and a bulk operation on that same filter see the same rows,
+    /// whatever failed in between (except rows deleted meanwhile, which are simply not there).
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn last_id(&self) -> Result<Option<i64>> {
+        let sql = "SELECT MAX(id) FROM failed_jobs";
+        Ok(match &self.db {
+            Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+            Database::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+        })
+    }
+
+    /// How many rows `filter` matches, exactly (a `COUNT(*)` with the filter's conditions).
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn count_matching(&self, filter: &FailedFilter) -> Result<u64> {
+        const COUNT: &str = "SELECT COUNT(*) FROM failed_jobs";
+        let n: i64 = match &self.db {
+            Database::Postgres(pool) => {
+                let mut qb = QueryBuilder::<sqlx::Postgres>::new(COUNT);
+                filter.push_where(&mut qb, true, None);
+                qb.build_query_scalar().fetch_one(pool).await?
+            }
+            Database::Sqlite(pool) => {
+                let mut qb = QueryBuilder::<sqlx::Sqlite>::new(COUNT);
+                filter.push_where(&mut qb, false, None);
+                qb.build_query_scalar().fetch_one(pool).await?
+            }
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// How many failures each queue has, by queue name (a queue without failures is absent):
+    /// one grouped `COUNT(*)`.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn count_by_queue(&self) -> Result<BTreeMap<String, u64>> {
+        let sql = "SELECT queue, COUNT(*) FROM failed_jobs GROUP BY queue";
+        let rows: Vec<(String, i64)> = match &self.db {
+            Database::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
+            Database::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(queue, n)| (queue, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
+    /// Deletes every row `filter` matches, in one statement; returns how many.
+    ///
+    /// # Errors
+    /// The database failed (then nothing was deleted).
+    pub async fn forget_matching(&self, filter: &FailedFilter) -> Result<u64> {
+        const DELETE: &str = "DELETE FROM failed_jobs";
+        Ok(match &self.db {
+            Database::Postgres(pool) => {
+                let mut qb = QueryBuilder::<sqlx::Postgres>::new(DELETE);
+                filter.push_where(&mut qb, true, None);
+                qb.build().execute(pool).await?.rows_affected()
+            }
+            Database::Sqlite(pool) => {
+                let mut qb = QueryBuilder::<sqlx::Sqlite>::new(DELETE);
+                filter.push_where(&mut qb, false, None);
+                qb.build().execute(pool).await?.rows_affected()
+            }
+        })
+    }
+
+    /// Re-dispatches every failure `filter` matches (oldest first, attempts reset, as
+    /// [`retry`](Self::retry) does) and deletes their rows; returns how many were
+    /// re-dispatched.
+    ///
+    /// It works through the rows that exist when it starts (up to [`last_id`](Self::last_id)),
+    /// so a retried job that fails again while it runs is left for the next call instead of
+    /// being retried in the same one. Like [`retry_all`](Self::retry_all), each job is
+    /// dispatched before its row is deleted: a failure midway never loses a job (at worst a
+    /// job whose row could not be deleted is dispatched again by a later retry).
+    ///
+    /// # Errors
+    /// The queue or database failed (the failures handled so far stay handled).
+    pub async fn retry_matching(&self, filter: &FailedFilter, queue: &Queue) -> Result<u64> {
+        let Some(last) = self.last_id().await? else {
+            return Ok(0);
+        };
+        let mut pinned = filter.clone();
+        pinned.id_at_most = Some(filter.id_at_most.map_or(last, |id| id.min(last)));
+        let mut n = 0;
+        let mut after = i64::MIN;
+        loop {
+            let batch = self.fetch_matching(&pinned, after).await?;
+            let Some(newest) = batch.last() else {
+                return Ok(n);
+            };
+            after = newest.id;
+            for job in &batch {
+                self.redispatch(job, queue).await?;
+                self.forget(job.id).await?;
+                n += 1;
+            }
+        }
+    }
+
+    /// Up to [`RETRY_BATCH`] rows that `filter` matches with ids above `after`, oldest first.
+    async fn fetch_matching(&self, filter: &FailedFilter, after: i64) -> Result<Vec<FailedJob>> {
+        let select = format!("SELECT {COLUMNS} FROM failed_jobs");
+        Ok(match &self.db {
+            Database::Postgres(pool) => {
+                let mut qb = QueryBuilder::<sqlx::Postgres>::new(select);
+                filter.push_where(&mut qb, true, Some(("id > ", after)));
+                qb.push(" ORDER BY id LIMIT ").push_bind(RETRY_BATCH);
+                qb.build()
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(pg_job)
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+            }
+            Database::Sqlite(pool) => {
+                let mut qb = QueryBuilder::<sqlx::Sqlite>::new(select);
+                filter.push_where(&mut qb, false, Some(("id > ", after)));
+                qb.push(" ORDER BY id LIMIT ").push_bind(RETRY_BATCH);
+                qb.build()
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(sqlite_job)
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+            }
+        })
     }
 
     /// Deletes failures older than `older_than`; returns how many.

@@ -80,7 +80,7 @@ pub use buffer::{JobBuffer, OutboxInsert};
 pub use config::{QueueConfig, WorkerConfig};
 pub use context::JobContext;
 pub use error::{Error, Result};
-pub use failed::{FailedJob, FailedJobs, FailureRecord};
+pub use failed::{FailedFilter, FailedJob, FailedJobs, FailureRecord};
 pub use job::{Dispatch, Job, JobId, RetryAfter};
 pub use queue::{DispatchOptions, Queue, QueueDriver, QueueStats};
 pub use schedule::Scheduler;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use core_db::Database;
-use core_jobs::{FailedJobs, FailureRecord, Queue, cli};
+use core_jobs::{FailedFilter, FailedJobs, FailureRecord, Queue, cli};
 
 fn record(name: &str, age: chrono::Duration) -> FailureRecord {
     let mut r = FailureRecord::new(
@@ -52,6 +52,11 @@ suite!(
     commands_list_retry_forget_prune,
     ages_beyond_the_calendar_are_errors_not_panics,
     recording_the_same_failure_twice_keeps_one_row,
+    filters_match_by_name_queue_error_time_and_id,
+    error_filter_escapes_like_wildcards_and_ignores_case,
+    retry_matching_redispatches_only_the_matching_rows,
+    retry_matching_keeps_the_rows_it_could_not_dispatch,
+    forget_matching_deletes_only_the_matching_rows,
 );
 
 /// A parked failure is written again when the reply to its first write was lost; the second
@@ -323,4 +328,216 @@ async fn sqlite_record_gives_up_on_a_locked_database() {
         .record(&record("unlocked", chrono::Duration::zero()))
         .await
         .expect("written once the lock is gone");
+}
+
+/// A failure of `name` on `queue` with `error`, at `at`.
+fn failure(name: &str, queue: &str, error: &str, at: chrono::DateTime<Utc>) -> FailureRecord {
+    let mut r = FailureRecord::new(
+        format!("id-{name}-{}", at.timestamp_millis()),
+        name,
+        queue,
+        format!(r#"{{"name":"{name}"}}"#),
+        error,
+    );
+    r.attempts = 3;
+    r.failed_at = at;
+    r
+}
+
+/// A time at a whole millisecond (what both databases keep exactly).
+fn at_ms(ms: i64) -> chrono::DateTime<Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap()
+}
+
+const T0: i64 = 1_796_000_000_000;
+
+async fn seed(store: &FailedJobs) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for (i, (name, queue, error)) in [
+        ("mail", "default", "SMTP timed out"),
+        ("mail", "mail", "connection refused"),
+        ("resize", "default", "image too large"),
+        ("resize", "media", "Timed Out waiting"),
+        ("report", "default", "disk full"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = at_ms(T0 + i as i64 * 1000);
+        ids.push(
+            store
+                .record(&failure(name, queue, error, at))
+                .await
+                .unwrap(),
+        );
+    }
+    ids
+}
+
+async fn filters_match_by_name_queue_error_time_and_id(db: Database) {
+    let store = FailedJobs::new(db);
+    let ids = seed(&store).await;
+    let count = |f: FailedFilter| {
+        let store = store.clone();
+        async move { store.count_matching(&f).await.unwrap() }
+    };
+    assert_eq!(count(FailedFilter::new()).await, 5);
+    assert_eq!(count(FailedFilter::new().job_name("mail")).await, 2);
+    assert_eq!(
+        count(FailedFilter::new().job_name("Mail")).await,
+        0,
+        "names are exact"
+    );
+    assert_eq!(count(FailedFilter::new().queue("default")).await, 3);
+    assert_eq!(
+        count(FailedFilter::new().job_name("resize").queue("default")).await,
+        1
+    );
+    assert_eq!(
+        count(FailedFilter::new().error_contains("timed out")).await,
+        2
+    );
+    // `from` is inclusive, `before` exclusive, to the millisecond.
+    assert_eq!(
+        count(FailedFilter::new().failed_from(at_ms(T0 + 1000))).await,
+        4
+    );
+    assert_eq!(
+        count(FailedFilter::new().failed_from(at_ms(T0 + 1001))).await,
+        3
+    );
+    assert_eq!(
+        count(FailedFilter::new().failed_before(at_ms(T0 + 1000))).await,
+        1
+    );
+    assert_eq!(
+        count(
+            FailedFilter::new()
+                .failed_from(at_ms(T0 + 1000))
+                .failed_before(at_ms(T0 + 3000))
+        )
+        .await,
+        2
+    );
+    assert_eq!(count(FailedFilter::new().id_at_most(ids[1])).await, 2);
+    assert_eq!(store.last_id().await.unwrap(), Some(ids[4]));
+    let by_queue = store.count_by_queue().await.unwrap();
+    assert_eq!(
+        by_queue.into_iter().collect::<Vec<_>>(),
+        vec![
+            ("default".to_owned(), 3),
+            ("mail".to_owned(), 1),
+            ("media".to_owned(), 1)
+        ]
+    );
+    store.forget_matching(&FailedFilter::new()).await.unwrap();
+    assert_eq!(store.last_id().await.unwrap(), None);
+}
+
+async fn error_filter_escapes_like_wildcards_and_ignores_case(db: Database) {
+    let store = FailedJobs::new(db);
+    for (i, error) in [
+        "100% done",
+        "1000 done",
+        "a_b",
+        "axb",
+        "wow!",
+        "wow",
+        "LOUD Error",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .record(&failure("j", "default", error, at_ms(T0 + i as i64)))
+            .await
+            .unwrap();
+    }
+    let count = |text: &str| {
+        let store = store.clone();
+        let f = FailedFilter::new().error_contains(text);
+        async move { store.count_matching(&f).await.unwrap() }
+    };
+    assert_eq!(count("0%").await, 1, "% matches itself");
+    assert_eq!(count("a_b").await, 1, "_ matches itself");
+    assert_eq!(count("w!").await, 1, "! matches itself");
+    assert_eq!(count("!").await, 1);
+    assert_eq!(count("loud error").await, 1, "case is ignored");
+    assert_eq!(count("%").await, 1);
+    assert_eq!(count("").await, 7, "an empty text is in every error");
+}
+
+async fn retry_matching_redispatches_only_the_matching_rows(db: Database) {
+    let store = FailedJobs::new(db);
+    let queue = Queue::memory();
+    seed(&store).await;
+    let retried = store
+        .retry_matching(&FailedFilter::new().queue("default"), &queue)
+        .await
+        .unwrap();
+    assert_eq!(retried, 3);
+    assert_eq!(queue.stats("default").await.unwrap().ready, 3);
+    assert_eq!(queue.stats("mail").await.unwrap().ready, 0);
+    assert_eq!(store.count().await.unwrap(), 2);
+    assert_eq!(
+        store
+            .count_matching(&FailedFilter::new().queue("default"))
+            .await
+            .unwrap(),
+        0
+    );
+    // Pinned by id: nothing above it is touched.
+    let rows = store.list(10).await.unwrap();
+    let oldest = rows.iter().map(|r| r.id).min().unwrap();
+    let retried = store
+        .retry_matching(&FailedFilter::new().id_at_most(oldest), &queue)
+        .await
+        .unwrap();
+    assert_eq!(retried, 1);
+    assert_eq!(store.count().await.unwrap(), 1);
+    assert_eq!(
+        store
+            .retry_matching(&FailedFilter::new().job_name("nothing"), &queue)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+/// A dispatch that fails midway stops the run: the rows already dispatched are gone, the one
+/// that failed and those after it are still there, and no job is lost.
+async fn retry_matching_keeps_the_rows_it_could_not_dispatch(db: Database) {
+    let store = FailedJobs::new(db);
+    let queue = Queue::memory();
+    store
+        .record(&failure("a", "default", "x", at_ms(T0)))
+        .await
+        .unwrap();
+    // A queue name the queue refuses (whitespace): its dispatch fails.
+    let bad = store
+        .record(&failure("b", "bad queue", "x", at_ms(T0 + 1)))
+        .await
+        .unwrap();
+    let after = store
+        .record(&failure("c", "default", "x", at_ms(T0 + 2)))
+        .await
+        .unwrap();
+    let err = store
+        .retry_matching(&FailedFilter::new(), &queue)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid queue name"), "{err}");
+    assert_eq!(queue.stats("default").await.unwrap().ready, 1);
+    let left: Vec<i64> = store.list(10).await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(left, vec![after, bad]);
+}
+
+async fn forget_matching_deletes_only_the_matching_rows(db: Database) {
+    let store = FailedJobs::new(db);
+    seed(&store).await;
+    let f = FailedFilter::new().error_contains("TIMED");
+    assert_eq!(store.forget_matching(&f).await.unwrap(), 2);
+    assert_eq!(store.count_matching(&f).await.unwrap(), 0);
+    assert_eq!(store.count().await.unwrap(), 3);
+    assert_eq!(store.forget_matching(&f).await.unwrap(), 0);
 }

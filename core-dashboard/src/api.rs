@@ -1,0 +1,286 @@
+//! The JSON API's routes and handlers (documented in the crate docs).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use core_jobs::Error as JobsError;
+use core_web::datatable::Row;
+use core_web::{ApiResponse, ApiResult, AppError, ValidatedJson};
+use serde::{Deserialize, Serialize};
+use validator::Validate;
+
+use crate::dashboard::Inner;
+use crate::filter::{self, FilterBody};
+
+type Shared = State<Arc<Inner>>;
+
+/// The response header a 409 of `POST api/failed/bulk` carries the current count in.
+pub(crate) const MATCHING_COUNT_HEADER: &str = "x-matching-count";
+
+pub(crate) fn routes(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route("/api/queues", get(queues))
+        .route("/api/failed", get(list))
+        .route("/api/failed/bulk/preview", post(bulk_preview))
+        .route("/api/failed/bulk", post(bulk))
+        .route("/api/failed/{id}", get(show))
+        .route("/api/failed/{id}/retry", post(retry))
+        .route("/api/failed/{id}/forget", post(forget))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(inner)
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound("No such jobs dashboard route".to_owned())
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::coded(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "This route does not answer that method",
+    )
+}
+
+/// One queue's counts (or the totals, without a name).
+#[derive(Debug, Default, Serialize)]
+struct Counts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<String>,
+    ready: u64,
+    delayed: u64,
+    running: u64,
+    grouped_waiting: u64,
+    pending_failures: u64,
+    failed: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct QueuesReply {
+    queues: Vec<Counts>,
+    totals: Counts,
+    failed_all_queues: u64,
+}
+
+async fn queues(State(s): Shared) -> ApiResult<QueuesReply> {
+    let stats = futures_util::future::try_join_all(s.queues.iter().map(|q| s.queue.stats(q)));
+    let failed = s.failed.count_by_queue();
+    let (stats, failed) = futures_util::future::try_join(stats, failed).await?;
+    let mut totals = Counts::default();
+    let queues = s
+        .queues
+        .iter()
+        .zip(stats)
+        .map(|(name, st)| {
+            let c = Counts {
+                queue: Some(name.clone()),
+                ready: st.ready,
+                delayed: st.delayed,
+                running: st.in_flight,
+                grouped_waiting: st.grouped_waiting,
+                pending_failures: st.pending_failures,
+                failed: failed.get(name).copied().unwrap_or(0),
+            };
+            totals.ready += c.ready;
+            totals.delayed += c.delayed;
+            totals.running += c.running;
+            totals.grouped_waiting += c.grouped_waiting;
+            totals.pending_failures += c.pending_failures;
+            totals.failed += c.failed;
+            c
+        })
+        .collect();
+    Ok(ApiResponse::success(
+        QueuesReply {
+            queues,
+            totals,
+            failed_all_queues: failed.values().sum(),
+        },
+        "",
+    ))
+}
+
+async fn list(State(s): Shared, RawQuery(query): RawQuery) -> ApiResult<Vec<Row>> {
+    let (_, query) = filter::listing_query(query.as_deref())?;
+    s.listing
+        .respond(s.failed.database(), Some(query.as_str()))
+        .await
+}
+
+/// A failed-job id from the path: a positive whole number, else 400.
+fn row_id(path: Result<Path<String>, PathRejection>) -> Result<i64, AppError> {
+    let Path(raw) = path.map_err(|rejection| AppError::BadRequest(rejection.body_text()))?;
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(AppError::BadRequest(format!(
+            "{:?} is not a failed job id (a positive whole number)",
+            raw.chars().take(64).collect::<String>()
+        ))),
+    }
+}
+
+fn no_such(id: i64) -> AppError {
+    AppError::NotFound(format!("No failed job {id}"))
+}
+
+async fn show(
+    State(s): Shared,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<core_jobs::FailedJob> {
+    let id = row_id(path)?;
+    let job = s.failed.get(id).await?.ok_or_else(|| no_such(id))?;
+    Ok(ApiResponse::success(job, ""))
+}
+
+#[derive(Debug, Serialize)]
+struct Retried {
+    id: i64,
+    job_id: String,
+}
+
+async fn retry(State(s): Shared, path: Result<Path<String>, PathRejection>) -> ApiResult<Retried> {
+    let id = row_id(path)?;
+    match s.failed.retry(id, &s.queue).await {
+        Ok(job_id) => Ok(ApiResponse::success(
+            Retried {
+                id,
+                job_id: job_id.as_str().to_owned(),
+            },
+            "Re-dispatched",
+        )),
+        Err(JobsError::FailedJobNotFound(_)) => Err(no_such(id)),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Forgotten {
+    id: i64,
+}
+
+async fn forget(
+    State(s): Shared,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Forgotten> {
+    let id = row_id(path)?;
+    if s.failed.forget(id).await? {
+        Ok(ApiResponse::success(Forgotten { id }, "Forgotten"))
+    } else {
+        Err(no_such(id))
+    }
+}
+
+/// What a bulk request does to the rows its filter matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Action {
+    /// Re-dispatch each job, then delete its row.
+    Retry,
+    /// Delete the rows.
+    Forget,
+}
+
+/// The body of both bulk routes.
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+struct BulkBody {
+    action: Action,
+    #[serde(default)]
+    filter: FilterBody,
+    /// The count the preview showed and the user confirmed (`POST api/failed/bulk` only).
+    confirm_count: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct BulkReply {
+    action: Action,
+    count: u64,
+}
+
+async fn bulk_preview(
+    State(s): Shared,
+    ValidatedJson(body): ValidatedJson<BulkBody>,
+) -> ApiResult<BulkReply> {
+    let filter = body
+        .filter
+        .check("filter.")
+        .map_err(filter::validation)?
+        .to_failed_filter();
+    let count = s.failed.count_matching(&filter).await?;
+    Ok(ApiResponse::success(
+        BulkReply {
+            action: body.action,
+            count,
+        },
+        "",
+    ))
+}
+
+async fn bulk(
+    State(s): Shared,
+    ValidatedJson(body): ValidatedJson<BulkBody>,
+) -> ApiResult<BulkReply> {
+    let checked = body.filter.check("filter.");
+    let mut errors = checked.as_ref().err().cloned().unwrap_or_default();
+    if body.confirm_count.is_none() {
+        errors.insert(
+            "confirm_count".to_owned(),
+            vec!["is required: the count POST api/failed/bulk/preview showed".to_owned()],
+        );
+    }
+    let (Ok(filter), Some(confirmed)) = (checked, body.confirm_count) else {
+        return Err(filter::validation(errors));
+    };
+    // Pinned to the rows that exist now: failures recorded after the count are not touched.
+    let Some(last) = s.failed.last_id().await? else {
+        return if confirmed == 0 {
+            Ok(ApiResponse::success(
+                BulkReply {
+                    action: body.action,
+                    count: 0,
+                },
+                "",
+            ))
+        } else {
+            Err(count_changed(0, confirmed))
+        };
+    };
+    let filter = filter.to_failed_filter().id_at_most(last);
+    let count = s.failed.count_matching(&filter).await?;
+    if count != confirmed {
+        return Err(count_changed(count, confirmed));
+    }
+    let touched = match body.action {
+        Action::Retry => s.failed.retry_matching(&filter, &s.queue).await?,
+        Action::Forget => s.failed.forget_matching(&filter).await?,
+    };
+    let message = match body.action {
+        Action::Retry => "Re-dispatched",
+        Action::Forget => "Forgotten",
+    };
+    Ok(ApiResponse::success(
+        BulkReply {
+            action: body.action,
+            count: touched,
+        },
+        message,
+    ))
+}
+
+/// 409: the filter matches `count` rows now, not the `confirmed` ones.
+fn count_changed(count: u64, confirmed: u64) -> AppError {
+    AppError::coded(
+        StatusCode::CONFLICT,
+        "BULK_COUNT_CHANGED",
+        format!(
+            "The filter now matches {count} failed jobs, not the {confirmed} confirmed; \
+             nothing was changed. Confirm {count} to go ahead."
+        ),
+    )
+    .with_header(MATCHING_COUNT_HEADER, count)
+}

@@ -1,0 +1,91 @@
+//! Rustforge's jobs dashboard: a [`Router`](axum::Router) an application nests wherever it
+//! likes, answering a JSON API over its queues and its failed jobs.
+//!
+//! - **Counts**: per queue and in total, the jobs ready, delayed, running, waiting behind their
+//!   group, parked failures, and the failed jobs stored (from [`core_jobs::Queue::stats`] and
+//!   the `failed_jobs` table).
+//! - **Failed jobs**: a paged, sorted, filtered list (core-web's DataTable over `failed_jobs`,
+//!   without the payloads), one failure in full, retry, forget, and retry or forget of every row
+//!   a filter matches, after a preview that says how many rows it will touch.
+//! - **Security**: nothing is public. Every request, unknown paths included, goes through the
+//!   application's [`Authorize`] hook first; a dashboard built without one answers every request
+//!   with 401.
+//!
+//! ```no_run
+//! use axum::Router;
+//! use core_dashboard::Dashboard;
+//! use core_jobs::{FailedJobs, Queue};
+//! use core_web::AppError;
+//! use http::request::Parts;
+//!
+//! # async fn app(queue: Queue, failed: FailedJobs) -> Result<Router, core_dashboard::Error> {
+//! let dashboard = Dashboard::builder(queue, failed)
+//!     .queue_names(["default", "mail"])
+//!     .authorize(|parts: &Parts| {
+//!         // Whatever the application's login put on the request.
+//!         let admin = parts.headers.get("x-admin-token").is_some_and(|t| t == "secret");
+//!         async move {
+//!             if admin { Ok(()) } else { Err(AppError::Unauthorized("Admins only".into())) }
+//!         }
+//!     })
+//!     .build()?;
+//! Ok(Router::new().nest("/admin/jobs", dashboard.router()))
+//! # }
+//! ```
+//!
+//! # The API
+//!
+//! Paths are relative to the mount point. Successes are core-web's
+//! [`ApiResponse`](core_web::ApiResponse) envelope `{"data", "message"?, "meta"?}`; every error
+//! is an [`AppError`](core_web::AppError) in the framework's JSON error shape
+//! `{"message", "error_code", "errors"?, "request_id"}` (bad input is 400 or 422 with the
+//! offending field under `errors`, never a panic or plain text).
+//!
+//! | route | answers |
+//! |---|---|
+//! | `GET api/queues` | `{"queues": [{"queue", "ready", "delayed", "running", "grouped_waiting", "pending_failures", "failed"}], "totals": {…the same, summed over the queues shown}, "failed_all_queues"}` |
+//! | `GET api/failed` | the failed jobs, newest first: rows `{"id", "job_id", "job_name", "queue", "error", "attempts", "group_id", "failed_at"}` (no payload) and `meta` `{"page", "per_page", "total", "last_page"}` |
+//! | `GET api/failed/{id}` | one failure with its payload (core-jobs' `FailedJob`); 404 when there is none |
+//! | `POST api/failed/{id}/retry` | re-dispatches it with its attempts reset and deletes the row: `{"id", "job_id"}`; 404 when there is none |
+//! | `POST api/failed/{id}/forget` | deletes the row: `{"id"}`; 404 when there is none |
+//! | `POST api/failed/bulk/preview` | body `{"action": "retry" \| "forget", "filter": {…}}` → `{"action", "count"}`: how many rows the action would touch now |
+//! | `POST api/failed/bulk` | the same body plus `"confirm_count"`: acts only when the filter still matches exactly that many rows, and answers `{"action", "count"}` with the rows touched; otherwise 409 `BULK_COUNT_CHANGED`, nothing touched, the message and the `x-matching-count` header giving the new count |
+//!
+//! Forget is a `POST` to an action path, like retry and the bulk actions, so that every change
+//! the dashboard makes is a `POST` naming what it does.
+//!
+//! ## The filter
+//!
+//! `GET api/failed` takes it as query parameters and the bulk routes as the `filter` object, with
+//! the same names and the same meaning, so a bulk action touches exactly the rows the list shows
+//! (as many as its `meta.total`):
+//!
+//! | name | rows whose |
+//! |---|---|
+//! | `job_name` | job name is exactly this |
+//! | `queue` | queue is exactly this |
+//! | `error` | error contains this text, ignoring case; `%` and `_` match themselves |
+//! | `failed_from` | failure time is at or after this (RFC 3339, or a date meaning its midnight UTC) |
+//! | `failed_before` | failure time is before this (likewise) |
+//!
+//! Empty values mean "not given"; times are taken to the millisecond; an unknown key in the
+//! `filter` object is refused (a typo must not widen a bulk action to every row). The list also
+//! takes `page`, `per_page` (at most 200) and `sort` (`id`, `job_name`, `queue`, `attempts`,
+//! `failed_at`, `-` for descending, as core-web's DataTable reads them); its DataTable
+//! `filter[…]` parameters are refused in favour of the names above.
+//!
+//! A bulk action works on the rows that exist when it starts: failures recorded while it runs
+//! are left alone. A bulk retry dispatches each job before deleting its row, so a queue that
+//! fails midway loses no job (the rows not yet handled stay, and the request answers the
+//! error).
+
+pub mod auth;
+pub mod dashboard;
+pub mod error;
+
+mod api;
+mod filter;
+
+pub use auth::Authorize;
+pub use dashboard::{Dashboard, DashboardBuilder};
+pub use error::{Error, Result};
