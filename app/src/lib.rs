@@ -16,7 +16,9 @@
 //!   presigned links ([`routes::files`]);
 //! - `GET /openapi.json`: the OpenAPI 3.1 document of this API, generated from the code
 //!   ([`openapi`]);
-//! - `/docs/`: the documentation site (when built).
+//! - `/docs/`: the documentation site (when built);
+//! - `/admin/jobs`: the jobs dashboard, signed in with `ADMIN_TOKEN` (disabled without it;
+//!   [`routes::admin`]). It is not part of the public API or its OpenAPI document.
 //!
 //! [`Settings`] composes every crate's configuration and is loaded once; [`AppContext::connect`]
 //! turns it into the one [`AppContext`] (settings, database, cache, queue, storage) that
@@ -45,12 +47,16 @@ pub use jobs::worker;
 pub use settings::Settings;
 
 // region: router
-/// The whole application: routes, the documentation site under `/docs`, and the middleware stack
-/// configured from the settings.
+/// The whole application: routes, the documentation site under `/docs`, the jobs dashboard
+/// under `/admin/jobs`, and the middleware stack configured from the settings.
 pub fn router(ctx: AppContext) -> Router {
     let http = ctx.settings.base.http.clone();
     let routes = routes::routes(&ctx)
         .nest_service("/docs", core_docs::router())
+        .nest_service(
+            routes::admin::DASHBOARD_PATH,
+            routes::admin::dashboard(&ctx),
+        )
         .with_state(ctx);
     core_web::middleware::stack(routes, &http)
 }

@@ -33,6 +33,10 @@ pub struct ForgeRunConfig {
     /// `API_KEY_SECRET`: the HMAC key API keys are stored under. Never serialized.
     #[serde(skip_serializing)]
     pub api_key_secret: Option<String>,
+    /// `ADMIN_TOKEN`: the token that signs admins in to the jobs dashboard at `/admin/jobs`;
+    /// unset, the dashboard is disabled. Never serialized.
+    #[serde(skip_serializing)]
+    pub admin_token: Option<String>,
     /// `API_KEY_TTL`: how long a new key works; `None`, the default, for no expiry.
     pub api_key_ttl: Option<Duration>,
     /// `API_KEY_RENEW_OVERLAP`: how long a renewed key keeps working next to its successor.
@@ -69,6 +73,7 @@ impl Default for ForgeRunConfig {
             env: Environment::Development,
             data_dir: PathBuf::from("data"),
             api_key_secret: None,
+            admin_token: None,
             api_key_ttl: None,
             api_key_renew_overlap: Duration::from_secs(3600),
             work_time_scale: 1.0,
@@ -95,6 +100,7 @@ impl std::fmt::Debug for ForgeRunConfig {
                 "api_key_secret",
                 &self.api_key_secret.as_ref().map(|_| "***"),
             )
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
             .field("api_key_ttl", &self.api_key_ttl)
             .field("api_key_renew_overlap", &self.api_key_renew_overlap)
             .field("work_time_scale", &self.work_time_scale)
@@ -155,6 +161,14 @@ impl ForgeRunConfig {
             ));
         }
         self.allowed_networks()?;
+        if let Some(token) = &self.admin_token
+            && token.len() < MIN_ADMIN_TOKEN
+        {
+            return Err(Invalid::new(
+                "forgerun.admin_token",
+                format!("ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters"),
+            ));
+        }
         if let Some(secret) = &self.api_key_secret
             && secret.len() < 32
         {
@@ -166,6 +180,9 @@ impl ForgeRunConfig {
         Ok(())
     }
 }
+
+/// The fewest characters `ADMIN_TOKEN` may have.
+pub const MIN_ADMIN_TOKEN: usize = 16;
 
 /// ForgeRun's variables.
 pub const SETTINGS: &[Setting] = &[
@@ -189,6 +206,13 @@ pub const SETTINGS: &[Setting] = &[
         Kind::Secret,
         "at least 32 characters",
         "The HMAC-SHA-256 key API keys are stored under; changing it invalidates every key.",
+    ),
+    Setting::new(
+        "ADMIN_TOKEN",
+        "forgerun.admin_token",
+        Kind::Secret,
+        "at least 16 characters",
+        "Signs admins in to the jobs dashboard at `/admin/jobs`; unset, the dashboard is disabled.",
     ),
     Setting::new(
         "API_KEY_TTL",

@@ -90,6 +90,11 @@ fn assert_samples(settings: &Settings, source: &str) {
                 Some(raw),
                 "{source}"
             ),
+            "ADMIN_TOKEN" => assert_eq!(
+                settings.forgerun.admin_token.as_deref(),
+                Some(raw),
+                "{source}"
+            ),
             "STORAGE_SIGNING_KEY" => assert_eq!(
                 settings.base.storage.signing_key.as_deref(),
                 Some(raw),
@@ -289,6 +294,7 @@ fn debug_output_never_shows_a_secret() {
         ("QUEUE_URL", format!("redis://jobs:{SECRET}@queue:6379/1")),
         ("S3_SECRET_ACCESS_KEY", SECRET.to_owned()),
         ("STORAGE_SIGNING_KEY", SECRET.to_owned()),
+        ("ADMIN_TOKEN", SECRET.to_owned()),
     ]);
     let settings = Settings::from_lookup(|name| vars.get(name).cloned()).unwrap();
     let base = &settings.base;
@@ -304,6 +310,9 @@ fn debug_output_never_shows_a_secret() {
         format!("{:?}", base.http),
         format!("{:?}", base.log),
         format!("{:?}", base.i18n),
+        format!("{:?}", settings.forgerun),
+        // Secret settings are not serialized either (URLs are, for the README's defaults).
+        serde_json::to_string(&settings.forgerun).unwrap(),
     ] {
         assert!(!shown.contains(SECRET), "{shown}");
     }

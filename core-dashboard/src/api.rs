@@ -22,7 +22,12 @@ type Shared = State<Arc<Inner>>;
 pub(crate) const MATCHING_COUNT_HEADER: &str = "x-matching-count";
 
 pub(crate) fn routes(inner: Arc<Inner>) -> Router {
-    Router::new()
+    let routes = if inner.login.is_some() {
+        crate::login::routes()
+    } else {
+        Router::new()
+    };
+    routes
         .route("/api/queues", get(queues))
         .route("/api/failed", get(list))
         .route("/api/failed/bulk/preview", post(bulk_preview))

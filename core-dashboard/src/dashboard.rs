@@ -14,6 +14,7 @@ use core_web::datatable::{Column, DataTable, Filter};
 use crate::api;
 use crate::auth::Authorize;
 use crate::error::{Error, Result};
+use crate::login::{self, Admit, Login, TokenLogin};
 
 /// The message of the 401 a dashboard without an authorization hook answers.
 pub(crate) const NO_HOOK: &str =
@@ -27,6 +28,7 @@ pub struct DashboardBuilder {
     failed: FailedJobs,
     queues: Vec<String>,
     authorize: Option<Arc<dyn Authorize>>,
+    login: Option<TokenLogin>,
 }
 
 impl fmt::Debug for DashboardBuilder {
@@ -35,6 +37,7 @@ impl fmt::Debug for DashboardBuilder {
             .field("queue", &self.queue)
             .field("queues", &self.queues)
             .field("authorize", &self.authorize.is_some())
+            .field("login", &self.login)
             .finish_non_exhaustive()
     }
 }
@@ -69,11 +72,40 @@ impl DashboardBuilder {
         self
     }
 
-    /// Checks the queue names and returns the [`Dashboard`]. Without an authorization hook it
-    /// still builds, logs a warning, and refuses every request.
+    /// Signs admins in with a token, with sessions and CSRF protection (see [`TokenLogin`]);
+    /// replaces an earlier login. Every route but sign-in and sign-out then needs a session;
+    /// an [`authorize`](Self::authorize) hook given as well runs after the session check.
+    ///
+    /// ```
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use core_dashboard::{Dashboard, TokenLogin};
+    /// use core_jobs::{FailedJobs, Queue};
+    ///
+    /// let db = core_db::Database::connect("sqlite::memory:").await?;
+    /// let dashboard = Dashboard::builder(Queue::memory(), FailedJobs::new(db))
+    ///     .login(TokenLogin::new("a-long-random-admin-token").failures_per_minute(3))
+    ///     .build()?;
+    /// # let _ = dashboard;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn login(mut self, login: TokenLogin) -> Self {
+        self.login = Some(login);
+        self
+    }
+
+    /// [`login`](Self::login) with [`TokenLogin::new(token)`](TokenLogin::new) and its
+    /// defaults.
+    pub fn token_login(self, token: impl AsRef<str>) -> Self {
+        self.login(TokenLogin::new(token))
+    }
+
+    /// Checks the queue names and returns the [`Dashboard`]. Without an authorization hook or
+    /// a login it still builds, logs a warning, and refuses every request.
     ///
     /// # Errors
-    /// [`Error::InvalidQueueName`] for a name the queue would refuse.
+    /// [`Error::InvalidQueueName`] for a name the queue would refuse;
+    /// [`Error::EmptyLoginToken`] for a login with an empty token.
     pub fn build(self) -> Result<Dashboard> {
         let mut queues: Vec<String> = Vec::with_capacity(self.queues.len().max(1));
         for name in self.queues {
@@ -87,7 +119,10 @@ impl DashboardBuilder {
         if queues.is_empty() {
             queues.push("default".to_owned());
         }
-        if self.authorize.is_none() {
+        if self.login.as_ref().is_some_and(TokenLogin::is_empty) {
+            return Err(Error::EmptyLoginToken);
+        }
+        if self.authorize.is_none() && self.login.is_none() {
             tracing::warn!(
                 "the jobs dashboard has no authorization hook: every request is refused (401)"
             );
@@ -99,6 +134,7 @@ impl DashboardBuilder {
                 failed: self.failed,
                 queues,
                 authorize: self.authorize,
+                login: self.login.map(Login::new),
             }),
         })
     }
@@ -134,6 +170,7 @@ pub(crate) struct Inner {
     pub(crate) queues: Vec<String>,
     pub(crate) listing: DataTable,
     authorize: Option<Arc<dyn Authorize>>,
+    pub(crate) login: Option<Login>,
 }
 
 /// A jobs dashboard: the queues' counts and the failed jobs, with retry and forget, as a
@@ -173,6 +210,7 @@ impl fmt::Debug for Dashboard {
         f.debug_struct("Dashboard")
             .field("queues", &self.inner.queues)
             .field("authorize", &self.inner.authorize.is_some())
+            .field("login", &self.inner.login.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -186,7 +224,31 @@ impl Dashboard {
             failed,
             queues: Vec::new(),
             authorize: None,
+            login: None,
         }
+    }
+
+    /// A stand-in for a dashboard the application has turned off: every path under the mount
+    /// point answers 503 `DASHBOARD_DISABLED` saying `reason` (JSON under `api/`, a small HTML
+    /// page elsewhere), so an admin who opens it learns why instead of meeting a bare 404.
+    ///
+    /// ```
+    /// use axum::Router;
+    /// use core_dashboard::Dashboard;
+    ///
+    /// let app: Router = Router::new().nest_service(
+    ///     "/admin/jobs",
+    ///     Dashboard::disabled("The jobs dashboard is disabled: ADMIN_TOKEN is not set"),
+    /// );
+    /// # let _ = app;
+    /// ```
+    pub fn disabled(reason: impl Into<String>) -> Router {
+        let reason: Arc<str> = Arc::from(reason.into());
+        tracing::info!(reason = %reason, "the jobs dashboard is disabled");
+        Router::new().fallback(move |request: Request| {
+            let reason = reason.clone();
+            async move { disabled_answer(&reason, &request) }
+        })
     }
 
     /// The queues it shows, in order.
@@ -195,22 +257,35 @@ impl Dashboard {
     }
 
     /// The dashboard's routes, relative to where the router is mounted
-    /// (`Router::new().nest("/admin/jobs", dashboard.router())`); see the [crate docs](crate)
-    /// for the API. Every request, unknown paths included, passes the authorization hook first.
+    /// (`Router::new().nest("/admin/jobs", dashboard.router())`, or `nest_service` for a
+    /// dashboard with a [`TokenLogin`], see [`login`]); see the [crate docs](crate)
+    /// for the API. Every request, unknown paths included, passes the login's session check
+    /// (when there is a login) and the authorization hook first.
     pub fn router(&self) -> Router {
-        let authorize = self.inner.authorize.clone();
+        let inner = self.inner.clone();
         api::routes(self.inner.clone()).layer(axum::middleware::from_fn(
             move |request: Request, next: Next| {
-                let authorize = authorize.clone();
-                async move { guard(authorize.as_deref(), request, next).await }
+                let inner = inner.clone();
+                async move { guard(&inner, request, next).await }
             },
         ))
     }
 }
 
-/// Runs the hook on the request's head, then the request (or answers the hook's error).
-async fn guard(authorize: Option<&dyn Authorize>, request: Request, next: Next) -> Response {
-    let Some(authorize) = authorize else {
+/// Runs the login's check and the hook on the request, then the request (or answers their
+/// refusal).
+async fn guard(inner: &Inner, mut request: Request, next: Next) -> Response {
+    if let Some(login) = &inner.login {
+        match login.admit(&mut request) {
+            Admit::Public => return next.run(request).await,
+            Admit::Session => {}
+            Admit::Refused(response) => return response,
+        }
+    }
+    let Some(authorize) = inner.authorize.as_deref() else {
+        if inner.login.is_some() {
+            return next.run(request).await;
+        }
         return AppError::Unauthorized(NO_HOOK.to_owned()).into_response();
     };
     let (parts, body) = request.into_parts();
@@ -218,4 +293,21 @@ async fn guard(authorize: Option<&dyn Authorize>, request: Request, next: Next) 
         return err.into_response();
     }
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// What a disabled dashboard answers to `request`.
+fn disabled_answer(reason: &str, request: &Request) -> Response {
+    let path = request.uri().path();
+    if path == "/api" || path.starts_with("/api/") {
+        return AppError::coded(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "DASHBOARD_DISABLED",
+            reason,
+        )
+        .into_response();
+    }
+    login::html(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        login::disabled_page(reason),
+    )
 }

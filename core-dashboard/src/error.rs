@@ -11,6 +11,9 @@ pub enum Error {
     /// A queue name the queue would refuse: empty, or holding `:` or whitespace.
     #[error("invalid queue name {0:?}: must be non-empty, without ':' or whitespace")]
     InvalidQueueName(String),
+    /// A [`TokenLogin`](crate::TokenLogin) with an empty token: anyone could sign in.
+    #[error("the dashboard's login token is empty")]
+    EmptyLoginToken,
     /// The failed-jobs listing could not be defined (a bug in this crate, not in the caller's
     /// input).
     #[error(transparent)]

@@ -8,8 +8,41 @@
 //!   without the payloads), one failure in full, retry, forget, and retry or forget of every row
 //!   a filter matches, after a preview that says how many rows it will touch.
 //! - **Security**: nothing is public. Every request, unknown paths included, goes through the
-//!   application's [`Authorize`] hook first; a dashboard built without one answers every request
-//!   with 401.
+//!   sign-in check of a [`TokenLogin`] and the application's [`Authorize`] hook first; a
+//!   dashboard built with neither answers every request with 401, and one the application has
+//!   turned off ([`Dashboard::disabled`]) answers 503 saying why.
+//!
+//! # Signing in with a token
+//!
+//! An application with one admin secret (such as an `ADMIN_TOKEN` setting) gives it to
+//! [`DashboardBuilder::token_login`]: the dashboard then serves its own sign-in page at
+//! `{prefix}/login`, keeps sessions in an `HttpOnly`, `SameSite=Strict` cookie, demands the
+//! session's CSRF token in the `x-csrf-token` header of every change, refuses cross-origin
+//! changes and sign-ins, and rate-limits wrong tokens (see [`login`] for all of it):
+//!
+//! ```no_run
+//! use axum::Router;
+//! use core_dashboard::Dashboard;
+//! use core_jobs::{FailedJobs, Queue};
+//!
+//! # fn app(queue: Queue, failed: FailedJobs, admin_token: Option<String>)
+//! #     -> Result<Router, core_dashboard::Error> {
+//! let dashboard = match admin_token {
+//!     Some(token) => Dashboard::builder(queue, failed)
+//!         .queue_names(["default", "mail"])
+//!         .token_login(token)
+//!         .build()?
+//!         .router(),
+//!     None => Dashboard::disabled("The jobs dashboard is disabled: ADMIN_TOKEN is not set"),
+//! };
+//! // `nest_service`, so that `/admin/jobs/`, where sign-in leads, reaches it too.
+//! Ok(Router::new().nest_service("/admin/jobs", dashboard))
+//! # }
+//! ```
+//!
+//! # Any other authorization
+//!
+//! An application with its own login gives the dashboard an [`Authorize`] hook instead:
 //!
 //! ```no_run
 //! use axum::Router;
@@ -50,9 +83,11 @@
 //! | `POST api/failed/{id}/forget` | deletes the row: `{"id"}`; 404 when there is none |
 //! | `POST api/failed/bulk/preview` | body `{"action": "retry" \| "forget", "filter": {…}}` → `{"action", "count"}`: how many rows the action would touch now |
 //! | `POST api/failed/bulk` | the same body plus `"confirm_count"`: acts only when the filter still matches exactly that many rows, and answers `{"action", "count"}` with the rows touched; otherwise 409 `BULK_COUNT_CHANGED`, nothing touched, the message and the `x-matching-count` header giving the new count |
+//! | `GET api/session` | with a [`TokenLogin`] only: `{"csrf_token", "expires_at"}` of the caller's session |
 //!
 //! Forget is a `POST` to an action path, like retry and the bulk actions, so that every change
-//! the dashboard makes is a `POST` naming what it does.
+//! the dashboard makes is a `POST` naming what it does. Behind a [`TokenLogin`], every one of
+//! them needs the session's CSRF token in the `x-csrf-token` header.
 //!
 //! ## The filter
 //!
@@ -82,6 +117,7 @@
 pub mod auth;
 pub mod dashboard;
 pub mod error;
+pub mod login;
 
 mod api;
 mod filter;
@@ -89,3 +125,4 @@ mod filter;
 pub use auth::Authorize;
 pub use dashboard::{Dashboard, DashboardBuilder};
 pub use error::{Error, Result};
+pub use login::TokenLogin;

@@ -5,6 +5,9 @@
 //! the router's 404 and 405, a handler returning `(StatusCode, &str)` — is rewritten here into the
 //! same `{"message", "error_code", "errors"?, "request_id"}` body, keeping the status and headers
 //! such as `Allow`.
+//!
+//! An error page a handler renders on purpose as HTML (`text/html`, such as a sign-in form
+//! shown again with its error) is left as it is: it was written for a browser.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
@@ -53,7 +56,10 @@ where
     };
     let path = uri.path();
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json(response.headers())
+        || is_html(response.headers())
+    {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -80,6 +86,14 @@ fn is_json(headers: &HeaderMap) -> bool {
             mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
         })
         .unwrap_or(false)
+}
+
+fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/html"))
 }
 
 /// The original body's text, when it is short enough to be a message.

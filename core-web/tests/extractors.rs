@@ -64,6 +64,16 @@ fn app(limit: usize) -> Router {
             .route(
                 "/text",
                 get(|| async { (StatusCode::CONFLICT, "plain text conflict") }),
+            )
+            .route(
+                "/page",
+                get(|| async {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        [("content-type", "text/html; charset=utf-8")],
+                        "<p>Wrong token</p>",
+                    )
+                }),
             ),
         &HttpConfig {
             body_limit: limit,
@@ -262,6 +272,23 @@ async fn plain_text_errors_from_handlers_become_json() {
     let reply = send(&app(1 << 20), get_req("/text")).await;
     let json = assert_error(&reply, 409, "CONFLICT");
     assert_eq!(json["message"], "plain text conflict");
+}
+
+#[tokio::test]
+async fn html_error_pages_from_handlers_are_kept() {
+    let response = tower::ServiceExt::oneshot(app(1 << 20), get_req("/page"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&body[..], b"<p>Wrong token</p>");
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 use crate::auth::{self, Caller};
 use crate::{AppContext, openapi};
 
+pub mod admin;
 pub mod clients;
 pub mod events;
 pub mod files;
