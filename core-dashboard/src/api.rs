@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use core_jobs::Error as JobsError;
 use core_web::datatable::Row;
@@ -29,19 +30,26 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Router {
     };
     routes
         .route("/api/queues", get(queues))
+        .route("/api/events", get(crate::live::events))
         .route("/api/failed", get(list))
         .route("/api/failed/bulk/preview", post(bulk_preview))
         .route("/api/failed/bulk", post(bulk))
         .route("/api/failed/{id}", get(show))
         .route("/api/failed/{id}/retry", post(retry))
         .route("/api/failed/{id}/forget", post(forget))
-        .fallback(not_found)
+        .fallback(page_or_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(inner)
 }
 
-async fn not_found() -> AppError {
-    AppError::NotFound("No such jobs dashboard route".to_owned())
+/// Paths under `api/` that no route answers get the JSON 404; every other path is a file of
+/// the dashboard's page (or its "not built yet" stand-in).
+async fn page_or_not_found(State(s): Shared, request: Request) -> Response {
+    let path = request.uri().path();
+    if path == "/api" || path.starts_with("/api/") {
+        return AppError::NotFound("No such jobs dashboard route".to_owned()).into_response();
+    }
+    s.frontend.serve(&s, request).await
 }
 
 async fn method_not_allowed() -> AppError {
@@ -65,14 +73,20 @@ struct Counts {
     failed: u64,
 }
 
+/// The body of `GET api/queues` and of the `queues` events of `GET api/events`.
 #[derive(Debug, Serialize)]
-struct QueuesReply {
+pub(crate) struct QueuesReply {
     queues: Vec<Counts>,
     totals: Counts,
     failed_all_queues: u64,
 }
 
 async fn queues(State(s): Shared) -> ApiResult<QueuesReply> {
+    Ok(ApiResponse::success(queue_counts(&s).await?, ""))
+}
+
+/// Every shown queue's counts, their totals, and the failed jobs of all queues.
+pub(crate) async fn queue_counts(s: &Inner) -> Result<QueuesReply, AppError> {
     let stats = futures_util::future::try_join_all(s.queues.iter().map(|q| s.queue.stats(q)));
     let failed = s.failed.count_by_queue();
     let (stats, failed) = futures_util::future::try_join(stats, failed).await?;
@@ -100,14 +114,11 @@ async fn queues(State(s): Shared) -> ApiResult<QueuesReply> {
             c
         })
         .collect();
-    Ok(ApiResponse::success(
-        QueuesReply {
-            queues,
-            totals,
-            failed_all_queues: failed.values().sum(),
-        },
-        "",
-    ))
+    Ok(QueuesReply {
+        queues,
+        totals,
+        failed_all_queues: failed.values().sum(),
+    })
 }
 
 async fn list(State(s): Shared, RawQuery(query): RawQuery) -> ApiResult<Vec<Row>> {

@@ -1,7 +1,9 @@
 //! [`Dashboard`] and its builder: what the dashboard shows, who may see it, and the router.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
@@ -14,6 +16,7 @@ use core_web::datatable::{Column, DataTable, Filter};
 use crate::api;
 use crate::auth::Authorize;
 use crate::error::{Error, Result};
+use crate::frontend::{self, Frontend};
 use crate::login::{self, Admit, Login, TokenLogin};
 
 /// The message of the 401 a dashboard without an authorization hook answers.
@@ -29,7 +32,16 @@ pub struct DashboardBuilder {
     queues: Vec<String>,
     authorize: Option<Arc<dyn Authorize>>,
     login: Option<TokenLogin>,
+    live_interval: Duration,
+    frontend_dir: Option<PathBuf>,
 }
+
+/// How often `GET api/events` sends the counts unless
+/// [`live_interval`](DashboardBuilder::live_interval) says otherwise.
+pub const DEFAULT_LIVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The shortest interval [`live_interval`](DashboardBuilder::live_interval) accepts.
+pub const MIN_LIVE_INTERVAL: Duration = Duration::from_millis(100);
 
 impl fmt::Debug for DashboardBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -38,6 +50,8 @@ impl fmt::Debug for DashboardBuilder {
             .field("queues", &self.queues)
             .field("authorize", &self.authorize.is_some())
             .field("login", &self.login)
+            .field("live_interval", &self.live_interval)
+            .field("frontend_dir", &self.frontend_dir)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +114,37 @@ impl DashboardBuilder {
         self.login(TokenLogin::new(token))
     }
 
+    /// How often `GET api/events` sends the queues' counts to a connected page
+    /// ([`DEFAULT_LIVE_INTERVAL`], one second, by default; at least [`MIN_LIVE_INTERVAL`]).
+    /// The counts are read only while a page is connected, once per interval per page.
+    ///
+    /// ```
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use core_dashboard::Dashboard;
+    /// use core_jobs::{FailedJobs, Queue};
+    ///
+    /// let db = core_db::Database::connect("sqlite::memory:").await?;
+    /// let dashboard = Dashboard::builder(Queue::memory(), FailedJobs::new(db))
+    ///     .token_login("a-long-random-admin-token")
+    ///     .live_interval(Duration::from_secs(5))
+    ///     .build()?;
+    /// # let _ = dashboard;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn live_interval(mut self, interval: Duration) -> Self {
+        self.live_interval = interval.max(MIN_LIVE_INTERVAL);
+        self
+    }
+
+    /// Serves the dashboard's page from `dir` (a directory holding the built `index.html` and
+    /// `assets/`) instead of the one [`frontend::frontend_dir`] names.
+    pub fn frontend_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.frontend_dir = Some(dir.into());
+        self
+    }
+
     /// Checks the queue names and returns the [`Dashboard`]. Without an authorization hook or
     /// a login it still builds, logs a warning, and refuses every request.
     ///
@@ -135,6 +180,8 @@ impl DashboardBuilder {
                 queues,
                 authorize: self.authorize,
                 login: self.login.map(Login::new),
+                live_interval: self.live_interval,
+                frontend: Frontend::new(self.frontend_dir.unwrap_or_else(frontend::frontend_dir)),
             }),
         })
     }
@@ -171,6 +218,8 @@ pub(crate) struct Inner {
     pub(crate) listing: DataTable,
     authorize: Option<Arc<dyn Authorize>>,
     pub(crate) login: Option<Login>,
+    pub(crate) live_interval: Duration,
+    pub(crate) frontend: Frontend,
 }
 
 /// A jobs dashboard: the queues' counts and the failed jobs, with retry and forget, as a
@@ -225,6 +274,8 @@ impl Dashboard {
             queues: Vec::new(),
             authorize: None,
             login: None,
+            live_interval: DEFAULT_LIVE_INTERVAL,
+            frontend_dir: None,
         }
     }
 

@@ -7,6 +7,9 @@
 //! - **Failed jobs**: a paged, sorted, filtered list (core-web's DataTable over `failed_jobs`,
 //!   without the payloads), one failure in full, retry, forget, and retry or forget of every row
 //!   a filter matches, after a preview that says how many rows it will touch.
+//! - **A web page** at the mount point (see [`frontend`]): the counts, updated live over
+//!   server-sent events (`GET api/events`), and the failed jobs with their filters, details and
+//!   actions, every destructive one confirmed first.
 //! - **Security**: nothing is public. Every request, unknown paths included, goes through the
 //!   sign-in check of a [`TokenLogin`] and the application's [`Authorize`] hook first; a
 //!   dashboard built with neither answers every request with 401, and one the application has
@@ -84,6 +87,7 @@
 //! | `POST api/failed/bulk/preview` | body `{"action": "retry" \| "forget", "filter": {…}}` → `{"action", "count"}`: how many rows the action would touch now |
 //! | `POST api/failed/bulk` | the same body plus `"confirm_count"`: acts only when the filter still matches exactly that many rows, and answers `{"action", "count"}` with the rows touched; otherwise 409 `BULK_COUNT_CHANGED`, nothing touched, the message and the `x-matching-count` header giving the new count |
 //! | `GET api/session` | with a [`TokenLogin`] only: `{"csrf_token", "expires_at"}` of the caller's session |
+//! | `GET api/events` | server-sent events: `queues` with the JSON of `GET api/queues` at once and every [`live_interval`](DashboardBuilder::live_interval) (1 s by default) while the client stays connected; `error` with the JSON error body when the counts cannot be read (the stream goes on); see [`live`](crate#live-counts) |
 //!
 //! Forget is a `POST` to an action path, like retry and the bulk actions, so that every change
 //! the dashboard makes is a `POST` naming what it does. Behind a [`TokenLogin`], every one of
@@ -109,6 +113,40 @@
 //! `failed_at`, `-` for descending, as core-web's DataTable reads them); its DataTable
 //! `filter[…]` parameters are refused in favour of the names above.
 //!
+//! ## Live counts
+//!
+//! `GET api/events` is a `text/event-stream` behind the same check as every other route (401
+//! without a session). Each connection reads the counts once per interval for as long as it is
+//! open, and nothing when no page is open; keep-alive comments hold it open through proxies,
+//! and `X-Accel-Buffering: no` asks buffering proxies to pass events on at once. The check is
+//! made when the stream opens: a page open at sign-out keeps its stream until it is closed
+//! (the dashboard's page leaves at sign-out). The page falls back to polling `GET api/queues`
+//! when the stream cannot be used.
+//!
+//! ```text
+//! event: queues
+//! data: {"data":{"queues":[{"queue":"default","ready":2,…}],"totals":{…},"failed_all_queues":0}}
+//! ```
+//!
+//! # The page
+//!
+//! `GET {prefix}/` serves the dashboard's page, a single-page app in `core-dashboard/frontend/`
+//! (Vite, React, TypeScript, Tailwind; relative asset paths, so any mount point works). It is
+//! built into `core-dashboard/frontend/dist`, which is not committed:
+//!
+//! ```sh
+//! cd core-dashboard/frontend && npm install && npm run build   # Node.js 20.19 or newer
+//! ```
+//!
+//! Until then `{prefix}/` answers a short page saying so (with the queues, links to the API and
+//! the sign-out). The page's files need the session like everything else; see [`frontend`] for
+//! where they are looked for ([`frontend::FRONTEND_DIR_ENV`] overrides it) and how they are
+//! served. `core-dashboard/scripts/test` installs, builds and tests the page: Vitest, then a
+//! browser run in Chromium against the `dashboard_demo` example (`cargo run -p core-dashboard
+//! --example dashboard_demo` with `DASHBOARD_TOKEN` set serves the dashboard with demo data).
+//!
+//! # Bulk actions
+//!
 //! A bulk action works on the rows that exist when it starts: failures recorded while it runs
 //! are left alone. A bulk retry dispatches each job before deleting its row, so a queue that
 //! fails midway loses no job (the rows not yet handled stay, and the request answers the
@@ -117,12 +155,14 @@
 pub mod auth;
 pub mod dashboard;
 pub mod error;
+pub mod frontend;
 pub mod login;
 
 mod api;
 mod filter;
+mod live;
 
 pub use auth::Authorize;
-pub use dashboard::{Dashboard, DashboardBuilder};
+pub use dashboard::{DEFAULT_LIVE_INTERVAL, Dashboard, DashboardBuilder, MIN_LIVE_INTERVAL};
 pub use error::{Error, Result};
 pub use login::TokenLogin;

@@ -76,6 +76,8 @@ impl Harness {
         let dashboard = Dashboard::builder(queue.clone(), failed.clone())
             .queue_names(["default", "mail"])
             .login(login)
+            // No page built there: `{prefix}/` answers the "not built yet" stand-in.
+            .frontend_dir(std::env::temp_dir().join("rustforge-dashboard-no-page"))
             .build()
             .expect("valid dashboard");
         Self {

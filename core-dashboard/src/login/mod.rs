@@ -11,7 +11,7 @@
 //! | `GET {prefix}/login` | the sign-in form: a small self-contained HTML page |
 //! | `POST {prefix}/login` | form field `token`: right, a new session, its cookie and 303 to `{prefix}/`; wrong, the form again with an error and 401 |
 //! | `POST {prefix}/logout` | ends the session, clears the cookie, 303 to `{prefix}/login` |
-//! | `GET {prefix}/` | the signed-in landing page (queues, API links, sign-out) |
+//! | `GET {prefix}/` | the dashboard's page (see [`frontend`](crate::frontend)), behind the session like everything else |
 //! | `GET {prefix}/api/session` | `{"csrf_token", "expires_at"}` of the caller's session |
 //!
 //! Mount it with `Router::nest_service`: `Router::nest` would leave `{prefix}/`, where a
@@ -47,7 +47,7 @@
 //! - **The token stays secret.** Only its SHA-256 digest is kept; the comparison is in constant
 //!   time over digests; it appears in no log line, no response and no `Debug` output.
 //!
-//! The sign-in form, the landing page and their errors are HTML (`text/html`, never cached,
+//! The sign-in form and its errors are HTML (`text/html`, never cached,
 //! never framed, a content security policy that allows nothing but their inline styles). A
 //! sign-in that asks for JSON (`Accept: application/json` without `text/html`) gets its errors
 //! as the framework's JSON error instead.
@@ -55,7 +55,7 @@
 //! # Using the CSRF token from a page
 //!
 //! A page of the dashboard reads the token once, from `GET {prefix}/api/session` (or from the
-//! landing page's `<meta name="csrf-token">`), and sends it with every change:
+//! "not built yet" page's `<meta name="csrf-token">`), and sends it with every change:
 //!
 //! ```text
 //! const { data } = await (await fetch("api/session")).json();
@@ -107,6 +107,7 @@ use sha2::{Digest, Sha256};
 use crate::dashboard::Inner;
 use failures::Failures;
 pub(crate) use page::disabled as disabled_page;
+pub(crate) use page::not_built as not_built_page;
 pub(crate) use page::respond as html;
 pub(crate) use sessions::Session;
 use sessions::Sessions;
@@ -325,7 +326,6 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
     Router::new()
         .route(LOGIN_PATH, get(login_form).post(sign_in))
         .route(LOGOUT_PATH, post(sign_out))
-        .route("/", get(landing))
         .route("/api/session", get(session_info))
 }
 
@@ -455,18 +455,6 @@ async fn sign_out(State(s): Shared, request: Request) -> Result<Response, AppErr
 #[derive(Serialize)]
 struct SignedOut {
     signed_out: bool,
-}
-
-async fn landing(
-    State(s): Shared,
-    Extension(session): Extension<Session>,
-    parts: Parts,
-) -> Response {
-    let prefix = mount_prefix(parts.uri.path(), &parts.extensions);
-    html(
-        StatusCode::OK,
-        page::index(&prefix, &s.queues, &session.csrf_token),
-    )
 }
 
 /// The caller's session, as `GET api/session` answers it.

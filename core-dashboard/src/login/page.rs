@@ -1,6 +1,6 @@
-//! The dashboard's own HTML: the sign-in form, the signed-in landing page and the "disabled"
-//! page. Self-contained (no external assets, inline CSS only), readable from 375 px wide, light
-//! or dark after `prefers-color-scheme`.
+//! The dashboard's own HTML: the sign-in form, the "not built yet" stand-in for the page and
+//! the "disabled" page. Self-contained (no external assets, inline CSS only), readable from
+//! 375 px wide, light or dark after `prefers-color-scheme`.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -102,27 +102,46 @@ required autofocus>\
     )
 }
 
-/// The signed-in landing page: the queues, the API's entry points and a sign-out form. The
-/// session's CSRF token is in `<meta name="csrf-token">` for the page's scripts and in the
-/// sign-out form.
-pub(crate) fn index(prefix: &str, queues: &[String], csrf_token: &str) -> String {
+/// The page at `{prefix}/` while the dashboard's page is not built: how to build it, the queues,
+/// the API's entry points and, with a session (`csrf_token`), a sign-out form. The session's
+/// CSRF token is also in `<meta name="csrf-token">`.
+pub(crate) fn not_built(
+    prefix: &str,
+    queues: &[String],
+    csrf_token: Option<&str>,
+    root: &std::path::Path,
+) -> String {
     let prefix = escape(prefix);
-    let csrf_token = escape(csrf_token);
     let queues: String = queues
         .iter()
         .map(|q| format!("<li>{}</li>", escape(q)))
         .collect();
+    let (meta, sign_out) = csrf_token.map_or_else(Default::default, |csrf| {
+        let csrf = escape(csrf);
+        (
+            format!("<meta name=\"csrf-token\" content=\"{csrf}\">"),
+            format!(
+                "<form method=\"post\" action=\"{prefix}/logout\">\
+<input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+<button type=\"submit\">Sign out</button></form>"
+            ),
+        )
+    });
     document(
         "Jobs dashboard",
-        &format!("<meta name=\"csrf-token\" content=\"{csrf_token}\">"),
+        &meta,
         &format!(
-            "<h1>Jobs dashboard</h1><p class=\"muted\">Signed in.</p>\
+            "<h1>Jobs dashboard</h1>\
+<p>The dashboard's page has not been built yet. Build it from the workspace root \
+(Node.js 20.19 or newer), then reload:</p><p><code>{command}</code></p>\
+<p class=\"muted\">It is served from <code>{root}</code>; set <code>{env}</code> to serve \
+another directory.</p>\
 <p>Queues:</p><ul>{queues}</ul>\
 <p>API: <a href=\"{prefix}/api/queues\">counts</a> · \
-<a href=\"{prefix}/api/failed\">failed jobs</a></p>\
-<form method=\"post\" action=\"{prefix}/logout\">\
-<input type=\"hidden\" name=\"csrf_token\" value=\"{csrf_token}\">\
-<button type=\"submit\">Sign out</button></form>"
+<a href=\"{prefix}/api/failed\">failed jobs</a></p>{sign_out}",
+            command = escape(crate::frontend::BUILD_COMMAND),
+            root = escape(&root.display().to_string()),
+            env = crate::frontend::FRONTEND_DIR_ENV,
         ),
     )
 }

@@ -1,0 +1,142 @@
+//! The jobs dashboard on a real port, with its page, for trying it out and for the page's
+//! browser tests (core-dashboard/frontend/e2e/run.mjs): the in-process queue with a few jobs
+//! waiting, and failures on a fresh SQLite file seeded with five failed jobs.
+//!
+//! ```sh
+//! (cd core-dashboard/frontend && npm install && npm run build)
+//! DASHBOARD_TOKEN=let-me-in PORT=3999 cargo run -p core-dashboard --example dashboard_demo
+//! # then open http://127.0.0.1:3999/admin/jobs/ and sign in with the token
+//! ```
+//!
+//! `DASHBOARD_TOKEN` is the admin token (required); `PORT` the port on 127.0.0.1 (0, the default,
+//! picks a free one). It prints `listening on http://127.0.0.1:PORT/admin/jobs/` once it serves.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use chrono::Utc;
+use core_dashboard::Dashboard;
+use core_db::Database;
+use core_jobs::{DispatchOptions, FailedJobs, FailureRecord, Job, JobContext, Queue};
+use serde::{Deserialize, Serialize};
+
+/// A job for the counts: never run here, only queued.
+#[derive(Debug, Serialize, Deserialize)]
+struct SendMail {
+    to: String,
+}
+
+#[core_jobs::async_trait]
+impl Job for SendMail {
+    const NAME: &'static str = "mail";
+
+    async fn handle(&self, _ctx: &JobContext) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// The failures the demo starts with: job name, queue, error, minutes ago, payload.
+const FAILURES: [(&str, &str, &str, i64, &str); 5] = [
+    (
+        "mail",
+        "default",
+        "SMTP timed out after 30s",
+        50,
+        r#"{"to":"ada@example.com","template":"welcome"}"#,
+    ),
+    (
+        "mail",
+        "mail",
+        "connection refused (smtp.example.com:587)",
+        40,
+        r#"{"to":"grace@example.com","template":"reset"}"#,
+    ),
+    (
+        "resize",
+        "default",
+        "image 100% too large: 9000x9000",
+        30,
+        r#"{"path":"uploads/cat.png","width":9000}"#,
+    ),
+    (
+        "mail",
+        "default",
+        "SMTP timed out after 30s",
+        20,
+        r#"{"to":"linus@example.com","template":"digest"}"#,
+    ),
+    (
+        "report",
+        "mail",
+        "disk full",
+        10,
+        r#"{"month":"2026-11","format":"pdf"}"#,
+    ),
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let token = std::env::var("DASHBOARD_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .context("set DASHBOARD_TOKEN to the admin token")?;
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map_or(Ok(0), |p| p.parse())
+        .context("PORT must be a port number")?;
+
+    // A fresh SQLite file with the framework's migrations, removed when the demo ends.
+    let sqlite = test_support::sqlite().await;
+    let failed = FailedJobs::new(Database::Sqlite(sqlite.pool.clone()));
+    for (name, queue, error, minutes_ago, payload) in FAILURES {
+        let mut record =
+            FailureRecord::new(format!("{name}-{minutes_ago}"), name, queue, payload, error);
+        record.attempts = 3;
+        record.failed_at = Utc::now() - chrono::Duration::minutes(minutes_ago);
+        failed.record(&record).await?;
+    }
+
+    let queue = Queue::memory();
+    for to in ["a@example.com", "b@example.com"] {
+        queue.dispatch(&SendMail { to: to.into() }).await?;
+    }
+    queue
+        .dispatch_with(
+            &SendMail {
+                to: "c@example.com".into(),
+            },
+            DispatchOptions::new().on_queue("mail"),
+        )
+        .await?;
+    queue
+        .dispatch_in(
+            &SendMail {
+                to: "later@example.com".into(),
+            },
+            Duration::from_secs(3600),
+        )
+        .await?;
+
+    let dashboard = Dashboard::builder(queue, failed)
+        .queue_names(["default", "mail"])
+        .token_login(token)
+        .build()?;
+    let app = Router::new().nest_service("/admin/jobs", dashboard.router());
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}/admin/jobs/");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    drop(sqlite);
+    Ok(())
+}

@@ -1,0 +1,345 @@
+// End-to-end tests of the dashboard's page in Debian's Chromium, driven by playwright-core,
+// against the real server: core-dashboard's `dashboard_demo` example (the in-process queue, a
+// SQLite store seeded with five failed jobs), built with cargo and started on a free port.
+// No browser is ever downloaded: CHROMIUM (default /usr/bin/chromium) must exist.
+//
+//   npm run build && node e2e/run.mjs
+//
+// The tests run in order and share the demo's data (a retry and a bulk forget change it).
+// Prints one line per test and ends with `e2e: N passed, M failed`; exits 1 on any failure.
+// Saves test-results/dashboard.png and dashboard-375.png for a person to look at.
+
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { chromium } from 'playwright-core'
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+const dist = resolve(here, '../dist')
+const results = resolve(here, '../test-results')
+const workspace = resolve(here, '../../..')
+const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium'
+const TOKEN = 'e2e-admin-token-' + Math.random().toString(36).slice(2)
+
+/** Builds the demo server with cargo; the path of its executable. */
+function buildDemo() {
+  const built = spawnSync(
+    'cargo',
+    ['build', '--quiet', '-p', 'core-dashboard', '--example', 'dashboard_demo', '--message-format=json'],
+    { cwd: workspace, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 },
+  )
+  if (built.status !== 0) throw new Error('cargo build of the dashboard_demo example failed')
+  for (const line of built.stdout.split('\n')) {
+    if (!line.includes('"executable"')) continue
+    const message = JSON.parse(line)
+    if (message.target?.name === 'dashboard_demo' && message.executable) return message.executable
+  }
+  throw new Error('cargo did not name the dashboard_demo executable')
+}
+
+/** Starts the demo on a free port; its process and the dashboard's address. */
+async function startDemo(executable) {
+  const child = spawn(executable, [], {
+    env: { ...process.env, DASHBOARD_TOKEN: TOKEN, PORT: '0', RUSTFORGE_DASHBOARD_DIR: dist, RUST_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const base = await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error('the demo did not start within 30 s')), 30_000)
+    child.on('exit', (code) => fail(new Error(`the demo exited with ${code}`)))
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const match = /^listening on (http:\/\/\S+)$/.exec(line)
+      if (match) {
+        clearTimeout(timer)
+        ok(match[1])
+      }
+    })
+  })
+  return { child, base }
+}
+
+const tests = []
+const test = (name, fn) => tests.push({ name, fn })
+
+/** Problems the page reported: console errors, uncaught exceptions, failed requests. */
+function watch(page) {
+  const problems = []
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console error: ${message.text()}`)
+  })
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+  page.on('requestfailed', (request) => {
+    // Leaving the page ends its event stream: that is not a failure.
+    if (request.url().endsWith('/api/events') && request.failure()?.errorText === 'net::ERR_ABORTED') return
+    problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`)
+  })
+  page.on('response', (response) => {
+    if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`)
+  })
+  return problems
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message)
+}
+
+/** Signs in through the sign-in form and waits for the dashboard's page. */
+async function signIn(page, base) {
+  await page.goto(base)
+  await page.waitForURL(/\/login$/)
+  await page.locator('#token').fill(TOKEN)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.waitForURL(base)
+  await page.getByRole('heading', { name: 'Jobs dashboard', level: 1 }).waitFor()
+}
+
+const total = (page, key) => page.getByTestId(`total-${key}`)
+/** Waits until the total `key` shows `value` (the live updates bring it). */
+async function totalIs(page, key, value) {
+  await page.waitForFunction(
+    ([k, v]) => document.querySelector(`[data-testid="total-${k}"]`)?.textContent === String(v),
+    [key, value],
+  ).catch(async () => {
+    throw new Error(`total ${key}: expected ${value}, shows ${await total(page, key).textContent()}`)
+  })
+}
+const failedRows = (page) => page.locator('table[aria-label="Failed jobs"] tbody tr[data-id]')
+
+async function applyFilter(page, values) {
+  for (const [name, value] of Object.entries(values)) await page.locator(`form input[name="${name}"]`).fill(value)
+  await page.getByRole('button', { name: 'Apply filter' }).click()
+}
+
+async function rowCountIs(page, n) {
+  await page
+    .waitForFunction(
+      (want) => document.querySelectorAll('table[aria-label="Failed jobs"] tbody tr[data-id]').length === want,
+      n,
+    )
+    .catch(async () => {
+      throw new Error(`expected ${n} failed-job rows, found ${await failedRows(page).count()}`)
+    })
+}
+
+/** Elements wider than the viewport's right edge, for a readable failure message. */
+async function overflowing(page) {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth
+    const out = []
+    for (const el of document.querySelectorAll('body *')) {
+      const box = el.getBoundingClientRect()
+      if (box.right > width + 0.5 && box.width > 0 && !out.some((o) => o.el.contains(el))) {
+        out.push({ el, what: `${el.tagName.toLowerCase()}.${String(el.className).slice(0, 60)} right=${Math.round(box.right)}` })
+      }
+    }
+    return out.slice(0, 5).map((o) => o.what)
+  })
+}
+
+/** The mean of the red, green and blue (0–255) of an element's computed colour `property`. */
+async function brightness(page, selector, property = 'backgroundColor') {
+  return page.locator(selector).first().evaluate((el, prop) => {
+    const canvas = document.createElement('canvas')
+    canvas.width = canvas.height = 1
+    const ctx = canvas.getContext('2d', { willReadFrequently: true })
+    ctx.fillStyle = getComputedStyle(el)[prop]
+    ctx.fillRect(0, 0, 1, 1)
+    const [r, g, b] = ctx.getImageData(0, 0, 1, 1).data
+    return (r + g + b) / 3
+  }, property)
+}
+
+test('a page request without the session is sent to the sign-in page', async ({ base }) => {
+  for (const path of ['', 'index.html', 'assets/nothing.js']) {
+    const response = await fetch(base + path, { redirect: 'manual' })
+    assert(response.status === 303, `${path || '/'}: ${response.status}`)
+    assert(response.headers.get('location')?.endsWith('/admin/jobs/login'), `${path}: to ${response.headers.get('location')}`)
+  }
+  const api = await fetch(base + 'api/queues', { redirect: 'manual' })
+  assert(api.status === 401, `api/queues without a session: ${api.status}`)
+})
+
+test('sign in and see the queue counts, live', async ({ page, base, problems }) => {
+  await signIn(page, base)
+  await totalIs(page, 'ready', 3)
+  await totalIs(page, 'delayed', 1)
+  await totalIs(page, 'failed', 5)
+  await page.getByTestId('live-mode').filter({ hasText: 'Live' }).waitFor()
+  const queues = await page.locator('table[aria-label="Counts per queue"] tbody tr').evaluateAll((rows) =>
+    rows.map((r) => [r.dataset.queue, ...[...r.querySelectorAll('td')].map((td) => td.textContent)]),
+  )
+  assert(
+    JSON.stringify(queues) === JSON.stringify([['default', '2', '1', '0', '3'], ['mail', '1', '0', '0', '2']]),
+    `per queue: ${JSON.stringify(queues)}`,
+  )
+  await rowCountIs(page, 5)
+  mkdirSync(results, { recursive: true })
+  await page.screenshot({ path: join(results, 'dashboard.png'), fullPage: true })
+  assert(problems.length === 0, problems.join('\n'))
+})
+
+test('at 375 px wide the main view does not scroll sideways; dark mode follows the system', async ({ page, base, problems }) => {
+  await page.setViewportSize({ width: 375, height: 800 })
+  await page.emulateMedia({ colorScheme: 'dark' })
+  await signIn(page, base)
+  await rowCountIs(page, 5)
+  await totalIs(page, 'failed', 5)
+  const width = await page.evaluate(() => document.documentElement.scrollWidth)
+  assert(width <= 375, `the page is ${width} px wide at 375 px: ${(await overflowing(page)).join('; ')}`)
+  assert((await brightness(page, 'body')) < 60, 'a dark system gives a dark page')
+  assert((await brightness(page, 'h1', 'color')) > 180, 'with light text')
+  await page.screenshot({ path: join(results, 'dashboard-375.png'), fullPage: true })
+  assert(problems.length === 0, problems.join('\n'))
+})
+
+test('filter the failed jobs, open one, retry it: the row goes and the count drops', async ({ page, base, problems }) => {
+  await signIn(page, base)
+  await rowCountIs(page, 5)
+  await applyFilter(page, { job_name: 'mail', error: 'timed out' })
+  await rowCountIs(page, 2)
+  await page.getByTestId('failed-total').filter({ hasText: '2 failed jobs' }).waitFor()
+  // Sorted newest first; the header sorts oldest first.
+  const ids = () => failedRows(page).evaluateAll((rows) => rows.map((r) => Number(r.dataset.id)))
+  const newestFirst = await ids()
+  assert(newestFirst[0] > newestFirst[1], `newest first: ${newestFirst}`)
+  await page.getByRole('button', { name: /Failed at/ }).click()
+  await page.waitForFunction((first) => document.querySelector('table[aria-label="Failed jobs"] tbody tr[data-id]')?.dataset.id !== String(first), newestFirst[0])
+  assert(JSON.stringify(await ids()) === JSON.stringify([...newestFirst].reverse()), `oldest first: ${await ids()}`)
+
+  const row = failedRows(page).first()
+  const id = await row.getAttribute('data-id')
+  await row.getByRole('button', { name: 'mail' }).click()
+  const dialog = page.getByRole('dialog')
+  await dialog.getByTestId('detail-payload').waitFor()
+  const payload = await dialog.getByTestId('detail-payload').textContent()
+  assert(payload.includes('\n  "to": "'), `the payload is pretty-printed: ${payload}`)
+  assert((await dialog.getByTestId('detail-attempts').textContent()) === '3', 'attempts shown')
+  await dialog.getByText('SMTP timed out after 30s').waitFor()
+  await dialog.getByRole('button', { name: 'Retry' }).click()
+  await dialog.waitFor({ state: 'detached' })
+  await rowCountIs(page, 1)
+  assert((await page.locator(`tr[data-id="${id}"]`).count()) === 0, 'the retried row is gone')
+  await page.getByRole('status').filter({ hasText: `#${id} re-dispatched` }).waitFor()
+  await totalIs(page, 'failed', 4)
+  await totalIs(page, 'ready', 4)
+  assert(problems.length === 0, problems.join('\n'))
+})
+
+test('forget asks first; cancelling changes nothing', async ({ page, base, problems }) => {
+  await signIn(page, base)
+  await rowCountIs(page, 4)
+  await failedRows(page).first().getByRole('button', { name: 'Forget' }).click()
+  const dialog = page.getByRole('dialog')
+  await dialog.getByText(/^Forget failed job #\d+\?$/).waitFor()
+  await dialog.getByRole('button', { name: 'Cancel' }).click()
+  await dialog.waitFor({ state: 'detached' })
+  await rowCountIs(page, 4)
+  assert(problems.length === 0, problems.join('\n'))
+})
+
+test('bulk forget on the filter states the count, then forgets exactly those', async ({ page, base, problems }) => {
+  await signIn(page, base)
+  await applyFilter(page, { queue: 'mail' })
+  await rowCountIs(page, 2)
+  await page.getByRole('button', { name: 'Bulk forget' }).click()
+  let dialog = page.getByRole('dialog')
+  const text = await dialog.getByTestId('bulk-count').textContent()
+  assert(text.includes('exactly 2 rows matching the current filter'), `the dialog says: ${text}`)
+  await dialog.getByRole('button', { name: 'Cancel' }).click()
+  await page.getByRole('status').filter({ hasText: 'nothing was changed' }).waitFor()
+  await rowCountIs(page, 2)
+
+  await page.getByRole('button', { name: 'Clear' }).click()
+  await rowCountIs(page, 4)
+  await page.getByRole('button', { name: 'Bulk forget' }).click()
+  dialog = page.getByRole('dialog')
+  const all = await dialog.getByTestId('bulk-count').textContent()
+  assert(all.includes('exactly 4 rows: every failed job'), `the dialog says: ${all}`)
+  await dialog.getByRole('button', { name: 'Forget 4' }).click()
+  await page.getByRole('status').filter({ hasText: '4 jobs forgotten' }).waitFor()
+  await rowCountIs(page, 0)
+  await page.getByText('No failed jobs.').waitFor()
+  await totalIs(page, 'failed', 0)
+  assert(problems.length === 0, problems.join('\n'))
+})
+
+test('a POST without the CSRF token gets 403; with it, 200', async ({ page, base }) => {
+  await signIn(page, base)
+  const body = { action: 'forget', filter: {} }
+  const without = await page.request.post(base + 'api/failed/bulk/preview', { data: body })
+  assert(without.status() === 403, `without the token: ${without.status()}`)
+  assert((await without.json()).error_code === 'CSRF_TOKEN_INVALID', 'CSRF_TOKEN_INVALID')
+  const csrf = (await (await page.request.get(base + 'api/session')).json()).data.csrf_token
+  const withToken = await page.request.post(base + 'api/failed/bulk/preview', { data: body, headers: { 'x-csrf-token': csrf } })
+  assert(withToken.status() === 200, `with the token: ${withToken.status()}`)
+})
+
+test('without the event stream the page polls the counts', async ({ page, base }) => {
+  // A proxy that refuses the stream: EventSource gives up, the page polls api/queues instead.
+  await page.route('**/api/events', (route) => route.fulfill({ status: 503, body: 'no streams here' }))
+  const errors = []
+  page.on('pageerror', (error) => errors.push(error.message))
+  await signIn(page, base)
+  await page.getByTestId('live-mode').filter({ hasText: 'Polling' }).waitFor()
+  await totalIs(page, 'failed', 0)
+  await totalIs(page, 'ready', 4)
+  assert(errors.length === 0, errors.join('\n'))
+})
+
+test('sign out ends the session', async ({ page, base, problems }) => {
+  await signIn(page, base)
+  await page.getByRole('button', { name: 'Sign out' }).click()
+  await page.waitForURL(/\/login$/)
+  await page.goto(base)
+  await page.waitForURL(/\/login$/)
+  const api = await page.request.get(base + 'api/queues')
+  assert(api.status() === 401, `api/queues after sign-out: ${api.status()}`)
+  assert(problems.length === 0, problems.join('\n'))
+})
+
+async function main() {
+  if (!existsSync(join(dist, 'index.html'))) {
+    console.error('dist/index.html is missing: run `npm run build` first')
+    process.exit(1)
+  }
+  if (!existsSync(executablePath)) {
+    console.error(`${executablePath} is missing: install Debian's Chromium (apt-get install chromium)`)
+    process.exit(1)
+  }
+  const { child, base } = await startDemo(buildDemo())
+  const browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  })
+  let passed = 0
+  let failed = 0
+  try {
+    for (const { name, fn } of tests) {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+      const page = await context.newPage()
+      page.setDefaultTimeout(10_000)
+      const problems = watch(page)
+      const started = Date.now()
+      try {
+        await fn({ page, base, problems })
+        passed++
+        console.log(`  ✓ ${name} (${Date.now() - started} ms)`)
+      } catch (error) {
+        failed++
+        console.log(`  ✗ ${name}\n      ${String(error?.stack ?? error).split('\n').slice(0, 6).join('\n      ')}`)
+      } finally {
+        await context.close()
+      }
+    }
+  } finally {
+    await browser.close()
+    child.removeAllListeners('exit')
+    child.kill('SIGINT')
+  }
+  console.log(`e2e: ${passed} passed, ${failed} failed`)
+  process.exit(failed === 0 ? 0 : 1)
+}
+
+await main()

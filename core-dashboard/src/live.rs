@@ -1,0 +1,72 @@
+//! `GET api/events`: the queues' counts as server-sent events, for the page's live view.
+//!
+//! Each connected client gets a `queues` event at once and then every
+//! [`live_interval`](crate::DashboardBuilder::live_interval) (one second by default), its data
+//! the JSON `GET api/queues` answers (`{"data": {"queues", "totals", "failed_all_queues"}}`).
+//! When the counts cannot be read, that tick sends an `error` event instead, its data the
+//! framework's JSON error body (`{"message", "error_code", …}`), and the stream goes on: the
+//! next tick tries again. Comments keep the connection alive through proxies when ticks are
+//! far apart. The counts are read only while a client is connected: the stream, and its timer,
+//! end when the client goes.
+//!
+//! ```text
+//! event: queues
+//! data: {"data":{"queues":[{"queue":"default","ready":2,…}],"totals":{…},"failed_all_queues":0}}
+//! ```
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use core_web::ApiResponse;
+use futures_util::stream::{self, Stream};
+use tokio::time::{Interval, MissedTickBehavior};
+
+use crate::api;
+use crate::dashboard::Inner;
+
+/// The handler of `GET api/events`.
+pub(crate) async fn events(State(inner): State<Arc<Inner>>) -> Response {
+    let sse = Sse::new(counts(inner)).keep_alive(KeepAlive::default());
+    // Tell buffering reverse proxies to pass each event on at once.
+    (
+        [(
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        )],
+        sse,
+    )
+        .into_response()
+}
+
+/// The events: one per tick, the first at once.
+fn counts(inner: Arc<Inner>) -> impl Stream<Item = Result<Event, Infallible>> {
+    let mut ticker = tokio::time::interval(inner.live_interval);
+    // A slow read delays the next event rather than sending a burst after it.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    stream::unfold(
+        (inner, ticker),
+        |(inner, mut ticker): (Arc<Inner>, Interval)| async move {
+            ticker.tick().await;
+            let event = match api::queue_counts(&inner).await {
+                Ok(reply) => Event::default()
+                    .event("queues")
+                    .json_data(ApiResponse::success(reply, "")),
+                Err(err) => {
+                    tracing::warn!(error = %err, "jobs dashboard: the live counts could not be read");
+                    Event::default().event("error").json_data(err.body())
+                }
+            };
+            // Serializing these plain structs cannot fail; should it, say so rather than stop.
+            let event = event.unwrap_or_else(|_| {
+                Event::default()
+                    .event("error")
+                    .data(r#"{"message":"The counts could not be encoded","error_code":"INTERNAL_ERROR"}"#)
+            });
+            Some((Ok(event), (inner, ticker)))
+        },
+    )
+}
