@@ -15,7 +15,9 @@
 //! `Json` + `validator`, a JSON 422 and a JSON 404 fallback. Both are served on 127.0.0.1; the
 //! load generator (in this process, so the two cores are shared by all of it) drives each over
 //! 64 keep-alive HTTP/1.1 connections for one round, alternating which side goes first, and the
-//! median of the rounds is printed.
+//! median of the rounds is printed. Beside requests per second, each side's CPU time per request
+//! (the whole process's, load generator included) and their ratio are printed: the throughput
+//! ratio also moves with how the tasks happen to land on the two cores, the CPU cost does not.
 //!
 //! Logs are the app's real setup, [`core_web::telemetry::init`], writing to stdout. The bench
 //! runs itself twice as a child process with stdout redirected to `/dev/null` (so every log line
@@ -197,6 +199,25 @@ struct Round {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The process's CPU time (user and system, load generator included) per request, in µs.
+    cpu_us: f64,
+}
+
+/// The CPU time this process has used so far, in seconds (from `/proc/self/stat`, in clock
+/// ticks of 10 ms; a round uses hundreds of them).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name: state is the first, utime the 12th, stime the 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map_or(Vec::new(), |(_, rest)| rest.split(' ').collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Sends `case` on [`CONNECTIONS`] connections for `duration`.
@@ -226,18 +247,21 @@ async fn hammer(addr: SocketAddr, case: Case, duration: Duration) -> Round {
         }));
     }
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     tokio::time::sleep(duration).await;
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     for task in tasks {
         latencies.extend(task.await.unwrap());
     }
+    let cpu = cpu_seconds() - cpu_before;
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
     Round {
         rps: latencies.len() as f64 / elapsed,
         p50_ms: percentile(&latencies, 0.5),
         p99_ms: percentile(&latencies, 0.99),
+        cpu_us: cpu * 1e6 / latencies.len().max(1) as f64,
     }
 }
 
@@ -251,6 +275,7 @@ fn summary(rounds: &[Round]) -> Round {
         rps: median(rounds.iter().map(|r| r.rps).collect()),
         p50_ms: median(rounds.iter().map(|r| r.p50_ms).collect()),
         p99_ms: median(rounds.iter().map(|r| r.p99_ms).collect()),
+        cpu_us: median(rounds.iter().map(|r| r.cpu_us).collect()),
     }
 }
 
@@ -332,8 +357,13 @@ fn child(mode: &str) {
         let round = Duration::from_secs_f64(seconds);
         eprintln!("\n{label}");
         eprintln!(
-            "{:<28} {:>26} {:>26} {:>7}",
-            "", "Rustforge req/s (p50/p99 ms)", "bare axum req/s (p50/p99)", "ratio"
+            "{:<28} {:>26} {:>26} {:>7} {:>17} {:>9}",
+            "",
+            "Rustforge req/s (p50/p99 ms)",
+            "bare axum req/s (p50/p99)",
+            "ratio",
+            "CPU µs/req (bare)",
+            "CPU ratio"
         );
         let only = std::env::var("HTTP_BENCH_ONLY").ok();
         for case in CASES
@@ -356,7 +386,7 @@ fn child(mode: &str) {
             let (ours, bare) = (summary(&ours), summary(&bare));
             let ratio = ours.rps / bare.rps;
             eprintln!(
-                "{:<28} {:>9.0} ({:>5.2}/{:>6.2}) {:>9.0} ({:>5.2}/{:>6.2}) {:>6.2}x",
+                "{:<28} {:>9.0} ({:>5.2}/{:>6.2}) {:>9.0} ({:>5.2}/{:>6.2}) {:>6.2}x {:>8.1} ({:>5.1}) {:>8.2}x",
                 case.name,
                 ours.rps,
                 ours.p50_ms,
@@ -364,7 +394,10 @@ fn child(mode: &str) {
                 bare.rps,
                 bare.p50_ms,
                 bare.p99_ms,
-                ratio
+                ratio,
+                ours.cpu_us,
+                bare.cpu_us,
+                bare.cpu_us / ours.cpu_us,
             );
             if mode == "info-json" && case.path == "/health" {
                 eprintln!(

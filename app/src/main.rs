@@ -89,6 +89,13 @@ enum JobsCommand {
 }
 
 fn main() -> ExitCode {
+    let code = start();
+    // Log lines are written out in batches: the last ones, before the process ends.
+    core_web::telemetry::flush();
+    code
+}
+
+fn start() -> ExitCode {
     let command = match Cli::try_parse() {
         Ok(cli) => cli.command.unwrap_or(Command::Serve),
         Err(e) if !e.use_stderr() => {

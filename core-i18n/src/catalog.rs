@@ -22,9 +22,11 @@
 //! nothing from that call is applied. Loading the same catalogs twice is
 //! harmless.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use serde_json::{Map, Value};
 
@@ -71,7 +73,7 @@ const DEFAULT_LOCALE: &str = "en";
 type Messages = HashMap<String, String>;
 
 /// The process-wide translation store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Store {
     /// Canonical default locale.
     default_locale: String,
@@ -79,21 +81,54 @@ pub(crate) struct Store {
     catalogs: HashMap<String, Messages>,
 }
 
-static STORE: LazyLock<RwLock<Store>> = LazyLock::new(|| {
-    RwLock::new(Store {
+static STORE: LazyLock<RwLock<Arc<Store>>> = LazyLock::new(|| {
+    RwLock::new(Arc::new(Store {
         default_locale: DEFAULT_LOCALE.to_owned(),
         catalogs: HashMap::new(),
-    })
+    }))
 });
 
-/// Read access to the store. A poisoned lock is recovered: writers never
-/// leave the store half-updated (all parsing happens before locking).
-pub(crate) fn read() -> RwLockReadGuard<'static, Store> {
-    STORE.read().unwrap_or_else(PoisonError::into_inner)
+/// Bumped by every change of [`STORE`] (under its write lock).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The store as this thread last saw it, with its generation.
+    static SNAPSHOT: RefCell<Option<(u64, Arc<Store>)>> = const { RefCell::new(None) };
 }
 
-fn write() -> RwLockWriteGuard<'static, Store> {
-    STORE.write().unwrap_or_else(PoisonError::into_inner)
+/// Runs `f` on the store.
+///
+/// Every request reads the store (its locale, its messages) and it changes only when catalogs
+/// are loaded, so each thread keeps a snapshot and checks it against [`GENERATION`] with one
+/// plain load: no lock, and no shared counter written, on the way. A poisoned lock is recovered:
+/// writers never leave the store half-updated (all parsing happens before locking).
+pub(crate) fn with_store<R>(f: impl FnOnce(&Store) -> R) -> R {
+    let generation = GENERATION.load(Ordering::Acquire);
+    let fresh = SNAPSHOT.with_borrow(|s| s.as_ref().is_some_and(|(g, _)| *g == generation));
+    if !fresh {
+        // Taken under the read lock, the generation matches the store it is stored with.
+        let update = SNAPSHOT.try_with(|s| {
+            let mut snapshot = s.try_borrow_mut().ok()?;
+            let store = STORE.read().unwrap_or_else(PoisonError::into_inner);
+            *snapshot = Some((GENERATION.load(Ordering::Acquire), Arc::clone(&store)));
+            Some(())
+        });
+        if update.ok().flatten().is_none() {
+            // Called from inside `f` of an outer call, or while the thread ends.
+            return f(&STORE.read().unwrap_or_else(PoisonError::into_inner));
+        }
+    }
+    SNAPSHOT.with_borrow(|s| match s {
+        Some((_, store)) => f(store),
+        None => f(&STORE.read().unwrap_or_else(PoisonError::into_inner)),
+    })
+}
+
+/// Changes the store: readers see the change from their next [`with_store`].
+fn update(f: impl FnOnce(&mut Store)) {
+    let mut store = STORE.write().unwrap_or_else(PoisonError::into_inner);
+    f(Arc::make_mut(&mut store));
+    GENERATION.fetch_add(1, Ordering::Release);
 }
 
 /// `zh-Hant-TW`, `zh-Hant`, `zh`: the tag and its successively truncated
@@ -177,12 +212,13 @@ pub fn init(config: I18nConfig) -> Result<()> {
         load_dir(dir, &mut loaded)?;
     }
 
-    let mut store = write();
-    store.default_locale = default_locale;
-    for (locale, messages) in loaded {
-        tracing::debug!(%locale, keys = messages.len(), "i18n catalog loaded");
-        store.merge(locale, messages, true);
-    }
+    update(|store| {
+        store.default_locale = default_locale;
+        for (locale, messages) in loaded {
+            tracing::debug!(%locale, keys = messages.len(), "i18n catalog loaded");
+            store.merge(locale, messages, true);
+        }
+    });
     Ok(())
 }
 
@@ -273,7 +309,7 @@ fn add(locale: &str, json: &str, overwrite: bool) -> Result<()> {
         locale: locale.to_owned(),
     })?;
     let messages = parse_catalog(&format!("add_catalog({locale})"), json)?;
-    write().merge(canonical, messages, overwrite);
+    update(|store| store.merge(canonical, messages, overwrite));
     Ok(())
 }
 
@@ -281,17 +317,19 @@ fn add(locale: &str, json: &str, overwrite: bool) -> Result<()> {
 /// plus the default locale. These are the locales
 /// [`resolve_locale`](crate::resolve_locale) can return.
 pub fn available_locales() -> Vec<String> {
-    read()
-        .supported_locales()
-        .into_iter()
-        .map(str::to_owned)
-        .collect()
+    with_store(|store| {
+        store
+            .supported_locales()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    })
 }
 
 /// The configured default locale (canonical form; `en` unless [`init`] set
 /// another one).
 pub fn default_locale() -> String {
-    read().default_locale.clone()
+    with_store(|store| store.default_locale.clone())
 }
 
 /// Parses and flattens one catalog. `origin` names it in errors.
@@ -352,6 +390,34 @@ fn flatten(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_holding_a_snapshot_sees_later_catalogs() {
+        let (ask, asked) = std::sync::mpsc::channel::<()>();
+        let (tell, told) = std::sync::mpsc::channel::<Option<String>>();
+        let reader = std::thread::spawn(move || {
+            while asked.recv().is_ok() {
+                let found =
+                    with_store(|s| s.lookup(Some("en"), "snapshot.test").map(str::to_owned));
+                tell.send(found).unwrap();
+            }
+        });
+        ask.send(()).unwrap();
+        assert_eq!(told.recv().unwrap(), None);
+        crate::add_catalog("en", r#"{"snapshot.test": "one"}"#).unwrap();
+        ask.send(()).unwrap();
+        assert_eq!(told.recv().unwrap().as_deref(), Some("one"));
+        crate::add_catalog("en", r#"{"snapshot.test": "two"}"#).unwrap();
+        ask.send(()).unwrap();
+        assert_eq!(told.recv().unwrap().as_deref(), Some("two"));
+        // Reading inside a read (an argument's `Display` translating) works.
+        let nested = with_store(|_| {
+            with_store(|s| s.lookup(Some("en"), "snapshot.test").map(str::to_owned))
+        });
+        assert_eq!(nested.as_deref(), Some("two"));
+        drop(ask);
+        reader.join().unwrap();
+    }
 
     #[test]
     fn truncations_walk_up_the_tag() {

@@ -74,19 +74,61 @@ pub fn locale_from_headers(headers: &HeaderMap) -> String {
     resolve_locale(x_locale, accept.as_deref())
 }
 
+/// A request's locale, negotiated from its headers, in the pieces a middleware stack that runs
+/// several layers' work in one future needs: [`negotiate`](Self::negotiate) before the request
+/// goes on, [`scope`](Self::scope) around its handling, [`finish`](Self::finish) on the response
+/// (`Content-Language`, unless already set, and `Vary`). [`with_locale`] and [`LocaleLayer`] are
+/// these three steps.
+#[derive(Debug, Clone)]
+pub struct RequestLocale {
+    locale: String,
+    content_language: Option<HeaderValue>,
+}
+
+impl RequestLocale {
+    /// The locale [`locale_from_headers`] picks for `headers`.
+    pub fn negotiate(headers: &HeaderMap) -> Self {
+        let locale = locale_from_headers(headers);
+        let content_language = HeaderValue::from_str(&locale).ok();
+        Self {
+            locale,
+            content_language,
+        }
+    }
+
+    /// The negotiated locale (canonical).
+    pub fn locale(&self) -> &str {
+        &self.locale
+    }
+
+    /// Runs `fut` with this locale as the [`current_locale`](crate::current_locale).
+    pub fn scope<F: Future>(&self, fut: F) -> TaskLocalFuture<String, F> {
+        scoped(self.locale.clone(), fut)
+    }
+
+    /// Sets `Content-Language` on `response` (unless it has one) and adds the negotiation's
+    /// headers to `Vary`.
+    pub fn finish<B>(self, response: &mut Response<B>) {
+        let headers = response.headers_mut();
+        if let Some(value) = self.content_language {
+            headers.entry(CONTENT_LANGUAGE).or_insert(value);
+        }
+        headers.append(VARY, VARY_VALUE);
+    }
+}
+
 /// What [`LocaleService`] does, around `run`: resolves the request's locale, runs the future
-/// `run` returns inside its scope, then sets `Content-Language` and `Vary` on the response. For a
-/// middleware stack that runs several layers' work in one future (`run` itself is called
-/// outside the scope; only its future runs inside).
+/// `run` returns inside its scope, then sets `Content-Language` and `Vary` on the response (see
+/// [`RequestLocale`]; `run` itself is called outside the scope, only its future runs inside).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let request = http::Request::builder()
-///     .header("accept-language", "fr-CA, en;q=0.5")
+///     .header("accept-language", "en")
 ///     .body(())
 ///     .unwrap();
-/// let response = core_i18n::layer::with_locale(request, |_| async {
+/// let response = core_i18n::layer::with_locale(request, |_request| async {
 ///     http::Response::new(core_i18n::current_locale())
 /// })
 /// .await;
@@ -98,14 +140,9 @@ where
     F: FnOnce(Request<B>) -> Fut,
     Fut: Future<Output = Response<ResBody>>,
 {
-    let locale = locale_from_headers(request.headers());
-    let content_language = HeaderValue::from_str(&locale).ok();
-    let mut response = scoped(locale, run(request)).await;
-    let headers = response.headers_mut();
-    if let Some(value) = content_language {
-        headers.entry(CONTENT_LANGUAGE).or_insert(value);
-    }
-    headers.append(VARY, VARY_VALUE);
+    let locale = RequestLocale::negotiate(request.headers());
+    let mut response = locale.scope(run(request)).await;
+    locale.finish(&mut response);
     response
 }
 
@@ -167,13 +204,12 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let locale = locale_from_headers(request.headers());
-        let content_language = HeaderValue::from_str(&locale).ok();
+        let locale = RequestLocale::negotiate(request.headers());
         // `call` may do work synchronously: give it the locale too.
-        let inner = sync_scope(locale.clone(), || self.inner.call(request));
+        let inner = sync_scope(locale.locale.clone(), || self.inner.call(request));
         LocaleFuture {
-            inner: scoped(locale, inner),
-            content_language,
+            inner: locale.scope(inner),
+            locale: Some(locale),
         }
     }
 }
@@ -185,14 +221,14 @@ pin_project_lite::pin_project! {
     pub struct LocaleFuture<F> {
         #[pin]
         inner: TaskLocalFuture<String, F>,
-        content_language: Option<HeaderValue>,
+        locale: Option<RequestLocale>,
     }
 }
 
 impl<F> std::fmt::Debug for LocaleFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocaleFuture")
-            .field("content_language", &self.content_language)
+            .field("locale", &self.locale)
             .finish_non_exhaustive()
     }
 }
@@ -206,11 +242,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
-        let headers = response.headers_mut();
-        if let Some(value) = this.content_language.take() {
-            headers.entry(CONTENT_LANGUAGE).or_insert(value);
+        if let Some(locale) = this.locale.take() {
+            locale.finish(&mut response);
         }
-        headers.append(VARY, VARY_VALUE);
         Poll::Ready(Ok(response))
     }
 }

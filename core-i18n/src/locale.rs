@@ -129,16 +129,16 @@ fn canonical_or_default(locale: String) -> String {
 /// # }
 /// ```
 pub async fn scope<F: Future>(locale: impl Into<String>, fut: F) -> F::Output {
-    scoped(locale.into(), fut).await
+    scoped(canonical_or_default(locale.into()), fut).await
 }
 
-/// The nameable future behind [`scope`], used by the layer. `locale` is
-/// normalized here.
+/// The nameable future behind [`scope`], used by the layer. `locale` must be
+/// canonical: [`resolve_locale`]'s answers are.
 pub(crate) fn scoped<F: Future>(
     locale: String,
     fut: F,
 ) -> tokio::task::futures::TaskLocalFuture<String, F> {
-    CURRENT_LOCALE.scope(canonical_or_default(locale), fut)
+    CURRENT_LOCALE.scope(locale, fut)
 }
 
 /// Runs the closure `f` with `locale` as the [`current_locale`]; the
@@ -180,18 +180,19 @@ pub fn sync_scope<R>(locale: impl Into<String>, f: impl FnOnce() -> R) -> R {
 /// # Ok::<(), core_i18n::Error>(())
 /// ```
 pub fn resolve_locale(x_locale: Option<&str>, accept_language: Option<&str>) -> String {
-    let store = catalog::read();
-    if let Some(wanted) = x_locale.and_then(normalize_locale)
-        && let Some(found) = truncations(&wanted).find(|c| store.is_supported(c))
-    {
-        return found.to_owned();
-    }
-    if let Some(header) = accept_language
-        && let Some(found) = negotiate(&store, header)
-    {
-        return found.to_owned();
-    }
-    store.default_locale().to_owned()
+    catalog::with_store(|store| {
+        if let Some(wanted) = x_locale.and_then(normalize_locale)
+            && let Some(found) = truncations(&wanted).find(|c| store.is_supported(c))
+        {
+            return found.to_owned();
+        }
+        if let Some(header) = accept_language
+            && let Some(found) = negotiate(store, header)
+        {
+            return found.to_owned();
+        }
+        store.default_locale().to_owned()
+    })
 }
 
 /// A parsed `Accept-Language` language range.

@@ -79,10 +79,10 @@ pub fn lookup_in(locale: &str, key: &str) -> Option<String> {
 
 /// `locale` must be canonical (or `None` for "just the default locale").
 ///
-/// The message is copied out so that no lock is held afterwards: argument
-/// `Display` impls may themselves call [`t`] while [`interpolate`] runs.
+/// The message is copied out so that the store is not borrowed afterwards:
+/// argument `Display` impls may themselves call [`t`] while [`interpolate`] runs.
 fn lookup_canonical(locale: Option<&str>, key: &str) -> Option<String> {
-    let found = catalog::read().lookup(locale, key).map(str::to_owned);
+    let found = catalog::with_store(|store| store.lookup(locale, key).map(str::to_owned));
     if found.is_none() {
         tracing::trace!(key, locale, "no translation, falling back to the key");
     }

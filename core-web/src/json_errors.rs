@@ -9,11 +9,15 @@
 //! An error page a handler renders on purpose as HTML (`text/html`, such as a sign-in form
 //! shown again with its error) is left as it is: it was written for a browser.
 
+use std::future::Future;
+
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
+use tokio::task::futures::TaskLocalFuture;
 
 use crate::error::AppError;
 use crate::messages;
@@ -37,44 +41,66 @@ pub(crate) fn payload_too_large_message() -> String {
 
 /// Middleware: rewrites non-JSON error responses into the framework's JSON error body.
 pub async fn middleware(req: Request, next: Next) -> Response {
-    with_json_errors(req, |req| next.run(req)).await
+    let rewrite = Rewrite::new(&req);
+    let response = rewrite.scope(next.run(req)).await;
+    rewrite.finish(response).await
 }
 
-/// [`middleware`] around `run`, so the stack can run the next layer's work in the same future.
-pub(crate) async fn with_json_errors<F, Fut>(req: Request, run: F) -> Response
-where
-    F: FnOnce(Request) -> Fut,
-    Fut: std::future::Future<Output = Response>,
-{
-    // Kept for the error message; cloning a parsed `Uri` shares its bytes (no copy).
-    let method = req.method().clone();
-    let uri = req.uri().clone();
-    let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
-    let response = match limit {
-        Some(limit) => LIMIT.scope(limit, run(req)).await,
-        None => run(req).await,
-    };
-    let path = uri.path();
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error())
-        || is_json(response.headers())
-        || is_html(response.headers())
-    {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let detail = read_detail(body).await;
-    let error = match limit {
-        Some(limit) => LIMIT.sync_scope(limit, || from_status(status, detail, &method, path)),
-        None => from_status(status, detail, &method, path),
-    };
-    let mut rewritten = error.into_response();
-    for (name, value) in parts.headers.iter() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            rewritten.headers_mut().insert(name.clone(), value.clone());
+/// What rewriting a request's error response needs: [`new`](Self::new) before the request goes
+/// on, [`scope`](Self::scope) around its handling, [`finish`](Self::finish) on the response. The
+/// pieces of [`middleware`], for the stack that runs several layers' work in one future.
+pub(crate) struct Rewrite {
+    method: Method,
+    uri: Uri,
+    limit: Option<usize>,
+}
+
+impl Rewrite {
+    /// Keeps `req`'s method and URI for the error message (cloning a parsed `Uri` shares its
+    /// bytes), and the body limit the stack stored in its extensions.
+    pub(crate) fn new(req: &Request) -> Self {
+        Self {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            limit: req.extensions().get::<BodyLimit>().map(|l| l.0),
         }
     }
-    rewritten
+
+    /// Runs `fut` where a 413's message can name the body limit.
+    pub(crate) fn scope<F: Future>(&self, fut: F) -> Either<TaskLocalFuture<usize, F>, F> {
+        match self.limit {
+            Some(limit) => Either::Left(LIMIT.scope(limit, fut)),
+            None => Either::Right(fut),
+        }
+    }
+
+    /// `response`, or the framework's JSON error for its status when it is an error that is
+    /// neither JSON nor an HTML page.
+    pub(crate) async fn finish(self, response: Response) -> Response {
+        let status = response.status();
+        if !(status.is_client_error() || status.is_server_error())
+            || is_json(response.headers())
+            || is_html(response.headers())
+        {
+            return response;
+        }
+        let path = self.uri.path();
+        let (parts, body) = response.into_parts();
+        let detail = read_detail(body).await;
+        let error = match self.limit {
+            Some(limit) => {
+                LIMIT.sync_scope(limit, || from_status(status, detail, &self.method, path))
+            }
+            None => from_status(status, detail, &self.method, path),
+        };
+        let mut rewritten = error.into_response();
+        for (name, value) in parts.headers.iter() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                rewritten.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        rewritten
+    }
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -58,9 +58,10 @@
 //! The endpoint has no authentication of its own: expose it on an internal network, or put it
 //! behind the application's own guard.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{LazyLock, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use ::metrics::{Label, SharedString};
@@ -236,68 +237,95 @@ pub async fn render(State(metrics): State<Metrics>) -> Response {
 /// ready, not until its body has been sent; a request whose client disconnects before then is
 /// not recorded.
 pub async fn middleware(req: Request, next: Next) -> Response {
-    measure(req, |req| next.run(req)).await
+    let measured = Measured::start(&req, Instant::now());
+    let response = next.run(req).await;
+    measured.finish(&response);
+    response
 }
 
-/// [`middleware`] around `run`, so the stack can run the next layers' work in the same future.
-pub(crate) async fn measure<F, Fut>(req: Request, run: F) -> Response
-where
-    F: FnOnce(Request) -> Fut,
-    Fut: std::future::Future<Output = Response>,
-{
-    let start = Instant::now();
-    let method = method_name(req.method());
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let response = run(req).await;
-    let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
-    let (counter, histogram) = handles(method, route, response.status().as_u16());
-    histogram.record(start.elapsed());
-    counter.increment(1);
-    response
+/// A request being measured: [`start`](Self::start) before it goes on, [`finish`](Self::finish)
+/// with its response. The pieces of [`middleware`], for the stack that runs several layers'
+/// work in one future.
+pub(crate) struct Measured {
+    started: Instant,
+    method: &'static str,
+    route: Option<MatchedPath>,
+}
+
+impl Measured {
+    /// `req`, received at `started`.
+    pub(crate) fn start(req: &Request, started: Instant) -> Self {
+        Self {
+            started,
+            method: method_name(req.method()),
+            route: req.extensions().get::<MatchedPath>().cloned(),
+        }
+    }
+
+    /// Counts the request with `response`'s status and records its duration.
+    pub(crate) fn finish(self, response: &Response) {
+        let elapsed = self.started.elapsed();
+        record(self.method, self.route, response.status().as_u16(), elapsed);
+    }
 }
 
 /// The counter and histogram of one `(method, route, status)`.
 type Handles = (::metrics::Counter, ::metrics::Histogram);
 
-/// Handles by route, then by method and status, once [`install`] has installed the recorder:
-/// a request whose series was seen before reads them under a shared lock, without building
-/// labels or hashing them in the recorder's registry. Bounded like the series themselves (route
-/// templates, the method names, statuses).
-static HANDLES: LazyLock<RwLock<HandlesByRoute>> = LazyLock::new(RwLock::default);
+/// A series by the address and length of its route template's text, its method and status.
+/// The template is an `Arc<str>` the router hands to every request of the route, so its address
+/// names it; the cache keeps the `MatchedPath` alive, so the address cannot be reused.
+type SeriesKey = (usize, usize, &'static str, u16);
 
-/// Route template → (method name, status) → handles.
-type HandlesByRoute = HashMap<String, HashMap<(&'static str, u16), Handles>>;
+thread_local! {
+    /// Each thread's handles, once [`install`] has installed the recorder: a request whose series
+    /// the thread has seen reads them without building labels, hashing them in the recorder's
+    /// registry or touching a lock other threads take. Bounded like the series themselves
+    /// (route templates, the method names, statuses).
+    static HANDLES: RefCell<HashMap<SeriesKey, (Option<MatchedPath>, Handles)>> =
+        RefCell::new(HashMap::new());
+}
 
 /// Set by [`install`]: handles taken before a recorder is installed record nothing, so they are
 /// cached only after.
 static RECORDING: AtomicBool = AtomicBool::new(false);
 
-fn handles(method: &'static str, route: &str, status: u16) -> Handles {
-    let recording = RECORDING.load(Ordering::Acquire);
-    if recording {
-        let cached = HANDLES.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(handles) = cached.get(route).and_then(|m| m.get(&(method, status))) {
-            return handles.clone();
-        }
+/// The `route` label of a request matched to `route`.
+fn name(route: &Option<MatchedPath>) -> &str {
+    route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
+}
+
+/// Counts one request of `(method, route, status)` and records its duration.
+fn record(method: &'static str, route: Option<MatchedPath>, status: u16, elapsed: Duration) {
+    let count = |(counter, histogram): &Handles| {
+        histogram.record(elapsed);
+        counter.increment(1);
+    };
+    if !RECORDING.load(Ordering::Acquire) {
+        return count(&handles(method, name(&route), status));
     }
+    let template = name(&route);
+    let key = (template.as_ptr() as usize, template.len(), method, status);
+    HANDLES.with_borrow_mut(|cached| match cached.get(&key) {
+        Some((_, handles)) => count(handles),
+        None => {
+            let handles = handles(method, name(&route), status);
+            count(&handles);
+            cached.insert(key, (route, handles));
+        }
+    });
+}
+
+fn handles(method: &'static str, route: &str, status: u16) -> Handles {
     let labels = [
         Label::new("method", SharedString::const_str(method)),
         Label::new("route", SharedString::from_owned(route.to_owned())),
         Label::new("status", SharedString::from_owned(status.to_string())),
     ];
-    let handles = (
+    (
         ::metrics::counter!(REQUESTS_TOTAL, labels.iter()),
         ::metrics::histogram!(REQUEST_DURATION_SECONDS, labels.iter()),
-    );
-    if recording {
-        HANDLES
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(route.to_owned())
-            .or_default()
-            .insert((method, status), handles.clone());
-    }
-    handles
+    )
 }
 
 /// Standard methods by name; any other (extension) method as `OTHER`, so clients cannot grow

@@ -1,6 +1,6 @@
 //! The middleware stack, applied in one call with [`stack`].
 //!
-//! From the outside in: compression → CORS → HTTP metrics ([`crate::metrics::middleware`]) →
+//! From the outside in: compression (for requests with an `Accept-Encoding`) → CORS → HTTP metrics ([`crate::metrics::middleware`]) →
 //! request id and trace span → error format negotiation → locale → JSON error bodies → timeout →
 //! panic → body limit → handler. Every error any of them produces leaves as the framework's JSON
 //! error body, or as RFC 9457 problem details when the request's `Accept` prefers them (see
@@ -11,7 +11,7 @@
 //! future: stacked as separate `from_fn` layers, each would clone everything inside it and box a
 //! future on every request. The functions ([`crate::metrics::middleware`],
 //! [`crate::request_id::middleware`], [`crate::json_errors::middleware`], …) remain for an
-//! application that composes its own stack.
+//! application that composes its own stack; they and the stack share each layer's code.
 //!
 //! The stack is added with `Router::layer`, so it wraps each route and the fallback and runs
 //! after routing: the metrics see the matched route's template, and every status the layers
@@ -23,17 +23,20 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::FutureExt as _;
-use futures_util::future::BoxFuture;
-use tower::{Layer, Service, ServiceBuilder, ServiceExt as _};
-use tower_http::compression::CompressionLayer;
+use futures_util::future::{BoxFuture, Either, MapOk};
+use futures_util::{FutureExt as _, TryFutureExt as _};
+use tower::{Layer, Service, ServiceBuilder};
+use tower_http::compression::predicate::DefaultPredicate;
+use tower_http::compression::{
+    CompressionBody, CompressionLayer, ResponseFuture as CompressionFuture,
+};
 use tower_http::cors::{AllowOrigin, Any as CorsAny, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -61,7 +64,7 @@ where
     messages::ensure_loaded();
     let limit = config.body_limit;
     let layers = ServiceBuilder::new()
-        .layer(CompressionLayer::new())
+        .layer(NegotiatedCompressionLayer)
         .option_layer(cors(&config.cors_allowed_origins))
         .layer(FrameworkLayer {
             body_limit: limit,
@@ -72,12 +75,66 @@ where
     router.layer(layers)
 }
 
+/// Compression for the requests that accept an encoding; the others go straight to the inner
+/// service, without the compression layer's response future and body wrapper (the body stays
+/// the handler's, unboxed). Such a response carries no `Vary: accept-encoding`, which a
+/// compressible response to a client that accepts an encoding does: an uncompressed response
+/// suits every client, so a cache may serve it to any of them.
+#[derive(Debug, Clone, Copy)]
+struct NegotiatedCompressionLayer;
+
+impl<S> Layer<S> for NegotiatedCompressionLayer {
+    type Service = NegotiatedCompression<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        NegotiatedCompression { inner }
+    }
+}
+
+/// The service of [`NegotiatedCompressionLayer`].
+#[derive(Debug, Clone)]
+struct NegotiatedCompression<S> {
+    inner: S,
+}
+
+type Compressed<F> =
+    MapOk<CompressionFuture<F, DefaultPredicate>, fn(Response<CompressionBody<Body>>) -> Response>;
+
+impl<S> Service<Request> for NegotiatedCompression<S>
+where
+    S: Service<Request, Response = Response> + Clone,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Compressed<S::Future>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if !req.headers().contains_key(header::ACCEPT_ENCODING) {
+            return Either::Right(self.inner.call(req));
+        }
+        // The clone is left here; the one that was polled ready serves this request.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let mut compression = CompressionLayer::new().layer(ready);
+        Either::Left(compression.call(req).map_ok(|r| r.map(Body::new)))
+    }
+}
+
 /// The framework's own layers as one service: metrics, request id and span, error format,
 /// locale, JSON errors, timeout and panic catching run in one future.
 ///
 /// Each `axum::middleware::from_fn` layer costs, on every request, a clone of the whole service
 /// inside it (down to the route's boxed handler and the application's state), a boxed
-/// `Next` and a boxed future; one service for all of them clones its inner service once.
+/// `Next` and a boxed future; one service for all of them calls its inner service where it was
+/// polled ready, without a clone, and boxes one future. Each layer's work is split in the module
+/// that owns it into what it reads from the request, the scope it runs the rest in, and what it
+/// does to the response (`request_id::Assigned`, `problem::Negotiated`,
+/// `core_i18n::layer::RequestLocale`, `json_errors::Rewrite`, `metrics::Measured`), and the
+/// scopes are nested directly rather than through one `async fn` each.
 #[derive(Debug, Clone, Copy)]
 struct FrameworkLayer {
     body_limit: usize,
@@ -106,7 +163,7 @@ struct Framework<S> {
 
 impl<S, B> Service<Request> for Framework<S>
 where
-    S: Service<Request, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request, Response = Response<B>, Error = Infallible>,
     S::Future: Send + 'static,
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
@@ -119,42 +176,50 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        // The clone is left here; the one that was polled ready serves this request.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let (limit, request_timeout) = (self.body_limit, self.request_timeout);
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        // What each layer reads from the request, taken before the request goes on.
+        let started = Instant::now();
+        let measured = metrics::Measured::start(&req, started);
+        let request_id = request_id::Assigned::assign(&mut req, started);
+        let mut format = problem::Negotiated::negotiate(&req);
+        let locale = core_i18n::layer::RequestLocale::negotiate(req.headers());
+        req.extensions_mut().insert(BodyLimit(self.body_limit));
+        let rewrite = json_errors::Rewrite::new(&req);
+        // The inner service is called here, where it was polled ready (the body limit checks
+        // the declared length, the route clones its handler); a panic in `call` is answered like
+        // one in the handler's future.
+        let handler = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req)));
+        let request_timeout = self.request_timeout;
+        // The handler runs inside every scope (span and id, error format, locale, body limit);
+        // the timeout runs outside the panic catcher (a panic is caught either way, and the
+        // timeout's 408 is an `AppError` rendered inside the JSON error scope).
+        let handled = async move {
+            let response = rewrite
+                .scope(timeout(request_timeout, catch_panic(handler)))
+                .await;
+            rewrite.finish(response).await
+        };
+        let handled = request_id.scope(format.scope(locale.scope(handled)));
         Box::pin(async move {
-            let response = metrics::measure(req, |req| {
-                request_id::with_id(req, |req| {
-                    problem::with_format(req, |req| {
-                        core_i18n::layer::with_locale(req, move |mut req: Request| {
-                            req.extensions_mut().insert(BodyLimit(limit));
-                            json_errors::with_json_errors(req, move |req| {
-                                // The timeout runs outside the panic catcher (a panic is caught
-                                // either way, and the timeout's 408 is an `AppError` rendered
-                                // inside the JSON error scope).
-                                timeout(request_timeout, catch_panic(inner, req))
-                            })
-                        })
-                    })
-                })
-            })
-            .await;
+            let mut response = handled.await;
+            locale.finish(&mut response);
+            problem::Negotiated::finish(&mut response);
+            request_id.finish(&mut response);
+            measured.finish(&response);
             Ok(response)
         })
     }
 }
 
-/// Runs `inner` on `req`, answering a panic (in its `call` or in its future) with a JSON 500.
-async fn catch_panic<S, B>(inner: S, req: Request) -> Response
+/// The handler's response, or a JSON 500 when it panicked (in the service's `call`, given as
+/// `Err`, or in its future).
+async fn catch_panic<F, B>(handler: std::thread::Result<F>) -> Response
 where
-    S: Service<Request, Response = Response<B>, Error = Infallible>,
+    F: Future<Output = Result<Response<B>, Infallible>>,
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    let called = std::panic::catch_unwind(AssertUnwindSafe(|| inner.oneshot(req)));
-    let outcome = match called {
+    let outcome = match handler {
         Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
         Err(panic) => Err(panic),
     };
@@ -191,10 +256,31 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     Some(base.allow_origin(AllowOrigin::list(list)))
 }
 
+/// `response`, or a JSON 408 once `limit` has passed.
+///
+/// The timer starts only when the response is not ready at its first poll, with the deadline
+/// taken before it: a request answered at once (most are) registers no timer and does not reach
+/// for the runtime's handle.
 async fn timeout(limit: Duration, response: impl Future<Output = Response>) -> Response {
-    match tokio::time::timeout(limit, response).await {
-        Ok(response) => response,
-        Err(_) => {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut response = std::pin::pin!(response);
+    let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
+    let answered = std::future::poll_fn(|cx| {
+        if let Poll::Ready(response) = response.as_mut().poll(cx) {
+            return Poll::Ready(Some(response));
+        }
+        if timer.is_none() {
+            timer.set(Some(tokio::time::sleep_until(deadline)));
+        }
+        match timer.as_mut().as_pin_mut() {
+            Some(timer) => timer.poll(cx).map(|()| None),
+            None => Poll::Pending,
+        }
+    })
+    .await;
+    match answered {
+        Some(response) => response,
+        None => {
             tracing::warn!(timeout_ms = limit.as_millis() as u64, "request timed out");
             let seconds = format_seconds(limit);
             AppError::Timeout(messages::text_args(

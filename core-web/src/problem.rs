@@ -57,12 +57,16 @@
 //! # }
 //! ```
 
+use std::future::Future;
+
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use serde::{Deserialize, Serialize};
+use tokio::task::futures::TaskLocalFuture;
 
 use crate::error::{AppError, FieldErrors};
 
@@ -221,47 +225,66 @@ pub(crate) fn render(error: &AppError, instance: Option<String>) -> Response {
 /// the request runs where every `AppError` renders as one. Adds `Vary: Accept` to error
 /// responses.
 pub async fn middleware(req: Request, next: Next) -> Response {
-    with_format(req, |req| next.run(req)).await
+    let mut format = Negotiated::negotiate(&req);
+    let mut response = format.scope(next.run(req)).await;
+    Negotiated::finish(&mut response);
+    response
 }
 
-/// [`middleware`] around `run`, so the stack can run the next layer's work in the same future.
-pub(crate) async fn with_format<F, Fut>(req: Request, run: F) -> Response
-where
-    F: FnOnce(Request) -> Fut,
-    Fut: std::future::Future<Output = Response>,
-{
-    // One `Accept` line (or none) is read in place; several are joined as one list.
-    let mut values = req
-        .headers()
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let format = match (values.next(), values.next()) {
-        (None, _) => negotiate(None),
-        (Some(only), None) => negotiate((!only.is_empty()).then_some(only)),
-        (Some(first), Some(second)) => {
-            let mut accept = format!("{first},{second}");
-            for value in values {
-                accept.push(',');
-                accept.push_str(value);
+/// A request's error format: [`negotiate`](Self::negotiate) before the request goes on,
+/// [`scope`](Self::scope) around its handling, [`finish`](Self::finish) on the response. The
+/// pieces of [`middleware`], for the stack that runs several layers' work in one future.
+pub(crate) struct Negotiated {
+    /// The request path, when the client prefers problem details.
+    instance: Option<String>,
+}
+
+impl Negotiated {
+    /// The format `req`'s `Accept` prefers.
+    pub(crate) fn negotiate(req: &Request) -> Self {
+        // One `Accept` line (or none) is read in place; several are joined as one list.
+        let mut values = req
+            .headers()
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let format = match (values.next(), values.next()) {
+            (None, _) => negotiate(None),
+            (Some(only), None) => negotiate((!only.is_empty()).then_some(only)),
+            (Some(first), Some(second)) => {
+                let mut accept = format!("{first},{second}");
+                for value in values {
+                    accept.push(',');
+                    accept.push_str(value);
+                }
+                negotiate((!accept.is_empty()).then_some(accept.as_str()))
             }
-            negotiate((!accept.is_empty()).then_some(accept.as_str()))
-        }
-    };
-    let mut response = match format {
-        ErrorFormat::Problem => {
-            let path = req.uri().path().to_owned();
-            INSTANCE.scope(path, run(req)).await
-        }
-        ErrorFormat::Json => run(req).await,
-    };
-    let status = response.status();
-    if status.is_client_error() || status.is_server_error() {
-        response
-            .headers_mut()
-            .append(header::VARY, HeaderValue::from_static("accept"));
+        };
+        let instance = match format {
+            ErrorFormat::Problem => Some(req.uri().path().to_owned()),
+            ErrorFormat::Json => None,
+        };
+        Self { instance }
     }
-    response
+
+    /// Runs `fut` where every `AppError` renders as problem details, when the client prefers
+    /// them.
+    pub(crate) fn scope<F: Future>(&mut self, fut: F) -> Either<TaskLocalFuture<String, F>, F> {
+        match self.instance.take() {
+            Some(path) => Either::Left(INSTANCE.scope(path, fut)),
+            None => Either::Right(fut),
+        }
+    }
+
+    /// Adds `Vary: Accept` to an error response: its body depends on it.
+    pub(crate) fn finish(response: &mut Response) {
+        let status = response.status();
+        if status.is_client_error() || status.is_server_error() {
+            response
+                .headers_mut()
+                .append(header::VARY, HeaderValue::from_static("accept"));
+        }
+    }
 }
 
 /// Runs `f` as if inside a request that prefers problem details for `instance`; for tests and

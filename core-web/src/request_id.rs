@@ -10,7 +10,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument;
+use tokio::task::futures::TaskLocalFuture;
+use tracing::instrument::Instrumented;
+use tracing::{Instrument, Span};
 
 /// The header a request id is read from and written to.
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -73,48 +75,69 @@ fn generate() -> String {
 /// `client_id` that an application's authentication fills with
 /// `tracing::Span::current().record("client_id", …)`), logs the outcome and echoes the id in the
 /// response header.
-pub async fn middleware(req: Request, next: Next) -> Response {
-    with_id(req, |req| next.run(req)).await
+pub async fn middleware(mut req: Request, next: Next) -> Response {
+    let assigned = Assigned::assign(&mut req, Instant::now());
+    let mut response = assigned.scope(next.run(req)).await;
+    assigned.finish(&mut response);
+    response
 }
 
-/// [`middleware`] around `run`, so the stack can run the next layer's work in the same future.
-pub(crate) async fn with_id<F, Fut>(mut req: Request, run: F) -> Response
-where
-    F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = Response>,
-{
-    let id = req
-        .headers()
-        .get(&HEADER)
-        .and_then(accept)
-        .unwrap_or_else(generate);
-    // Checked once here (the id is visible ASCII), then cloned onto the response.
-    let header = HeaderValue::from_str(&id).ok();
-    let request_id = RequestId(Arc::from(id.as_str()));
-    req.extensions_mut().insert(request_id.clone());
-    // Text fields, not `Display` ones: recorded without the formatting machinery.
-    let span = tracing::info_span!(
-        "request",
-        request_id = id.as_str(),
-        method = req.method().as_str(),
-        path = req.uri().path(),
-        client_id = tracing::field::Empty,
-    );
-    let started = Instant::now();
-    let mut response = CURRENT
-        .scope(request_id, run(req))
-        .instrument(span.clone())
-        .await;
-    let status = response.status().as_u16();
-    // The span as the line's explicit parent: no entering and leaving it just to log.
-    tracing::info!(
-        parent: &span,
-        status,
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request finished"
-    );
-    if let Some(value) = header {
-        response.headers_mut().insert(HEADER, value);
+/// A request's id and span: [`assign`](Self::assign) before the request goes on,
+/// [`scope`](Self::scope) around its handling, [`finish`](Self::finish) on the response. The
+/// pieces of [`middleware`], for the stack that runs several layers' work in one future.
+pub(crate) struct Assigned {
+    id: RequestId,
+    /// The id as a header value, checked once (the id is visible ASCII).
+    header: Option<HeaderValue>,
+    span: Span,
+    started: Instant,
+}
+
+impl Assigned {
+    /// Takes the client's id or makes one, stores it in `req`'s extensions and opens the span.
+    pub(crate) fn assign(req: &mut Request, started: Instant) -> Self {
+        let id = req
+            .headers()
+            .get(&HEADER)
+            .and_then(accept)
+            .unwrap_or_else(generate);
+        let header = HeaderValue::from_str(&id).ok();
+        // Text fields, not `Display` ones: recorded without the formatting machinery.
+        let span = tracing::info_span!(
+            "request",
+            request_id = id.as_str(),
+            method = req.method().as_str(),
+            path = req.uri().path(),
+            client_id = tracing::field::Empty,
+        );
+        let id = RequestId(Arc::from(id));
+        req.extensions_mut().insert(id.clone());
+        Self {
+            id,
+            header,
+            span,
+            started,
+        }
     }
-    response
+
+    /// Runs `fut` in the request's span, with its id as [`current`]'s.
+    pub(crate) fn scope<F: Future>(&self, fut: F) -> Instrumented<TaskLocalFuture<RequestId, F>> {
+        CURRENT
+            .scope(self.id.clone(), fut)
+            .instrument(self.span.clone())
+    }
+
+    /// Logs the request's line in its span and echoes the id on `response`.
+    pub(crate) fn finish(self, response: &mut Response) {
+        // The span as the line's explicit parent: no entering and leaving it just to log.
+        tracing::info!(
+            parent: &self.span,
+            status = response.status().as_u16(),
+            latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            "request finished"
+        );
+        if let Some(value) = self.header {
+            response.headers_mut().insert(HEADER, value);
+        }
+    }
 }

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use crate::error::{Error, Result};
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests for at
-/// most `grace`.
+/// most `grace`. Requests carry their peer's address as `axum::extract::ConnectInfo<SocketAddr>`.
 ///
 /// ```no_run
 /// # async fn run() -> core_web::Result<()> {
@@ -47,7 +47,10 @@ where
         );
         let _ = started_tx.send(());
     };
-    let server = axum::serve(listener, router.into_make_service()).with_graceful_shutdown(signal);
+    // Each request carries its peer's address (`ConnectInfo<SocketAddr>`): per-client limits
+    // such as the dashboard's sign-in budget need it.
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(signal);
     let drain_deadline = async move {
         if started_rx.await.is_ok() {
             tokio::time::sleep(grace).await;
@@ -90,16 +93,19 @@ pub async fn serve_with_shutdown(
     shutdown.tracker().track_future(server).await
 }
 
-/// Binds `addr` and serves `router` until SIGINT or SIGTERM.
+/// Binds `addr` and serves `router` until SIGINT or SIGTERM, then writes out the log lines
+/// still waiting ([`crate::telemetry::flush`]).
 pub async fn run(router: Router, addr: SocketAddr, grace: Duration) -> Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Bind { addr, source: e })?;
     let local = listener.local_addr().map_err(Error::Io)?;
     tracing::info!(address = %format!("http://{local}"), "listening");
-    serve(listener, router, shutdown_signal(), grace).await?;
+    let served = serve(listener, router, shutdown_signal(), grace).await;
     tracing::info!("stopped");
-    Ok(())
+    // The process is about to end: the log lines still in memory go out now.
+    crate::telemetry::flush();
+    served
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM: [`core_db::shutdown::signal`].

@@ -4,6 +4,13 @@
 //! A JSON line holds `timestamp` (RFC 3339, UTC, microseconds), `level`, the event's fields
 //! (`message` among them) at the top level, `target`, and under `span` the fields of the span
 //! the event happened in with the span's `name`.
+//!
+//! Lines are written to stdout by a thread of the logger's own, in batches: logging a line
+//! copies it into memory, and a request does not wait for a `write(2)`. Warnings and errors are
+//! written out before the call that logs them returns. A process calls [`flush`] before it
+//! exits, so the last lines are not left in memory.
+
+use std::sync::OnceLock;
 
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
@@ -13,6 +20,12 @@ use crate::config::{LogConfig, LogFormat};
 use crate::error::{Error, Result};
 
 mod json;
+mod writer;
+
+use writer::LogWriter;
+
+/// The writer [`init`] installed.
+static WRITER: OnceLock<LogWriter> = OnceLock::new();
 
 /// Installs the global tracing subscriber.
 ///
@@ -23,14 +36,30 @@ pub fn init(config: &LogConfig) -> Result<()> {
         Filter::Targets(targets) => Box::new(targets),
         Filter::Env(env) => env,
     };
+    let writer = match WRITER.get() {
+        Some(writer) => writer.clone(),
+        None => {
+            let writer = LogWriter::spawn(std::io::stdout())
+                .map_err(|e| Error::Telemetry(format!("starting the log writer: {e}")))?;
+            WRITER.get_or_init(|| writer).clone()
+        }
+    };
     let registry = tracing_subscriber::registry().with(filter);
     let result = match config.format {
-        LogFormat::Pretty => registry.with(fmt::layer().with_target(false)).try_init(),
-        LogFormat::Json => registry
-            .with(json::JsonLayer::new(std::io::stdout))
+        LogFormat::Pretty => registry
+            .with(fmt::layer().with_target(false).with_writer(writer))
             .try_init(),
+        LogFormat::Json => registry.with(json::JsonLayer::new(writer)).try_init(),
     };
     result.map_err(|e| Error::Telemetry(e.to_string()))
+}
+
+/// Writes out the log lines still waiting in memory. Call it before the process exits (after
+/// the last line it logs); it returns once they are written. Does nothing before [`init`].
+pub fn flush() {
+    if let Some(writer) = WRITER.get() {
+        writer.flush();
+    }
 }
 
 /// The subscriber's filter for `spec` (`RUST_LOG` syntax).

@@ -40,7 +40,8 @@
 //! - **Wrong tokens are rate-limited.** After [`failures_per_minute`](TokenLogin::failures_per_minute)
 //!   wrong tokens (5 by default) from one client address within a minute, its sign-ins get 429
 //!   with `Retry-After` until the minute is over, without the token being looked at. The
-//!   address is the peer's, from axum's `ConnectInfo<SocketAddr>` (serve the app with
+//!   address is the peer's, from axum's `ConnectInfo<SocketAddr>` (`core_web::server` serves
+//!   with it; an app serving itself uses
 //!   `into_make_service_with_connect_info::<SocketAddr>()`); without it every client shares one
 //!   budget. `X-Forwarded-For` is believed only with
 //!   [`trust_proxy_headers`](TokenLogin::trust_proxy_headers).

@@ -46,7 +46,8 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = String::new();
+        // Room for a request span's fields at once, rather than growing by doubling.
+        let mut fields = String::with_capacity(160);
         attrs.record(&mut Members(&mut fields));
         span.extensions_mut().insert(SpanFields(fields));
     }
@@ -154,7 +155,7 @@ impl Visit for Members<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.key(field);
         if value.is_finite() {
-            let _ = write!(self.0, "{value}");
+            self.0.push_str(ryu::Buffer::new().format_finite(value));
         } else {
             self.0.push_str("null");
         }
@@ -162,12 +163,12 @@ impl Visit for Members<'_> {
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
-        let _ = write!(self.0, "{value}");
+        self.0.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        let _ = write!(self.0, "{value}");
+        self.0.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -205,11 +206,39 @@ fn push_json_str(out: &mut String, s: &str) {
 /// A `fmt::Write` that escapes what it is given for the inside of a JSON string.
 struct Escaped<'a>(&'a mut String);
 
+/// Whether any of the eight bytes of `word` needs escaping in a JSON string: a control
+/// character (below 0x20, or 0x7f), `"` or `\`. Exact, with no false positives: bytes of 0x80
+/// and above never match.
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    below_space
+        | zero_byte(word ^ (ONES * u64::from(b'"')))
+        | zero_byte(word ^ (ONES * u64::from(b'\\')))
+        | zero_byte(word ^ (ONES * 0x7f))
+        != 0
+}
+
 impl fmt::Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let bytes = s.as_bytes();
-        let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
+        // Eight bytes at a time up to the first word that needs escaping: most text has none.
+        let mut clean = bytes
+            .chunks_exact(8)
+            .take_while(|chunk| {
+                !needs_escape(u64::from_le_bytes((*chunk).try_into().unwrap_or_default()))
+            })
+            .count()
+            * 8;
+        // A word may end inside a character (whose bytes never need escaping).
+        while !s.is_char_boundary(clean) {
+            clean -= 1;
+        }
+        self.0.push_str(&s[..clean]);
+        let mut start = clean;
+        for (i, &b) in bytes.iter().enumerate().skip(clean) {
             let escape: &str = match b {
                 b'"' => "\\\"",
                 b'\\' => "\\\\",
@@ -378,6 +407,29 @@ mod tests {
         assert_eq!(line["error"], "quote \" inside");
         assert_eq!(line["message"], "multi\nline");
         assert!(line.get("span").is_none(), "no span, no member");
+    }
+
+    #[test]
+    fn the_word_check_finds_exactly_the_bytes_that_need_escaping() {
+        for b in 0..=255u8 {
+            let expected = b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f;
+            for at in 0..8 {
+                let mut word = [b'a'; 8];
+                word[at] = b;
+                assert_eq!(
+                    needs_escape(u64::from_le_bytes(word)),
+                    expected,
+                    "{b:#x} at {at}"
+                );
+            }
+        }
+        // Bytes next to each other do not mask or fake one another.
+        assert!(!needs_escape(u64::from_le_bytes(*b"\x80\xff !#~\x7e\x21")));
+        assert!(needs_escape(u64::from_le_bytes(*b"\x80\x00\xff\x01abcd")));
+        let long = format!("a{}\"{}\u{1}", "é".repeat(20), "x".repeat(30));
+        let mut out = String::new();
+        push_json_str(&mut out, &long);
+        assert_eq!(out, serde_json::to_string(&long).unwrap());
     }
 
     #[test]

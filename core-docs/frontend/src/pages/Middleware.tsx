@@ -27,7 +27,7 @@ function Middleware() {
           order from the outside in:
         </p>
         <ol>
-          <li>compression (gzip, when the client accepts it);</li>
+          <li>compression (gzip, only for requests that send <code>Accept-Encoding</code>);</li>
           <li>
             CORS, when <code>CORS_ALLOWED_ORIGINS</code> is set;
           </li>
@@ -99,6 +99,13 @@ function Middleware() {
           <code>timestamp</code> (RFC 3339, UTC), <code>level</code>, the event's fields (<code>message</code> among
           them), <code>target</code>, and under <code>span</code> the request's <code>request_id</code>,{' '}
           <code>method</code>, <code>path</code> (and <code>client_id</code> once authentication records it).
+        </p>
+        <p>
+          Lines reach stdout through a writer thread of the logger's own, in batches, so a request does not wait for a
+          write of its own. Order is kept, warnings and errors are written out before the call that logs them returns,
+          and nothing is dropped when the destination is slow (the logging thread then writes the lines itself). A{' '}
+          <code>main</code> that returns calls <code>core_web::telemetry::flush()</code> first, so its last lines are
+          written; <code>core_web::server::run</code> does this when it stops serving.
         </p>
         <p>
           The layers from the metrics to the panic catcher run as one service, in one future per request: stacked as
