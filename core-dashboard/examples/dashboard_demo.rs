@@ -10,6 +10,10 @@
 //!
 //! `DASHBOARD_TOKEN` is the admin token (required); `PORT` the port on 127.0.0.1 (0, the default,
 //! picks a free one). It prints `listening on http://127.0.0.1:PORT/admin/jobs/` once it serves.
+//!
+//! With `DEMO_TRAFFIC=1` it also runs a worker in the process and keeps dispatching jobs to
+//! `default` and `mail`, about one in five failing (some after a retry), and samples the
+//! throughput every second over a ten-minute window, so the charts move while you watch.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,10 +23,10 @@ use axum::Router;
 use chrono::Utc;
 use core_dashboard::Dashboard;
 use core_db::Database;
-use core_jobs::{DispatchOptions, FailedJobs, FailureRecord, Job, JobContext, Queue};
+use core_jobs::{DispatchOptions, FailedJobs, FailureRecord, Job, JobContext, Queue, Worker};
 use serde::{Deserialize, Serialize};
 
-/// A job for the counts: never run here, only queued.
+/// A job for the counts: only queued (run by the worker of `DEMO_TRAFFIC=1`).
 #[derive(Debug, Serialize, Deserialize)]
 struct SendMail {
     to: String,
@@ -34,6 +38,62 @@ impl Job for SendMail {
 
     async fn handle(&self, _ctx: &JobContext) -> anyhow::Result<()> {
         Ok(())
+    }
+}
+
+/// A job of the demo's traffic: succeeds, or fails `fails` times (one retry allowed).
+#[derive(Debug, Serialize, Deserialize)]
+struct Work {
+    n: u64,
+    fails: u32,
+}
+
+#[core_jobs::async_trait]
+impl Job for Work {
+    const NAME: &'static str = "work";
+
+    async fn handle(&self, ctx: &JobContext) -> anyhow::Result<()> {
+        tokio::time::sleep(Duration::from_millis(20 + self.n % 40)).await;
+        if ctx.attempt() <= self.fails {
+            anyhow::bail!("work {} failed on attempt {}", self.n, ctx.attempt());
+        }
+        Ok(())
+    }
+
+    fn max_retries(&self) -> u32 {
+        1
+    }
+
+    fn backoff(&self, _attempt: u32) -> Duration {
+        Duration::from_millis(300)
+    }
+}
+
+/// Keeps dispatching [`Work`] to `default` and `mail`, a few jobs every 100 ms.
+async fn traffic(queue: Queue) {
+    let mut n: u64 = 0;
+    loop {
+        for _ in 0..(1 + n % 3) {
+            n += 1;
+            // One in five fails for good, one in ten fails once and succeeds on its retry.
+            let fails = match n % 10 {
+                3 | 7 => 2,
+                5 => 1,
+                _ => 0,
+            };
+            let on = if n.is_multiple_of(3) {
+                "mail"
+            } else {
+                "default"
+            };
+            let dispatched = queue
+                .dispatch_with(&Work { n, fails }, DispatchOptions::new().on_queue(on))
+                .await;
+            if let Err(err) = dispatched {
+                eprintln!("demo traffic: {err}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -120,10 +180,26 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
 
-    let dashboard = Dashboard::builder(queue, failed)
+    let busy = std::env::var("DEMO_TRAFFIC").is_ok_and(|v| v == "1");
+    let mut builder = Dashboard::builder(queue.clone(), failed.clone())
         .queue_names(["default", "mail"])
-        .token_login(token)
-        .build()?;
+        .token_login(token);
+    let mut worker = None;
+    if busy {
+        builder = builder
+            .sample_interval(Duration::from_secs(1))
+            .throughput_window(Duration::from_secs(600));
+        worker = Some(
+            Worker::new(queue.clone(), JobContext::new(queue.clone()))
+                .register::<Work>()
+                .register::<SendMail>()
+                .queue("mail")
+                .failed_store(failed)
+                .spawn()?,
+        );
+        tokio::spawn(traffic(queue));
+    }
+    let dashboard = builder.build()?;
     let app = Router::new().nest_service("/admin/jobs", dashboard.router());
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
@@ -137,6 +213,9 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    if let Some(worker) = worker {
+        worker.shutdown().await;
+    }
     drop(sqlite);
     Ok(())
 }

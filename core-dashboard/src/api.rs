@@ -16,6 +16,7 @@ use validator::Validate;
 
 use crate::dashboard::Inner;
 use crate::filter::{self, FilterBody};
+use crate::throughput::ThroughputReply;
 
 type Shared = State<Arc<Inner>>;
 
@@ -31,6 +32,7 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Router {
     routes
         .route("/api/queues", get(queues))
         .route("/api/events", get(crate::live::events))
+        .route("/api/throughput", get(throughput))
         .route("/api/failed", get(list))
         .route("/api/failed/bulk/preview", post(bulk_preview))
         .route("/api/failed/bulk", post(bulk))
@@ -71,6 +73,10 @@ struct Counts {
     grouped_waiting: u64,
     pending_failures: u64,
     failed: u64,
+}
+
+async fn throughput(State(s): Shared) -> ApiResult<ThroughputReply> {
+    Ok(ApiResponse::success(s.throughput.reply(), ""))
 }
 
 /// The body of `GET api/queues` and of the `queues` events of `GET api/events`.

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use core_jobs::{FailedJobs, Queue};
+use core_jobs::{FailedJobs, JobCounters, Queue};
 use core_web::AppError;
 use core_web::datatable::{Column, DataTable, Filter};
 
@@ -18,6 +18,9 @@ use crate::auth::Authorize;
 use crate::error::{Error, Result};
 use crate::frontend::{self, Frontend};
 use crate::login::{self, Admit, Login, TokenLogin};
+use crate::throughput::{
+    DEFAULT_SAMPLE_INTERVAL, DEFAULT_THROUGHPUT_WINDOW, MIN_SAMPLE_INTERVAL, Throughput,
+};
 
 /// The message of the 401 a dashboard without an authorization hook answers.
 pub(crate) const NO_HOOK: &str =
@@ -34,6 +37,9 @@ pub struct DashboardBuilder {
     login: Option<TokenLogin>,
     live_interval: Duration,
     frontend_dir: Option<PathBuf>,
+    counters: Option<JobCounters>,
+    sample_interval: Duration,
+    throughput_window: Duration,
 }
 
 /// How often `GET api/events` sends the counts unless
@@ -52,6 +58,8 @@ impl fmt::Debug for DashboardBuilder {
             .field("login", &self.login)
             .field("live_interval", &self.live_interval)
             .field("frontend_dir", &self.frontend_dir)
+            .field("sample_interval", &self.sample_interval)
+            .field("throughput_window", &self.throughput_window)
             .finish_non_exhaustive()
     }
 }
@@ -93,7 +101,7 @@ impl DashboardBuilder {
     /// ```
     /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
     /// use core_dashboard::{Dashboard, TokenLogin};
-    /// use core_jobs::{FailedJobs, Queue};
+    /// use core_jobs::{FailedJobs, JobCounters, Queue};
     ///
     /// let db = core_db::Database::connect("sqlite::memory:").await?;
     /// let dashboard = Dashboard::builder(Queue::memory(), FailedJobs::new(db))
@@ -122,7 +130,7 @@ impl DashboardBuilder {
     /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
     /// use std::time::Duration;
     /// use core_dashboard::Dashboard;
-    /// use core_jobs::{FailedJobs, Queue};
+    /// use core_jobs::{FailedJobs, JobCounters, Queue};
     ///
     /// let db = core_db::Database::connect("sqlite::memory:").await?;
     /// let dashboard = Dashboard::builder(Queue::memory(), FailedJobs::new(db))
@@ -135,6 +143,49 @@ impl DashboardBuilder {
     /// ```
     pub fn live_interval(mut self, interval: Duration) -> Self {
         self.live_interval = interval.max(MIN_LIVE_INTERVAL);
+        self
+    }
+
+    /// Charts the counts of `counters` instead of the queue's own
+    /// ([`Queue::counters`](core_jobs::Queue::counters)): for an application whose workers run
+    /// on another `Queue` handle, given the same registry with
+    /// [`Worker::counters`](core_jobs::Worker::counters). Either way, only workers in this
+    /// process are counted (see [`throughput`](crate::throughput)).
+    pub fn counters(mut self, counters: &JobCounters) -> Self {
+        self.counters = Some(counters.clone());
+        self
+    }
+
+    /// How often the throughput charts' counters are sampled, each sample one point of the
+    /// charts ([`DEFAULT_SAMPLE_INTERVAL`], 10 s, by default; at least [`MIN_SAMPLE_INTERVAL`],
+    /// and at least the [window](Self::throughput_window) divided by
+    /// [`MAX_POINTS`](crate::throughput::MAX_POINTS)). Sampling reads in-process counters only.
+    ///
+    /// ```
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use core_dashboard::Dashboard;
+    /// use core_jobs::{FailedJobs, JobCounters, Queue};
+    ///
+    /// let db = core_db::Database::connect("sqlite::memory:").await?;
+    /// let dashboard = Dashboard::builder(Queue::memory(), FailedJobs::new(db))
+    ///     .token_login("a-long-random-admin-token")
+    ///     .sample_interval(Duration::from_secs(30))
+    ///     .throughput_window(Duration::from_secs(6 * 3600))
+    ///     .build()?;
+    /// # let _ = dashboard;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sample_interval(mut self, interval: Duration) -> Self {
+        self.sample_interval = interval.max(MIN_SAMPLE_INTERVAL);
+        self
+    }
+
+    /// How far back the throughput charts reach ([`DEFAULT_THROUGHPUT_WINDOW`], one hour, by
+    /// default; at least one [sample interval](Self::sample_interval)).
+    pub fn throughput_window(mut self, window: Duration) -> Self {
+        self.throughput_window = window;
         self
     }
 
@@ -172,8 +223,19 @@ impl DashboardBuilder {
                 "the jobs dashboard has no authorization hook: every request is refused (401)"
             );
         }
+        let counters = self
+            .counters
+            .unwrap_or_else(|| self.queue.counters().clone());
+        let throughput = Throughput::new(
+            counters,
+            queues.clone(),
+            self.sample_interval,
+            self.throughput_window,
+        );
+        throughput.ensure_started();
         Ok(Dashboard {
             inner: Arc::new(Inner {
+                throughput,
                 queue: self.queue,
                 listing: listing()?,
                 failed: self.failed,
@@ -220,6 +282,7 @@ pub(crate) struct Inner {
     pub(crate) login: Option<Login>,
     pub(crate) live_interval: Duration,
     pub(crate) frontend: Frontend,
+    pub(crate) throughput: Arc<Throughput>,
 }
 
 /// A jobs dashboard: the queues' counts and the failed jobs, with retry and forget, as a
@@ -229,7 +292,7 @@ pub(crate) struct Inner {
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 /// use axum::Router;
 /// use core_dashboard::Dashboard;
-/// use core_jobs::{FailedJobs, Queue};
+/// use core_jobs::{FailedJobs, JobCounters, Queue};
 /// use core_web::AppError;
 /// use http::request::Parts;
 ///
@@ -276,6 +339,9 @@ impl Dashboard {
             login: None,
             live_interval: DEFAULT_LIVE_INTERVAL,
             frontend_dir: None,
+            counters: None,
+            sample_interval: DEFAULT_SAMPLE_INTERVAL,
+            throughput_window: DEFAULT_THROUGHPUT_WINDOW,
         }
     }
 
@@ -326,6 +392,8 @@ impl Dashboard {
 /// Runs the login's check and the hook on the request, then the request (or answers their
 /// refusal).
 async fn guard(inner: &Inner, mut request: Request, next: Next) -> Response {
+    // A dashboard built outside a Tokio runtime starts sampling at its first request.
+    inner.throughput.ensure_started();
     if let Some(login) = &inner.login {
         match login.admit(&mut request) {
             Admit::Public => return next.run(request).await,

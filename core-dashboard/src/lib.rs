@@ -7,9 +7,13 @@
 //! - **Failed jobs**: a paged, sorted, filtered list (core-web's DataTable over `failed_jobs`,
 //!   without the payloads), one failure in full, retry, forget, and retry or forget of every row
 //!   a filter matches, after a preview that says how many rows it will touch.
-//! - **A web page** at the mount point (see [`frontend`]): the counts, updated live over
-//!   server-sent events (`GET api/events`), and the failed jobs with their filters, details and
-//!   actions, every destructive one confirmed first.
+//! - **Throughput charts**: jobs finished per minute and the failure rate over the last hour,
+//!   overall and per queue, sampled from core-jobs' in-process [`JobCounters`](core_jobs::JobCounters)
+//!   (the counts behind `/metrics`), so the dashboard adds nothing to the workers' hot path
+//!   (see [`throughput`](mod@throughput)).
+//! - **A web page** at the mount point (see [`frontend`]): the counts and the charts, updated
+//!   live over server-sent events (`GET api/events`), and the failed jobs with their filters,
+//!   details and actions, every destructive one confirmed first.
 //! - **Security**: nothing is public. Every request, unknown paths included, goes through the
 //!   sign-in check of a [`TokenLogin`] and the application's [`Authorize`] hook first; a
 //!   dashboard built with neither answers every request with 401, and one the application has
@@ -87,7 +91,8 @@
 //! | `POST api/failed/bulk/preview` | body `{"action": "retry" \| "forget", "filter": {…}}` → `{"action", "count"}`: how many rows the action would touch now |
 //! | `POST api/failed/bulk` | the same body plus `"confirm_count"`: acts only when the filter still matches exactly that many rows, and answers `{"action", "count"}` with the rows touched; otherwise 409 `BULK_COUNT_CHANGED`, nothing touched, the message and the `x-matching-count` header giving the new count |
 //! | `GET api/session` | with a [`TokenLogin`] only: `{"csrf_token", "expires_at"}` of the caller's session |
-//! | `GET api/events` | server-sent events: `queues` with the JSON of `GET api/queues` at once and every [`live_interval`](DashboardBuilder::live_interval) (1 s by default) while the client stays connected; `error` with the JSON error body when the counts cannot be read (the stream goes on); see [`live`](crate#live-counts) |
+//! | `GET api/throughput` | the sampled counts: `{"interval_ms", "window_ms", "queues": [names], "replace": true, "points": [{"at", "span_ms", "total": {"processed", "failed", "retried"}, "queues": {name: {…the same}}}]}`, oldest first (see [throughput](crate#throughput-charts)) |
+//! | `GET api/events` | server-sent events: `queues` with the JSON of `GET api/queues` at once and every [`live_interval`](DashboardBuilder::live_interval) (1 s by default) while the client stays connected; `throughput` with the JSON of `GET api/throughput` at once, then with `"replace": false` and each new point as it is sampled; `error` with the JSON error body when the counts cannot be read (the stream goes on); see [`live`](crate#live-counts) |
 //!
 //! Forget is a `POST` to an action path, like retry and the bulk actions, so that every change
 //! the dashboard makes is a `POST` naming what it does. Behind a [`TokenLogin`], every one of
@@ -128,6 +133,26 @@
 //! data: {"data":{"queues":[{"queue":"default","ready":2,…}],"totals":{…},"failed_all_queues":0}}
 //! ```
 //!
+//! # Throughput charts
+//!
+//! Every [`sample_interval`](DashboardBuilder::sample_interval) (10 s by default) the dashboard
+//! reads core-jobs' in-process counters ([`Queue::counters`](core_jobs::Queue::counters) of
+//! the queue it was given, or [`DashboardBuilder::counters`]) and keeps one point per sample
+//! for the last [`throughput_window`](DashboardBuilder::throughput_window) (an hour): the jobs
+//! of each shown queue, and their total, that succeeded (`processed`), ended in `failed_jobs`
+//! (`failed`) and were retried (`retried`) during the point's `span_ms`, ending at `at` (Unix
+//! milliseconds). The page draws two line charts from them, for all the shown queues or the
+//! one picked: **jobs finished per minute** (`processed × 60000 / span_ms`, and the same for
+//! `failed`) and the **failure rate**, `failed / (processed + failed)` in percent, blank where
+//! no job finished.
+//!
+//! Sampling runs from the moment the dashboard is built, whether or not a page is open, so
+//! that a page opened now shows the hour before; it reads a few in-memory atomics, never Redis
+//! or the database. The figures are those of the workers **in the dashboard's process**: with
+//! workers in separate processes (an `app worker` beside the web server on Redis) the charts
+//! stay flat. Charting those would need the counts in a shared store, which this crate does
+//! not do yet (see [`core_jobs::stats`]).
+//!
 //! # The page
 //!
 //! `GET {prefix}/` serves the dashboard's page, a single-page app in `core-dashboard/frontend/`
@@ -157,6 +182,7 @@ pub mod dashboard;
 pub mod error;
 pub mod frontend;
 pub mod login;
+pub mod throughput;
 
 mod api;
 mod filter;
@@ -166,3 +192,4 @@ pub use auth::Authorize;
 pub use dashboard::{DEFAULT_LIVE_INTERVAL, Dashboard, DashboardBuilder, MIN_LIVE_INTERVAL};
 pub use error::{Error, Result};
 pub use login::TokenLogin;
+pub use throughput::{DEFAULT_SAMPLE_INTERVAL, DEFAULT_THROUGHPUT_WINDOW, MIN_SAMPLE_INTERVAL};

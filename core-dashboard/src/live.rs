@@ -1,4 +1,5 @@
-//! `GET api/events`: the queues' counts as server-sent events, for the page's live view.
+//! `GET api/events`: the queues' counts and the throughput as server-sent events, for the
+//! page's live view.
 //!
 //! Each connected client gets a `queues` event at once and then every
 //! [`live_interval`](crate::DashboardBuilder::live_interval) (one second by default), its data
@@ -8,6 +9,12 @@
 //! next tick tries again. Comments keep the connection alive through proxies when ticks are
 //! far apart. The counts are read only while a client is connected: the stream, and its timer,
 //! end when the client goes.
+//!
+//!
+//! The same stream carries `throughput` events: at once the JSON of `GET api/throughput`
+//! (`"replace": true`, every point kept), then one event per sample with `"replace": false` and
+//! the new point in `points`. A client that falls behind by more than 64 points gets all of
+//! them again (`"replace": true`).
 //!
 //! ```text
 //! event: queues
@@ -22,15 +29,18 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use core_web::ApiResponse;
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
+use tokio::sync::broadcast;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::api;
 use crate::dashboard::Inner;
+use crate::throughput::ThroughputReply;
 
 /// The handler of `GET api/events`.
 pub(crate) async fn events(State(inner): State<Arc<Inner>>) -> Response {
-    let sse = Sse::new(counts(inner)).keep_alive(KeepAlive::default());
+    let events = stream::select(counts(inner.clone()), throughput(&inner));
+    let sse = Sse::new(events).keep_alive(KeepAlive::default());
     // Tell buffering reverse proxies to pass each event on at once.
     (
         [(
@@ -40,6 +50,35 @@ pub(crate) async fn events(State(inner): State<Arc<Inner>>) -> Response {
         sse,
     )
         .into_response()
+}
+
+/// The `throughput` events: every point kept at once (`"replace": true`), then each new point
+/// as the sampler closes it (`"replace": false`). A client too slow to take them gets every
+/// point again.
+fn throughput(inner: &Arc<Inner>) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
+    let sampler = inner.throughput.clone();
+    let (history, updates) = sampler.subscribe();
+    let first = throughput_event(&history);
+    let rest = stream::unfold((sampler, updates), |(sampler, mut updates)| async move {
+        let reply = match updates.recv().await {
+            Ok(point) => sampler.update(point),
+            Err(broadcast::error::RecvError::Lagged(_)) => sampler.reply(),
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((throughput_event(&reply), (sampler, updates)))
+    });
+    stream::once(async move { first }).chain(rest)
+}
+
+fn throughput_event(reply: &ThroughputReply) -> Result<Event, Infallible> {
+    Ok(Event::default()
+        .event("throughput")
+        .json_data(ApiResponse::success(reply, ""))
+        .unwrap_or_else(|_| {
+            Event::default()
+                .event("error")
+                .data(r#"{"message":"The throughput could not be encoded","error_code":"INTERNAL_ERROR"}"#)
+        }))
 }
 
 /// The events: one per tick, the first at once.

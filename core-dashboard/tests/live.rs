@@ -1,5 +1,6 @@
 //! `GET api/events`: the queues' counts as server-sent events, behind the session like the rest
-//! of the API. Driven through the router (mounted at `/admin/jobs`) without a port, on the
+//! of the API; `GET api/throughput` and the `throughput` events: the sampled counts of the
+//! in-process workers. Driven through the router (mounted at `/admin/jobs`) without a port, on the
 //! in-process queue with failures on SQLite.
 
 use std::time::Duration;
@@ -9,7 +10,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use core_dashboard::Dashboard;
 use core_db::Database;
-use core_jobs::{FailedJobs, FailureRecord, Job, JobContext, Queue};
+use core_jobs::{
+    DispatchOptions, FailedJobs, FailureRecord, Job, JobContext, Queue, Worker, WorkerHandle,
+};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -32,6 +35,23 @@ impl Job for Ping {
     }
 }
 
+/// Always fails, without retries.
+#[derive(Debug, Serialize, Deserialize)]
+struct Doomed;
+
+#[core_jobs::async_trait]
+impl Job for Doomed {
+    const NAME: &'static str = "doomed";
+
+    async fn handle(&self, _ctx: &JobContext) -> anyhow::Result<()> {
+        anyhow::bail!("doomed")
+    }
+
+    fn max_retries(&self) -> u32 {
+        0
+    }
+}
+
 struct Harness {
     app: Router,
     queue: Queue,
@@ -41,6 +61,11 @@ struct Harness {
 
 impl Harness {
     async fn new(interval: Duration) -> Self {
+        Self::sampled(interval, Duration::from_secs(10), Duration::from_secs(3600)).await
+    }
+
+    /// With the throughput sampled every `sample` and kept for `window`.
+    async fn sampled(interval: Duration, sample: Duration, window: Duration) -> Self {
         let sqlite = test_support::sqlite().await;
         let failed = FailedJobs::new(Database::Sqlite(sqlite.pool.clone()));
         let queue = Queue::memory();
@@ -48,6 +73,8 @@ impl Harness {
             .queue_names(["default", "mail"])
             .token_login(SECRET)
             .live_interval(interval)
+            .sample_interval(sample)
+            .throughput_window(window)
             .build()
             .expect("valid dashboard");
         Self {
@@ -70,6 +97,35 @@ impl Harness {
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         let set = response.headers()["set-cookie"].to_str().unwrap();
         set.split(';').next().unwrap().to_owned()
+    }
+
+    /// A worker in this process on the dashboard's queue, on `default` and `mail`.
+    fn worker(&self) -> WorkerHandle {
+        Worker::new(self.queue.clone(), JobContext::new(self.queue.clone()))
+            .register::<Ping>()
+            .register::<Doomed>()
+            .queue("mail")
+            .failed_store(self.failed.clone())
+            .block_for(Duration::from_millis(20))
+            .spawn()
+            .expect("worker")
+    }
+
+    /// `GET {path}` with `cookie`: status and JSON body.
+    async fn get(&self, path: &str, cookie: Option<&str>) -> (StatusCode, Value) {
+        let mut builder = Request::get(format!("{PREFIX}/{path}")).header("host", HOST);
+        if let Some(cookie) = cookie {
+            builder = builder.header("cookie", cookie);
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(builder.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
     }
 
     /// Opens the event stream with `cookie`.
@@ -99,8 +155,28 @@ impl Events {
         }
     }
 
-    /// The next event (comments skipped), within five seconds.
+    /// The next event but `throughput` ones (comments skipped), within five seconds.
     async fn next(&mut self) -> (String, Value) {
+        loop {
+            let (name, data) = self.next_any().await;
+            if name != "throughput" {
+                return (name, data);
+            }
+        }
+    }
+
+    /// The next event named `name`.
+    async fn next_named(&mut self, name: &str) -> Value {
+        loop {
+            let (got, data) = self.next_any().await;
+            if got == name {
+                return data;
+            }
+        }
+    }
+
+    /// The next event (comments skipped), within five seconds.
+    async fn next_any(&mut self) -> (String, Value) {
         tokio::time::timeout(Duration::from_secs(5), async {
             loop {
                 if let Some(end) = self.buffer.find("\n\n") {
@@ -255,5 +331,152 @@ async fn events_come_once_per_interval() {
     assert!(
         elapsed >= Duration::from_millis(550),
         "three events in {elapsed:?}"
+    );
+}
+
+/// The sum of `field` (`processed`, `failed`, `retried`) over the points, for `queue` (or the
+/// totals).
+fn sum(reply: &Value, queue: Option<&str>, field: &str) -> u64 {
+    reply["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| match queue {
+            Some(q) => p["queues"][q][field].as_u64().unwrap(),
+            None => p["total"][field].as_u64().unwrap(),
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn throughput_needs_a_session() {
+    let h = Harness::new(Duration::from_millis(100)).await;
+    let (status, json) = h.get("api/throughput", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json["error_code"], "UNAUTHORIZED", "{json}");
+}
+
+#[tokio::test]
+async fn the_throughput_series_moves_as_a_worker_in_this_process_runs_jobs() {
+    let h = Harness::sampled(
+        Duration::from_secs(1),
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+    )
+    .await;
+    let cookie = h.session().await;
+    let (status, first) = h.get("api/throughput", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let data = &first["data"];
+    assert_eq!(data["interval_ms"], 100, "{data}");
+    assert_eq!(data["window_ms"], 60_000, "{data}");
+    assert_eq!(data["queues"], serde_json::json!(["default", "mail"]));
+    assert_eq!(data["replace"], true);
+
+    let worker = h.worker();
+    for _ in 0..3 {
+        h.queue.dispatch(&Ping).await.unwrap();
+    }
+    h.queue
+        .dispatch_with(&Doomed, DispatchOptions::new().on_queue("mail"))
+        .await
+        .unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let reply = loop {
+        let (_, reply) = h.get("api/throughput", Some(&cookie)).await;
+        let data = reply["data"].clone();
+        if sum(&data, None, "processed") == 3 && sum(&data, None, "failed") == 1 {
+            break data;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the series did not move: {data}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(sum(&reply, Some("default"), "processed"), 3, "{reply}");
+    assert_eq!(sum(&reply, Some("default"), "failed"), 0, "{reply}");
+    assert_eq!(sum(&reply, Some("mail"), "failed"), 1, "{reply}");
+    // Later points add nothing, and come oldest first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, later) = h.get("api/throughput", Some(&cookie)).await;
+    let reply = &later["data"];
+    assert_eq!(sum(reply, None, "processed"), 3, "{reply}");
+    let points = reply["points"].as_array().unwrap();
+    assert!(points.len() >= 3, "{reply}");
+    for pair in points.windows(2) {
+        assert!(
+            pair[0]["at"].as_i64() < pair[1]["at"].as_i64(),
+            "oldest first"
+        );
+    }
+    assert!(points.iter().all(|p| p["span_ms"].as_u64().unwrap() >= 50));
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_event_stream_sends_the_series_then_each_new_point() {
+    let h = Harness::sampled(
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+    )
+    .await;
+    let cookie = h.session().await;
+    let mut events = Events::new(h.events(Some(&cookie)).await);
+    let first = events.next_named("throughput").await;
+    assert_eq!(first["data"]["replace"], true, "{first}");
+    assert_eq!(first["data"]["interval_ms"], 100, "{first}");
+
+    let worker = h.worker();
+    h.queue.dispatch(&Ping).await.unwrap();
+    let mut processed = 0;
+    for _ in 0..50 {
+        let update = events.next_named("throughput").await;
+        let data = &update["data"];
+        assert_eq!(data["replace"], false, "{update}");
+        assert_eq!(data["points"].as_array().unwrap().len(), 1, "{update}");
+        processed += sum(data, Some("default"), "processed");
+        if processed == 1 {
+            break;
+        }
+    }
+    assert_eq!(processed, 1, "a point counted the job");
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn points_older_than_the_window_are_dropped() {
+    let h = Harness::sampled(
+        Duration::from_secs(1),
+        Duration::from_millis(50),
+        Duration::from_millis(300),
+    )
+    .await;
+    let cookie = h.session().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (_, reply) = h.get("api/throughput", Some(&cookie)).await;
+    let n = reply["data"]["points"].as_array().unwrap().len();
+    assert!(
+        (3..=7).contains(&n),
+        "{n} points in a 300 ms window sampled every 50 ms"
+    );
+}
+
+#[tokio::test]
+async fn at_most_max_points_are_kept() {
+    // An hour sampled every 100 ms would be 36000 points: the interval is raised to 1 s.
+    let h = Harness::sampled(
+        Duration::from_secs(1),
+        Duration::from_millis(100),
+        Duration::from_secs(3600),
+    )
+    .await;
+    let cookie = h.session().await;
+    let (_, reply) = h.get("api/throughput", Some(&cookie)).await;
+    assert_eq!(
+        reply["data"]["interval_ms"],
+        3_600_000 / u64::from(core_dashboard::throughput::MAX_POINTS)
     );
 }

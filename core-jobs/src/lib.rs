@@ -25,7 +25,9 @@
 //! - **Observability**: a `job` tracing span per run (name, id, attempt, queue);
 //!   [`WorkerHandle::stats`] and [`Queue::stats`] counters, also exported through the `metrics`
 //!   facade (`rustforge_jobs_processed_total`, `_failed_total`, `_retried_total`,
-//!   `rustforge_jobs_queue_depth`).
+//!   `rustforge_jobs_queue_depth`), and in-process [`JobCounters`] per queue and job
+//!   ([`Queue::counters`], see [`stats`]) that core-dashboard charts; these count the workers of
+//!   this process only.
 //!
 //! ```
 //! use std::time::Duration;
@@ -74,6 +76,7 @@ pub mod queue;
 pub mod schedule;
 pub mod shutdown;
 mod sqlite;
+pub mod stats;
 pub mod worker;
 
 pub use buffer::{JobBuffer, OutboxInsert};
@@ -85,6 +88,7 @@ pub use job::{Dispatch, Job, JobId, RetryAfter};
 pub use queue::{DispatchOptions, Queue, QueueDriver, QueueStats};
 pub use schedule::Scheduler;
 pub use shutdown::Shutdown;
+pub use stats::{Counts, CountsSnapshot, JobCounters};
 pub use worker::{Worker, WorkerHandle, WorkerStats};
 
 /// Re-exported so `#[async_trait]` on a `Job` impl needs no extra dependency.

@@ -43,6 +43,7 @@ pub(crate) use self::driver::{Claimer, Driver};
 use crate::envelope::{Envelope, now_ms};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
+use crate::stats::JobCounters;
 
 /// How deeply a job's JSON payload may nest arrays and objects (a struct with a field is 1 level,
 /// a list inside it 2, and so on). A dispatch of a deeper payload fails at once with an
@@ -194,6 +195,7 @@ pub(crate) struct Push {
 #[derive(Clone)]
 pub struct Queue {
     driver: Arc<dyn Driver>,
+    counters: JobCounters,
 }
 
 impl fmt::Debug for Queue {
@@ -210,6 +212,7 @@ impl Queue {
     pub fn memory() -> Self {
         Self {
             driver: Arc::new(memory::MemoryDriver::new()),
+            counters: JobCounters::new(),
         }
     }
 
@@ -224,12 +227,20 @@ impl Queue {
         }
         Ok(Self {
             driver: Arc::new(redis::RedisDriver::connect(url, prefix).await?),
+            counters: JobCounters::new(),
         })
     }
 
     /// Which driver this queue uses.
     pub fn driver_kind(&self) -> QueueDriver {
         self.driver.kind()
+    }
+
+    /// The in-process counters of the jobs finished by workers built on this handle or its
+    /// clones (see [`crate::stats`]): what a dashboard in this process charts. Another
+    /// `Queue::redis` handle, or another process, has counters of its own.
+    pub fn counters(&self) -> &JobCounters {
+        &self.counters
     }
 
     /// The driver behind this queue (the worker's only way to it).

@@ -7,6 +7,11 @@
 //! `x-csrf-token` (see [`core_dashboard::login`]). Without `ADMIN_TOKEN` every path under
 //! `/admin/jobs` answers 503 `DASHBOARD_DISABLED` saying so.
 //!
+//! Its throughput charts count the jobs run by workers in the same process (core-jobs'
+//! [`Queue::counters`](core_jobs::Queue::counters) of `ctx.queue`, which [`crate::jobs::worker`]
+//! shares): `serve` on the in-process queue shows them; with Redis, the jobs run by separate
+//! `app worker` processes are counted there, not here.
+//!
 //! The dashboard is not part of the public API: it is mounted beside the route table, so
 //! `/openapi.json` (and the Schemathesis run that follows it) does not list it.
 

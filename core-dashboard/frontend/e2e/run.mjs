@@ -1,13 +1,16 @@
 // End-to-end tests of the dashboard's page in Debian's Chromium, driven by playwright-core,
 // against the real server: core-dashboard's `dashboard_demo` example (the in-process queue, a
-// SQLite store seeded with five failed jobs), built with cargo and started on a free port.
+// SQLite store seeded with five failed jobs), built with cargo and started on a free port; the
+// chart tests use a second instance with `DEMO_TRAFFIC=1` (a worker in the process and jobs
+// dispatched all the time, sampled every second).
 // No browser is ever downloaded: CHROMIUM (default /usr/bin/chromium) must exist.
 //
 //   npm run build && node e2e/run.mjs
 //
 // The tests run in order and share the demo's data (a retry and a bulk forget change it).
 // Prints one line per test and ends with `e2e: N passed, M failed`; exits 1 on any failure.
-// Saves test-results/dashboard.png and dashboard-375.png for a person to look at.
+// Saves test-results/dashboard.png, dashboard-375.png, charts.png and charts-375-dark.png for a
+// person to look at.
 
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
@@ -40,9 +43,9 @@ function buildDemo() {
 }
 
 /** Starts the demo on a free port; its process and the dashboard's address. */
-async function startDemo(executable) {
+async function startDemo(executable, env = {}) {
   const child = spawn(executable, [], {
-    env: { ...process.env, DASHBOARD_TOKEN: TOKEN, PORT: '0', RUSTFORGE_DASHBOARD_DIR: dist, RUST_LOG: 'warn' },
+    env: { ...process.env, DASHBOARD_TOKEN: TOKEN, PORT: '0', RUSTFORGE_DASHBOARD_DIR: dist, RUST_LOG: 'error', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   const base = await new Promise((ok, fail) => {
@@ -179,6 +182,88 @@ test('sign in and see the queue counts, live', async ({ page, base, problems }) 
   assert(problems.length === 0, problems.join('\n'))
 })
 
+/** The `d` of a chart's line. */
+const pathOf = (page, chart, series) =>
+  page.locator(`[data-testid="chart-${chart}"] path[data-series="${series}"]`).getAttribute('d')
+
+/** Waits until a chart's line is drawn through at least `n` points; returns its `d`. */
+async function drawnThrough(page, chart, series, n) {
+  await page
+    .waitForFunction(
+      ([c, s, want]) => {
+        const d = document.querySelector(`[data-testid="chart-${c}"] path[data-series="${s}"]`)?.getAttribute('d') ?? ''
+        return (d.match(/[ML]/g) ?? []).length >= want
+      },
+      [chart, series, n],
+      { timeout: 15_000 },
+    )
+    .catch(async () => {
+      throw new Error(`${chart}/${series}: not drawn through ${n} points: ${await pathOf(page, chart, series)}`)
+    })
+  return pathOf(page, chart, series)
+}
+
+test('the charts render with time labels, before any sample too', async ({ page, base, problems }) => {
+  await signIn(page, base)
+  const charts = page.locator('section[data-slot="charts"]')
+  await charts.getByRole('heading', { name: /Throughput, last 1 h/ }).waitFor()
+  assert(await charts.isVisible(), 'the charts section is shown')
+  for (const id of ['throughput', 'failure-rate']) {
+    const svg = page.locator(`[data-testid="chart-${id}"] svg[role="img"]`)
+    await svg.waitFor()
+    const labels = await page.locator(`[data-testid="chart-${id}"] text[data-tick="x"]`).allTextContents()
+    assert(labels.length >= 2 && labels.every((l) => /^\d\d:\d\d(:\d\d)?$/.test(l)), `${id} time labels: ${labels}`)
+  }
+  assert(problems.length === 0, problems.join('\n'))
+})
+
+test('with a worker running jobs, the charts move live and follow the queue picked', async ({ page, traffic, problems }) => {
+  await signIn(page, traffic)
+  await page.getByTestId('live-mode').filter({ hasText: 'Live' }).waitFor()
+  await page.locator('section[data-slot="charts"]').getByRole('heading', { name: /Throughput, last 10 min/ }).waitFor()
+  const before = await drawnThrough(page, 'throughput', 'processed', 2)
+  // New points arrive over the event stream, without a reload.
+  await page.waitForFunction(
+    ([d]) => document.querySelector('[data-testid="chart-throughput"] path[data-series="processed"]')?.getAttribute('d') !== d,
+    [before],
+    { timeout: 15_000 },
+  )
+  const legend = await page.locator('[data-testid="chart-throughput"] [data-legend="processed"] .tabular-nums').textContent()
+  assert(Number(legend) > 0, `jobs per minute shown: ${legend}`)
+  await drawnThrough(page, 'failure-rate', 'failure', 2)
+  const all = await pathOf(page, 'throughput', 'processed')
+  await page.getByTestId('chart-queue').selectOption('mail')
+  await page.waitForFunction(
+    ([d]) => document.querySelector('[data-testid="chart-throughput"] path[data-series="processed"]')?.getAttribute('d') !== d,
+    [all],
+  )
+  mkdirSync(results, { recursive: true })
+  await page.locator('section[data-slot="charts"]').screenshot({ path: join(results, 'charts.png') })
+  assert(problems.length === 0, problems.join('\n'))
+})
+
+test('at 375 px in dark mode the charts fit and stay readable', async ({ page, traffic, problems }) => {
+  await page.setViewportSize({ width: 375, height: 800 })
+  await page.emulateMedia({ colorScheme: 'dark' })
+  await signIn(page, traffic)
+  await drawnThrough(page, 'throughput', 'processed', 2)
+  const width = await page.evaluate(() => document.documentElement.scrollWidth)
+  assert(width <= 375, `the page is ${width} px wide at 375 px: ${(await overflowing(page)).join('; ')}`)
+  const box = await page.locator('[data-testid="chart-throughput"] svg').boundingBox()
+  assert(box && box.x >= 0 && box.x + box.width <= 375, `the chart is within the viewport: ${JSON.stringify(box)}`)
+  assert((await brightness(page, '[data-testid="chart-throughput"] text[data-tick="x"]', 'fill')) > 120, 'light axis labels on dark')
+  assert((await brightness(page, '[data-testid="chart-throughput"] path[data-series="processed"]', 'stroke')) > 100, 'a light line on dark')
+  await page.locator('section[data-slot="charts"]').screenshot({ path: join(results, 'charts-375-dark.png') })
+  assert(problems.length === 0, problems.join('\n'))
+})
+
+test('in light mode the chart text is dark', async ({ page, traffic }) => {
+  await page.emulateMedia({ colorScheme: 'light' })
+  await signIn(page, traffic)
+  await page.locator('[data-testid="chart-throughput"] text[data-tick="x"]').first().waitFor()
+  assert((await brightness(page, '[data-testid="chart-throughput"] text[data-tick="x"]', 'fill')) < 140, 'dark axis labels on light')
+})
+
 test('at 375 px wide the main view does not scroll sideways; dark mode follows the system', async ({ page, base, problems }) => {
   await page.setViewportSize({ width: 375, height: 800 })
   await page.emulateMedia({ colorScheme: 'dark' })
@@ -307,7 +392,9 @@ async function main() {
     console.error(`${executablePath} is missing: install Debian's Chromium (apt-get install chromium)`)
     process.exit(1)
   }
-  const { child, base } = await startDemo(buildDemo())
+  const executable = buildDemo()
+  const { child, base } = await startDemo(executable)
+  const busy = await startDemo(executable, { DEMO_TRAFFIC: '1' })
   const browser = await chromium.launch({
     executablePath,
     headless: true,
@@ -323,7 +410,7 @@ async function main() {
       const problems = watch(page)
       const started = Date.now()
       try {
-        await fn({ page, base, problems })
+        await fn({ page, base, traffic: busy.base, problems })
         passed++
         console.log(`  ✓ ${name} (${Date.now() - started} ms)`)
       } catch (error) {
@@ -335,8 +422,10 @@ async function main() {
     }
   } finally {
     await browser.close()
-    child.removeAllListeners('exit')
-    child.kill('SIGINT')
+    for (const c of [child, busy.child]) {
+      c.removeAllListeners('exit')
+      c.kill('SIGINT')
+    }
   }
   console.log(`e2e: ${passed} passed, ${failed} failed`)
   process.exit(failed === 0 ? 0 : 1)

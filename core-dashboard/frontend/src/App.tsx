@@ -1,19 +1,31 @@
 import { useEffect, useState } from 'react'
 import { csrfToken, logout, type QueuesReply } from './lib/api'
 import { subscribeQueues, type LiveMode } from './lib/live'
+import { mergeThroughput, type ThroughputReply } from './lib/throughput'
 import { QueueCounts } from './components/QueueCounts'
+import { ThroughputCharts } from './components/ThroughputCharts'
 import { FailedJobs } from './components/FailedJobs'
 import { buttonClass } from './components/ConfirmDialog'
 
-/** The dashboard: live counts, a place for charts, and the failed jobs. */
+/** The dashboard: live counts, throughput charts, and the failed jobs. */
 export function App() {
   const [counts, setCounts] = useState<QueuesReply | null>(null)
+  const [throughput, setThroughput] = useState<ThroughputReply | null>(null)
   const [mode, setMode] = useState<LiveMode>('connecting')
   const [problem, setProblem] = useState<string | null>(null)
   // A token login has a session (and a sign-out); an application's own hook has neither.
   const [signedIn, setSignedIn] = useState(false)
 
-  useEffect(() => subscribeQueues({ onCounts: setCounts, onMode: setMode, onProblem: setProblem }), [])
+  useEffect(
+    () =>
+      subscribeQueues({
+        onCounts: setCounts,
+        onMode: setMode,
+        onProblem: setProblem,
+        onThroughput: (reply) => setThroughput((current) => mergeThroughput(current, reply)),
+      }),
+    [],
+  )
   useEffect(() => {
     void csrfToken().then((token) => setSignedIn(token !== null))
   }, [])
@@ -32,9 +44,9 @@ export function App() {
       </header>
       <main className="mx-auto max-w-6xl space-y-8 px-4 py-6">
         <QueueCounts counts={counts} mode={mode} problem={problem} />
-        {/* Charts (throughput, failures over time) come here in a later slice; they read the same
-            live counts (`counts`) and need no change to the sections around them. */}
-        <section aria-label="Charts" data-slot="charts" hidden />
+        <section aria-labelledby="charts-title" data-slot="charts" className="space-y-3">
+          <ThroughputCharts data={throughput} />
+        </section>
         <FailedJobs failedTotal={counts?.failed_all_queues ?? null} />
       </main>
     </div>

@@ -19,6 +19,7 @@ use crate::failed::FailedJobs;
 use crate::job::Job;
 use crate::queue::Queue;
 use crate::shutdown::Background;
+use crate::stats::JobCounters;
 
 /// Runs registered job types from their queues.
 ///
@@ -62,6 +63,7 @@ pub struct Worker {
     pending_interval: Duration,
     store: Option<FailedJobs>,
     shutdown: Option<Shutdown>,
+    counters: JobCounters,
 }
 
 impl fmt::Debug for Worker {
@@ -85,6 +87,7 @@ impl Worker {
         let store = context.database().cloned().map(FailedJobs::new);
         let defaults = WorkerConfig::default();
         Self {
+            counters: queue.counters().clone(),
             queue,
             context,
             handlers: HashMap::new(),
@@ -170,6 +173,15 @@ impl Worker {
         self
     }
 
+    /// Counts finished jobs into `counters` instead of the queue's own
+    /// ([`Queue::counters`](crate::Queue::counters)): for a worker built on a queue handle of
+    /// its own whose counts should still reach the dashboard. The `metrics` counters are
+    /// exported either way.
+    pub fn counters(mut self, counters: &JobCounters) -> Self {
+        self.counters = counters.clone();
+        self
+    }
+
     /// Stops the worker when `shutdown` is cancelled (as [`WorkerHandle::shutdown`] does), and
     /// makes [`Shutdown::wait`] wait until it has drained its running jobs. Give the same
     /// `Shutdown` to the scheduler, the outbox relay and the HTTP server so that one
@@ -209,7 +221,10 @@ impl Worker {
         let handlers = self
             .handlers
             .into_iter()
-            .map(|(name, handler)| (name, Registered::new(name, handler)))
+            .map(|(name, handler)| {
+                let registered = Registered::new(name, handler, &self.queues, &self.counters);
+                (name, registered)
+            })
             .collect();
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let rt = Arc::new(Runtime {
@@ -228,6 +243,7 @@ impl Worker {
             pending_interval: self.pending_interval,
             store: self.store,
             counters: Counters::default(),
+            job_counters: self.counters,
             inflight: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(0),
             ack_tx,

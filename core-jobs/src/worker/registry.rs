@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 
 use crate::context::JobContext;
 use crate::job::{Job, RetryAfter};
+use crate::stats::{Cell, JobCounters};
 
 /// What one run of a job came to.
 pub(super) enum Outcome {
@@ -93,18 +94,26 @@ impl<J: Job> Handler for JobShim<J> {
     }
 }
 
-/// A registered job type with its metrics.
+/// A registered job type with its metrics and its in-process counters.
 pub(super) struct Registered {
     pub(super) handler: Arc<dyn Handler>,
     pub(super) processed: metrics::Counter,
     pub(super) failed: metrics::Counter,
     pub(super) retried: metrics::Counter,
+    /// Its [`JobCounters`] cell on each of the worker's queues, by queue index.
+    pub(super) cells: Vec<Arc<Cell>>,
 }
 
 impl Registered {
-    pub(super) fn new(name: &'static str, handler: Arc<dyn Handler>) -> Self {
+    pub(super) fn new(
+        name: &'static str,
+        handler: Arc<dyn Handler>,
+        queues: &[String],
+        counters: &JobCounters,
+    ) -> Self {
         Self {
             handler,
+            cells: queues.iter().map(|q| counters.cell(q, name)).collect(),
             processed: metrics::counter!("rustforge_jobs_processed_total", "job" => name),
             failed: metrics::counter!("rustforge_jobs_failed_total", "job" => name),
             retried: metrics::counter!("rustforge_jobs_retried_total", "job" => name),

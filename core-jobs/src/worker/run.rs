@@ -21,6 +21,7 @@ use crate::envelope::Envelope;
 use crate::error::Result;
 use crate::failed::{FailedJobs, FailureRecord};
 use crate::queue::{Claimer, Driver};
+use crate::stats::JobCounters;
 
 /// A message to the ack task.
 pub(super) enum AckMsg {
@@ -68,6 +69,8 @@ pub(super) struct Runtime {
     pub(super) pending_interval: Duration,
     pub(super) store: Option<FailedJobs>,
     pub(super) counters: Counters,
+    /// The in-process counters per queue and job (cells of registered jobs are in `handlers`).
+    pub(super) job_counters: JobCounters,
     pub(super) inflight: Mutex<HashMap<u64, InFlight>>,
     pub(super) seq: AtomicU64,
     pub(super) ack_tx: mpsc::UnboundedSender<AckMsg>,
@@ -265,6 +268,7 @@ impl Runtime {
             Err(err) => {
                 tracing::error!(queue, error = %err, "undecodable job envelope");
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.job_counters.cell(queue, UNDECODABLE_ENVELOPE).failed();
                 let record = FailureRecord {
                     job_id: String::new(),
                     job_name: UNDECODABLE_ENVELOPE.to_owned(),
@@ -300,6 +304,7 @@ impl Runtime {
         let Some(reg) = self.handlers.get(e.job.as_str()) else {
             tracing::error!("unknown job name: no handler registered on this worker");
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            self.job_counters.cell(queue, &e.job).failed();
             let record = self.record(
                 &e,
                 format!("unknown job name {:?}: no handler registered", e.job),
@@ -330,6 +335,7 @@ impl Runtime {
             Outcome::Done => {
                 self.counters.processed.fetch_add(1, Ordering::Relaxed);
                 reg.processed.increment(1);
+                reg.cells[qi].processed();
                 if grouped.is_some() {
                     self.finish(qi, env, grouped, None).await;
                 } else {
@@ -340,6 +346,7 @@ impl Runtime {
             Outcome::Retry { error, delay } => {
                 self.counters.retried.fetch_add(1, Ordering::Relaxed);
                 reg.retried.increment(1);
+                reg.cells[qi].retried();
                 tracing::warn!(%error, ?delay, "job attempt failed; retrying");
                 e.attempt = attempt;
                 let new = e.encode();
@@ -354,6 +361,7 @@ impl Runtime {
             Outcome::Failed { error } => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 reg.failed.increment(1);
+                reg.cells[qi].failed();
                 tracing::error!(%error, "job failed after its last attempt");
                 let record = self.record(&e, error, attempt);
                 self.fail(qi, env, grouped, record).await;
@@ -362,6 +370,7 @@ impl Runtime {
             Outcome::Undecodable { error } => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 reg.failed.increment(1);
+                reg.cells[qi].failed();
                 tracing::error!(%error, "undecodable job payload");
                 let record = self.record(&e, error, e.attempt);
                 self.fail(qi, env, grouped, record).await;

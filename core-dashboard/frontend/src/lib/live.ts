@@ -1,7 +1,9 @@
-// Live queue counts: server-sent events from `GET api/events`, or polling `GET api/queues` when
-// the stream cannot be used (a proxy that buffers it, a browser without EventSource).
+// Live queue counts and throughput: server-sent events from `GET api/events`, or polling
+// `GET api/queues` and `GET api/throughput` when the stream cannot be used (a proxy that buffers
+// it, a browser without EventSource).
 
 import { api, type Envelope, type QueuesReply } from './api'
+import type { ThroughputReply } from './throughput'
 
 export type LiveMode = 'connecting' | 'live' | 'polling'
 
@@ -10,6 +12,8 @@ export interface LiveHandlers {
   /** A message when the counts could not be read (null once they can again). */
   onProblem: (message: string | null) => void
   onMode: (mode: LiveMode) => void
+  /** The throughput series (`replace: true`) or new points to append (`replace: false`). */
+  onThroughput?: (reply: ThroughputReply) => void
 }
 
 /** Starts the updates; returns the function that stops them. */
@@ -22,8 +26,12 @@ export function subscribeQueues(handlers: LiveHandlers, pollEveryMs = 2000): () 
   const poll = async () => {
     if (stopped) return
     try {
-      const reply = await api<QueuesReply>('api/queues')
+      const [reply, throughput] = await Promise.all([
+        api<QueuesReply>('api/queues'),
+        handlers.onThroughput ? api<ThroughputReply>('api/throughput') : null,
+      ])
       handlers.onCounts(reply.data)
+      if (throughput) handlers.onThroughput?.(throughput.data)
       handlers.onProblem(null)
     } catch (error) {
       handlers.onProblem(error instanceof Error ? error.message : String(error))
@@ -53,6 +61,9 @@ export function subscribeQueues(handlers: LiveHandlers, pollEveryMs = 2000): () 
       handlers.onMode('live')
       handlers.onProblem(null)
       handlers.onCounts((JSON.parse((event as MessageEvent<string>).data) as Envelope<QueuesReply>).data)
+    })
+    source.addEventListener('throughput', (event) => {
+      handlers.onThroughput?.((JSON.parse((event as MessageEvent<string>).data) as Envelope<ThroughputReply>).data)
     })
     source.addEventListener('error', (event) => {
       // The server's own `error` event carries the error body; the stream goes on.

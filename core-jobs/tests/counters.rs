@@ -1,0 +1,146 @@
+//! The in-process [`JobCounters`](core_jobs::JobCounters): a worker counts what it processed,
+//! failed and retried per queue and job, into its queue's counters (or the ones it was given),
+//! on the in-process queue and on Redis.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Harness, Kind, TestJob, Unregistered, wait_until};
+use core_jobs::{Counts, Dispatch, DispatchOptions, JobCounters};
+
+const T: Duration = Duration::from_secs(10);
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let h = super::Harness::new(super::Kind::Memory, stringify!($case)).await.unwrap();
+                    super::cases::$case(h).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(h) = super::Harness::new(super::Kind::Redis, stringify!($case)).await else { return };
+                    super::cases::$case(h).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    successes_failures_and_retries_are_counted_per_queue_and_job,
+    unknown_jobs_count_as_failures_under_their_name,
+    a_worker_counts_into_the_counters_it_is_given,
+);
+
+/// (processed, failed, retried)
+fn triple(c: Counts) -> (u64, u64, u64) {
+    (c.processed, c.failed, c.retried)
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn successes_failures_and_retries_are_counted_per_queue_and_job(h: Harness) {
+        let counters = h.queue.counters().clone();
+        assert_eq!(counters.snapshot().total(), Counts::default());
+        let worker = h.worker().queue("mail").spawn().unwrap();
+        for i in 0..3 {
+            TestJob::new(format!("ok-{i}"))
+                .dispatch(&h.queue)
+                .await
+                .unwrap();
+        }
+        // Fails once, then succeeds: one retry, one success.
+        TestJob::new("flaky")
+            .failing(1, 1)
+            .dispatch(&h.queue)
+            .await
+            .unwrap();
+        // Fails twice with one retry allowed: one retry, then a failure.
+        TestJob::new("doomed")
+            .failing(5, 1)
+            .dispatch(&h.queue)
+            .await
+            .unwrap();
+        h.queue
+            .dispatch_with(
+                &TestJob::new("mailed"),
+                DispatchOptions::new().on_queue("mail"),
+            )
+            .await
+            .unwrap();
+
+        let settled = wait_until(T, || {
+            let s = counters.snapshot();
+            triple(s.queue("default")) == (4, 1, 2) && triple(s.queue("mail")) == (1, 0, 0)
+        })
+        .await;
+        let snap = counters.snapshot();
+        assert!(settled, "counts did not settle: {snap:?}");
+        // Per job: only test_job ran; the cells of the other registered jobs are there at zero.
+        let test_job: Vec<_> = snap
+            .jobs()
+            .iter()
+            .filter(|j| j.job == "test_job")
+            .map(|j| (j.queue.as_str(), triple(j.counts)))
+            .collect();
+        assert_eq!(test_job, [("default", (4, 1, 2)), ("mail", (1, 0, 0))]);
+        assert_eq!(triple(snap.total()), (5, 1, 2));
+        assert_eq!(
+            snap.by_queue()
+                .into_iter()
+                .map(|(q, c)| (q, triple(c)))
+                .collect::<Vec<_>>(),
+            [
+                ("default".to_owned(), (4, 1, 2)),
+                ("mail".to_owned(), (1, 0, 0))
+            ]
+        );
+        // The worker's own totals say the same.
+        let stats = worker.stats();
+        assert_eq!((stats.processed, stats.failed, stats.retried), (5, 1, 2));
+        worker.shutdown().await;
+    }
+
+    pub async fn unknown_jobs_count_as_failures_under_their_name(h: Harness) {
+        let worker = h.worker().spawn().unwrap();
+        Unregistered { n: 1 }.dispatch(&h.queue).await.unwrap();
+        let counters = h.queue.counters();
+        assert!(
+            wait_until(T, || counters.snapshot().total().failed == 1).await,
+            "the unknown job was not counted: {:?}",
+            counters.snapshot()
+        );
+        let snap = counters.snapshot();
+        let unknown = snap
+            .jobs()
+            .iter()
+            .find(|j| j.job == "nobody_knows_me")
+            .expect("counted under its name");
+        assert_eq!(
+            (unknown.queue.as_str(), triple(unknown.counts)),
+            ("default", (0, 1, 0))
+        );
+        worker.shutdown().await;
+    }
+
+    pub async fn a_worker_counts_into_the_counters_it_is_given(h: Harness) {
+        let own = JobCounters::new();
+        // A clone of the queue shares its counters; a new registry does not.
+        assert!(h.queue.clone().counters().same_as(h.queue.counters()));
+        assert!(!own.same_as(h.queue.counters()));
+        let worker = h.worker().counters(&own).spawn().unwrap();
+        TestJob::new("a").dispatch(&h.queue).await.unwrap();
+        assert!(wait_until(T, || own.snapshot().total().processed == 1).await);
+        assert_eq!(h.queue.counters().snapshot().total(), Counts::default());
+        worker.shutdown().await;
+    }
+}
