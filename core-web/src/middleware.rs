@@ -1,13 +1,14 @@
 //! The middleware stack, applied in one call with [`stack`].
 //!
-//! From the outside in: compression (for requests with an `Accept-Encoding`) → CORS → HTTP metrics ([`crate::metrics::middleware`]) →
-//! request id and trace span → error format negotiation → locale → JSON error bodies → timeout →
-//! panic → body limit → handler. Every error any of them produces leaves as the framework's JSON
+//! From the outside in: compression (for requests with an `Accept-Encoding`) → CORS → HTTP
+//! metrics ([`crate::metrics::middleware`]) → request id and trace span → error format
+//! negotiation → locale → JSON error bodies → timeout → panic → body limit (a declared length
+//! over it refused, a body cut off past it; axum's extractors get the same limit) → handler. Every error any of them produces leaves as the framework's JSON
 //! error body, or as RFC 9457 problem details when the request's `Accept` prefers them (see
 //! [`crate::problem`]). A CORS preflight is answered by the CORS layer before the metrics, so it
 //! is not counted.
 //!
-//! The layers from the metrics to the panic catcher are one service that runs them in one
+//! The layers from the metrics to the body limit are one service that runs them in one
 //! future: stacked as separate `from_fn` layers, each would clone everything inside it and box a
 //! future on every request. The functions ([`crate::metrics::middleware`],
 //! [`crate::request_id::middleware`], [`crate::json_errors::middleware`], …) remain for an
@@ -32,13 +33,13 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::{BoxFuture, Either, MapOk};
 use futures_util::{FutureExt as _, TryFutureExt as _};
+use http_body_util::Limited;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_http::compression::predicate::DefaultPredicate;
 use tower_http::compression::{
     CompressionBody, CompressionLayer, ResponseFuture as CompressionFuture,
 };
 use tower_http::cors::{AllowOrigin, Any as CorsAny, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::config::HttpConfig;
 use crate::error::AppError;
@@ -70,8 +71,7 @@ where
             body_limit: limit,
             request_timeout: config.request_timeout,
         })
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(RequestBodyLimitLayer::new(limit));
+        .layer(DefaultBodyLimit::max(limit));
     router.layer(layers)
 }
 
@@ -185,10 +185,27 @@ where
         let locale = core_i18n::layer::RequestLocale::negotiate(req.headers());
         req.extensions_mut().insert(BodyLimit(self.body_limit));
         let rewrite = json_errors::Rewrite::new(&req);
-        // The inner service is called here, where it was polled ready (the body limit checks
-        // the declared length, the route clones its handler); a panic in `call` is answered like
-        // one in the handler's future.
-        let handler = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req)));
+        // The body limit: a declared length over it is refused before the handler runs (and
+        // answered below as the framework's 413); any other body is cut off past it, which the
+        // extractors report as a 413. A request without a body is left as it is.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let handler = if declared.is_some_and(|len| len > self.body_limit as u64) {
+            Handler::Answer(StatusCode::PAYLOAD_TOO_LARGE.into_response())
+        } else {
+            if !req.body().is_end_stream() {
+                let limit = self.body_limit;
+                req = req.map(|body| Body::new(Limited::new(body, limit)));
+            }
+            // The inner service is called here, where it was polled ready (the route clones
+            // its handler); a panic in `call` is answered like one in the handler's future.
+            match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+                Ok(future) => Handler::Call(future),
+                Err(panic) => Handler::Panicked(panic),
+            }
+        };
         let request_timeout = self.request_timeout;
         // The handler runs inside every scope (span and id, error format, locale, body limit);
         // the timeout runs outside the panic catcher (a panic is caught either way, and the
@@ -211,17 +228,26 @@ where
     }
 }
 
-/// The handler's response, or a JSON 500 when it panicked (in the service's `call`, given as
-/// `Err`, or in its future).
-async fn catch_panic<F, B>(handler: std::thread::Result<F>) -> Response
+/// What answers a request: the inner service's future, an answer given before it (a body over
+/// the limit), or the panic its `call` raised.
+enum Handler<F> {
+    Call(F),
+    Answer(Response),
+    Panicked(Box<dyn Any + Send + 'static>),
+}
+
+/// The handler's response, or a JSON 500 when it panicked (in the service's `call` or in its
+/// future).
+async fn catch_panic<F, B>(handler: Handler<F>) -> Response
 where
     F: Future<Output = Result<Response<B>, Infallible>>,
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
     let outcome = match handler {
-        Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
-        Err(panic) => Err(panic),
+        Handler::Call(future) => AssertUnwindSafe(future).catch_unwind().await,
+        Handler::Answer(response) => return response,
+        Handler::Panicked(panic) => Err(panic),
     };
     match outcome {
         Ok(Ok(response)) => response.map(Body::new),

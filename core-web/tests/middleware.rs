@@ -244,3 +244,53 @@ async fn responses_are_compressed_when_asked() {
         "gzip"
     );
 }
+
+/// A handler reading the raw body (no extractor limit) still gets at most the stack's body
+/// limit: the stream ends in an error past it, with or without a declared length.
+#[tokio::test]
+async fn a_raw_body_stream_is_cut_off_at_the_body_limit() {
+    use axum::routing::post;
+    use futures_util::StreamExt as _;
+
+    let config = HttpConfig {
+        body_limit: 1000,
+        ..HttpConfig::default()
+    };
+    let app = core_web::middleware::stack(
+        Router::new().route(
+            "/raw",
+            post(|body: Body| async move {
+                let mut stream = body.into_data_stream();
+                let mut read = 0usize;
+                let mut cut = false;
+                while let Some(chunk) = stream.next().await {
+                    match chunk {
+                        Ok(bytes) => read += bytes.len(),
+                        Err(_) => {
+                            cut = true;
+                            break;
+                        }
+                    }
+                }
+                ApiResponse::success((read, cut), "")
+            }),
+        ),
+        &config,
+    );
+    let chunks = (0..10).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 300]));
+    let req = Request::post("/raw")
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .expect("request");
+    let reply = send(&app, req).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+    let (read, cut): (usize, bool) =
+        serde_json::from_value(reply.json["data"].clone()).expect("data");
+    assert!(cut, "the stream ends in an error");
+    assert!(read <= 1000, "read {read} bytes past the 1000-byte limit");
+    // Within the limit, the whole body arrives.
+    let req = Request::post("/raw")
+        .body(Body::from(vec![b'y'; 900]))
+        .expect("request");
+    let reply = send(&app, req).await;
+    assert_eq!(reply.json["data"], serde_json::json!([900, false]));
+}
