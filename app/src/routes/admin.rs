@@ -33,6 +33,7 @@ pub fn queue_names() -> [&'static str; 2] {
     ["default", crate::webhooks::QUEUE]
 }
 
+// region: dashboard
 /// The dashboard's router, to mount at [`DASHBOARD_PATH`] with `nest_service`: signed in with
 /// `ADMIN_TOKEN`, or the disabled stand-in when it is not set.
 pub fn dashboard(ctx: &AppContext) -> Router {
@@ -53,3 +54,4 @@ pub fn dashboard(ctx: &AppContext) -> Router {
         }
     }
 }
+// endregion: dashboard

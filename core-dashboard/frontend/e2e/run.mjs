@@ -13,7 +13,7 @@
 // person to look at.
 
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -231,6 +231,11 @@ test('with a worker running jobs, the charts move live and follow the queue pick
   const legend = await page.locator('[data-testid="chart-throughput"] [data-legend="processed"] .tabular-nums').textContent()
   assert(Number(legend) > 0, `jobs per minute shown: ${legend}`)
   await drawnThrough(page, 'failure-rate', 'failure', 2)
+  // The docs site's Dashboard page shows this view; UPDATE_DOCS_SCREENSHOT=1 writes it there.
+  mkdirSync(results, { recursive: true })
+  const shot = join(results, 'dashboard-live.png')
+  await page.screenshot({ path: shot, fullPage: true })
+  if (process.env.UPDATE_DOCS_SCREENSHOT) copyFileSync(shot, join(workspace, 'core-docs/frontend/public/dashboard.png'))
   const all = await pathOf(page, 'throughput', 'processed')
   await page.getByTestId('chart-queue').selectOption('mail')
   await page.waitForFunction(

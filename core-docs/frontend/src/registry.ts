@@ -7,6 +7,7 @@ import caching from './pages/Caching'
 import { chapters } from './pages/cookbook/chapters'
 import cookbook from './pages/cookbook/Overview'
 import configuration from './pages/Configuration'
+import dashboard from './pages/Dashboard'
 import database from './pages/Database'
 import dataTable from './pages/DataTable'
 import type { PageDefinition } from './pages/define'
@@ -70,7 +71,10 @@ const outline: Outline = [
   },
   {
     title: 'Background work',
-    pages: [['jobs', jobs]],
+    pages: [
+      ['jobs', jobs],
+      ['dashboard', dashboard],
+    ],
   },
   {
     title: 'Testing',

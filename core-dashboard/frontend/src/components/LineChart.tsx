@@ -110,7 +110,14 @@ export function LineChart({
           {ticks.map((t) => (
             <g key={`x${t}`}>
               <line x1={x(t)} x2={x(t)} y1={MARGIN.top + innerH} y2={MARGIN.top + innerH + 4} className="stroke-slate-400 dark:stroke-slate-500" />
-              <text x={x(t)} y={HEIGHT - 6} textAnchor="middle" className="fill-slate-600 dark:fill-slate-400" data-tick="x">
+              {/* A label near the right edge ends at its tick, so it is not cut off. */}
+              <text
+                x={x(t)}
+                y={HEIGHT - 6}
+                textAnchor={x(t) > MARGIN.left + innerW - 30 ? 'end' : 'middle'}
+                className="fill-slate-600 dark:fill-slate-400"
+                data-tick="x"
+              >
                 {formatTime(t, step)}
               </text>
             </g>
