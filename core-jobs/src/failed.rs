@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use core_db::Database;
-use core_db::db::within;
+use core_db::db::{like_pattern, within};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::query::QueryScalar;
@@ -232,21 +232,6 @@ impl FailedFilter {
             qb.push(sql).push_bind(value);
         }
     }
-}
-
-/// `%text%` for `LIKE … ESCAPE '!'`, with `%`, `_` and `!` in `text` escaped so they match
-/// themselves (the pattern core-web's DataTable builds for its `Like` filter).
-fn like_pattern(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.chars() {
-        if matches!(c, '!' | '%' | '_') {
-            out.push('!');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
 }
 
 /// The `failed_jobs` table on a [`Database`] (PostgreSQL or SQLite; the table comes with the

@@ -20,6 +20,8 @@
 //!   that outbound requests cannot reach loopback, private or metadata addresses.
 //! - [`webhook`]: Standard Webhooks signing and verification (`whsec_` secrets, `v1` HMAC
 //!   signatures) and a sender that connects only to the addresses the `ssrf` guard checked.
+//! - [`token`]: random tokens, hex and constant-time comparison for session ids, CSRF tokens and
+//!   API keys.
 //! - [`server`]: serving with graceful shutdown on SIGINT/SIGTERM.
 //! - [`config::Settings`] and [`config::Loader`]: typed settings from the environment, `.env`
 //!   and TOML, composed from each crate's own configuration;
@@ -62,6 +64,7 @@ pub mod response;
 pub mod server;
 pub mod ssrf;
 pub mod telemetry;
+pub mod token;
 pub mod validation;
 pub mod webhook;
 

@@ -6,7 +6,6 @@ use std::io::{ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use rand::RngCore;
 
 use crate::settings::{Environment, ForgeRunConfig};
 
@@ -86,14 +85,13 @@ fn read_or_create(path: &Path) -> anyhow::Result<(Vec<u8>, bool)> {
 
 /// Writes 32 random bytes, hex-encoded, to a new file only the owner can read.
 fn write_private(path: &Path) -> std::io::Result<()> {
-    let mut bytes = [0_u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
+    let secret = core_web::token::random_hex(32);
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
-    file.write_all(super::hex(&bytes).as_bytes())?;
+    file.write_all(secret.as_bytes())?;
     file.sync_all()
 }
 

@@ -10,7 +10,9 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{AuthError, Caller, constant_time_eq, hex, keys, secret};
+use core_web::token::{constant_time_eq, hex};
+
+use super::{AuthError, Caller, keys, secret};
 use crate::settings::ForgeRunConfig;
 
 /// How long a looked-up key stays in the cache. Revoking or renewing a key evicts it at once;

@@ -6,7 +6,6 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 
 /// The most sessions kept at once; past it the expired ones go, then the oldest.
 const MAX_SESSIONS: usize = 10_000;
@@ -100,19 +99,7 @@ impl Sessions {
 
 /// 256 random bits from the thread's cryptographically secure generator, in hex.
 fn random_token() -> String {
-    let mut bytes = [0_u8; TOKEN_BYTES];
-    rand::rng().fill_bytes(&mut bytes);
-    hex(&bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    out
+    core_web::token::random_hex(TOKEN_BYTES)
 }
 
 #[cfg(test)]

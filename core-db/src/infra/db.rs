@@ -21,9 +21,11 @@ use sqlx::{Executor as _, PgPool, Postgres, Sqlite, SqlitePool};
 
 use crate::error::{Error, Result};
 
+mod like;
 pub mod row_count;
 pub mod timestamp;
 
+pub use like::like_pattern;
 pub use row_count::{quote_ident, quote_table};
 pub use timestamp::Timestamp;
 

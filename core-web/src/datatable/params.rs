@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use core_db::db::like_pattern;
 
 use super::{Column, ColumnType, Direction, Filter, FilterValue, Inner};
 use crate::error::{AppError, FieldErrors};
@@ -517,20 +518,6 @@ fn parse_instant(value: &str) -> Option<DateTime<Utc>> {
         }
     }
     None
-}
-
-/// `%text%` with `!`, `%` and `_` escaped by `!` (the queries say `ESCAPE '!'`).
-pub(crate) fn like_pattern(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.chars() {
-        if matches!(c, '!' | '%' | '_') {
-            out.push('!');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
 }
 
 #[cfg(test)]
