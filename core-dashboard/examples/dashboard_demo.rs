@@ -23,7 +23,9 @@ use axum::Router;
 use chrono::Utc;
 use core_dashboard::Dashboard;
 use core_db::Database;
-use core_jobs::{DispatchOptions, FailedJobs, FailureRecord, Job, JobContext, Queue, Worker};
+use core_jobs::{
+    DispatchOptions, FailedJobs, FailureRecord, Job, JobContext, Queue, ScheduledJob, Worker,
+};
 use serde::{Deserialize, Serialize};
 
 /// A job for the counts: only queued (run by the worker of `DEMO_TRAFFIC=1`).
@@ -181,8 +183,17 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     let busy = std::env::var("DEMO_TRAFFIC").is_ok_and(|v| v == "1");
+    // What a scheduler would run; the dashboard lists it (nothing here dispatches it).
+    let schedule = [
+        ScheduledJob::new("0 0 7 * * mon-fri", || SendMail {
+            to: "team@example.com".to_owned(),
+        })?
+        .name("morning-digest"),
+        ScheduledJob::new("0 */15 * * * *", || Work { n: 0, fails: 0 })?.without_overlapping(),
+    ];
     let mut builder = Dashboard::builder(queue.clone(), failed.clone())
         .queue_names(["default", "mail"])
+        .schedule(schedule)
         .token_login(token);
     let mut worker = None;
     if busy {

@@ -33,6 +33,7 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Router {
         .route("/api/queues", get(queues))
         .route("/api/events", get(crate::live::events))
         .route("/api/throughput", get(throughput))
+        .route("/api/schedule", get(schedule))
         .route("/api/failed", get(list))
         .route("/api/failed/bulk/preview", post(bulk_preview))
         .route("/api/failed/bulk", post(bulk))
@@ -73,6 +74,31 @@ struct Counts {
     grouped_waiting: u64,
     pending_failures: u64,
     failed: u64,
+}
+
+/// One scheduled job: its name, cron expression, next run and overlap rule.
+#[derive(Debug, Serialize)]
+struct ScheduleEntry {
+    name: String,
+    cron: String,
+    /// The next tick after now, `null` when there is none within five years.
+    next_run: Option<chrono::DateTime<chrono::Utc>>,
+    without_overlapping: bool,
+}
+
+async fn schedule(State(s): Shared) -> ApiResult<Vec<ScheduleEntry>> {
+    let now = chrono::Utc::now();
+    let entries = s
+        .schedule
+        .iter()
+        .map(|job| ScheduleEntry {
+            name: job.entry_name().to_owned(),
+            cron: job.cron().to_string(),
+            next_run: job.cron().next_after(now),
+            without_overlapping: job.is_without_overlapping(),
+        })
+        .collect();
+    Ok(ApiResponse::success(entries, ""))
 }
 
 async fn throughput(State(s): Shared) -> ApiResult<ThroughputReply> {

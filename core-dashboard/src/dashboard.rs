@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use core_jobs::{FailedJobs, JobCounters, Queue};
+use core_jobs::{FailedJobs, JobCounters, Queue, ScheduledJob};
 use core_web::AppError;
 use core_web::datatable::{Column, DataTable, Filter};
 
@@ -40,6 +40,7 @@ pub struct DashboardBuilder {
     counters: Option<JobCounters>,
     sample_interval: Duration,
     throughput_window: Duration,
+    schedule: Vec<ScheduledJob>,
 }
 
 /// How often `GET api/events` sends the counts unless
@@ -60,6 +61,7 @@ impl fmt::Debug for DashboardBuilder {
             .field("frontend_dir", &self.frontend_dir)
             .field("sample_interval", &self.sample_interval)
             .field("throughput_window", &self.throughput_window)
+            .field("schedule", &self.schedule.len())
             .finish_non_exhaustive()
     }
 }
@@ -189,6 +191,14 @@ impl DashboardBuilder {
         self
     }
 
+    /// Shows `jobs`, the application's scheduled jobs, with their cron expressions and next
+    /// runs (`GET api/schedule`). Give it what the scheduler runs, e.g.
+    /// `scheduler.jobs().to_vec()`; the dashboard only reads the entries.
+    pub fn schedule(mut self, jobs: impl IntoIterator<Item = ScheduledJob>) -> Self {
+        self.schedule.extend(jobs);
+        self
+    }
+
     /// Serves the dashboard's page from `dir` (a directory holding the built `index.html` and
     /// `assets/`) instead of the one [`frontend::frontend_dir`] names.
     pub fn frontend_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -243,6 +253,7 @@ impl DashboardBuilder {
                 authorize: self.authorize,
                 login: self.login.map(Login::new),
                 live_interval: self.live_interval,
+                schedule: self.schedule,
                 frontend: Frontend::new(self.frontend_dir.unwrap_or_else(frontend::frontend_dir)),
             }),
         })
@@ -281,6 +292,7 @@ pub(crate) struct Inner {
     authorize: Option<Arc<dyn Authorize>>,
     pub(crate) login: Option<Login>,
     pub(crate) live_interval: Duration,
+    pub(crate) schedule: Vec<ScheduledJob>,
     pub(crate) frontend: Frontend,
     pub(crate) throughput: Arc<Throughput>,
 }
@@ -342,6 +354,7 @@ impl Dashboard {
             counters: None,
             sample_interval: DEFAULT_SAMPLE_INTERVAL,
             throughput_window: DEFAULT_THROUGHPUT_WINDOW,
+            schedule: Vec::new(),
         }
     }
 

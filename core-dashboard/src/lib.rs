@@ -91,6 +91,7 @@
 //! | `POST api/failed/bulk/preview` | body `{"action": "retry" \| "forget", "filter": {…}}` → `{"action", "count"}`: how many rows the action would touch now |
 //! | `POST api/failed/bulk` | the same body plus `"confirm_count"`: acts only when the filter still matches exactly that many rows, and answers `{"action", "count"}` with the rows touched; otherwise 409 `BULK_COUNT_CHANGED`, nothing touched, the message and the `x-matching-count` header giving the new count |
 //! | `GET api/session` | with a [`TokenLogin`] only: `{"csrf_token", "expires_at"}` of the caller's session |
+//! | `GET api/schedule` | the jobs given to [`schedule`](DashboardBuilder::schedule): `[{"name", "cron", "next_run", "without_overlapping"}]`, `next_run` RFC 3339 or `null` when there is no tick within five years |
 //! | `GET api/throughput` | the sampled counts: `{"interval_ms", "window_ms", "queues": [names], "replace": true, "points": [{"at", "span_ms", "total": {"processed", "failed", "retried"}, "queues": {name: {…the same}}}]}`, oldest first (see [throughput](crate#throughput-charts)) |
 //! | `GET api/events` | server-sent events: `queues` with the JSON of `GET api/queues` at once and every [`live_interval`](DashboardBuilder::live_interval) (1 s by default) while the client stays connected; `throughput` with the JSON of `GET api/throughput` at once, then with `"replace": false` and each new point as it is sampled; `error` with the JSON error body when the counts cannot be read (the stream goes on); see [`live`](crate#live-counts) |
 //!

@@ -10,7 +10,7 @@ use axum::http::{Method, Request, StatusCode};
 use chrono::{DateTime, Utc};
 use core_dashboard::Dashboard;
 use core_db::Database;
-use core_jobs::{DispatchOptions, FailedJobs, FailureRecord, Job, JobContext, Queue};
+use core_jobs::{DispatchOptions, FailedJobs, FailureRecord, Job, JobContext, Queue, ScheduledJob};
 use core_web::AppError;
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
@@ -76,8 +76,16 @@ impl Harness {
             }
         };
         let failed = FailedJobs::new(db);
+        let schedule = [
+            ScheduledJob::new("0 */5 * * * *", || Ping)
+                .expect("cron")
+                .name("ping-often")
+                .without_overlapping(),
+            ScheduledJob::new("0 0 0 30 2 *", || Ping).expect("cron"),
+        ];
         let dashboard = Dashboard::builder(queue.clone(), failed.clone())
             .queue_names(["default", "mail"])
+            .schedule(schedule)
             .authorize(hook)
             .build()
             .expect("valid dashboard");
@@ -233,7 +241,36 @@ suite!(
     forget_deletes_the_row,
     bulk_acts_only_on_the_confirmed_count,
     bad_input_is_a_json_400_or_422,
+    the_schedule_shows_each_entry_with_its_next_run,
 );
+
+async fn the_schedule_shows_each_entry_with_its_next_run(h: Harness) {
+    let before = Utc::now();
+    let data = ok(h.get("/admin/jobs/api/schedule").await);
+    let entries = data.as_array().expect("a list");
+    assert_eq!(entries.len(), 2, "{data}");
+    let often = &entries[0];
+    assert_eq!(often["name"], "ping-often");
+    assert_eq!(often["cron"], "0 */5 * * * *");
+    assert_eq!(often["without_overlapping"], true);
+    let next: DateTime<Utc> = often["next_run"]
+        .as_str()
+        .expect("a next run")
+        .parse()
+        .expect("RFC 3339");
+    assert!(
+        next > before && next <= before + chrono::Duration::minutes(5),
+        "{next}"
+    );
+    assert_eq!(next.timestamp() % 300, 0, "on a five-minute tick: {next}");
+    // Named after the job; 30 February never comes.
+    assert_eq!(entries[1]["name"], "ping");
+    assert_eq!(entries[1]["next_run"], Value::Null);
+    assert_eq!(entries[1]["without_overlapping"], false);
+    // Behind authorization like the rest.
+    let reply = send(&h.app, Method::GET, "/admin/jobs/api/schedule", None, None).await;
+    assert_error(&reply, 401, "UNAUTHORIZED");
+}
 
 async fn nothing_is_answered_without_authorization(h: Harness) {
     h.seed().await;

@@ -86,7 +86,7 @@ pub use error::{Error, Result};
 pub use failed::{FailedFilter, FailedJob, FailedJobs, FailureRecord};
 pub use job::{Dispatch, Job, JobId, RetryAfter};
 pub use queue::{DispatchOptions, Queue, QueueDriver, QueueStats};
-pub use schedule::Scheduler;
+pub use schedule::{ScheduledJob, Scheduler};
 pub use shutdown::Shutdown;
 pub use stats::{Counts, CountsSnapshot, JobCounters};
 pub use worker::{Worker, WorkerHandle, WorkerStats};

@@ -126,6 +126,16 @@ impl ScheduledJob {
     pub fn cron(&self) -> &Cron {
         &self.cron
     }
+
+    /// The entry's name: the job's `NAME`, unless [`name`](Self::name) gave another.
+    pub fn entry_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether ticks are skipped while the previous run has not finished.
+    pub fn is_without_overlapping(&self) -> bool {
+        self.overlap_ttl.is_some()
+    }
 }
 
 /// Runs [`ScheduledJob`]s: dispatches each tick once across every scheduler process.
@@ -221,6 +231,12 @@ impl Scheduler {
     pub fn job(mut self, job: ScheduledJob) -> Self {
         self.jobs.push(job);
         self
+    }
+
+    /// The scheduled jobs, in the order they were added (for a status page such as the jobs
+    /// dashboard's schedule).
+    pub fn jobs(&self) -> &[ScheduledJob] {
+        &self.jobs
     }
 
     /// Dispatches whatever is due at `tick` (a whole second) once; returns the ids this process

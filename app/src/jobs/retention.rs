@@ -105,21 +105,28 @@ pub async fn prune(app: &AppContext, now: Timestamp) -> anyhow::Result<Pruned> {
     Ok(pruned)
 }
 
+// region: schedule
 /// The application's schedule: [`Retention`] at minute 17 of every hour, and the report views'
-/// flush ([`views::FlushReportViews`]) every 15 seconds.
+/// flush ([`views::FlushReportViews`]) every 15 seconds. The jobs dashboard shows it too.
 ///
 /// # Errors
 /// An invalid cron expression (a bug).
-// region: schedule
-pub fn scheduler(ctx: &AppContext, shutdown: &Shutdown) -> anyhow::Result<Scheduler> {
+pub fn schedule() -> anyhow::Result<Vec<ScheduledJob>> {
     let retention = ScheduledJob::new("0 17 * * * *", || Retention)?
         .without_overlapping_for(Duration::from_secs(3600));
     let report_views = ScheduledJob::new(views::FLUSH_CRON, || views::FlushReportViews)?
         .without_overlapping_for(views::FLUSH_LOCK);
-    Ok(Scheduler::new(ctx.queue.clone())
+    Ok(vec![retention, report_views])
+}
+
+/// The scheduler that dispatches [`schedule`] to the application's queue.
+///
+/// # Errors
+/// An invalid cron expression (a bug).
+pub fn scheduler(ctx: &AppContext, shutdown: &Shutdown) -> anyhow::Result<Scheduler> {
+    let scheduler = Scheduler::new(ctx.queue.clone())
         .with_cache(ctx.cache.clone())
-        .with_shutdown(shutdown)
-        .job(retention)
-        .job(report_views))
+        .with_shutdown(shutdown);
+    Ok(schedule()?.into_iter().fold(scheduler, Scheduler::job))
 }
 // endregion: schedule

@@ -40,8 +40,15 @@ pub fn dashboard(ctx: &AppContext) -> Router {
     let Some(token) = ctx.settings.forgerun.admin_token.as_deref() else {
         return Dashboard::disabled(DISABLED);
     };
+    // The cron expressions are constants: an error here is a bug, and the dashboard then shows
+    // no schedule rather than failing.
+    let schedule = crate::jobs::retention::schedule().unwrap_or_else(|err| {
+        tracing::error!(error = %err, "the schedule could not be built for the jobs dashboard");
+        Vec::new()
+    });
     let built = Dashboard::builder(ctx.queue.clone(), FailedJobs::new(ctx.db.clone()))
         .queue_names(queue_names())
+        .schedule(schedule)
         .token_login(token)
         .build();
     match built {

@@ -182,6 +182,24 @@ test('sign in and see the queue counts, live', async ({ page, base, problems }) 
   assert(problems.length === 0, problems.join('\n'))
 })
 
+test('the schedule lists each cron entry with its next run', async ({ page, base, problems }) => {
+  await signIn(page, base)
+  const rows = page.locator('table[aria-label="Scheduled jobs"] tbody tr')
+  await rows.first().waitFor()
+  const entries = await rows.evaluateAll((trs) =>
+    trs.map((tr) => [tr.dataset.schedule, tr.querySelector('td')?.textContent, tr.querySelector('[data-next-run]')?.textContent]),
+  )
+  assert(entries.length === 2, `two entries: ${JSON.stringify(entries)}`)
+  assert(entries[0][0] === 'morning-digest' && entries[0][1] === '0 0 7 * * mon-fri', `first: ${entries[0]}`)
+  assert(entries[1][0] === 'work' && entries[1][1] === '0 */15 * * * *', `second: ${entries[1]}`)
+  const next = new Date(await page.evaluate(() => fetch('api/schedule').then((r) => r.json()).then((b) => b.data[1].next_run)))
+  const ahead = next.getTime() - Date.now()
+  assert(ahead > 0 && ahead <= 15 * 60 * 1000, `the next quarter hour: ${next.toISOString()}`)
+  assert(entries.every(([, , shown]) => shown && shown !== 'never'), 'next runs shown')
+  assert((await rows.nth(1).getByText('no overlap').count()) === 1, 'the overlap rule is shown')
+  assert(problems.length === 0, problems.join('\n'))
+})
+
 /** The `d` of a chart's line. */
 const pathOf = (page, chart, series) =>
   page.locator(`[data-testid="chart-${chart}"] path[data-series="${series}"]`).getAttribute('d')

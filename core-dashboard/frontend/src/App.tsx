@@ -5,9 +5,10 @@ import { mergeThroughput, type ThroughputReply } from './lib/throughput'
 import { QueueCounts } from './components/QueueCounts'
 import { ThroughputCharts } from './components/ThroughputCharts'
 import { FailedJobs } from './components/FailedJobs'
+import { Schedule } from './components/Schedule'
 import { buttonClass } from './components/ConfirmDialog'
 
-/** The dashboard: live counts, throughput charts, and the failed jobs. */
+/** The dashboard: live counts, throughput charts, the failed jobs and the schedule. */
 export function App() {
   const [counts, setCounts] = useState<QueuesReply | null>(null)
   const [throughput, setThroughput] = useState<ThroughputReply | null>(null)
@@ -48,6 +49,7 @@ export function App() {
           <ThroughputCharts data={throughput} />
         </section>
         <FailedJobs failedTotal={counts?.failed_all_queues ?? null} />
+        <Schedule />
       </main>
     </div>
   )

@@ -4,6 +4,7 @@ import { bulkFlow } from '../lib/bulk'
 import { EMPTY_FILTER, filterBody, isFiltered, listQuery, type Filter, type SortOrder } from '../lib/filter'
 import { buttonClass, useConfirm } from './ConfirmDialog'
 import { JobDetail } from './JobDetail'
+import { Alert, tableBoxClass, tableHeadClass } from './ui'
 
 const PER_PAGE = 25
 
@@ -188,13 +189,11 @@ export function FailedJobs({ failedTotal }: { failedTotal: number | null }) {
         </p>
       )}
       {error && (
-        <p role="alert" className="rounded-md bg-red-50 px-3 py-2 text-sm text-red-800 dark:bg-red-950 dark:text-red-200">
-          {error}
-        </p>
+        <Alert>{error}</Alert>
       )}
-      <div className="relative overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
+      <div className={tableBoxClass}>
         <table className="w-full text-sm" aria-label="Failed jobs">
-          <thead className="bg-slate-100 text-left text-xs uppercase tracking-wide text-slate-600 dark:bg-slate-800 dark:text-slate-300">
+          <thead className={tableHeadClass}>
             <tr>
               <th scope="col" className="px-3 py-2">
                 Job

@@ -1,5 +1,6 @@
 import type { Counts, QueuesReply } from '../lib/api'
 import type { LiveMode } from '../lib/live'
+import { Alert, tableBoxClass, tableHeadClass } from './ui'
 
 const COLUMNS: [keyof Counts, string][] = [
   ['ready', 'Ready'],
@@ -31,9 +32,7 @@ export function QueueCounts({ counts, mode, problem }: { counts: QueuesReply | n
         </span>
       </div>
       {problem && (
-        <p role="alert" className="rounded-md bg-red-50 px-3 py-2 text-sm text-red-800 dark:bg-red-950 dark:text-red-200">
-          {problem}
-        </p>
+        <Alert>{problem}</Alert>
       )}
       <dl className="grid grid-cols-2 gap-2 sm:grid-cols-4" aria-label="Totals">
         {COLUMNS.map(([key, label]) => (
@@ -45,9 +44,9 @@ export function QueueCounts({ counts, mode, problem }: { counts: QueuesReply | n
           </div>
         ))}
       </dl>
-      <div className="relative overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
+      <div className={tableBoxClass}>
         <table className="w-full text-sm" aria-label="Counts per queue">
-          <thead className="bg-slate-100 text-left text-xs uppercase tracking-wide text-slate-600 dark:bg-slate-800 dark:text-slate-300">
+          <thead className={tableHeadClass}>
             <tr>
               <th scope="col" className="px-3 py-2">
                 Queue

@@ -45,6 +45,15 @@ export interface QueuesReply {
   failed_all_queues: number
 }
 
+/** An entry of `GET api/schedule`. */
+export interface ScheduleEntry {
+  name: string
+  cron: string
+  /** RFC 3339, or null when the expression has no tick within five years. */
+  next_run: string | null
+  without_overlapping: boolean
+}
+
 /** A row of `GET api/failed` (no payload). */
 export interface FailedRow {
   id: number

@@ -22,6 +22,7 @@ const apiRoutes: [string, string][] = [
   ['POST api/failed/{id}/forget', 'deletes the row'],
   ['POST api/failed/bulk/preview', '{action, filter} → how many rows the action would touch'],
   ['POST api/failed/bulk', '{action, filter, confirm_count}: acts only if the count is still the one confirmed, else 409'],
+  ['GET api/schedule', 'the scheduled jobs given to the builder: name, cron expression, next run, overlap rule'],
   ['GET api/throughput', 'jobs finished and failed per sample over the last hour, overall and per queue'],
   ['GET api/session', 'the session’s CSRF token and expiry'],
   ['GET api/events', 'server-sent events: the queue counts at once and every second, and each new throughput sample'],
