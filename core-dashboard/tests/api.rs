@@ -2,6 +2,9 @@
 //! port. The suite is written once and run on the in-process queue and on Redis (failures on
 //! SQLite), and once more with failures on PostgreSQL.
 
+mod common;
+
+use common::Ping;
 use std::time::Duration;
 
 use axum::Router;
@@ -10,10 +13,10 @@ use axum::http::{Method, Request, StatusCode};
 use chrono::{DateTime, Utc};
 use core_dashboard::Dashboard;
 use core_db::Database;
-use core_jobs::{DispatchOptions, FailedJobs, FailureRecord, Job, JobContext, Queue, ScheduledJob};
+use core_jobs::{DispatchOptions, FailedJobs, FailureRecord, Queue, ScheduledJob};
 use core_web::AppError;
 use http::request::Parts;
-use serde::{Deserialize, Serialize};
+
 use serde_json::{Value, json};
 use test_support::{JsonReply, TestPostgres, TestRedis, TestSqlite, send_json};
 
@@ -185,18 +188,6 @@ fn assert_error(reply: &JsonReply, status: u16, code: &str) {
     assert_eq!(reply.status.as_u16(), status, "{}", reply.json);
     assert_eq!(reply.json["error_code"], code, "{}", reply.json);
     assert!(reply.json["message"].is_string(), "{}", reply.json);
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Ping;
-
-#[core_jobs::async_trait]
-impl Job for Ping {
-    const NAME: &'static str = "ping";
-
-    async fn handle(&self, _ctx: &JobContext) -> anyhow::Result<()> {
-        Ok(())
-    }
 }
 
 macro_rules! suite {

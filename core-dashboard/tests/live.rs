@@ -3,6 +3,9 @@
 //! in-process workers. Driven through the router (mounted at `/admin/jobs`) without a port, on the
 //! in-process queue with failures on SQLite.
 
+mod common;
+
+use common::Ping;
 use std::time::Duration;
 
 use axum::Router;
@@ -22,18 +25,6 @@ use tower::ServiceExt;
 const SECRET: &str = "live-admin-token-for-tests";
 const PREFIX: &str = "/admin/jobs";
 const HOST: &str = "dashboard.test";
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Ping;
-
-#[core_jobs::async_trait]
-impl Job for Ping {
-    const NAME: &'static str = "ping";
-
-    async fn handle(&self, _ctx: &JobContext) -> anyhow::Result<()> {
-        Ok(())
-    }
-}
 
 /// Always fails, without retries.
 #[derive(Debug, Serialize, Deserialize)]

@@ -15,10 +15,8 @@ use core_db::Database;
 use core_jobs::{FailedJobs, FailureRecord, Queue};
 use core_web::AppError;
 use http::request::Parts;
-use http_body_util::BodyExt;
 use serde_json::Value;
-use test_support::TestSqlite;
-use tower::ServiceExt;
+use test_support::{TestSqlite, TextReply, send_text};
 
 const SECRET: &str = "s3cret-admin-token-for-tests";
 const PREFIX: &str = "/admin/jobs";
@@ -125,16 +123,11 @@ impl Harness {
 }
 
 async fn send(app: &Router, request: Request<Body>) -> Reply {
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let body = String::from_utf8(bytes.to_vec()).expect("UTF-8 body");
+    let TextReply {
+        status,
+        headers,
+        body,
+    } = send_text(app, request).await;
     assert!(!body.contains(SECRET), "the secret in a response: {body}");
     Reply {
         status,

@@ -7,9 +7,7 @@ use axum::http::{Request, StatusCode};
 use core_dashboard::{Dashboard, TokenLogin};
 use core_db::Database;
 use core_jobs::{FailedJobs, Queue};
-use http_body_util::BodyExt;
-use test_support::TestSqlite;
-use tower::ServiceExt;
+use test_support::{TestSqlite, TextReply, send_text};
 
 const SECRET: &str = "page-admin-token-for-tests";
 const PREFIX: &str = "/admin/jobs";
@@ -70,14 +68,15 @@ async fn harness(built: bool) -> Harness {
 
 impl Harness {
     async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let TextReply {
+            status,
+            headers,
+            body,
+        } = send_text(&self.app, request).await;
         Reply {
             status,
             headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
+            body,
         }
     }
 

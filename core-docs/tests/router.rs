@@ -7,13 +7,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
+use test_support::{TextReply, send_text};
 use tower::ServiceExt;
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
+type Reply = TextReply;
 
 async fn send(app: &Router, method: Method, uri: &str) -> Reply {
     let request = Request::builder()
@@ -21,20 +18,7 @@ async fn send(app: &Router, method: Method, uri: &str) -> Reply {
         .uri(uri)
         .body(Body::empty())
         .expect("request");
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
+    send_text(app, request).await
 }
 
 async fn get(app: &Router, uri: &str) -> Reply {

@@ -2,6 +2,7 @@
 //! on Redis: dispatch, delays, retries, the exact failure path, groups, unique dispatch,
 //! failed-job management, graceful shutdown.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -13,29 +14,6 @@ use common::{
 use core_jobs::{Dispatch, DispatchOptions, Error, Worker};
 
 const T: Duration = Duration::from_secs(10);
-
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let h = super::Harness::new(super::Kind::Memory, stringify!($case)).await.unwrap();
-                    super::cases::$case(h).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(h) = super::Harness::new(super::Kind::Redis, stringify!($case)).await else { return };
-                    super::cases::$case(h).await;
-                }
-            )*
-        }
-    };
-}
 
 suite!(
     dispatch_runs_each_job_once,

@@ -2,6 +2,7 @@
 //! failed and retried per queue and job, into its queue's counters (or the ones it was given),
 //! on the in-process queue and on Redis.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -10,29 +11,6 @@ use common::{Harness, Kind, TestJob, Unregistered, wait_until};
 use core_jobs::{Counts, Dispatch, DispatchOptions, JobCounters};
 
 const T: Duration = Duration::from_secs(10);
-
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let h = super::Harness::new(super::Kind::Memory, stringify!($case)).await.unwrap();
-                    super::cases::$case(h).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(h) = super::Harness::new(super::Kind::Redis, stringify!($case)).await else { return };
-                    super::cases::$case(h).await;
-                }
-            )*
-        }
-    };
-}
 
 suite!(
     successes_failures_and_retries_are_counted_per_queue_and_job,

@@ -17,6 +17,30 @@ pub struct JsonReply {
     pub json: serde_json::Value,
 }
 
+/// A response with its body as text: for pages, redirects and other answers that are not JSON.
+#[derive(Debug)]
+pub struct TextReply {
+    /// The status code.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The body, as UTF-8 (invalid sequences replaced).
+    pub body: String,
+}
+
+/// Sends `req` through `app` and returns the reply with its body as text.
+pub async fn send_text(app: &Router, req: Request<Body>) -> TextReply {
+    let res = app.clone().oneshot(req).await.expect("infallible router");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    TextReply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
 // region: send-json
 /// Sends `req` through `app` and returns the reply.
 ///

@@ -27,7 +27,7 @@ pub mod http;
 pub mod proxy;
 pub mod receiver;
 pub mod s3;
-pub use http::{JsonReply, send_json};
+pub use http::{JsonReply, TextReply, send_json, send_text};
 pub use proxy::{Direction, Fault, FaultProxy};
 pub use receiver::Receiver;
 pub use s3::{TestS3, s3};

@@ -359,3 +359,30 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// `suite!(case, …)`: runs each `cases::case(harness)` of the calling test file on the
+/// in-process driver and on Redis (skipped, or failed under `RUSTFORGE_REQUIRE_SERVICES=1`, when
+/// Redis is missing). The file brings `Harness` and `Kind` into scope and defines `mod cases`.
+#[allow(unused_macros)]
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let h = super::Harness::new(super::Kind::Memory, stringify!($case)).await.unwrap();
+                    super::cases::$case(h).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(h) = super::Harness::new(super::Kind::Redis, stringify!($case)).await else { return };
+                    super::cases::$case(h).await;
+                }
+            )*
+        }
+    };
+}
