@@ -29,7 +29,12 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Router {
     } else {
         Router::new()
     };
+    let panels = inner
+        .panels
+        .iter()
+        .fold(Router::new(), |router, panel| router.merge(panel.routes()));
     routes
+        .route("/api/panels", get(panels_list))
         .route("/api/queues", get(queues))
         .route("/api/events", get(crate::live::events))
         .route("/api/throughput", get(throughput))
@@ -43,6 +48,12 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Router {
         .fallback(page_or_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(inner)
+        .merge(panels)
+}
+
+async fn panels_list(State(s): Shared) -> ApiResult<Vec<crate::panel::PanelSpec>> {
+    let specs = s.panels.iter().map(|p| p.spec().clone()).collect();
+    Ok(ApiResponse::success(specs, ""))
 }
 
 /// Paths under `api/` that no route answers get the JSON 404; every other path is a file of

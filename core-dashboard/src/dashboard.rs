@@ -18,6 +18,7 @@ use crate::auth::Authorize;
 use crate::error::{Error, Result};
 use crate::frontend::{self, Frontend};
 use crate::login::{self, Admit, Login, TokenLogin};
+use crate::panel::Panel;
 use crate::throughput::{
     DEFAULT_SAMPLE_INTERVAL, DEFAULT_THROUGHPUT_WINDOW, MIN_SAMPLE_INTERVAL, Throughput,
 };
@@ -41,6 +42,7 @@ pub struct DashboardBuilder {
     sample_interval: Duration,
     throughput_window: Duration,
     schedule: Vec<ScheduledJob>,
+    panels: Vec<Panel>,
 }
 
 /// How often `GET api/events` sends the counts unless
@@ -62,6 +64,7 @@ impl fmt::Debug for DashboardBuilder {
             .field("sample_interval", &self.sample_interval)
             .field("throughput_window", &self.throughput_window)
             .field("schedule", &self.schedule.len())
+            .field("panels", &self.panels)
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +202,14 @@ impl DashboardBuilder {
         self
     }
 
+    /// Adds `panel`, a page of the application's own records (a list with filters, each record
+    /// with its timeline and a live stream), to the dashboard's page and API; see
+    /// [`panel`](crate::panel). Panels appear in the order added.
+    pub fn panel(mut self, panel: Panel) -> Self {
+        self.panels.push(panel);
+        self
+    }
+
     /// Serves the dashboard's page from `dir` (a directory holding the built `index.html` and
     /// `assets/`) instead of the one [`frontend::frontend_dir`] names.
     pub fn frontend_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -228,6 +239,15 @@ impl DashboardBuilder {
         if self.login.as_ref().is_some_and(TokenLogin::is_empty) {
             return Err(Error::EmptyLoginToken);
         }
+        for (i, panel) in self.panels.iter().enumerate() {
+            panel.check()?;
+            if self.panels[..i].iter().any(|p| p.id() == panel.id()) {
+                return Err(Error::InvalidPanel(format!(
+                    "panel id {:?} is used twice",
+                    panel.id()
+                )));
+            }
+        }
         if self.authorize.is_none() && self.login.is_none() {
             tracing::warn!(
                 "the jobs dashboard has no authorization hook: every request is refused (401)"
@@ -254,6 +274,7 @@ impl DashboardBuilder {
                 login: self.login.map(Login::new),
                 live_interval: self.live_interval,
                 schedule: self.schedule,
+                panels: self.panels,
                 frontend: Frontend::new(self.frontend_dir.unwrap_or_else(frontend::frontend_dir)),
             }),
         })
@@ -293,6 +314,7 @@ pub(crate) struct Inner {
     pub(crate) login: Option<Login>,
     pub(crate) live_interval: Duration,
     pub(crate) schedule: Vec<ScheduledJob>,
+    pub(crate) panels: Vec<Panel>,
     pub(crate) frontend: Frontend,
     pub(crate) throughput: Arc<Throughput>,
 }
@@ -355,6 +377,7 @@ impl Dashboard {
             sample_interval: DEFAULT_SAMPLE_INTERVAL,
             throughput_window: DEFAULT_THROUGHPUT_WINDOW,
             schedule: Vec::new(),
+            panels: Vec::new(),
         }
     }
 

@@ -14,6 +14,10 @@ pub enum Error {
     /// A [`TokenLogin`](crate::TokenLogin) with an empty token: anyone could sign in.
     #[error("the dashboard's login token is empty")]
     EmptyLoginToken,
+    /// A [`Panel`](crate::panel::Panel) that cannot be mounted: a bad or repeated id, or no
+    /// rows handler.
+    #[error("invalid dashboard panel: {0}")]
+    InvalidPanel(String),
     /// The failed-jobs listing could not be defined (a bug in this crate, not in the caller's
     /// input).
     #[error(transparent)]

@@ -14,6 +14,9 @@
 //! - **A web page** at the mount point (see [`frontend`]): the counts and the charts, updated
 //!   live over server-sent events (`GET api/events`), and the failed jobs with their filters,
 //!   details and actions, every destructive one confirmed first.
+//! - **Panels**: the application's own pages on the same page and behind the same sign-in, a
+//!   list with filters and records with their timelines, tables and links, followed live (see
+//!   [`panel`]; ForgeRun's console is one).
 //! - **Security**: nothing is public. Every request, unknown paths included, goes through the
 //!   sign-in check of a [`TokenLogin`] and the application's [`Authorize`] hook first; a
 //!   dashboard built with neither answers every request with 401, and one the application has
@@ -93,6 +96,8 @@
 //! | `GET api/session` | with a [`TokenLogin`] only: `{"csrf_token", "expires_at"}` of the caller's session |
 //! | `GET api/schedule` | the jobs given to [`schedule`](DashboardBuilder::schedule): `[{"name", "cron", "next_run", "without_overlapping"}]`, `next_run` RFC 3339 or `null` when there is no tick within five years |
 //! | `GET api/throughput` | the sampled counts: `{"interval_ms", "window_ms", "queues": [names], "replace": true, "points": [{"at", "span_ms", "total": {"processed", "failed", "retried"}, "queues": {name: {…the same}}}]}`, oldest first (see [throughput](crate#throughput-charts)) |
+//! | `GET api/panels` | the application's [panels](panel): `[{"id", "title", "description", "key", "filters", "columns", "record", "live"}]` |
+//! | `GET api/panels/{panel}/rows`, `…/records/{id}`, `…/records/{id}/live` | answered by the panel's handlers (see [`panel`]) |
 //! | `GET api/events` | server-sent events: `queues` with the JSON of `GET api/queues` at once and every [`live_interval`](DashboardBuilder::live_interval) (1 s by default) while the client stays connected; `throughput` with the JSON of `GET api/throughput` at once, then with `"replace": false` and each new point as it is sampled; `error` with the JSON error body when the counts cannot be read (the stream goes on); see [`live`](crate#live-counts) |
 //!
 //! Forget is a `POST` to an action path, like retry and the bulk actions, so that every change
@@ -183,6 +188,7 @@ pub mod dashboard;
 pub mod error;
 pub mod frontend;
 pub mod login;
+pub mod panel;
 pub mod throughput;
 
 mod api;
@@ -193,4 +199,5 @@ pub use auth::Authorize;
 pub use dashboard::{DEFAULT_LIVE_INTERVAL, Dashboard, DashboardBuilder, MIN_LIVE_INTERVAL};
 pub use error::{Error, Result};
 pub use login::TokenLogin;
+pub use panel::{Panel, Record};
 pub use throughput::{DEFAULT_SAMPLE_INTERVAL, DEFAULT_THROUGHPUT_WINDOW, MIN_SAMPLE_INTERVAL};

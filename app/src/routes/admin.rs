@@ -49,6 +49,7 @@ pub fn dashboard(ctx: &AppContext) -> Router {
     let built = Dashboard::builder(ctx.queue.clone(), FailedJobs::new(ctx.db.clone()))
         .queue_names(queue_names())
         .schedule(schedule)
+        .panel(super::console::panel(ctx))
         .token_login(token)
         .build();
     match built {

@@ -615,9 +615,24 @@ pub async fn report(
     let row = store::find(&ctx.db, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
-    let events = store::events(&ctx.db, &id).await?;
+    let report = build_report(&ctx, row, report_views).await?;
+    Ok(ApiResponse::success(report, ""))
+}
+
+/// The report of job `row`, read `report_views` times: its events and artifacts (with links
+/// valid for an hour) read now.
+///
+/// # Errors
+/// The database or the storage failed.
+pub async fn build_report(
+    ctx: &AppContext,
+    row: JobRow,
+    report_views: i64,
+) -> Result<Report, AppError> {
+    let id = row.id.as_str();
+    let events = store::events(&ctx.db, id).await?;
     let mut artifacts = Vec::new();
-    for a in store::artifacts(&ctx.db, &id).await? {
+    for a in store::artifacts(&ctx.db, id).await? {
         let url = ctx
             .storage
             .presign_get(&a.storage_key, std::time::Duration::from_secs(3600))
@@ -633,7 +648,7 @@ pub async fn report(
     let ready = row
         .execution_at
         .map_or(row.created_at, |at| at.max(row.created_at));
-    let report = Report {
+    Ok(Report {
         job_id: row.id.clone(),
         state: row.state.clone(),
         outcome: row.outcome.clone(),
@@ -648,6 +663,5 @@ pub async fn report(
         events: events.into_iter().map(EventView::from).collect(),
         artifacts,
         report_views,
-    };
-    Ok(ApiResponse::success(report, ""))
+    })
 }

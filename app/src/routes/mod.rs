@@ -19,6 +19,7 @@ use crate::{AppContext, openapi};
 
 pub mod admin;
 pub mod clients;
+pub mod console;
 pub mod events;
 pub mod files;
 pub mod health;

@@ -259,6 +259,21 @@ pub struct DeliveryRow {
     pub created_at: Timestamp,
 }
 
+/// Every delivery attempt of job `job_id`'s events, to every webhook, oldest first.
+///
+/// # Errors
+/// The database failed.
+pub async fn deliveries_of_job(db: &Database, job_id: &str) -> anyhow::Result<Vec<DeliveryRow>> {
+    let sql = "SELECT d.id, d.webhook_id, d.event_id, d.event_type, d.attempt, d.outcome, \
+               d.status_code, d.duration_ms, d.error, d.next_retry_at, d.created_at \
+               FROM webhook_deliveries d JOIN webhook_messages m \
+               ON m.webhook_id = d.webhook_id AND m.event_id = d.event_id \
+               WHERE m.job_id = $1 ORDER BY d.created_at, d.id";
+    Ok(
+        on_db!(db, pool => sqlx::query_as::<_, DeliveryRow>(sql).bind(job_id).fetch_all(pool).await)?,
+    )
+}
+
 /// Sets a message's status (and its attempt count, when given): `$1` status, `$2` attempts or
 /// `NULL` to keep them, `$3` now, `$4` webhook, `$5` event.
 const SET_STATUS: &str = "UPDATE webhook_messages SET status = $1, \

@@ -1,5 +1,6 @@
 import lib from '../../../../app/src/lib.rs?raw'
 import admin from '../../../../app/src/routes/admin.rs?raw'
+import consoleSource from '../../../../app/src/routes/console.rs?raw'
 import { Code, Snippet } from '../components/Code'
 import { Callout, sectionsOf } from '../components/Section'
 import { hrefFor } from '../lib/router'
@@ -11,6 +12,7 @@ const headings = {
   page: 'The page',
   api: 'The JSON API',
   live: 'Live counts',
+  panels: 'Panels: the application’s own pages',
 }
 const Section = sectionsOf(headings)
 
@@ -26,6 +28,10 @@ const apiRoutes: [string, string][] = [
   ['GET api/throughput', 'jobs finished and failed per sample over the last hour, overall and per queue'],
   ['GET api/session', 'the session’s CSRF token and expiry'],
   ['GET api/events', 'server-sent events: the queue counts at once and every second, and each new throughput sample'],
+  ['GET api/panels', 'the application’s panels: id, title, filters, columns'],
+  ['GET api/panels/{panel}/rows', 'the panel’s list (the application’s handler, usually a DataTable)'],
+  ['GET api/panels/{panel}/records/{id}', 'one record: fields, timeline with the time between entries, tables, JSON, links'],
+  ['GET api/panels/{panel}/records/{id}/live', 'server-sent record events until the record is finished'],
 ]
 
 function Dashboard() {
@@ -150,6 +156,33 @@ function Dashboard() {
           (<code>sample_interval</code>) into a window of the last hour, sent as <code>throughput</code> events. They are
           the counts of the workers in the dashboard’s process: with the in-process queue, <code>app serve</code> runs
           them; jobs run by separate <code>app worker</code> processes are not in its charts.
+        </p>
+      </Section>
+
+      <Section id="panels">
+        <p>
+          An application adds its own pages to the dashboard without writing frontend code: a <code>Panel</code> is a list
+          with the filters it allows and the columns it shows, and records that open from it with their fields, a timeline
+          (each entry with the time since the one before), tables, JSON documents and links, followed live while they are
+          not finished. The application answers three routes with ordinary axum handlers; the dashboard mounts them behind
+          its sign-in and draws them. ForgeRun’s console is one: every client’s jobs with the filters of{' '}
+          <code>GET /v1/jobs</code> and the client’s, and a job’s timeline, report, artifacts and webhook deliveries with
+          their HTTP status codes.
+        </p>
+        <Snippet source={consoleSource} region="console-panel" title="app/src/routes/console.rs" />
+        <figure>
+          <img
+            src="./console.png"
+            alt="ForgeRun's console: a finished job with its fields, its timeline with the time between states, and its webhook deliveries"
+            className="rounded-lg border border-slate-200 dark:border-slate-700"
+          />
+          <figcaption>A ForgeRun job in the console, followed live until it succeeded (taken by the console’s browser test).</figcaption>
+        </figure>
+        <p>
+          A record’s live stream is <code>core_dashboard::panel::live</code> over a stream of records: each is sent as a{' '}
+          <code>record</code> event and the stream ends after the first finished one. The console wakes it from the job’s
+          event channel, the one <code>GET /v1/jobs/{'{id}'}/events</code> follows, and reads the job again every five
+          seconds should a wake-up be lost.
         </p>
       </Section>
     </>
