@@ -417,38 +417,87 @@ impl Dashboard {
     pub fn router(&self) -> Router {
         let inner = self.inner.clone();
         api::routes(self.inner.clone()).layer(axum::middleware::from_fn(
-            move |request: Request, next: Next| {
-                let inner = inner.clone();
-                async move { guard(&inner, request, next).await }
-            },
+            move |request: Request, next: Next| guard(inner.clone(), request, next),
         ))
     }
 }
 
+/// How often an open event stream checks that its session is still live.
+pub(crate) const SESSION_CHECK: Duration = Duration::from_secs(1);
+
 /// Runs the login's check and the hook on the request, then the request (or answers their
-/// refusal).
-async fn guard(inner: &Inner, mut request: Request, next: Next) -> Response {
+/// refusal). An event stream opened in a session ends when the session does.
+async fn guard(inner: Arc<Inner>, mut request: Request, next: Next) -> Response {
     // A dashboard built outside a Tokio runtime starts sampling at its first request.
     inner.throughput.ensure_started();
+    let mut session = None;
     if let Some(login) = &inner.login {
         match login.admit(&mut request) {
             Admit::Public => return next.run(request).await,
-            Admit::Session => {}
+            Admit::Session(id) => session = Some(id),
             Admit::Refused(response) => return response,
         }
     }
-    let Some(authorize) = inner.authorize.as_deref() else {
-        if inner.login.is_some() {
-            return next.run(request).await;
+    if let Some(authorize) = inner.authorize.as_deref() {
+        let (parts, body) = request.into_parts();
+        if let Err(err) = authorize.authorize(&parts).await {
+            return err.into_response();
         }
+        request = Request::from_parts(parts, body);
+    } else if inner.login.is_none() {
         return AppError::Unauthorized(NO_HOOK.to_owned()).into_response();
-    };
-    let (parts, body) = request.into_parts();
-    if let Err(err) = authorize.authorize(&parts).await {
-        return err.into_response();
     }
-    next.run(Request::from_parts(parts, body)).await
+    let response = next.run(request).await;
+    match session {
+        Some(id) if is_event_stream(&response) => end_with_session(response, inner, id),
+        _ => response,
+    }
 }
+
+fn is_event_stream(response: &Response) -> bool {
+    response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// The event stream of `response`, ended with an `error` event (the framework's 401 body) once
+/// session `id` is signed out or expires: a page left open after sign-out stops receiving.
+fn end_with_session(response: Response, inner: Arc<Inner>, id: String) -> Response {
+    use futures_util::StreamExt as _;
+
+    let (parts, body) = response.into_parts();
+    let mut ticker = tokio::time::interval(SESSION_CHECK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = (body.into_data_stream(), ticker, Some((inner, id)));
+    let frames = futures_util::stream::unfold(
+        state,
+        |(mut frames, mut ticker, watch)| async move {
+            let (inner, id) = watch?;
+            loop {
+                tokio::select! {
+                    frame = frames.next() => {
+                        let frame = frame?;
+                        return Some((frame, (frames, ticker, Some((inner, id)))));
+                    }
+                    _ = ticker.tick() => {
+                        let live = inner.login.as_ref().is_some_and(|login| login.is_live(&id));
+                        if !live {
+                            let body = AppError::Unauthorized(SESSION_ENDED.to_owned()).body();
+                            let event = format!("event: error\ndata: {}\n\n", serde_json::to_string(&body).unwrap_or_default());
+                            return Some((Ok(event.into()), (frames, ticker, None)));
+                        }
+                    }
+                }
+            }
+        },
+    );
+    Response::from_parts(parts, axum::body::Body::from_stream(frames))
+}
+
+/// What the last event of a stream whose session ended says.
+pub(crate) const SESSION_ENDED: &str = "The dashboard session has ended: sign in again";
 
 /// What a disabled dashboard answers to `request`.
 fn disabled_answer(reason: &str, request: &Request) -> Response {

@@ -129,9 +129,10 @@
 //! `GET api/events` is a `text/event-stream` behind the same check as every other route (401
 //! without a session). Each connection reads the counts once per interval for as long as it is
 //! open, and nothing when no page is open; keep-alive comments hold it open through proxies,
-//! and `X-Accel-Buffering: no` asks buffering proxies to pass events on at once. The check is
-//! made when the stream opens: a page open at sign-out keeps its stream until it is closed
-//! (the dashboard's page leaves at sign-out). The page falls back to polling `GET api/queues`
+//! and `X-Accel-Buffering: no` asks buffering proxies to pass events on at once. Behind a
+//! [`TokenLogin`], every event stream (this one and the [panels'](panel) live records) checks
+//! its session once a second and ends, with an `error` event carrying the 401 body, within a
+//! second of the session's sign-out or expiry. The page falls back to polling `GET api/queues`
 //! when the stream cannot be used.
 //!
 //! ```text

@@ -550,6 +550,63 @@ async fn sign_out_ends_the_session() {
     );
 }
 
+/// An event stream opened in a session ends, with an `error` event saying why, within about a
+/// second of the sign-out; a stream of another session goes on.
+#[tokio::test]
+async fn an_open_event_stream_ends_when_its_session_is_signed_out() {
+    use http_body_util::BodyExt;
+
+    let h = harness().await;
+    let (cookie, other) = (h.session().await, h.session().await);
+    let csrf = h.csrf(&cookie).await;
+    let open = |cookie: &str| {
+        let request = Request::get(format!("{PREFIX}/api/events"))
+            .header("host", HOST)
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .unwrap();
+        tower::ServiceExt::oneshot(h.app.clone(), request)
+    };
+    let stream = open(&cookie).await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let kept = open(&other).await.unwrap();
+    let mut body = stream.into_body();
+    // The stream is flowing: its first event arrives.
+    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("a first event")
+        .unwrap()
+        .unwrap();
+    assert!(first.into_data().is_ok());
+
+    let reply = h.send(post("/logout", Some(&cookie), Some(&csrf))).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    let rest = tokio::time::timeout(Duration::from_secs(5), body.collect())
+        .await
+        .expect("the stream ends after the sign-out")
+        .unwrap()
+        .to_bytes();
+    let rest = String::from_utf8(rest.to_vec()).unwrap();
+    let last = rest.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("event: error\n"), "{last}");
+    assert!(last.contains("\"error_code\":\"UNAUTHORIZED\""), "{last}");
+    assert!(last.contains("sign in again"), "{last}");
+
+    // The other session's stream still flows.
+    let mut kept = kept.into_body();
+    let mut seen = String::new();
+    while !seen.contains("event: queues") {
+        let frame = tokio::time::timeout(Duration::from_secs(5), kept.frame())
+            .await
+            .expect("the other stream goes on")
+            .unwrap()
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            seen.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_new_sign_in_replaces_the_session_it_came_with() {
     let h = harness().await;

@@ -227,8 +227,9 @@ pub(crate) struct Login {
 pub(crate) enum Admit {
     /// A sign-in or sign-out route: its handler decides.
     Public,
-    /// A live session, CSRF-checked; the [`Session`] is in the request's extensions.
-    Session,
+    /// A live session, CSRF-checked, with its id; the [`Session`] is in the request's
+    /// extensions.
+    Session(String),
     /// The answer instead of the route.
     Refused(Response),
 }
@@ -250,7 +251,7 @@ impl Login {
             return Admit::Public;
         }
         let api = path == "/api" || path.starts_with("/api/");
-        let Some((_, session)) = self.session_of(request.headers()) else {
+        let Some((id, session)) = self.session_of(request.headers()) else {
             let prefix = mount_prefix(request.uri().path(), request.extensions());
             if !api && matches!(*request.method(), Method::GET | Method::HEAD) {
                 return Admit::Refused(no_store(
@@ -281,7 +282,12 @@ impl Login {
             }
         }
         request.extensions_mut().insert(session);
-        Admit::Session
+        Admit::Session(id)
+    }
+
+    /// Whether session `id` is still live (not signed out, not expired).
+    pub(crate) fn is_live(&self, id: &str) -> bool {
+        self.sessions.get(id).is_some()
     }
 
     /// The live session the request's cookies name: its id and the session.
