@@ -462,6 +462,7 @@ impl Driver for RedisDriver {
         let mut conn = self.conn();
         let page = limit.clamp(1, BATCH);
         let mut jobs: Vec<RunningJob> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut start = 0usize;
         while jobs.len() < limit {
             let read = redis::cmd("ZRANGE")
@@ -477,7 +478,7 @@ impl Driver for RedisDriver {
                 // Bytes that are not UTF-8 are not an envelope: `from_lease` skips them.
                 let env = String::from_utf8_lossy(&env);
                 if let Some(job) = RunningJob::from_lease(queue, &env, deadline as i64)
-                    && !jobs.iter().any(|j| j.id == job.id)
+                    && seen.insert(job.id.clone())
                 {
                     jobs.push(job);
                 }
