@@ -13,7 +13,10 @@
 //!
 //! With `DEMO_TRAFFIC=1` it also runs a worker in the process and keeps dispatching jobs to
 //! `default` and `mail`, about one in five failing (some after a retry), and samples the
-//! throughput every second over a ten-minute window, so the charts move while you watch.
+//! throughput every second over a ten-minute window, so the charts move while you watch. It
+//! also shows a third queue, `reports`, where a `report` job that runs for three seconds is
+//! dispatched every six, so that one job can be followed from the running jobs to the recent
+//! ones; and it keeps the last 1000 finished jobs.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -68,6 +71,33 @@ impl Job for Work {
 
     fn backoff(&self, _attempt: u32) -> Duration {
         Duration::from_millis(300)
+    }
+}
+
+/// A slow job of the demo's traffic: runs for `ms` milliseconds, then succeeds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Report {
+    ms: u64,
+}
+
+#[core_jobs::async_trait]
+impl Job for Report {
+    const NAME: &'static str = "report";
+    const QUEUE: &'static str = "reports";
+
+    async fn handle(&self, _ctx: &JobContext) -> anyhow::Result<()> {
+        tokio::time::sleep(Duration::from_millis(self.ms)).await;
+        Ok(())
+    }
+}
+
+/// Dispatches a three-second [`Report`] every six seconds, the first at once.
+async fn reports(queue: Queue) {
+    loop {
+        if let Err(err) = queue.dispatch(&Report { ms: 3000 }).await {
+            eprintln!("demo reports: {err}");
+        }
+        tokio::time::sleep(Duration::from_secs(6)).await;
     }
 }
 
@@ -198,16 +228,21 @@ async fn main() -> anyhow::Result<()> {
     let mut worker = None;
     if busy {
         builder = builder
+            .queue_name("reports")
             .sample_interval(Duration::from_secs(1))
-            .throughput_window(Duration::from_secs(600));
+            .throughput_window(Duration::from_secs(600))
+            .recent_jobs(1000);
         worker = Some(
             Worker::new(queue.clone(), JobContext::new(queue.clone()))
                 .register::<Work>()
                 .register::<SendMail>()
+                .register::<Report>()
                 .queue("mail")
+                .queue("reports")
                 .failed_store(failed)
                 .spawn()?,
         );
+        tokio::spawn(reports(queue.clone()));
         tokio::spawn(traffic(queue));
     }
     let dashboard = builder.build()?;

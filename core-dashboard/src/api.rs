@@ -39,6 +39,8 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Router {
         .route("/api/events", get(crate::live::events))
         .route("/api/throughput", get(throughput))
         .route("/api/schedule", get(schedule))
+        .route("/api/jobs/running", get(crate::jobs::running_route))
+        .route("/api/jobs/recent", get(crate::jobs::recent_route))
         .route("/api/failed", get(list))
         .route("/api/failed/bulk/preview", post(bulk_preview))
         .route("/api/failed/bulk", post(bulk))

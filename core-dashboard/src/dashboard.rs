@@ -43,7 +43,12 @@ pub struct DashboardBuilder {
     throughput_window: Duration,
     schedule: Vec<ScheduledJob>,
     panels: Vec<Panel>,
+    recent_jobs: usize,
 }
+
+/// How many finished jobs the dashboard keeps for `GET api/jobs/recent` unless
+/// [`recent_jobs`](DashboardBuilder::recent_jobs) says otherwise.
+pub const DEFAULT_RECENT_JOBS: usize = 100;
 
 /// How often `GET api/events` sends the counts unless
 /// [`live_interval`](DashboardBuilder::live_interval) says otherwise.
@@ -65,6 +70,7 @@ impl fmt::Debug for DashboardBuilder {
             .field("throughput_window", &self.throughput_window)
             .field("schedule", &self.schedule.len())
             .field("panels", &self.panels)
+            .field("recent_jobs", &self.recent_jobs)
             .finish_non_exhaustive()
     }
 }
@@ -210,6 +216,34 @@ impl DashboardBuilder {
         self
     }
 
+    /// Keeps the last `capacity` jobs finished by the workers of this process
+    /// ([`DEFAULT_RECENT_JOBS`], 100, by default), for `GET api/jobs/recent` and the `jobs`
+    /// events: [`build`](Self::build) calls [`JobCounters::keep_recent`] on the counters the
+    /// dashboard charts ([`counters`](Self::counters), or the queue's own). 0 turns the ring
+    /// off: the recent list stays empty and the workers pay nothing for it. The ring belongs to
+    /// the counters, so a second dashboard on the same counters sets its capacity anew.
+    ///
+    /// ```
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use core_dashboard::Dashboard;
+    /// use core_jobs::{FailedJobs, Queue};
+    ///
+    /// let db = core_db::Database::connect("sqlite::memory:").await?;
+    /// let queue = Queue::memory();
+    /// let dashboard = Dashboard::builder(queue.clone(), FailedJobs::new(db))
+    ///     .token_login("a-long-random-admin-token")
+    ///     .recent_jobs(500)
+    ///     .build()?;
+    /// assert_eq!(queue.counters().recent_capacity(), 500);
+    /// # let _ = dashboard;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recent_jobs(mut self, capacity: usize) -> Self {
+        self.recent_jobs = capacity;
+        self
+    }
+
     /// Serves the dashboard's page from `dir` (a directory holding the built `index.html` and
     /// `assets/`) instead of the one [`frontend::frontend_dir`] names.
     pub fn frontend_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -256,8 +290,9 @@ impl DashboardBuilder {
         let counters = self
             .counters
             .unwrap_or_else(|| self.queue.counters().clone());
+        counters.keep_recent(self.recent_jobs);
         let throughput = Throughput::new(
-            counters,
+            counters.clone(),
             queues.clone(),
             self.sample_interval,
             self.throughput_window,
@@ -266,6 +301,7 @@ impl DashboardBuilder {
         Ok(Dashboard {
             inner: Arc::new(Inner {
                 throughput,
+                counters,
                 queue: self.queue,
                 listing: listing()?,
                 failed: self.failed,
@@ -317,6 +353,8 @@ pub(crate) struct Inner {
     pub(crate) panels: Vec<Panel>,
     pub(crate) frontend: Frontend,
     pub(crate) throughput: Arc<Throughput>,
+    /// What the charts sample and the recent jobs come from.
+    pub(crate) counters: JobCounters,
 }
 
 /// A jobs dashboard: the queues' counts and the failed jobs, with retry and forget, as a
@@ -378,6 +416,7 @@ impl Dashboard {
             throughput_window: DEFAULT_THROUGHPUT_WINDOW,
             schedule: Vec::new(),
             panels: Vec::new(),
+            recent_jobs: DEFAULT_RECENT_JOBS,
         }
     }
 

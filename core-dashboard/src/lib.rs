@@ -11,9 +11,12 @@
 //!   overall and per queue, sampled from core-jobs' in-process [`JobCounters`](core_jobs::JobCounters)
 //!   (the counts behind `/metrics`), so the dashboard adds nothing to the workers' hot path
 //!   (see [`throughput`](mod@throughput)).
-//! - **A web page** at the mount point (see [`frontend`]): the counts and the charts, updated
-//!   live over server-sent events (`GET api/events`), and the failed jobs with their filters,
-//!   details and actions, every destructive one confirmed first.
+//! - **Running and recent jobs**: per shown queue, the jobs running now, read from the queue
+//!   (workers in every process), and the last jobs the workers of this process finished, with
+//!   their outcomes and durations (see [running and recent jobs](crate#running-and-recent-jobs)).
+//! - **A web page** at the mount point (see [`frontend`]): the counts, the charts and the
+//!   running and recent jobs, updated live over server-sent events (`GET api/events`), and the
+//!   failed jobs with their filters, details and actions, every destructive one confirmed first.
 //! - **Panels**: the application's own pages on the same page and behind the same sign-in, a
 //!   list with filters and records with their timelines, tables and links, followed live (see
 //!   [`panel`]; ForgeRun's console is one).
@@ -98,7 +101,9 @@
 //! | `GET api/throughput` | the sampled counts: `{"interval_ms", "window_ms", "queues": [names], "replace": true, "points": [{"at", "span_ms", "total": {"processed", "failed", "retried"}, "queues": {name: {…the same}}}]}`, oldest first (see [throughput](crate#throughput-charts)) |
 //! | `GET api/panels` | the application's [panels](panel): `[{"id", "title", "description", "key", "filters", "columns", "record", "live"}]` |
 //! | `GET api/panels/{panel}/rows`, `…/records/{id}`, `…/records/{id}/live` | answered by the panel's handlers (see [`panel`]) |
-//! | `GET api/events` | server-sent events: `queues` with the JSON of `GET api/queues` at once and every [`live_interval`](DashboardBuilder::live_interval) (1 s by default) while the client stays connected; `throughput` with the JSON of `GET api/throughput` at once, then with `"replace": false` and each new point as it is sampled; `error` with the JSON error body when the counts cannot be read (the stream goes on); see [`live`](crate#live-counts) |
+//! | `GET api/jobs/running` | the jobs running now, `?queue=` (one shown queue; all of them when not given, an unknown one is 422) and `?limit=` (1–200, 50 when not given): `[{"id", "name", "queue", "attempt", "group", "dispatched_at", "lease_expires_at"}]`, oldest dispatch first |
+//! | `GET api/jobs/recent` | the last jobs finished by this process's workers, the same `queue` and `limit`: `[{"id", "name", "queue", "outcome", "attempt", "finished_at", "duration_ms"}]`, newest first, `outcome` one of `succeeded`, `failed`, `retried` |
+//! | `GET api/events` | server-sent events: `queues` with the JSON of `GET api/queues` at once and every [`live_interval`](DashboardBuilder::live_interval) (1 s by default) while the client stays connected; `jobs` on the same ticks with `{"queues", "running", "recent"}`, both lists for every shown queue (up to 50 jobs per queue each, the rows of the two routes above); `throughput` with the JSON of `GET api/throughput` at once, then with `"replace": false` and each new point as it is sampled; `error` with the JSON error body when the counts cannot be read (the stream goes on); see [`live`](crate#live-counts) |
 //!
 //! Forget is a `POST` to an action path, like retry and the bulk actions, so that every change
 //! the dashboard makes is a `POST` naming what it does. Behind a [`TokenLogin`], every one of
@@ -127,18 +132,37 @@
 //! ## Live counts
 //!
 //! `GET api/events` is a `text/event-stream` behind the same check as every other route (401
-//! without a session). Each connection reads the counts once per interval for as long as it is
-//! open, and nothing when no page is open; keep-alive comments hold it open through proxies,
-//! and `X-Accel-Buffering: no` asks buffering proxies to pass events on at once. Behind a
-//! [`TokenLogin`], every event stream (this one and the [panels'](panel) live records) checks
-//! its session once a second and ends, with an `error` event carrying the 401 body, within a
-//! second of the session's sign-out or expiry. The page falls back to polling `GET api/queues`
+//! without a session). Each connection reads the counts, and the running jobs, once per
+//! interval for as long as it is open, and nothing when no page is open; keep-alive comments
+//! hold it open through proxies, and `X-Accel-Buffering: no` asks buffering proxies to pass
+//! events on at once. Behind a [`TokenLogin`], every event stream (this one and the
+//! [panels'](panel) live records) checks its session once a second and ends, with an `error`
+//! event carrying the 401 body, within a second of the session's sign-out or expiry. The page
+//! falls back to polling `GET api/queues` (and `GET api/jobs/running`, `GET api/jobs/recent`)
 //! when the stream cannot be used.
 //!
 //! ```text
 //! event: queues
 //! data: {"data":{"queues":[{"queue":"default","ready":2,…}],"totals":{…},"failed_all_queues":0}}
+//!
+//! event: jobs
+//! data: {"data":{"queues":["default","mail"],"running":[{"id":"…","name":"mail",…}],"recent":[…]}}
 //! ```
+//!
+//! # Running and recent jobs
+//!
+//! **Running** jobs come from the queue driver ([`Queue::running`](core_jobs::Queue::running)):
+//! the jobs leased right now, whichever process runs them, with their attempt, dispatch time
+//! and lease deadline (a deadline in the past means the worker is likely gone and the job is
+//! about to be recovered). Reading them costs one query per shown queue per interval while a
+//! page is open, and nothing on the workers' side.
+//!
+//! **Recent** jobs are those the workers **in the dashboard's process** finished, newest
+//! first: the last [`recent_jobs`](DashboardBuilder::recent_jobs) of them (100 by default)
+//! kept by core-jobs' in-process ring ([`JobCounters::keep_recent`](core_jobs::JobCounters::keep_recent),
+//! see [`core_jobs::stats`]), with how each run ended (`succeeded`, `failed`, or `retried`:
+//! failed with attempts left), its attempt, when it finished and how long it took. Like the
+//! charts, they stay empty when the workers run in other processes.
 //!
 //! # Throughput charts
 //!
@@ -194,10 +218,13 @@ pub mod throughput;
 
 mod api;
 mod filter;
+mod jobs;
 mod live;
 
 pub use auth::Authorize;
-pub use dashboard::{DEFAULT_LIVE_INTERVAL, Dashboard, DashboardBuilder, MIN_LIVE_INTERVAL};
+pub use dashboard::{
+    DEFAULT_LIVE_INTERVAL, DEFAULT_RECENT_JOBS, Dashboard, DashboardBuilder, MIN_LIVE_INTERVAL,
+};
 pub use error::{Error, Result};
 pub use login::TokenLogin;
 pub use panel::{Panel, Record};

@@ -1,5 +1,5 @@
-//! `GET api/events`: the queues' counts and the throughput as server-sent events, for the
-//! page's live view.
+//! `GET api/events`: the queues' counts, the running and recent jobs, and the throughput as
+//! server-sent events, for the page's live view.
 //!
 //! Each connected client gets a `queues` event at once and then every
 //! [`live_interval`](crate::DashboardBuilder::live_interval) (one second by default), its data
@@ -10,6 +10,11 @@
 //! far apart. The counts are read only while a client is connected: the stream, and its timer,
 //! end when the client goes.
 //!
+//! It carries `jobs` events on the same ticks: at once and then every interval, the running
+//! and the recent jobs of the shown queues, `{"data": {"queues", "running", "recent"}}` with
+//! each list holding up to 50 jobs per queue, in the rows of `GET api/jobs/running` and
+//! `GET api/jobs/recent` (see [`crate::jobs`]). When the running jobs cannot be read, that tick
+//! sends an `error` event instead.
 //!
 //! The same stream carries `throughput` events: at once the JSON of `GET api/throughput`
 //! (`"replace": true`, every point kept), then one event per sample with `"replace": false` and
@@ -39,7 +44,10 @@ use crate::throughput::ThroughputReply;
 
 /// The handler of `GET api/events`.
 pub(crate) async fn events(State(inner): State<Arc<Inner>>) -> Response {
-    let events = stream::select(counts(inner.clone()), throughput(&inner));
+    let events = stream::select(
+        stream::select(counts(inner.clone()), jobs(inner.clone())),
+        throughput(&inner),
+    );
     let sse = Sse::new(events).keep_alive(KeepAlive::default());
     // Tell buffering reverse proxies to pass each event on at once.
     (
@@ -81,31 +89,58 @@ fn throughput_event(reply: &ThroughputReply) -> Result<Event, Infallible> {
         }))
 }
 
-/// The events: one per tick, the first at once.
+/// The `queues` events: one per tick, the first at once.
 fn counts(inner: Arc<Inner>) -> impl Stream<Item = Result<Event, Infallible>> {
+    ticking(inner, |inner| async move {
+        match api::queue_counts(&inner).await {
+            Ok(reply) => Event::default()
+                .event("queues")
+                .json_data(ApiResponse::success(reply, "")),
+            Err(err) => {
+                tracing::warn!(error = %err, "jobs dashboard: the live counts could not be read");
+                Event::default().event("error").json_data(err.body())
+            }
+        }
+    })
+}
+
+/// The `jobs` events: the running and recent jobs of the shown queues, one per tick, the first
+/// at once.
+fn jobs(inner: Arc<Inner>) -> impl Stream<Item = Result<Event, Infallible>> {
+    ticking(inner, |inner| async move {
+        match crate::jobs::jobs_reply(&inner).await {
+            Ok(reply) => Event::default()
+                .event("jobs")
+                .json_data(ApiResponse::success(reply, "")),
+            Err(err) => {
+                tracing::warn!(error = %err, "jobs dashboard: the running jobs could not be read");
+                Event::default().event("error").json_data(err.body())
+            }
+        }
+    })
+}
+
+/// One event per [`live_interval`](crate::DashboardBuilder::live_interval), the first at once,
+/// each made by `make` (a failed encoding becomes an `error` event rather than the end).
+fn ticking<F, Fut>(inner: Arc<Inner>, make: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: Fn(Arc<Inner>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Event, axum::Error>> + Send,
+{
     let mut ticker = tokio::time::interval(inner.live_interval);
     // A slow read delays the next event rather than sending a burst after it.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     stream::unfold(
-        (inner, ticker),
-        |(inner, mut ticker): (Arc<Inner>, Interval)| async move {
+        (inner, ticker, make),
+        |(inner, mut ticker, make): (Arc<Inner>, Interval, F)| async move {
             ticker.tick().await;
-            let event = match api::queue_counts(&inner).await {
-                Ok(reply) => Event::default()
-                    .event("queues")
-                    .json_data(ApiResponse::success(reply, "")),
-                Err(err) => {
-                    tracing::warn!(error = %err, "jobs dashboard: the live counts could not be read");
-                    Event::default().event("error").json_data(err.body())
-                }
-            };
             // Serializing these plain structs cannot fail; should it, say so rather than stop.
-            let event = event.unwrap_or_else(|_| {
+            let event = make(inner.clone()).await.unwrap_or_else(|_| {
                 Event::default()
                     .event("error")
-                    .data(r#"{"message":"The counts could not be encoded","error_code":"INTERNAL_ERROR"}"#)
+                    .data(r#"{"message":"The live data could not be encoded","error_code":"INTERNAL_ERROR"}"#)
             });
-            Some((Ok(event), (inner, ticker)))
+            Some((Ok(event), (inner, ticker, make)))
         },
     )
 }

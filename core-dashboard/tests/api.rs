@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Ping;
+use common::{Gate, Held, Ping};
 use std::time::Duration;
 
 use axum::Router;
@@ -13,7 +13,10 @@ use axum::http::{Method, Request, StatusCode};
 use chrono::{DateTime, Utc};
 use core_dashboard::Dashboard;
 use core_db::Database;
-use core_jobs::{DispatchOptions, FailedJobs, FailureRecord, Queue, ScheduledJob};
+use core_jobs::{
+    DispatchOptions, FailedJobs, FailureRecord, JobContext, Queue, ScheduledJob, Worker,
+    WorkerHandle,
+};
 use core_web::AppError;
 use http::request::Parts;
 
@@ -145,6 +148,20 @@ impl Harness {
         ids
     }
 
+    /// A worker in this process on `default` and `mail` running [`Held`] jobs; its gate.
+    fn held_worker(&self) -> (WorkerHandle, Gate) {
+        let gate = Gate::default();
+        let ctx = JobContext::new(self.queue.clone()).with_extension(gate.clone());
+        let worker = Worker::new(self.queue.clone(), ctx)
+            .register::<Held>()
+            .queue("mail")
+            .failed_store(self.failed.clone())
+            .block_for(Duration::from_millis(50))
+            .spawn()
+            .expect("worker");
+        (worker, gate)
+    }
+
     async fn ready(&self, queue: &str) -> u64 {
         self.queue.stats(queue).await.expect("stats").ready
     }
@@ -233,7 +250,116 @@ suite!(
     bulk_acts_only_on_the_confirmed_count,
     bad_input_is_a_json_400_or_422,
     the_schedule_shows_each_entry_with_its_next_run,
+    running_and_recent_jobs_are_listed_per_queue,
+    the_jobs_routes_check_queue_and_limit,
 );
+
+/// `data` of a 200 when it is a list of `n` rows, waiting up to ten seconds for it.
+async fn rows_when(h: &Harness, path: &str, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let data = ok(h.get(path).await);
+        let rows = data.as_array().expect("a list").clone();
+        if rows.len() == n {
+            return rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path}: expected {n} rows, got {data}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn running_and_recent_jobs_are_listed_per_queue(h: Harness) {
+    let running = "/admin/jobs/api/jobs/running";
+    let recent = "/admin/jobs/api/jobs/recent";
+    assert_eq!(ok(h.get(running).await), json!([]));
+    assert_eq!(ok(h.get(recent).await), json!([]));
+    let (worker, gate) = h.held_worker();
+    let first = h.queue.dispatch(&Held { fail: false }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mailed = h
+        .queue
+        .dispatch_with(
+            &Held { fail: true },
+            DispatchOptions::new().on_queue("mail"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    // A queue the dashboard does not show is not listed.
+    h.queue
+        .dispatch_with(&Ping, DispatchOptions::new().on_queue("hidden"))
+        .await
+        .unwrap();
+
+    let rows = rows_when(&h, running, 2).await;
+    assert_eq!(
+        rows[0]["id"],
+        first.as_str(),
+        "oldest dispatch first: {rows:?}"
+    );
+    assert_eq!(rows[0]["name"], "held");
+    assert_eq!(rows[0]["queue"], "default");
+    assert_eq!(rows[0]["attempt"], 1);
+    assert_eq!(rows[0]["group"], Value::Null);
+    for key in ["dispatched_at", "lease_expires_at"] {
+        let at: DateTime<Utc> = rows[0][key].as_str().expect(key).parse().expect("RFC 3339");
+        assert!((at - Utc::now()).num_seconds().abs() < 60, "{key}: {at}");
+    }
+    assert_eq!(rows[1]["id"], mailed.as_str());
+    let only_mail = ok(h.get(&format!("{running}?queue=mail")).await);
+    assert_eq!(only_mail.as_array().unwrap().len(), 1, "{only_mail}");
+    assert_eq!(only_mail[0]["queue"], "mail");
+    let one = ok(h.get(&format!("{running}?limit=1&queue=")).await);
+    assert_eq!(one.as_array().unwrap().len(), 1, "{one}");
+    assert_eq!(ok(h.get(recent).await), json!([]), "nothing finished yet");
+
+    gate.0.add_permits(2);
+    rows_when(&h, running, 0).await;
+    let rows = rows_when(&h, recent, 2).await;
+    let by_id = |id: &str| rows.iter().find(|r| r["id"] == id).cloned().expect(id);
+    let done = by_id(first.as_str());
+    assert_eq!(done["outcome"], "succeeded", "{done}");
+    assert_eq!(done["name"], "held");
+    assert_eq!(done["queue"], "default");
+    assert_eq!(done["attempt"], 1);
+    assert!(done["duration_ms"].as_u64().is_some(), "{done}");
+    let finished: DateTime<Utc> = done["finished_at"].as_str().unwrap().parse().unwrap();
+    assert!((Utc::now() - finished).num_seconds() < 60);
+    assert_eq!(by_id(mailed.as_str())["outcome"], "failed");
+    let only_mail = ok(h.get(&format!("{recent}?queue=mail")).await);
+    assert_eq!(only_mail.as_array().unwrap().len(), 1, "{only_mail}");
+    assert_eq!(only_mail[0]["id"], mailed.as_str());
+    let one = ok(h.get(&format!("{recent}?limit=1")).await);
+    assert_eq!(one.as_array().unwrap().len(), 1, "{one}");
+    worker.shutdown().await;
+}
+
+async fn the_jobs_routes_check_queue_and_limit(h: Harness) {
+    for route in ["running", "recent"] {
+        let path = format!("/admin/jobs/api/jobs/{route}");
+        for (query, field) in [
+            ("queue=hidden", "queue"),
+            ("queue=no%3Asuch", "queue"),
+            ("limit=0", "limit"),
+            ("limit=201", "limit"),
+            ("limit=many", "limit"),
+        ] {
+            let reply = h.get(&format!("{path}?{query}")).await;
+            assert_error(&reply, 422, "VALIDATION_ERROR");
+            assert!(
+                reply.json["errors"][field].is_array(),
+                "{route}?{query}: {}",
+                reply.json
+            );
+        }
+        ok(h.get(&format!("{path}?limit=200&queue=default")).await);
+        let reply = send(&h.app, Method::GET, &path, None, None).await;
+        assert_error(&reply, 401, "UNAUTHORIZED");
+    }
+}
 
 async fn the_schedule_shows_each_entry_with_its_next_run(h: Harness) {
     let before = Utc::now();

@@ -1,11 +1,11 @@
-//! `GET api/events`: the queues' counts as server-sent events, behind the session like the rest
-//! of the API; `GET api/throughput` and the `throughput` events: the sampled counts of the
+//! `GET api/events`: the queues' counts and the running and recent jobs as server-sent events,
+//! behind the session like the rest of the API; `GET api/throughput` and the `throughput` events: the sampled counts of the
 //! in-process workers. Driven through the router (mounted at `/admin/jobs`) without a port, on the
 //! in-process queue with failures on SQLite.
 
 mod common;
 
-use common::Ping;
+use common::{Gate, Held, Ping};
 use std::time::Duration;
 
 use axum::Router;
@@ -146,11 +146,11 @@ impl Events {
         }
     }
 
-    /// The next event but `throughput` ones (comments skipped), within five seconds.
+    /// The next event but `throughput` and `jobs` ones (comments skipped), within five seconds.
     async fn next(&mut self) -> (String, Value) {
         loop {
             let (name, data) = self.next_any().await;
-            if name != "throughput" {
+            if name != "throughput" && name != "jobs" {
                 return (name, data);
             }
         }
@@ -469,5 +469,102 @@ async fn at_most_max_points_are_kept() {
     assert_eq!(
         reply["data"]["interval_ms"],
         3_600_000 / u64::from(core_dashboard::throughput::MAX_POINTS)
+    );
+}
+
+#[tokio::test]
+async fn jobs_events_show_a_job_running_then_finished() {
+    let h = Harness::new(Duration::from_millis(100)).await;
+    let cookie = h.session().await;
+    let mut events = Events::new(h.events(Some(&cookie)).await);
+    let first = events.next_named("jobs").await;
+    let data = &first["data"];
+    assert_eq!(
+        data["queues"],
+        serde_json::json!(["default", "mail"]),
+        "{first}"
+    );
+    assert_eq!(data["running"], serde_json::json!([]), "{first}");
+    assert_eq!(data["recent"], serde_json::json!([]), "{first}");
+
+    let gate = Gate::default();
+    let ctx = JobContext::new(h.queue.clone()).with_extension(gate.clone());
+    let worker = Worker::new(h.queue.clone(), ctx)
+        .register::<Held>()
+        .queue("mail")
+        .failed_store(h.failed.clone())
+        .block_for(Duration::from_millis(20))
+        .spawn()
+        .expect("worker");
+    let id = h
+        .queue
+        .dispatch_with(
+            &Held { fail: false },
+            DispatchOptions::new().on_queue("mail"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let mut seen = Value::Null;
+    for _ in 0..50 {
+        seen = events.next_named("jobs").await["data"].clone();
+        if seen["running"].as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+    }
+    assert_eq!(seen["running"][0]["id"], id.as_str(), "{seen}");
+    assert_eq!(seen["running"][0]["queue"], "mail", "{seen}");
+    assert_eq!(seen["running"][0]["name"], "held", "{seen}");
+    assert!(seen["running"][0]["lease_expires_at"].is_string(), "{seen}");
+
+    gate.0.add_permits(1);
+    for _ in 0..50 {
+        seen = events.next_named("jobs").await["data"].clone();
+        if seen["recent"].as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+    }
+    let done = &seen["recent"][0];
+    assert_eq!(done["id"], id.as_str(), "{seen}");
+    assert_eq!(done["outcome"], "succeeded", "{seen}");
+    assert_eq!(done["attempt"], 1, "{seen}");
+    assert!(done["duration_ms"].is_u64(), "{seen}");
+    // Finished: no longer running (the ring is written just before the lease ends).
+    for _ in 0..50 {
+        if seen["running"] == serde_json::json!([]) {
+            break;
+        }
+        seen = events.next_named("jobs").await["data"].clone();
+    }
+    assert_eq!(seen["running"], serde_json::json!([]), "{seen}");
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dashboard_with_recent_jobs_off_lists_none() {
+    let sqlite = test_support::sqlite().await;
+    let failed = FailedJobs::new(Database::Sqlite(sqlite.pool.clone()));
+    let queue = Queue::memory();
+    queue.counters().keep_recent(7);
+    let dashboard = Dashboard::builder(queue.clone(), failed)
+        .token_login(SECRET)
+        .recent_jobs(0)
+        .build()
+        .expect("valid dashboard");
+    assert_eq!(queue.counters().recent_capacity(), 0);
+    drop(dashboard);
+    let queue = Queue::memory();
+    let sqlite2 = test_support::sqlite().await;
+    let _dashboard = Dashboard::builder(
+        queue.clone(),
+        FailedJobs::new(Database::Sqlite(sqlite2.pool.clone())),
+    )
+    .token_login(SECRET)
+    .build()
+    .expect("valid dashboard");
+    assert_eq!(
+        queue.counters().recent_capacity(),
+        core_dashboard::DEFAULT_RECENT_JOBS,
+        "on by default"
     );
 }

@@ -27,7 +27,8 @@
 //!   facade (`rustforge_jobs_processed_total`, `_failed_total`, `_retried_total`,
 //!   `rustforge_jobs_queue_depth`), and in-process [`JobCounters`] per queue and job
 //!   ([`Queue::counters`], see [`stats`]) that core-dashboard charts; these count the workers of
-//!   this process only.
+//!   this process only, and can keep its last finished jobs ([`JobCounters::keep_recent`]).
+//!   [`Queue::running`] lists the jobs leased right now, by workers in every process.
 //!
 //! ```
 //! use std::time::Duration;
@@ -85,10 +86,10 @@ pub use context::JobContext;
 pub use error::{Error, Result};
 pub use failed::{FailedFilter, FailedJob, FailedJobs, FailureRecord};
 pub use job::{Dispatch, Job, JobId, RetryAfter};
-pub use queue::{DispatchOptions, Queue, QueueDriver, QueueStats};
+pub use queue::{DispatchOptions, Queue, QueueDriver, QueueStats, RunningJob};
 pub use schedule::{ScheduledJob, Scheduler};
 pub use shutdown::Shutdown;
-pub use stats::{Counts, CountsSnapshot, JobCounters};
+pub use stats::{Counts, CountsSnapshot, JobCounters, RecentJob, RecentOutcome};
 pub use worker::{Worker, WorkerHandle, WorkerStats};
 
 /// Re-exported so `#[async_trait]` on a `Job` impl needs no extra dependency.

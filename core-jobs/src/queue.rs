@@ -20,7 +20,8 @@
 //! the same at any number of groups. Entries of `group:{id}` and `delayed-grouped` carry the
 //! job's id and group in a short prefix before the envelope, so the scripts never decode a job's
 //! JSON. Ordinary commands share one `ConnectionManager` (replaced when a reply times out); each
-//! worker's blocking claim uses one dedicated connection per queue.
+//! worker's blocking claim uses one dedicated connection per queue. [`Queue::running`] reads
+//! the leased jobs without changing anything.
 //! The in-process driver ([`Queue::memory`]) has the same semantics without durability across
 //! restarts.
 //!
@@ -168,6 +169,66 @@ pub struct QueueStats {
     pub grouped_waiting: u64,
     /// Failures kept in the queue because `failed_jobs` could not be written yet.
     pub pending_failures: u64,
+}
+
+/// A job a worker is running now, from [`Queue::running`]: a leased job of the queue, in any
+/// process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunningJob {
+    /// The job's id.
+    pub id: String,
+    /// The job's name (`Job::NAME`).
+    pub name: String,
+    /// The queue it was claimed from.
+    pub queue: String,
+    /// The attempt running: 1 for the first run.
+    pub attempt: u32,
+    /// Its FIFO group, if any.
+    pub group: Option<String>,
+    /// When it was first dispatched (`None` for an envelope written without the time).
+    pub dispatched_at: Option<DateTime<Utc>>,
+    /// When its lease ends unless its worker extends it (every third of the lease while the
+    /// job runs); a deadline in the past belongs to a job about to be recovered, its worker
+    /// likely gone.
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+impl RunningJob {
+    /// The running job a leased envelope names, or `None` (logged at debug level) when the
+    /// entry is not a job envelope.
+    pub(crate) fn from_lease(queue: &str, env: &str, deadline_ms: i64) -> Option<Self> {
+        let e = match Envelope::decode(env) {
+            Ok(e) => e,
+            Err(err) => {
+                tracing::debug!(queue, error = %err, "a leased entry that is not a job envelope is not listed as running");
+                return None;
+            }
+        };
+        Some(Self {
+            id: e.id,
+            name: e.job,
+            queue: queue.to_owned(),
+            attempt: e.attempt.saturating_add(1),
+            group: e.group,
+            dispatched_at: (e.at > 0)
+                .then(|| DateTime::from_timestamp_millis(e.at))
+                .flatten(),
+            lease_expires_at: DateTime::from_timestamp_millis(deadline_ms)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        })
+    }
+
+    /// The order [`Queue::running`] lists jobs in.
+    fn order_key(&self) -> (Option<DateTime<Utc>>, &str, &str) {
+        (self.dispatched_at, &self.id, &self.queue)
+    }
+}
+
+/// Sorts running jobs as [`Queue::running`] lists them: oldest dispatch first (jobs without a
+/// dispatch time first), then by id.
+pub fn sort_running(jobs: &mut [RunningJob]) {
+    jobs.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
 }
 
 /// One job to push.
@@ -369,6 +430,36 @@ impl Queue {
     async fn push(&self, queue: &str, push: Push) -> Result<bool> {
         check_queue_name(queue)?;
         self.driver.push(queue, push).await
+    }
+
+    /// The jobs of `queue` that workers are running now, in this process or any other: the
+    /// queue's leased jobs, read from the backend without touching the workers. At most
+    /// `limit`, those whose leases end soonest when more are running, listed oldest dispatch
+    /// first (then by id), so that a page polling it sees a steady order. An entry that is not
+    /// a job envelope is skipped (with a debug log), never an error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> core_jobs::Result<()> {
+    /// use core_jobs::Queue;
+    ///
+    /// let queue = Queue::memory();
+    /// assert!(queue.running("default", 50).await?.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// An invalid queue name, or the backend failed.
+    pub async fn running(&self, queue: &str, limit: usize) -> Result<Vec<RunningJob>> {
+        check_queue_name(queue)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut jobs = self.driver.running(queue, limit).await?;
+        jobs.truncate(limit);
+        sort_running(&mut jobs);
+        Ok(jobs)
     }
 
     /// Sizes of `queue` right now.

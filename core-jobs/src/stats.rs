@@ -19,10 +19,23 @@
 //! processes would need the counts in a shared store (Redis, say, one small hash per time
 //! bucket); that is a later step, not something these counters do.
 //!
+//! # Recent jobs
+//!
+//! [`JobCounters::keep_recent`] also keeps the last jobs this process's workers finished, in a
+//! bounded ring: which job, on which queue, how it ended ([`RecentOutcome`]), its attempt, when
+//! it finished and how long its run took. [`JobCounters::recent`] lists them, newest first. It
+//! is off by default: until it is turned on the worker pays one relaxed atomic load per job and
+//! nothing else (no clock read, no lock). Once on, each finished job costs a clock read at its
+//! start and, at its end, a short lock and the copy of its id, name and queue.
+//!
+//! Like the counts, the ring holds **only this process's** jobs: a job finished by a worker in
+//! another process is not in it. The jobs running right now, in every process, come from the
+//! queue instead ([`Queue::running`](crate::Queue::running)).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> anyhow::Result<()> {
-//! use core_jobs::{Job, JobContext, Queue, Worker};
+//! use core_jobs::{Job, JobContext, Queue, RecentOutcome, Worker};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Debug, Serialize, Deserialize)]
@@ -37,6 +50,7 @@
 //! }
 //!
 //! let queue = Queue::memory();
+//! queue.counters().keep_recent(100);
 //! let worker = Worker::new(queue.clone(), JobContext::new(queue.clone()))
 //!     .register::<Ping>()
 //!     .spawn()?;
@@ -47,16 +61,21 @@
 //! let snapshot = queue.counters().snapshot();
 //! assert_eq!(snapshot.queue("default").processed, 1);
 //! assert_eq!(snapshot.jobs()[0].job, "ping");
+//! let recent = queue.counters().recent();
+//! assert_eq!((recent[0].name.as_str(), recent[0].outcome), ("ping", RecentOutcome::Succeeded));
 //! worker.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::ops::{Add, AddAssign};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 
 /// How many jobs ended which way: a job's, a queue's, or everything's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -184,15 +203,73 @@ impl Cell {
     }
 }
 
+/// How a job in [`JobCounters::recent`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RecentOutcome {
+    /// It ran to success (counted as `processed`).
+    Succeeded,
+    /// It ended in `failed_jobs`: its last attempt failed, its name is unknown or its payload
+    /// undecodable (counted as `failed`).
+    Failed,
+    /// The attempt failed and the job was scheduled to run again (counted as `retried`).
+    Retried,
+}
+
+impl RecentOutcome {
+    /// `"succeeded"`, `"failed"` or `"retried"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecentOutcome::Succeeded => "succeeded",
+            RecentOutcome::Failed => "failed",
+            RecentOutcome::Retried => "retried",
+        }
+    }
+}
+
+/// One finished run of a job, from [`JobCounters::recent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecentJob {
+    /// The job's id (empty for a queue entry that was not a job envelope).
+    pub id: String,
+    /// The job's name (`Job::NAME`, or
+    /// [`UNDECODABLE_ENVELOPE`](crate::worker::UNDECODABLE_ENVELOPE)).
+    pub name: String,
+    /// The queue it was claimed from.
+    pub queue: String,
+    /// How the run ended.
+    pub outcome: RecentOutcome,
+    /// The attempt that ended: 1 for the first run (0 for an entry that was not a job
+    /// envelope).
+    pub attempt: u32,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// How long the run took, from the start of the worker's handling to its outcome.
+    pub duration: Duration,
+}
+
 /// In-process counters of finished jobs per queue and job: what this process's workers
-/// processed, failed and retried since it started (see the [module docs](self)).
+/// processed, failed and retried since it started, and, once [`keep_recent`](Self::keep_recent)
+/// is on, the last jobs they finished (see the [module docs](self)).
 ///
 /// A cheap, cloneable handle: clones share the counts. Each [`Queue`](crate::Queue) carries one
 /// ([`Queue::counters`](crate::Queue::counters)); [`JobCounters::new`] makes a separate one,
 /// for [`Worker::counters`](crate::Worker::counters) to count into.
 #[derive(Clone, Default)]
 pub struct JobCounters {
-    cells: Arc<Mutex<Cells>>,
+    inner: Arc<Registry>,
+}
+
+/// What the clones of one [`JobCounters`] share.
+#[derive(Default)]
+struct Registry {
+    cells: Mutex<Cells>,
+    /// The recent ring's capacity; 0: off (what the worker's hot path reads, relaxed).
+    recent_capacity: AtomicUsize,
+    /// Newest at the front.
+    recent: Mutex<VecDeque<RecentJob>>,
 }
 
 /// The cells by (queue, job).
@@ -216,7 +293,7 @@ impl JobCounters {
     /// pair; the workers go on meanwhile, so the counts of different pairs may be a few jobs
     /// apart in time.
     pub fn snapshot(&self) -> CountsSnapshot {
-        let cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        let cells = self.inner.cells.lock().unwrap_or_else(|e| e.into_inner());
         CountsSnapshot {
             jobs: cells
                 .iter()
@@ -233,7 +310,7 @@ impl JobCounters {
     /// start, or on the rare paths (unknown job names) where a lookup costs nothing next to
     /// the `failed_jobs` write.
     pub(crate) fn cell(&self, queue: &str, job: &str) -> Arc<Cell> {
-        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cells = self.inner.cells.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(cell) = cells.get(&(queue.to_owned(), job.to_owned())) {
             return cell.clone();
         }
@@ -245,7 +322,57 @@ impl JobCounters {
 
     /// Whether `self` and `other` share their counts (one is a clone of the other).
     pub fn same_as(&self, other: &JobCounters) -> bool {
-        Arc::ptr_eq(&self.cells, &other.cells)
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Keeps the last `capacity` jobs the workers counting here finish, for
+    /// [`recent`](Self::recent); 0 turns it off and forgets them. A smaller capacity than
+    /// before drops the oldest. Off by default (see [Recent jobs](self#recent-jobs)); every
+    /// clone shares the one ring, so the last call decides its capacity.
+    pub fn keep_recent(&self, capacity: usize) {
+        let mut ring = self.inner.recent.lock().unwrap_or_else(|e| e.into_inner());
+        self.inner
+            .recent_capacity
+            .store(capacity, Ordering::Relaxed);
+        ring.truncate(capacity);
+        if capacity == 0 {
+            ring.shrink_to_fit();
+        }
+    }
+
+    /// The capacity [`keep_recent`](Self::keep_recent) set (0: off).
+    pub fn recent_capacity(&self) -> usize {
+        self.inner.recent_capacity.load(Ordering::Relaxed)
+    }
+
+    /// The last jobs finished by this process's workers counting here, newest first, at most
+    /// the [capacity](Self::keep_recent); empty while it is off.
+    pub fn recent(&self) -> Vec<RecentJob> {
+        let ring = self.inner.recent.lock().unwrap_or_else(|e| e.into_inner());
+        ring.iter().cloned().collect()
+    }
+
+    /// The worker's clock at a job's start when the recent ring is on, `None` (after one
+    /// relaxed load, nothing else) when it is off.
+    pub(crate) fn recent_clock(&self) -> Option<Instant> {
+        if self.inner.recent_capacity.load(Ordering::Relaxed) == 0 {
+            None
+        } else {
+            Some(Instant::now())
+        }
+    }
+
+    /// Puts `job` at the front of the recent ring (unless it was turned off meanwhile).
+    pub(crate) fn push_recent(&self, job: RecentJob) {
+        let mut ring = self.inner.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let capacity = self.inner.recent_capacity.load(Ordering::Relaxed);
+        if capacity == 0 {
+            return;
+        }
+        if ring.len() >= capacity {
+            ring.truncate(capacity - 1);
+        }
+        ring.push_front(job);
     }
 }
 
@@ -298,6 +425,42 @@ mod tests {
                 retried: 0
             }
         );
+    }
+
+    fn finished(id: &str, outcome: RecentOutcome) -> RecentJob {
+        RecentJob {
+            id: id.to_owned(),
+            name: "j".to_owned(),
+            queue: "q".to_owned(),
+            outcome,
+            attempt: 1,
+            finished_at: Utc::now(),
+            duration: Duration::from_millis(5),
+        }
+    }
+
+    #[test]
+    fn the_recent_ring_is_off_until_kept_then_bounded_newest_first() {
+        let counters = JobCounters::new();
+        assert!(counters.recent_clock().is_none());
+        counters.push_recent(finished("a", RecentOutcome::Succeeded));
+        assert!(counters.recent().is_empty(), "off: nothing is kept");
+
+        counters.keep_recent(3);
+        let clone = counters.clone();
+        assert!(clone.recent_clock().is_some());
+        for id in ["a", "b", "c", "d"] {
+            clone.push_recent(finished(id, RecentOutcome::Failed));
+        }
+        let ids: Vec<String> = counters.recent().into_iter().map(|j| j.id).collect();
+        assert_eq!(ids, ["d", "c", "b"]);
+        counters.keep_recent(2);
+        assert_eq!(counters.recent().len(), 2);
+        counters.keep_recent(0);
+        assert!(counters.recent().is_empty());
+        counters.push_recent(finished("e", RecentOutcome::Retried));
+        assert!(counters.recent().is_empty());
+        assert_eq!(RecentOutcome::Retried.as_str(), "retried");
     }
 
     #[test]

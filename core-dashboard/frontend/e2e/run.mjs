@@ -9,8 +9,8 @@
 //
 // The tests run in order and share the demo's data (a retry and a bulk forget change it).
 // Prints one line per test and ends with `e2e: N passed, M failed`; exits 1 on any failure.
-// Saves test-results/dashboard.png, dashboard-375.png, charts.png and charts-375-dark.png for a
-// person to look at.
+// Saves test-results/dashboard.png, dashboard-375.png, charts.png, charts-375-dark.png, jobs.png
+// and jobs-375-dark.png for a person to look at.
 
 import { spawn, spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
@@ -262,6 +262,48 @@ test('with a worker running jobs, the charts move live and follow the queue pick
   )
   mkdirSync(results, { recursive: true })
   await page.locator('section[data-slot="charts"]').screenshot({ path: join(results, 'charts.png') })
+  assert(problems.length === 0, problems.join('\n'))
+})
+
+test('a slow job shows under Running, then under Recent with its outcome', async ({ page, traffic, problems }) => {
+  await signIn(page, traffic)
+  const section = page.locator('section[data-slot="jobs"]')
+  // The demo dispatches a three-second `report` to `reports` every six seconds.
+  await section.getByTestId('jobs-queue').selectOption('reports')
+  const running = section.locator('table[aria-label="Running jobs"] tbody tr[data-running-id]').first()
+  await running.waitFor({ timeout: 15_000 })
+  const id = await running.getAttribute('data-running-id')
+  assert((await running.locator('[data-job-name]').textContent()) === 'report', 'the running job is the report')
+  const cells = await running.locator('td').allTextContents()
+  assert(cells.includes('reports') && cells.includes('1'), `queue and attempt shown: ${cells}`)
+  const finished = section.locator(`table[aria-label="Recent jobs"] tr[data-recent-id="${id}"]`)
+  await finished.waitFor({ timeout: 15_000 })
+  assert((await finished.locator('[data-outcome]').textContent()) === 'succeeded', 'its outcome is shown')
+  const took = await finished.locator('td.tabular-nums').textContent()
+  assert(/^\d\.\d s$/.test(took) && Number.parseFloat(took) >= 2.9, `it took about three seconds: ${took}`)
+  await section.locator(`tr[data-running-id="${id}"]`).waitFor({ state: 'detached', timeout: 5_000 })
+  // Only the picked queue's jobs are listed.
+  const queues = await section.locator('table[aria-label="Recent jobs"] tbody tr[data-recent-id] td:nth-child(3)').allTextContents()
+  assert(queues.length > 0 && queues.every((q) => q === 'reports'), `only reports: ${queues}`)
+  mkdirSync(results, { recursive: true })
+  await section.screenshot({ path: join(results, 'jobs.png') })
+  assert(problems.length === 0, problems.join('\n'))
+})
+
+test('at 375 px in dark mode the running and recent jobs fit', async ({ page, traffic, problems }) => {
+  await page.setViewportSize({ width: 375, height: 800 })
+  await page.emulateMedia({ colorScheme: 'dark' })
+  await signIn(page, traffic)
+  const section = page.locator('section[data-slot="jobs"]')
+  await section.locator('table[aria-label="Recent jobs"] tbody tr[data-recent-id]').first().waitFor({ timeout: 15_000 })
+  const width = await page.evaluate(() => document.documentElement.scrollWidth)
+  assert(width <= 375, `the page is ${width} px wide at 375 px: ${(await overflowing(page)).join('; ')}`)
+  for (const table of ['Running jobs', 'Recent jobs']) {
+    const box = await section.locator(`table[aria-label="${table}"]`).locator('..').boundingBox()
+    assert(box && box.x >= 0 && box.x + box.width <= 375, `${table} within the viewport: ${JSON.stringify(box)}`)
+  }
+  assert((await brightness(page, 'section[data-slot="jobs"] table[aria-label="Recent jobs"] tbody tr', 'color')) > 150, 'light text on dark')
+  await section.screenshot({ path: join(results, 'jobs-375-dark.png') })
   assert(problems.length === 0, problems.join('\n'))
 })
 

@@ -4,6 +4,7 @@ import { subscribeQueues, type LiveMode } from './lib/live'
 import { mergeThroughput, type ThroughputReply } from './lib/throughput'
 import { QueueCounts } from './components/QueueCounts'
 import { ThroughputCharts } from './components/ThroughputCharts'
+import { RecentJobs } from './components/RecentJobs'
 import { FailedJobs } from './components/FailedJobs'
 import { Schedule } from './components/Schedule'
 import { buttonClass } from './components/ConfirmDialog'
@@ -81,6 +82,7 @@ export function App() {
           <section aria-labelledby="charts-title" data-slot="charts" className="space-y-3">
             <ThroughputCharts data={throughput} />
           </section>
+          <RecentJobs />
           <FailedJobs failedTotal={counts?.failed_all_queues ?? null} />
           <Schedule />
         </main>

@@ -16,3 +16,39 @@ impl Job for Ping {
         Ok(())
     }
 }
+
+/// What [`Held`] jobs wait at: put it in the worker's context, add permits to let them finish.
+#[derive(Debug, Clone)]
+pub struct Gate(pub std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for Gate {
+    /// Closed: no job passes until permits are added.
+    fn default() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+}
+
+/// A job that runs until the [`Gate`] in its context lets it go, then fails when `fail` is set
+/// (without retries).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Held {
+    pub fail: bool,
+}
+
+#[core_jobs::async_trait]
+impl Job for Held {
+    const NAME: &'static str = "held";
+
+    async fn handle(&self, ctx: &JobContext) -> anyhow::Result<()> {
+        let gate = ctx.ext::<Gate>().expect("a gate in the context");
+        gate.0.acquire().await?.forget();
+        if self.fail {
+            anyhow::bail!("held and failed");
+        }
+        Ok(())
+    }
+
+    fn max_retries(&self) -> u32 {
+        0
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Push, QueueDriver, QueueStats};
+use super::{Push, QueueDriver, QueueStats, RunningJob};
 use crate::error::Result;
 
 /// One queue backend. Every method takes the queue name first; envelopes are the exact text
@@ -83,6 +83,11 @@ pub(crate) trait Driver: Send + Sync + 'static {
 
     /// The queue's sizes.
     async fn stats(&self, queue: &str) -> Result<QueueStats>;
+
+    /// Up to `limit` leased jobs, soonest lease deadline first (ties by envelope text);
+    /// entries that are not job envelopes are skipped and do not count towards `limit`.
+    /// Read-only.
+    async fn running(&self, queue: &str, limit: usize) -> Result<Vec<RunningJob>>;
 }
 
 /// Claims from one queue for one worker.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::{Claimer, Driver, Push, QueueDriver, QueueStats, When};
+use super::{Claimer, Driver, Push, QueueDriver, QueueStats, RunningJob, When};
 use crate::envelope::now_ms;
 use crate::error::Result;
 
@@ -354,6 +354,20 @@ impl Driver for MemoryDriver {
             pending_failures: st.pending.len() as u64,
         })
     }
+
+    async fn running(&self, queue: &str, limit: usize) -> Result<Vec<RunningJob>> {
+        let slot = self.slot(queue);
+        let mut leased: Vec<(i64, Arc<str>)> = {
+            let st = lock(&slot);
+            st.leases.iter().map(|(env, d)| (*d, env.clone())).collect()
+        };
+        leased.sort();
+        Ok(leased
+            .iter()
+            .filter_map(|(deadline, env)| RunningJob::from_lease(queue, env, *deadline))
+            .take(limit)
+            .collect())
+    }
 }
 
 /// Claims from one queue of the in-process driver, waiting on its notifier when empty.
@@ -394,5 +408,42 @@ impl Claimer for MemoryClaimer {
 
     async fn release(&mut self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A leased entry that is not a job envelope is not listed, nor counted towards the limit.
+    #[tokio::test]
+    async fn running_skips_a_leased_entry_that_is_not_an_envelope() {
+        let driver = MemoryDriver::new();
+        let env = |id: &str| {
+            format!(r#"{{"id":"{id}","job":"j","queue":"q","data":null,"attempt":1,"at":5}}"#)
+        };
+        driver
+            .push_many("q", vec!["not json".to_owned(), env("a"), env("b")])
+            .await
+            .unwrap();
+        let mut claimer = driver
+            .claimer("q", "w", Duration::from_secs(30))
+            .await
+            .unwrap();
+        let claimed = claimer
+            .claim(3, Duration::from_secs(30), Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 3);
+        let running = driver.running("q", 10).await.unwrap();
+        let ids: Vec<&str> = running.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(ids.len(), 2, "{running:?}");
+        assert!(ids.contains(&"a") && ids.contains(&"b"));
+        assert_eq!(running[0].attempt, 2);
+        assert_eq!(
+            running[0].dispatched_at.map(|t| t.timestamp_millis()),
+            Some(5)
+        );
+        assert_eq!(driver.running("q", 1).await.unwrap().len(), 1);
     }
 }

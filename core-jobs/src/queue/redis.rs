@@ -32,7 +32,7 @@ use redis::{Client, IntoConnectionInfo};
 
 use self::claimer::RedisClaimer;
 use self::scripts::{EnqueueAt, LuaCall};
-use super::{Claimer, Driver, Push, QueueDriver, QueueStats, When};
+use super::{Claimer, Driver, Push, QueueDriver, QueueStats, RunningJob, When};
 use crate::error::{Error, Result};
 
 /// Largest number of jobs one script call moves (keeps every script short).
@@ -451,6 +451,45 @@ impl Driver for RedisDriver {
             grouped_waiting,
             pending_failures: pending,
         })
+    }
+
+    /// Reads `leases` by rank (deadline, then member), a page of `limit` at a time, until
+    /// `limit` envelopes decoded or the set ends: an entry that is not an envelope neither
+    /// fails the read nor takes a place. Leases change meanwhile, so a job whose lease was
+    /// extended between two pages may be seen twice or not at all; listed ids are kept unique.
+    async fn running(&self, queue: &str, limit: usize) -> Result<Vec<RunningJob>> {
+        let k = self.keys(queue);
+        let mut conn = self.conn();
+        let page = limit.clamp(1, BATCH);
+        let mut jobs: Vec<RunningJob> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut start = 0usize;
+        while jobs.len() < limit {
+            let read = redis::cmd("ZRANGE")
+                .arg(&k.leases)
+                .arg(start)
+                .arg(start + page - 1)
+                .arg("WITHSCORES")
+                .query_async::<Vec<(Vec<u8>, f64)>>(&mut conn)
+                .await;
+            let members = conn.checked(read)?;
+            let got = members.len();
+            for (env, deadline) in members {
+                // Bytes that are not UTF-8 are not an envelope: `from_lease` skips them.
+                let env = String::from_utf8_lossy(&env);
+                if let Some(job) = RunningJob::from_lease(queue, &env, deadline as i64)
+                    && seen.insert(job.id.clone())
+                {
+                    jobs.push(job);
+                }
+            }
+            if got < page {
+                break;
+            }
+            start += page;
+        }
+        jobs.truncate(limit);
+        Ok(jobs)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -21,7 +21,7 @@ use crate::envelope::Envelope;
 use crate::error::Result;
 use crate::failed::{FailedJobs, FailureRecord};
 use crate::queue::{Claimer, Driver};
-use crate::stats::JobCounters;
+use crate::stats::{JobCounters, RecentJob, RecentOutcome};
 
 /// A message to the ack task.
 pub(super) enum AckMsg {
@@ -263,12 +263,24 @@ impl Runtime {
 
     async fn execute(self: &Arc<Self>, qi: usize, env: Arc<str>, lease: Arc<LeaseState>) {
         let queue = self.queues[qi].as_str();
+        // One relaxed load when the recent ring is off; the clock only when it is on.
+        let started = self.job_counters.recent_clock();
         let e = match Envelope::decode(&env) {
             Ok(e) => e,
             Err(err) => {
                 tracing::error!(queue, error = %err, "undecodable job envelope");
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 self.job_counters.cell(queue, UNDECODABLE_ENVELOPE).failed();
+                if let Some(started) = started {
+                    self.remember(
+                        started,
+                        qi,
+                        "",
+                        UNDECODABLE_ENVELOPE,
+                        0,
+                        RecentOutcome::Failed,
+                    );
+                }
                 let record = FailureRecord {
                     job_id: String::new(),
                     job_name: UNDECODABLE_ENVELOPE.to_owned(),
@@ -285,9 +297,30 @@ impl Runtime {
         };
         let attempt = e.attempt + 1;
         let span = tracing::info_span!("job", name = %e.job, id = %e.id, attempt, queue);
-        self.execute_envelope(qi, &env, e, lease)
+        self.execute_envelope(qi, &env, e, lease, started)
             .instrument(span)
             .await;
+    }
+
+    /// Puts a finished run in the recent ring (called only when it was on at the run's start).
+    fn remember(
+        &self,
+        started: Instant,
+        qi: usize,
+        id: &str,
+        name: &str,
+        attempt: u32,
+        outcome: RecentOutcome,
+    ) {
+        self.job_counters.push_recent(RecentJob {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            queue: self.queues[qi].clone(),
+            outcome,
+            attempt,
+            finished_at: Utc::now(),
+            duration: started.elapsed(),
+        });
     }
 
     async fn execute_envelope(
@@ -296,6 +329,7 @@ impl Runtime {
         env: &Arc<str>,
         mut e: Envelope,
         lease: Arc<LeaseState>,
+        started: Option<Instant>,
     ) {
         let queue = self.queues[qi].as_str();
         let attempt = e.attempt + 1;
@@ -305,6 +339,9 @@ impl Runtime {
             tracing::error!("unknown job name: no handler registered on this worker");
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
             self.job_counters.cell(queue, &e.job).failed();
+            if let Some(started) = started {
+                self.remember(started, qi, &e.id, &e.job, attempt, RecentOutcome::Failed);
+            }
             let record = self.record(
                 &e,
                 format!("unknown job name {:?}: no handler registered", e.job),
@@ -336,6 +373,16 @@ impl Runtime {
                 self.counters.processed.fetch_add(1, Ordering::Relaxed);
                 reg.processed.increment(1);
                 reg.cells[qi].processed();
+                if let Some(started) = started {
+                    self.remember(
+                        started,
+                        qi,
+                        &e.id,
+                        &e.job,
+                        attempt,
+                        RecentOutcome::Succeeded,
+                    );
+                }
                 if grouped.is_some() {
                     self.finish(qi, env, grouped, None).await;
                 } else {
@@ -347,6 +394,9 @@ impl Runtime {
                 self.counters.retried.fetch_add(1, Ordering::Relaxed);
                 reg.retried.increment(1);
                 reg.cells[qi].retried();
+                if let Some(started) = started {
+                    self.remember(started, qi, &e.id, &e.job, attempt, RecentOutcome::Retried);
+                }
                 tracing::warn!(%error, ?delay, "job attempt failed; retrying");
                 e.attempt = attempt;
                 let new = e.encode();
@@ -362,6 +412,9 @@ impl Runtime {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 reg.failed.increment(1);
                 reg.cells[qi].failed();
+                if let Some(started) = started {
+                    self.remember(started, qi, &e.id, &e.job, attempt, RecentOutcome::Failed);
+                }
                 tracing::error!(%error, "job failed after its last attempt");
                 let record = self.record(&e, error, attempt);
                 self.fail(qi, env, grouped, record).await;
@@ -371,6 +424,9 @@ impl Runtime {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 reg.failed.increment(1);
                 reg.cells[qi].failed();
+                if let Some(started) = started {
+                    self.remember(started, qi, &e.id, &e.job, attempt, RecentOutcome::Failed);
+                }
                 tracing::error!(%error, "undecodable job payload");
                 let record = self.record(&e, error, e.attempt);
                 self.fail(qi, env, grouped, record).await;

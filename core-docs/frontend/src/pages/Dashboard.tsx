@@ -26,8 +26,10 @@ const apiRoutes: [string, string][] = [
   ['POST api/failed/bulk', '{action, filter, confirm_count}: acts only if the count is still the one confirmed, else 409'],
   ['GET api/schedule', 'the scheduled jobs given to the builder: name, cron expression, next run, overlap rule'],
   ['GET api/throughput', 'jobs finished and failed per sample over the last hour, overall and per queue'],
+  ['GET api/jobs/running', 'the jobs running now, in any process (queue, limit): id, name, attempt, dispatch time, lease end'],
+  ['GET api/jobs/recent', 'the last jobs this process’s workers finished (queue, limit): outcome, attempt, duration, finish time'],
   ['GET api/session', 'the session’s CSRF token and expiry'],
-  ['GET api/events', 'server-sent events: the queue counts at once and every second, and each new throughput sample'],
+  ['GET api/events', 'server-sent events: the queue counts and the running and recent jobs at once and every second, and each new throughput sample'],
   ['GET api/panels', 'the application’s panels: id, title, filters, columns'],
   ['GET api/panels/{panel}/rows', 'the panel’s list (the application’s handler, usually a DataTable)'],
   ['GET api/panels/{panel}/records/{id}', 'one record: fields, timeline with the time between entries, tables, JSON, links'],
@@ -156,6 +158,14 @@ function Dashboard() {
           (<code>sample_interval</code>) into a window of the last hour, sent as <code>throughput</code> events. They are
           the counts of the workers in the dashboard’s process: with the in-process queue, <code>app serve</code> runs
           them; jobs run by separate <code>app worker</code> processes are not in its charts.
+        </p>
+        <p>
+          The same stream sends a <code>jobs</code> event each second with the running and recent jobs of the shown
+          queues, also served by <code>GET api/jobs/running</code> and <code>GET api/jobs/recent</code>. Running jobs are
+          read from the queue (<code>Queue::running</code>, the leased jobs), so they include those of other processes;
+          recent ones come from a ring of the last finished jobs kept by the same in-process counters
+          (<code>recent_jobs</code> on the builder, 100 by default, 0 to turn it off), so like the charts they show only
+          the dashboard’s own workers.
         </p>
       </Section>
 

@@ -1,0 +1,191 @@
+import { useEffect, useState } from 'react'
+import { subscribeJobs } from '../lib/live'
+import { OUTCOME_CLASS, forQueue, formatDuration, leaseLapsed, relative, shortId, type JobsReply } from '../lib/jobs'
+import { tableBoxClass, tableHeadClass } from './ui'
+
+/** How many rows each table shows at most. */
+const MAX_ROWS = 50
+
+const cell = 'px-3 py-2 whitespace-nowrap'
+const row = 'border-t border-slate-200 dark:border-slate-800'
+const muted = 'text-slate-600 dark:text-slate-400'
+
+/** The jobs running now (every process) and the last ones this process's workers finished, per
+ * shown queue, updated live from the `jobs` events. */
+export function RecentJobs() {
+  const [jobs, setJobs] = useState<JobsReply | null>(null)
+  const [queue, setQueue] = useState('')
+  // The relative times move on between events too.
+  const [now, setNow] = useState(() => Date.now())
+
+  useEffect(() => subscribeJobs(setJobs), [])
+  useEffect(() => {
+    const timer = window.setInterval(() => setNow(Date.now()), 1000)
+    return () => window.clearInterval(timer)
+  }, [])
+
+  const picked = jobs !== null && jobs.queues.includes(queue) ? queue : null
+  const running = forQueue(jobs?.running ?? [], picked, MAX_ROWS)
+  const recent = forQueue(jobs?.recent ?? [], picked, MAX_ROWS)
+
+  return (
+    <section aria-labelledby="jobs-title" data-slot="jobs" className="space-y-3">
+      <div className="flex flex-wrap items-center justify-between gap-2">
+        <h2 id="jobs-title" className="text-lg font-semibold">
+          Running and recent jobs
+        </h2>
+        <label className="flex items-center gap-2 text-sm">
+          <span className={muted}>Queue</span>
+          <select
+            value={picked ?? ''}
+            onChange={(e) => setQueue(e.target.value)}
+            className="rounded-md border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
+            data-testid="jobs-queue"
+          >
+            <option value="">All queues</option>
+            {(jobs?.queues ?? []).map((q) => (
+              <option key={q} value={q}>
+                {q}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      {jobs === null ? (
+        <p className={`text-sm ${muted}`}>Loading the jobs…</p>
+      ) : (
+        <div className="grid gap-4 lg:grid-cols-2">
+          <div className="min-w-0 space-y-2">
+            <h3 className="text-sm font-semibold">
+              Running <span className={`font-normal ${muted}`}>({running.length})</span>
+            </h3>
+            <div className={`${tableBoxClass} max-h-[28rem] overflow-y-auto`}>
+              <table className="w-full text-sm" aria-label="Running jobs">
+                <thead className={tableHeadClass}>
+                  <tr>
+                    <th scope="col" className="px-3 py-2">
+                      Id
+                    </th>
+                    <th scope="col" className="px-3 py-2">
+                      Job
+                    </th>
+                    <th scope="col" className="px-3 py-2">
+                      Queue
+                    </th>
+                    <th scope="col" className="px-3 py-2 text-right">
+                      Attempt
+                    </th>
+                    <th scope="col" className="px-3 py-2">
+                      Dispatched
+                    </th>
+                    <th scope="col" className="px-3 py-2">
+                      Lease
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {running.length === 0 && (
+                    <tr className={row}>
+                      <td colSpan={6} className={`px-3 py-2 ${muted}`}>
+                        No job is running.
+                      </td>
+                    </tr>
+                  )}
+                  {running.map((job) => (
+                    <tr key={`${job.queue}/${job.id}`} className={row} data-running-id={job.id}>
+                      <td className={`${cell} font-mono`} title={job.id}>
+                        {shortId(job.id)}
+                      </td>
+                      <th scope="row" className={`${cell} text-left font-mono font-medium`} data-job-name>
+                        {job.name}
+                      </th>
+                      <td className={`${cell} font-mono`}>{job.queue}</td>
+                      <td className={`${cell} text-right tabular-nums`}>{job.attempt}</td>
+                      <td className={cell} title={job.dispatched_at ?? undefined}>
+                        {relative(job.dispatched_at, now)}
+                      </td>
+                      <td
+                        className={`${cell} ${leaseLapsed(job, now) ? 'text-amber-700 dark:text-amber-300' : ''}`}
+                        title={`Lease until ${job.lease_expires_at}`}
+                      >
+                        {leaseLapsed(job, now) ? `lapsed ${relative(job.lease_expires_at, now)}` : `ends ${relative(job.lease_expires_at, now)}`}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          </div>
+          <div className="min-w-0 space-y-2">
+            <h3 className="text-sm font-semibold">
+              Recent <span className={`font-normal ${muted}`}>({recent.length})</span>
+            </h3>
+            <div className={`${tableBoxClass} max-h-[28rem] overflow-y-auto`}>
+              <table className="w-full text-sm" aria-label="Recent jobs">
+                <thead className={tableHeadClass}>
+                  <tr>
+                    <th scope="col" className="px-3 py-2">
+                      Id
+                    </th>
+                    <th scope="col" className="px-3 py-2">
+                      Job
+                    </th>
+                    <th scope="col" className="px-3 py-2">
+                      Queue
+                    </th>
+                    <th scope="col" className="px-3 py-2">
+                      Outcome
+                    </th>
+                    <th scope="col" className="px-3 py-2 text-right">
+                      Took
+                    </th>
+                    <th scope="col" className="px-3 py-2">
+                      Finished
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {recent.length === 0 && (
+                    <tr className={row}>
+                      <td colSpan={6} className={`px-3 py-2 ${muted}`}>
+                        No job finished in this process yet.
+                      </td>
+                    </tr>
+                  )}
+                  {recent.map((job, i) => (
+                    <tr key={`${job.finished_at}/${job.id}/${job.attempt}/${i}`} className={row} data-recent-id={job.id}>
+                      <td className={`${cell} font-mono`} title={job.id}>
+                        {shortId(job.id)}
+                      </td>
+                      <th scope="row" className={`${cell} text-left font-mono font-medium`} data-job-name>
+                        {job.name}
+                      </th>
+                      <td className={`${cell} font-mono`}>{job.queue}</td>
+                      <td className={cell}>
+                        <span
+                          className={`rounded px-1.5 py-0.5 text-xs font-medium ${OUTCOME_CLASS[job.outcome] ?? ''}`}
+                          data-outcome={job.outcome}
+                          title={`Attempt ${job.attempt}`}
+                        >
+                          {job.outcome}
+                        </span>
+                      </td>
+                      <td className={`${cell} text-right tabular-nums`}>{formatDuration(job.duration_ms)}</td>
+                      <td className={cell} title={job.finished_at}>
+                        {relative(job.finished_at, now)}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          </div>
+        </div>
+      )}
+      <p className={`text-xs ${muted}`}>
+        Running jobs are read from the queue, whichever process runs them. Recent jobs are those the workers in this server process
+        finished; workers in other processes are not listed.
+      </p>
+    </section>
+  )
+}
