@@ -33,8 +33,9 @@ use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use core_web::ApiResponse;
+use core_web::{ApiResponse, AppError};
 use futures_util::stream::{self, Stream, StreamExt};
+use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::time::{Interval, MissedTickBehavior};
 
@@ -44,20 +45,43 @@ use crate::throughput::ThroughputReply;
 
 /// The handler of `GET api/events`.
 pub(crate) async fn events(State(inner): State<Arc<Inner>>) -> Response {
-    let events = stream::select(
+    respond(stream::select(
         stream::select(counts(inner.clone()), jobs(inner.clone())),
         throughput(&inner),
-    );
-    let sse = Sse::new(events).keep_alive(KeepAlive::default());
-    // Tell buffering reverse proxies to pass each event on at once.
+    ))
+}
+
+/// `events` as a `text/event-stream` response, with keep-alive comments for idle proxies and
+/// `X-Accel-Buffering: no` telling buffering reverse proxies to pass each event on at once.
+pub(crate) fn respond<S>(events: S) -> Response
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
     (
         [(
             HeaderName::from_static("x-accel-buffering"),
             HeaderValue::from_static("no"),
         )],
-        sse,
+        Sse::new(events).keep_alive(KeepAlive::default()),
     )
         .into_response()
+}
+
+/// Event `name` with `value` in core-web's envelope, or an `error` event with the framework's
+/// JSON error body when there is an error instead (the stream goes on). Serializing these plain
+/// structs cannot fail; should it, the event says so rather than ending the stream.
+pub(crate) fn event<T: Serialize>(name: &'static str, value: Result<T, AppError>) -> Event {
+    let event = match value {
+        Ok(value) => Event::default()
+            .event(name)
+            .json_data(ApiResponse::success(value, "")),
+        Err(err) => Event::default().event("error").json_data(err.body()),
+    };
+    event.unwrap_or_else(|_| {
+        Event::default()
+            .event("error")
+            .data(r#"{"message":"The event could not be encoded","error_code":"INTERNAL_ERROR"}"#)
+    })
 }
 
 /// The `throughput` events: every point kept at once (`"replace": true`), then each new point
@@ -79,28 +103,17 @@ fn throughput(inner: &Arc<Inner>) -> impl Stream<Item = Result<Event, Infallible
 }
 
 fn throughput_event(reply: &ThroughputReply) -> Result<Event, Infallible> {
-    Ok(Event::default()
-        .event("throughput")
-        .json_data(ApiResponse::success(reply, ""))
-        .unwrap_or_else(|_| {
-            Event::default()
-                .event("error")
-                .data(r#"{"message":"The throughput could not be encoded","error_code":"INTERNAL_ERROR"}"#)
-        }))
+    Ok(event("throughput", Ok(reply)))
 }
 
 /// The `queues` events: one per tick, the first at once.
 fn counts(inner: Arc<Inner>) -> impl Stream<Item = Result<Event, Infallible>> {
     ticking(inner, |inner| async move {
-        match api::queue_counts(&inner).await {
-            Ok(reply) => Event::default()
-                .event("queues")
-                .json_data(ApiResponse::success(reply, "")),
-            Err(err) => {
-                tracing::warn!(error = %err, "jobs dashboard: the live counts could not be read");
-                Event::default().event("error").json_data(err.body())
-            }
+        let counts = api::queue_counts(&inner).await;
+        if let Err(err) = &counts {
+            tracing::warn!(error = %err, "jobs dashboard: the live counts could not be read");
         }
+        event("queues", counts)
     })
 }
 
@@ -108,24 +121,20 @@ fn counts(inner: Arc<Inner>) -> impl Stream<Item = Result<Event, Infallible>> {
 /// at once.
 fn jobs(inner: Arc<Inner>) -> impl Stream<Item = Result<Event, Infallible>> {
     ticking(inner, |inner| async move {
-        match crate::jobs::jobs_reply(&inner).await {
-            Ok(reply) => Event::default()
-                .event("jobs")
-                .json_data(ApiResponse::success(reply, "")),
-            Err(err) => {
-                tracing::warn!(error = %err, "jobs dashboard: the running jobs could not be read");
-                Event::default().event("error").json_data(err.body())
-            }
+        let jobs = crate::jobs::jobs_reply(&inner).await;
+        if let Err(err) = &jobs {
+            tracing::warn!(error = %err, "jobs dashboard: the running jobs could not be read");
         }
+        event("jobs", jobs)
     })
 }
 
 /// One event per [`live_interval`](crate::DashboardBuilder::live_interval), the first at once,
-/// each made by `make` (a failed encoding becomes an `error` event rather than the end).
+/// each made by `make`.
 fn ticking<F, Fut>(inner: Arc<Inner>, make: F) -> impl Stream<Item = Result<Event, Infallible>>
 where
     F: Fn(Arc<Inner>) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Event, axum::Error>> + Send,
+    Fut: Future<Output = Event> + Send,
 {
     let mut ticker = tokio::time::interval(inner.live_interval);
     // A slow read delays the next event rather than sending a burst after it.
@@ -134,12 +143,7 @@ where
         (inner, ticker, make),
         |(inner, mut ticker, make): (Arc<Inner>, Interval, F)| async move {
             ticker.tick().await;
-            // Serializing these plain structs cannot fail; should it, say so rather than stop.
-            let event = make(inner.clone()).await.unwrap_or_else(|_| {
-                Event::default()
-                    .event("error")
-                    .data(r#"{"message":"The live data could not be encoded","error_code":"INTERNAL_ERROR"}"#)
-            });
+            let event = make(inner.clone()).await;
             Some((Ok(event), (inner, ticker, make)))
         },
     )

@@ -56,15 +56,12 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::MethodRouter;
 use chrono::{DateTime, Utc};
-use core_web::{ApiResponse, AppError};
+use core_web::AppError;
 use futures_util::stream::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
@@ -514,14 +511,11 @@ impl Record {
     }
 }
 
-/// How often an idle live stream sends a keep-alive comment.
-pub const LIVE_KEEP_ALIVE: Duration = Duration::from_secs(15);
-
 /// A live stream of one record as server-sent events: each item of `records` is sent as a
 /// `record` event (`{"data": Record}`, the envelope of `GET …/records/{id}`), an error as an
 /// `error` event with the framework's JSON error body (the stream goes on), and the stream
 /// ends after the first [finished](Record::finished) record, or when `records` ends. Idle
-/// streams get a keep-alive comment every [`LIVE_KEEP_ALIVE`].
+/// streams get a keep-alive comment every 15 s.
 ///
 /// The stream should start with the record as it is now, so that a page that opens it needs
 /// no other read, and then yield it again whenever it changes.
@@ -529,37 +523,16 @@ pub fn live<S>(records: S) -> Response
 where
     S: Stream<Item = std::result::Result<Record, AppError>> + Send + 'static,
 {
-    let events = records
-        .scan(false, |ended, item| {
-            if *ended {
-                return std::future::ready(None);
-            }
-            let event = match item {
-                Ok(record) => {
-                    *ended = record.finished;
-                    Event::default()
-                        .event("record")
-                        .json_data(ApiResponse::success(record, ""))
-                }
-                Err(err) => Event::default().event("error").json_data(err.body()),
-            };
-            let event = event.unwrap_or_else(|_| {
-                Event::default().event("error").data(
-                    r#"{"message":"The record could not be encoded","error_code":"INTERNAL_ERROR"}"#,
-                )
-            });
-            std::future::ready(Some(Ok::<_, Infallible>(event)))
-        })
-        .boxed();
-    let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(LIVE_KEEP_ALIVE));
-    (
-        [(
-            HeaderName::from_static("x-accel-buffering"),
-            HeaderValue::from_static("no"),
-        )],
-        sse,
-    )
-        .into_response()
+    let events = records.scan(false, |ended, item| {
+        if *ended {
+            return std::future::ready(None);
+        }
+        *ended = item.as_ref().is_ok_and(|record| record.finished);
+        std::future::ready(Some(Ok::<_, Infallible>(crate::live::event(
+            "record", item,
+        ))))
+    });
+    crate::live::respond(events)
 }
 
 #[cfg(test)]

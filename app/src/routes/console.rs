@@ -18,12 +18,11 @@ use axum::extract::{Path, RawQuery, State as AxumState};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use core_dashboard::panel::{self, Cell, Link, Panel, PanelColumn, PanelFilter, Record, Section};
-use core_db::bus::{Message, Subscription};
 use core_web::datatable::{Column, DataTable, Filter};
 use core_web::{ApiResponse, ApiResult, AppError};
 use std::sync::LazyLock;
 
-use super::events::channel;
+use super::events::Wake;
 use super::jobs::build_report;
 use crate::AppContext;
 use crate::jobs::{JobRow, State, WorkKind, store, views};
@@ -216,18 +215,12 @@ async fn live(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     // Subscribe before the first read, so that no transition falls between the two.
-    let subscription = match ctx.bus.subscribe(&channel(&id)).await {
-        Ok(subscription) => Some(subscription),
-        Err(e) => {
-            tracing::warn!(error = %e, job_id = id, "event bus unavailable: the console polls");
-            None
-        }
-    };
+    let wake = Wake::subscribe(&ctx, &id).await;
     let first = read(&ctx, &id).await?.ok_or_else(|| not_found(&id))?;
     let follow = Follow {
         ctx,
         id,
-        subscription,
+        wake,
         first: Some(first),
     };
     let records = futures_util::stream::unfold(follow, Follow::next);
@@ -238,7 +231,7 @@ async fn live(
 struct Follow {
     ctx: AppContext,
     id: String,
-    subscription: Option<Subscription>,
+    wake: Wake,
     /// The record read when the stream opened, not yet sent.
     first: Option<Record>,
 }
@@ -248,7 +241,7 @@ impl Follow {
         if let Some(first) = self.first.take() {
             return Some((Ok(first), self));
         }
-        self.wait().await;
+        self.wake.wait(LIVE_POLL, LIVE_POLL).await;
         let item = match read(&self.ctx, &self.id).await {
             Ok(Some(record)) => Ok(record),
             // Deleted by retention while watched: nothing more will come.
@@ -256,17 +249,5 @@ impl Follow {
             Err(err) => Err(err),
         };
         Some((item, self))
-    }
-
-    /// Waits for a wake-up on the job's channel, or [`LIVE_POLL`].
-    async fn wait(&mut self) {
-        let Some(subscription) = self.subscription.as_mut() else {
-            tokio::time::sleep(LIVE_POLL).await;
-            return;
-        };
-        match tokio::time::timeout(LIVE_POLL, subscription.recv()).await {
-            Ok(Some(Message::Payload(_) | Message::Gap)) | Err(_) => {}
-            Ok(None) => self.subscription = None,
-        }
     }
 }

@@ -31,6 +31,9 @@ use crate::jobs::{State, store};
 /// How often an idle stream sends a comment (and re-reads the events).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// How often a stream re-reads the events while the bus is unavailable.
+pub const POLL: Duration = Duration::from_secs(1);
+
 // region: publish
 /// The bus channel of job `job_id`'s events.
 pub fn channel(job_id: &str) -> String {
@@ -73,13 +76,7 @@ pub async fn stream(
 ) -> Result<Response, core_web::AppError> {
     let job = owned(&ctx, &caller, &id).await?;
     // Subscribe before the first read, so that no event falls between the two.
-    let subscription = match ctx.bus.subscribe(&channel(&job.id)).await {
-        Ok(subscription) => Some(subscription),
-        Err(e) => {
-            tracing::warn!(error = %e, job_id = job.id, "event bus unavailable: the stream polls");
-            None
-        }
-    };
+    let wake = Wake::subscribe(&ctx, &job.id).await;
     // region: last-event-id
     let after = match headers
         .get("last-event-id")
@@ -98,7 +95,7 @@ pub async fn stream(
         ctx,
         job_id: job.id,
         after,
-        subscription,
+        wake,
         pending: Vec::new(),
         done: false,
     };
@@ -113,7 +110,7 @@ struct Follow {
     job_id: String,
     /// The `seq` of the last event sent.
     after: i64,
-    subscription: Option<Subscription>,
+    wake: Wake,
     /// Read, not yet sent (oldest last).
     pending: Vec<Event>,
     /// The final event has been read: close once `pending` is sent.
@@ -142,7 +139,7 @@ impl Follow {
                     tracing::warn!(error = %format!("{e:#}"), job_id = self.job_id, "reading the job's events failed");
                 }
             }
-            if self.wait().await {
+            if self.wake.wait(KEEP_ALIVE, POLL).await {
                 return Some((Ok(Event::default().comment("keep-alive")), self));
             }
         }
@@ -170,16 +167,37 @@ impl Follow {
         Ok(true)
     }
     // endregion: read
+}
 
-    // region: wait
-    /// Waits for a wake-up (true: the keep-alive is due instead). Without a subscription the
-    /// stream polls every second.
-    async fn wait(&mut self) -> bool {
+// region: wait
+/// What wakes a reader that follows one job: a message on the job's bus channel, or a timer.
+pub struct Wake {
+    subscription: Option<Subscription>,
+}
+
+impl Wake {
+    /// Subscribes to job `job_id`'s channel. Subscribe before the first read, so that no event
+    /// falls between the two; with the bus unavailable, the reader polls.
+    pub async fn subscribe(ctx: &AppContext, job_id: &str) -> Self {
+        let subscription = match ctx.bus.subscribe(&channel(job_id)).await {
+            Ok(subscription) => Some(subscription),
+            Err(e) => {
+                tracing::warn!(error = %e, job_id, "event bus unavailable: the stream polls");
+                None
+            }
+        };
+        Self { subscription }
+    }
+
+    /// Waits for a wake-up: false when one came (a message, or a `Gap` after a reconnection
+    /// that may have dropped some), true when `idle` passed without one. Without a
+    /// subscription it sleeps `poll` and answers false.
+    pub async fn wait(&mut self, idle: Duration, poll: Duration) -> bool {
         let Some(subscription) = self.subscription.as_mut() else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(poll).await;
             return false;
         };
-        match tokio::time::timeout(KEEP_ALIVE, subscription.recv()).await {
+        match tokio::time::timeout(idle, subscription.recv()).await {
             Ok(Some(Message::Payload(_) | Message::Gap)) => false,
             Ok(None) => {
                 self.subscription = None;
@@ -188,5 +206,5 @@ impl Follow {
             Err(_) => true,
         }
     }
-    // endregion: wait
 }
+// endregion: wait
