@@ -18,7 +18,7 @@ use axum::extract::{Path, RawQuery, State as AxumState};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use core_dashboard::panel::{self, Cell, Link, Panel, PanelColumn, PanelFilter, Record, Section};
-use core_web::datatable::{Column, DataTable, Filter};
+use core_web::datatable::DataTable;
 use core_web::{ApiResponse, ApiResult, AppError};
 use std::sync::LazyLock;
 
@@ -34,28 +34,7 @@ pub const PANEL_ID: &str = "jobs";
 const LIVE_POLL: Duration = Duration::from_secs(5);
 
 /// The list: `GET /v1/jobs`'s, over every client, with the client as a filter.
-static LIST: LazyLock<DataTable> = LazyLock::new(|| {
-    DataTable::table("jobs")
-        .column(Column::text("job_id").sql("id"))
-        .column(Column::text("client_id").filter(Filter::Eq))
-        .column(Column::text("work_kind").filter(Filter::Eq))
-        .column(Column::text("state").filter(Filter::Eq))
-        .column(Column::integer("attempt"))
-        .column(Column::integer("max_attempts"))
-        .column(Column::text("outcome"))
-        .column(
-            Column::timestamp("created_at")
-                .sortable()
-                .filter(Filter::Range),
-        )
-        .column(Column::timestamp("updated_at").sortable())
-        .default_sort("-created_at")
-        .key("job_id")
-        .per_page(25)
-        .max_per_page(100)
-        .build()
-        .expect("a valid list definition")
-});
+static LIST: LazyLock<DataTable> = LazyLock::new(|| super::jobs::job_list(true));
 
 // region: console-panel
 /// The console's panel, for [`DashboardBuilder::panel`](core_dashboard::DashboardBuilder::panel).

@@ -351,10 +351,20 @@ pub async fn submit(
 }
 
 /// The list definition of `GET /v1/jobs`.
-static LIST: LazyLock<DataTable> = LazyLock::new(|| {
-    DataTable::table("jobs")
-        .column(Column::text("job_id").sql("id"))
-        .column(Column::text("work_kind").filter(Filter::Eq))
+static LIST: LazyLock<DataTable> = LazyLock::new(|| job_list(false));
+
+/// A list of jobs: `GET /v1/jobs`'s columns, filters and sort, and with `client_filter` the
+/// client's id as a column and an exact filter too (the admin console's list of every client's
+/// jobs).
+///
+/// # Panics
+/// Never: the definition is fixed and valid.
+pub fn job_list(client_filter: bool) -> DataTable {
+    let mut list = DataTable::table("jobs").column(Column::text("job_id").sql("id"));
+    if client_filter {
+        list = list.column(Column::text("client_id").filter(Filter::Eq));
+    }
+    list.column(Column::text("work_kind").filter(Filter::Eq))
         .column(Column::text("state").filter(Filter::Eq))
         .column(Column::integer("attempt"))
         .column(Column::integer("max_attempts"))
@@ -372,7 +382,7 @@ static LIST: LazyLock<DataTable> = LazyLock::new(|| {
         .max_per_page(100)
         .build()
         .expect("a valid list definition")
-});
+}
 
 /// `GET /v1/jobs`: the caller's jobs; `filter[state]=`, `filter[work_kind]=`,
 /// `filter[created_at][gte|lte]=`, `sort=created_at|-updated_at…`, `page`, `per_page`.

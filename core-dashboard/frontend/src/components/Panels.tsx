@@ -2,36 +2,17 @@ import { useEffect, useState, type FormEvent } from 'react'
 import type { PageMeta } from '../lib/api'
 import {
   followRecord,
-  formatDuration,
   loadRows,
-  statusTone,
   viewHash,
   type Cell,
   type PanelColumn,
   type PanelRecord,
   type PanelSpec,
   type Section,
-  type Tone,
 } from '../lib/panels'
 import { buttonClass } from './ConfirmDialog'
-import { Alert, tableBoxClass, tableHeadClass } from './ui'
-
-const toneClass: Record<Tone, string> = {
-  good: 'bg-emerald-100 text-emerald-900 dark:bg-emerald-950 dark:text-emerald-200',
-  bad: 'bg-red-100 text-red-900 dark:bg-red-950 dark:text-red-200',
-  busy: 'bg-blue-100 text-blue-900 dark:bg-blue-950 dark:text-blue-200',
-  waiting: 'bg-amber-100 text-amber-900 dark:bg-amber-950 dark:text-amber-200',
-  neutral: 'bg-slate-100 text-slate-700 dark:bg-slate-800 dark:text-slate-300',
-}
-
-/** A status badge coloured by its value. */
-export function StatusBadge({ value }: { value: string }) {
-  return (
-    <span data-status={value} className={`inline-block rounded px-1.5 py-0.5 text-xs font-medium ${toneClass[statusTone(value)]}`}>
-      {value}
-    </span>
-  )
-}
+import { formatDuration } from '../lib/format'
+import { Alert, StatusBadge, TableHead, tableBoxClass } from './ui'
 
 /** One value drawn as its column or field says. */
 export function CellValue({ cell, value }: { cell: Cell; value: unknown }) {
@@ -84,15 +65,7 @@ function RowsTable({
   return (
     <div className={tableBoxClass}>
       <table className="w-full text-sm" aria-label={label}>
-        <thead className={tableHeadClass}>
-          <tr>
-            {columns.map((column) => (
-              <th key={column.key} scope="col" className={`px-3 py-2 ${cellAlign(column.cell)}`}>
-                {column.label}
-              </th>
-            ))}
-          </tr>
-        </thead>
+        <TableHead columns={columns.map((column) => ({ label: column.label, right: cellAlign(column.cell) !== '' }))} />
         <tbody>
           {rows.map((row, index) => {
             const id = rowKey ? String(row[rowKey] ?? '') : ''

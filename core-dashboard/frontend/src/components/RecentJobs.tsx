@@ -1,7 +1,8 @@
 import { useEffect, useState } from 'react'
 import { subscribeJobs } from '../lib/live'
-import { OUTCOME_CLASS, forQueue, formatDuration, leaseLapsed, relative, shortId, type JobsReply } from '../lib/jobs'
-import { tableBoxClass, tableHeadClass } from './ui'
+import { formatDuration } from '../lib/format'
+import { forQueue, leaseLapsed, relative, shortId, type JobsReply } from '../lib/jobs'
+import { StatusBadge, TableHead, tableBoxClass } from './ui'
 
 /** How many rows each table shows at most. */
 const MAX_ROWS = 50
@@ -61,28 +62,7 @@ export function RecentJobs() {
             </h3>
             <div className={`${tableBoxClass} max-h-[28rem] overflow-y-auto`}>
               <table className="w-full text-sm" aria-label="Running jobs">
-                <thead className={tableHeadClass}>
-                  <tr>
-                    <th scope="col" className="px-3 py-2">
-                      Id
-                    </th>
-                    <th scope="col" className="px-3 py-2">
-                      Job
-                    </th>
-                    <th scope="col" className="px-3 py-2">
-                      Queue
-                    </th>
-                    <th scope="col" className="px-3 py-2 text-right">
-                      Attempt
-                    </th>
-                    <th scope="col" className="px-3 py-2">
-                      Dispatched
-                    </th>
-                    <th scope="col" className="px-3 py-2">
-                      Lease
-                    </th>
-                  </tr>
-                </thead>
+                <TableHead columns={[{ label: 'Id' }, { label: 'Job' }, { label: 'Queue' }, { label: 'Attempt', right: true }, { label: 'Dispatched' }, { label: 'Lease' }]} />
                 <tbody>
                   {running.length === 0 && (
                     <tr className={row}>
@@ -122,28 +102,7 @@ export function RecentJobs() {
             </h3>
             <div className={`${tableBoxClass} max-h-[28rem] overflow-y-auto`}>
               <table className="w-full text-sm" aria-label="Recent jobs">
-                <thead className={tableHeadClass}>
-                  <tr>
-                    <th scope="col" className="px-3 py-2">
-                      Id
-                    </th>
-                    <th scope="col" className="px-3 py-2">
-                      Job
-                    </th>
-                    <th scope="col" className="px-3 py-2">
-                      Queue
-                    </th>
-                    <th scope="col" className="px-3 py-2">
-                      Outcome
-                    </th>
-                    <th scope="col" className="px-3 py-2 text-right">
-                      Took
-                    </th>
-                    <th scope="col" className="px-3 py-2">
-                      Finished
-                    </th>
-                  </tr>
-                </thead>
+                <TableHead columns={[{ label: 'Id' }, { label: 'Job' }, { label: 'Queue' }, { label: 'Outcome' }, { label: 'Took', right: true }, { label: 'Finished' }]} />
                 <tbody>
                   {recent.length === 0 && (
                     <tr className={row}>
@@ -162,12 +121,8 @@ export function RecentJobs() {
                       </th>
                       <td className={`${cell} font-mono`}>{job.queue}</td>
                       <td className={cell}>
-                        <span
-                          className={`rounded px-1.5 py-0.5 text-xs font-medium ${OUTCOME_CLASS[job.outcome] ?? ''}`}
-                          data-outcome={job.outcome}
-                          title={`Attempt ${job.attempt}`}
-                        >
-                          {job.outcome}
+                        <span data-outcome={job.outcome}>
+                          <StatusBadge value={job.outcome} title={`Attempt ${job.attempt}`} />
                         </span>
                       </td>
                       <td className={`${cell} text-right tabular-nums`}>{formatDuration(job.duration_ms)}</td>

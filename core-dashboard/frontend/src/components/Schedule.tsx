@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react'
 import { api, type ScheduleEntry } from '../lib/api'
-import { Alert, tableBoxClass, tableHeadClass } from './ui'
+import { Alert, TableHead, tableBoxClass } from './ui'
 
 /** How often the next runs are read again (they move on as ticks pass). */
 const REFRESH_MS = 30_000
@@ -42,19 +42,7 @@ export function Schedule() {
       )}
       <div className={tableBoxClass}>
         <table className="w-full text-sm" aria-label="Scheduled jobs">
-          <thead className={tableHeadClass}>
-            <tr>
-              <th scope="col" className="px-3 py-2">
-                Job
-              </th>
-              <th scope="col" className="px-3 py-2">
-                Cron
-              </th>
-              <th scope="col" className="px-3 py-2">
-                Next run
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={[{ label: 'Job' }, { label: 'Cron' }, { label: 'Next run' }]} />
           <tbody>
             {(entries ?? []).map((entry) => (
               <tr key={entry.name} className="border-t border-slate-200 dark:border-slate-800" data-schedule={entry.name}>

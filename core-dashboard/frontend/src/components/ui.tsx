@@ -1,4 +1,5 @@
 import type { ReactNode } from 'react'
+import { statusTone, type Tone } from '../lib/panels'
 
 /** The box around a table: scrolls sideways inside itself at narrow widths. */
 export const tableBoxClass =
@@ -14,5 +15,37 @@ export function Alert({ children }: { children: ReactNode }) {
     <p role="alert" className="rounded-md bg-red-50 px-3 py-2 text-sm text-red-800 dark:bg-red-950 dark:text-red-200">
       {children}
     </p>
+  )
+}
+
+/** A table's header row: one column heading per label, numbers' headings on the right. */
+export function TableHead({ columns }: { columns: { label: string; right?: boolean }[] }) {
+  return (
+    <thead className={tableHeadClass}>
+      <tr>
+        {columns.map((column) => (
+          <th key={column.label} scope="col" className={column.right ? 'px-3 py-2 text-right' : 'px-3 py-2'}>
+            {column.label}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  )
+}
+
+const toneClass: Record<Tone, string> = {
+  good: 'bg-emerald-100 text-emerald-900 dark:bg-emerald-950 dark:text-emerald-200',
+  bad: 'bg-red-100 text-red-900 dark:bg-red-950 dark:text-red-200',
+  busy: 'bg-blue-100 text-blue-900 dark:bg-blue-950 dark:text-blue-200',
+  waiting: 'bg-amber-100 text-amber-900 dark:bg-amber-950 dark:text-amber-200',
+  neutral: 'bg-slate-100 text-slate-700 dark:bg-slate-800 dark:text-slate-300',
+}
+
+/** A status badge coloured by its value (see `statusTone`). */
+export function StatusBadge({ value, title }: { value: string; title?: string }) {
+  return (
+    <span data-status={value} title={title} className={`inline-block rounded px-1.5 py-0.5 text-xs font-medium ${toneClass[statusTone(value)]}`}>
+      {value}
+    </span>
   )
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { forQueue, formatDuration, jobsFromPolls, leaseLapsed, relative, shortId, type RunningJob } from './jobs'
+import { formatDuration } from './format'
+import { forQueue, jobsFromPolls, leaseLapsed, relative, shortId, type RunningJob } from './jobs'
 
 const running = (id: string, queue: string, lease = '2026-12-05T10:00:30Z'): RunningJob => ({
   id,

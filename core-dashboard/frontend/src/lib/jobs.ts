@@ -3,6 +3,7 @@
 // unit-tested.
 
 import type { QueuesReply } from './api'
+import { formatDuration } from './format'
 
 /** A job a worker runs now (in any process). */
 export interface RunningJob {
@@ -54,19 +55,6 @@ export function forQueue<T extends { queue: string }>(rows: T[], queue: string |
   return picked.slice(0, max)
 }
 
-/** A run's length for people: `850 ms`, `3.2 s`, `2 min 5 s`, `1 h 4 min`. */
-export function formatDuration(ms: number): string {
-  if (!Number.isFinite(ms) || ms < 0) return '–'
-  if (ms < 1000) return `${Math.round(ms)} ms`
-  if (ms < 10_000) return `${(Math.floor(ms / 100) / 10).toFixed(1)} s`
-  const s = Math.floor(ms / 1000)
-  if (s < 60) return `${s} s`
-  const min = Math.floor(s / 60)
-  if (min < 60) return s % 60 === 0 ? `${min} min` : `${min} min ${s % 60} s`
-  const h = Math.floor(min / 60)
-  return min % 60 === 0 ? `${h} h` : `${h} h ${min % 60} min`
-}
-
 /** How long ago (or, negative, how far ahead) `iso` is from `now`, for people: `12 s ago`,
  * `in 25 s`. */
 export function relative(iso: string | null, now: number): string {
@@ -82,13 +70,6 @@ export function relative(iso: string | null, now: number): string {
 export function leaseLapsed(job: RunningJob, now: number): boolean {
   const at = Date.parse(job.lease_expires_at)
   return !Number.isNaN(at) && at < now
-}
-
-/** The badge colours of each outcome, light and dark. */
-export const OUTCOME_CLASS: Record<Outcome, string> = {
-  succeeded: 'bg-emerald-100 text-emerald-800 dark:bg-emerald-950 dark:text-emerald-200',
-  failed: 'bg-red-100 text-red-800 dark:bg-red-950 dark:text-red-200',
-  retried: 'bg-amber-100 text-amber-800 dark:bg-amber-950 dark:text-amber-200',
 }
 
 /** An id short enough for a narrow table: its first 8 characters. */

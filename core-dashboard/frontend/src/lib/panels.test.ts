@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { formatDuration, parseHash, rowsQuery, statusTone, viewHash, type PanelSpec } from './panels'
+import { parseHash, rowsQuery, statusTone, viewHash, type PanelSpec } from './panels'
 
 const spec: PanelSpec = {
   id: 'jobs',
@@ -55,18 +55,7 @@ describe('the list query', () => {
   })
 })
 
-describe('durations and statuses', () => {
-  it('reads durations the way people say them', () => {
-    expect(formatDuration(0)).toBe('0 ms')
-    expect(formatDuration(850)).toBe('850 ms')
-    expect(formatDuration(4_240)).toBe('4.2 s')
-    expect(formatDuration(42_000)).toBe('42 s')
-    expect(formatDuration(185_000)).toBe('3 min 5 s')
-    expect(formatDuration(120_000)).toBe('2 min')
-    expect(formatDuration(7_440_000)).toBe('2 h 4 min')
-    expect(formatDuration(Number.NaN)).toBe('')
-  })
-
+describe('statuses', () => {
   it('colours states and HTTP status codes', () => {
     expect(statusTone('SUCCEEDED')).toBe('good')
     expect(statusTone('delivered')).toBe('good')

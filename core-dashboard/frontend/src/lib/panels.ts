@@ -104,23 +104,6 @@ export function rowsQuery(spec: PanelSpec, values: URLSearchParams): URLSearchPa
   return query
 }
 
-/** Milliseconds as people read them: `850 ms`, `4.2 s`, `3 min 5 s`, `2 h 4 min`. */
-export function formatDuration(ms: number): string {
-  if (!Number.isFinite(ms)) return ''
-  const sign = ms < 0 ? '-' : ''
-  const abs = Math.abs(ms)
-  if (abs < 1000) return `${sign}${Math.round(abs)} ms`
-  if (abs < 60_000) return `${sign}${(abs / 1000).toFixed(abs < 10_000 ? 1 : 0)} s`
-  const seconds = Math.round(abs / 1000)
-  if (seconds < 3600) {
-    const s = seconds % 60
-    return `${sign}${Math.floor(seconds / 60)} min${s ? ` ${s} s` : ''}`
-  }
-  const minutes = Math.round(seconds / 60)
-  const m = minutes % 60
-  return `${sign}${Math.floor(minutes / 60)} h${m ? ` ${m} min` : ''}`
-}
-
 /** The colour family of a status badge. */
 export type Tone = 'good' | 'bad' | 'busy' | 'waiting' | 'neutral'
 
@@ -134,7 +117,7 @@ export function statusTone(value: string): Tone {
   if (['succeeded', 'success', 'delivered', 'ok', 'done', 'processed'].includes(v)) return 'good'
   if (['failed', 'failure', 'error', 'gone', 'refused', 'disabled', 'dead'].includes(v)) return 'bad'
   if (['running', 'assigned', 'active', 'retrying', 'started'].includes(v)) return 'busy'
-  if (['queued', 'pending', 'scheduled', 'created', 'delayed', 'waiting'].includes(v)) return 'waiting'
+  if (['queued', 'pending', 'scheduled', 'created', 'delayed', 'waiting', 'retried'].includes(v)) return 'waiting'
   return 'neutral'
 }
 
