@@ -113,8 +113,19 @@ async fn wait_final(t: &TestApp, c: &Client, id: &str) -> String {
     }
 }
 
-/// The delivery attempts of webhook `hook`, once none is `retrying` any more and there is one.
-async fn settled_deliveries(t: &TestApp, c: &Client, hook: &str) -> Vec<Value> {
+/// The delivery attempts of webhook `hook` for job `job`, once every event of the job has an
+/// attempt that is not `retrying`: no attempt is still to come.
+async fn settled_deliveries(t: &TestApp, c: &Client, hook: &str, job: &str) -> Vec<Value> {
+    let report = get(&t.router, c, &format!("/v1/jobs/{job}/report"))
+        .await
+        .json;
+    let events: Vec<String> = report["data"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("job.{}", e["next_state"].as_str().unwrap().to_lowercase()))
+        .collect();
+    assert!(!events.is_empty(), "{report}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let uri = format!("/v1/webhooks/{hook}/deliveries?sort=created_at&per_page=100");
@@ -122,16 +133,16 @@ async fn settled_deliveries(t: &TestApp, c: &Client, hook: &str) -> Vec<Value> {
             .as_array()
             .unwrap()
             .clone();
-        let settled = rows
-            .iter()
-            .filter(|r| r["event_type"] == "job.succeeded")
-            .any(|r| r["outcome"] != "retrying");
+        let settled = events.iter().all(|event| {
+            rows.iter()
+                .any(|r| r["event_type"] == event.as_str() && r["outcome"] != "retrying")
+        });
         if settled {
             return rows;
         }
         assert!(
             Instant::now() < deadline,
-            "deliveries never settled: {rows:#?}"
+            "deliveries of {events:?} never settled: {rows:#?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -171,7 +182,7 @@ async fn the_console_lists_every_clients_jobs_with_their_timelines_and_deliverie
     assert_eq!(wait_final(&t, &a, &job_a).await, "SUCCEEDED");
     assert_eq!(wait_final(&t, &b, &job_b).await, "FAILED");
     assert_eq!(wait_final(&t, &b, &job_c).await, "SUCCEEDED");
-    let deliveries = settled_deliveries(&t, &a, &hook).await;
+    let deliveries = settled_deliveries(&t, &a, &hook, &job_a).await;
 
     // Nothing without the dashboard's session.
     let (status, _) = admin(&t.router, "rf_dashboard=forged", "api/panels/jobs/rows").await;
