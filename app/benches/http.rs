@@ -24,6 +24,14 @@
 //! is formatted and written with a `write(2)` as it is in production, and discarded by the
 //! kernel): once with `LOG_LEVEL=warn` (no request log line) and once with `LOG_LEVEL=info`,
 //! `LOG_FORMAT=json`. Target: `/health` with request logs on at ≥ 0.85x bare axum.
+//!
+//! `HTTP_BENCH_IN_PROCESS=1` measures the stack alone instead: each router is called as a
+//! service, one request after another on one task, with no socket and no HTTP parsing, and
+//! the time per request of each side and their difference (what the stack adds) are printed.
+//! The figures move less than the load test's, which makes this the mode to compare a change
+//! with, and to profile (`HTTP_BENCH_MODE=info-json` runs one child directly;
+//! `HTTP_BENCH_SIDE=app` or `bare` measures one side only, in either mode, and prints how many
+//! requests it made, to count per request what a profiler or a probe counted).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -99,7 +107,7 @@ fn bare_router(app_name: String) -> Router {
                             app,
                             version: env!("CARGO_PKG_VERSION"),
                         },
-                        message: Some("OK"),
+                        message: Some("The service is alive"),
                     })
                 }
             }),
@@ -352,10 +360,37 @@ fn child(mode: &str) {
     common::main(async move {
         let ctx = app::AppContext::connect(settings).await.expect("context");
         let app_name = ctx.settings.base.app_name.clone();
-        let app_addr = serve(app_router(ctx)).await;
-        let bare_addr = serve(bare_router(app_name)).await;
+        let (app_router, bare_router) = (app_router(ctx), bare_router(app_name));
         let round = Duration::from_secs_f64(seconds);
         eprintln!("\n{label}");
+        let only = std::env::var("HTTP_BENCH_ONLY").ok();
+        let cases = CASES
+            .iter()
+            .filter(|c| only.as_deref().is_none_or(|o| c.path == o));
+        if std::env::var_os("HTTP_BENCH_IN_PROCESS").is_some() {
+            in_process(app_router, bare_router, cases, round, rounds).await;
+            return;
+        }
+        let side = std::env::var("HTTP_BENCH_SIDE").ok();
+        if let Some(side) = side {
+            let addr = serve(if side == "bare" {
+                bare_router
+            } else {
+                app_router
+            })
+            .await;
+            for case in cases {
+                let r = hammer(addr, *case, round).await;
+                let requests = r.rps * round.as_secs_f64();
+                eprintln!(
+                    "{:<28} {side}: {:.0} req/s, {requests:.0} requests, {:.1} CPU µs/req",
+                    case.name, r.rps, r.cpu_us
+                );
+            }
+            return;
+        }
+        let app_addr = serve(app_router).await;
+        let bare_addr = serve(bare_router).await;
         eprintln!(
             "{:<28} {:>26} {:>26} {:>7} {:>17} {:>9}",
             "",
@@ -365,11 +400,7 @@ fn child(mode: &str) {
             "CPU µs/req (bare)",
             "CPU ratio"
         );
-        let only = std::env::var("HTTP_BENCH_ONLY").ok();
-        for case in CASES
-            .iter()
-            .filter(|c| only.as_deref().is_none_or(|o| c.path == o))
-        {
+        for case in cases {
             // Warm both sides up (connections, caches, the allocator).
             hammer(app_addr, *case, Duration::from_millis(300)).await;
             hammer(bare_addr, *case, Duration::from_millis(300)).await;
@@ -411,4 +442,80 @@ fn child(mode: &str) {
             }
         }
     });
+}
+
+/// The time one request takes through `router` called as a service, in ns: requests one after
+/// another for `duration`, each body read to its end.
+async fn call_for(router: &Router, case: Case, duration: Duration) -> f64 {
+    use tower::ServiceExt as _;
+    let started = Instant::now();
+    let mut calls = 0u64;
+    while started.elapsed() < duration {
+        for _ in 0..256 {
+            let request = axum::http::Request::builder()
+                .method(case.method)
+                .uri(case.path)
+                .header("host", "127.0.0.1")
+                .header("authorization", "Bearer none")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(case.body))
+                .unwrap();
+            let response = router.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status().as_u16(), case.status, "{}", case.name);
+            let body = http_body_util::BodyExt::collect(response.into_body()).await;
+            std::hint::black_box(body.unwrap().to_bytes());
+        }
+        calls += 256;
+    }
+    started.elapsed().as_nanos() as f64 / calls as f64
+}
+
+/// [`call_for`] on both sides in alternating rounds; prints each side's median and the
+/// difference.
+async fn in_process<'a>(
+    app: Router,
+    bare: Router,
+    cases: impl Iterator<Item = &'a Case>,
+    round: Duration,
+    rounds: usize,
+) {
+    eprintln!(
+        "{:<28} {:>16} {:>16} {:>16}",
+        "in process", "Rustforge ns/req", "bare axum ns/req", "stack adds ns"
+    );
+    let side = std::env::var("HTTP_BENCH_SIDE").ok();
+    if let Some(side) = side {
+        let router = if side == "bare" { &bare } else { &app };
+        for case in cases {
+            let ns = call_for(router, *case, round).await;
+            let calls = round.as_nanos() as f64 / ns;
+            eprintln!(
+                "{:<28} {side}: {ns:.0} ns/req, {calls:.0} requests",
+                case.name
+            );
+        }
+        return;
+    }
+    for case in cases {
+        call_for(&app, *case, Duration::from_millis(300)).await;
+        call_for(&bare, *case, Duration::from_millis(300)).await;
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for r in 0..rounds {
+            if r % 2 == 0 {
+                ours.push(call_for(&app, *case, round).await);
+                theirs.push(call_for(&bare, *case, round).await);
+            } else {
+                theirs.push(call_for(&bare, *case, round).await);
+                ours.push(call_for(&app, *case, round).await);
+            }
+        }
+        let (ours, theirs) = (median(ours), median(theirs));
+        eprintln!(
+            "{:<28} {:>16.0} {:>16.0} {:>16.0}",
+            case.name,
+            ours,
+            theirs,
+            ours - theirs
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! `Router`, a handler, any tower service). For each request it:
 //!
 //! 1. resolves the locale from the `X-Locale` and `Accept-Language` headers
-//!    with [`resolve_locale`];
+//!    with [`resolve_locale`](crate::resolve_locale);
 //! 2. runs the inner service — both its `call` and its response future —
 //!    inside [`scope`](crate::scope), so [`t`](crate::t) and
 //!    [`current_locale`](crate::current_locale) use that locale anywhere in
@@ -23,8 +23,10 @@
 //! ```
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::header::{ACCEPT_LANGUAGE, CONTENT_LANGUAGE, VARY};
@@ -32,7 +34,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
-use crate::locale::{MAX_ACCEPT_LANGUAGE_LEN, resolve_locale, scoped, sync_scope};
+use crate::locale::{MAX_ACCEPT_LANGUAGE_LEN, resolve_with, scoped, sync_scoped};
 
 /// The `X-Locale` request header: an explicit locale choice that takes
 /// priority over `Accept-Language` when it is supported.
@@ -51,6 +53,11 @@ const VARY_VALUE: HeaderValue = HeaderValue::from_static("accept-language, x-loc
 /// assert_eq!(core_i18n::layer::locale_from_headers(&headers), core_i18n::default_locale());
 /// ```
 pub fn locale_from_headers(headers: &HeaderMap) -> String {
+    negotiate_headers(headers, str::to_owned)
+}
+
+/// [`locale_from_headers`]'s answer, handed to `f` without copying it.
+fn negotiate_headers<R>(headers: &HeaderMap, f: impl FnOnce(&str) -> R) -> R {
     let x_locale = headers.get(X_LOCALE).and_then(|v| v.to_str().ok());
     let mut values = headers
         .get_all(ACCEPT_LANGUAGE)
@@ -71,7 +78,31 @@ pub fn locale_from_headers(headers: &HeaderMap) -> String {
             Some(Cow::Owned(joined))
         }
     };
-    resolve_locale(x_locale, accept.as_deref())
+    resolve_with(x_locale, accept.as_deref(), f)
+}
+
+/// The locale `locale` as a request holds it, shared rather than copied: its text and its
+/// `Content-Language` value. Negotiation answers a supported locale, so each thread keeps the
+/// few it has answered.
+fn shared(locale: &str) -> (Arc<str>, Option<HeaderValue>) {
+    thread_local! {
+        static SHARED: RefCell<Vec<(Arc<str>, Option<HeaderValue>)>> = const { RefCell::new(Vec::new()) };
+    }
+    let make = || (Arc::from(locale), HeaderValue::from_str(locale).ok());
+    SHARED
+        .try_with(|shared| {
+            let mut shared = shared.borrow_mut();
+            if let Some(found) = shared.iter().find(|(l, _)| &**l == locale) {
+                return found.clone();
+            }
+            let made = make();
+            // Bounded like the supported locales; a catalog reload may add a few more.
+            if shared.len() < 64 {
+                shared.push(made.clone());
+            }
+            made
+        })
+        .unwrap_or_else(|_| make())
 }
 
 /// A request's locale, negotiated from its headers, in the pieces a middleware stack that runs
@@ -81,15 +112,14 @@ pub fn locale_from_headers(headers: &HeaderMap) -> String {
 /// these three steps.
 #[derive(Debug, Clone)]
 pub struct RequestLocale {
-    locale: String,
+    locale: Arc<str>,
     content_language: Option<HeaderValue>,
 }
 
 impl RequestLocale {
     /// The locale [`locale_from_headers`] picks for `headers`.
     pub fn negotiate(headers: &HeaderMap) -> Self {
-        let locale = locale_from_headers(headers);
-        let content_language = HeaderValue::from_str(&locale).ok();
+        let (locale, content_language) = negotiate_headers(headers, shared);
         Self {
             locale,
             content_language,
@@ -102,7 +132,7 @@ impl RequestLocale {
     }
 
     /// Runs `fut` with this locale as the [`current_locale`](crate::current_locale).
-    pub fn scope<F: Future>(&self, fut: F) -> TaskLocalFuture<String, F> {
+    pub fn scope<F: Future>(&self, fut: F) -> TaskLocalFuture<Arc<str>, F> {
         scoped(self.locale.clone(), fut)
     }
 
@@ -206,7 +236,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let locale = RequestLocale::negotiate(request.headers());
         // `call` may do work synchronously: give it the locale too.
-        let inner = sync_scope(locale.locale.clone(), || self.inner.call(request));
+        let inner = sync_scoped(locale.locale.clone(), || self.inner.call(request));
         LocaleFuture {
             inner: locale.scope(inner),
             locale: Some(locale),
@@ -220,7 +250,7 @@ pin_project_lite::pin_project! {
     /// It is `Send` whenever the inner future is.
     pub struct LocaleFuture<F> {
         #[pin]
-        inner: TaskLocalFuture<String, F>,
+        inner: TaskLocalFuture<Arc<str>, F>,
         locale: Option<RequestLocale>,
     }
 }

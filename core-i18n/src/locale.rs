@@ -14,12 +14,13 @@
 //!   (see [`available_locales`](crate::available_locales)).
 
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::catalog::{self, Store, truncations};
 
 tokio::task_local! {
     /// The canonical locale of the current request / scope.
-    static CURRENT_LOCALE: String;
+    static CURRENT_LOCALE: Arc<str>;
 }
 
 /// Longest locale tag accepted, in bytes.
@@ -92,7 +93,7 @@ pub fn normalize_locale(tag: &str) -> Option<String> {
 /// outside any scope.
 pub fn current_locale() -> String {
     CURRENT_LOCALE
-        .try_with(Clone::clone)
+        .try_with(|locale| locale.to_string())
         .unwrap_or_else(|_| crate::default_locale())
 }
 
@@ -129,16 +130,21 @@ fn canonical_or_default(locale: String) -> String {
 /// # }
 /// ```
 pub async fn scope<F: Future>(locale: impl Into<String>, fut: F) -> F::Output {
-    scoped(canonical_or_default(locale.into()), fut).await
+    scoped(canonical_or_default(locale.into()).into(), fut).await
 }
 
 /// The nameable future behind [`scope`], used by the layer. `locale` must be
 /// canonical: [`resolve_locale`]'s answers are.
 pub(crate) fn scoped<F: Future>(
-    locale: String,
+    locale: Arc<str>,
     fut: F,
-) -> tokio::task::futures::TaskLocalFuture<String, F> {
+) -> tokio::task::futures::TaskLocalFuture<Arc<str>, F> {
     CURRENT_LOCALE.scope(locale, fut)
+}
+
+/// The synchronous counterpart of [`scoped`]: `locale` must be canonical.
+pub(crate) fn sync_scoped<R>(locale: Arc<str>, f: impl FnOnce() -> R) -> R {
+    CURRENT_LOCALE.sync_scope(locale, f)
 }
 
 /// Runs the closure `f` with `locale` as the [`current_locale`]; the
@@ -149,7 +155,7 @@ pub(crate) fn scoped<F: Future>(
 /// assert_eq!(greeting, "fr");
 /// ```
 pub fn sync_scope<R>(locale: impl Into<String>, f: impl FnOnce() -> R) -> R {
-    CURRENT_LOCALE.sync_scope(canonical_or_default(locale.into()), f)
+    sync_scoped(canonical_or_default(locale.into()).into(), f)
 }
 
 /// Picks the locale for a request from its `X-Locale` and `Accept-Language`
@@ -180,18 +186,27 @@ pub fn sync_scope<R>(locale: impl Into<String>, f: impl FnOnce() -> R) -> R {
 /// # Ok::<(), core_i18n::Error>(())
 /// ```
 pub fn resolve_locale(x_locale: Option<&str>, accept_language: Option<&str>) -> String {
+    resolve_with(x_locale, accept_language, str::to_owned)
+}
+
+/// [`resolve_locale`]'s answer, handed to `f` without copying it.
+pub(crate) fn resolve_with<R>(
+    x_locale: Option<&str>,
+    accept_language: Option<&str>,
+    f: impl FnOnce(&str) -> R,
+) -> R {
     catalog::with_store(|store| {
         if let Some(wanted) = x_locale.and_then(normalize_locale)
             && let Some(found) = truncations(&wanted).find(|c| store.is_supported(c))
         {
-            return found.to_owned();
+            return f(found);
         }
         if let Some(header) = accept_language
             && let Some(found) = negotiate(store, header)
         {
-            return found.to_owned();
+            return f(found);
         }
-        store.default_locale().to_owned()
+        f(store.default_locale())
     })
 }
 

