@@ -78,16 +78,7 @@ impl Harness {
 
     /// Signs in; the session cookie (`name=value`).
     async fn session(&self) -> String {
-        let request = Request::post(format!("{PREFIX}/login"))
-            .header("host", HOST)
-            .header("origin", format!("http://{HOST}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(format!("token={SECRET}")))
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        let set = response.headers()["set-cookie"].to_str().unwrap();
-        set.split(';').next().unwrap().to_owned()
+        common::sign_in(&self.app, PREFIX, HOST, SECRET).await
     }
 
     /// A worker in this process on the dashboard's queue, on `default` and `mail`.

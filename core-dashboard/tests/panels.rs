@@ -2,6 +2,8 @@
 //! sign-in, listed by `GET api/panels`, their live streams ending after a finished record.
 //! Driven through the router (mounted at `/admin/jobs`) without a port.
 
+mod common;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -91,16 +93,7 @@ async fn app() -> Router {
 }
 
 async fn session(app: &Router) -> String {
-    let request = Request::post(format!("{PREFIX}/login"))
-        .header("host", HOST)
-        .header("origin", format!("http://{HOST}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from(format!("token={SECRET}")))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let set = response.headers()["set-cookie"].to_str().unwrap();
-    set.split(';').next().unwrap().to_owned()
+    common::sign_in(app, PREFIX, HOST, SECRET).await
 }
 
 /// `GET {path}`: status, content type and body (read to its end within five seconds).

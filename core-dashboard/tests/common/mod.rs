@@ -52,3 +52,22 @@ impl Job for Held {
         0
     }
 }
+
+/// Signs in to the dashboard mounted at `prefix` in `app` with `token`, as a page on `host`
+/// does; the session cookie (`name=value`).
+pub async fn sign_in(app: &axum::Router, prefix: &str, host: &str, token: &str) -> String {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    let request = Request::post(format!("{prefix}/login"))
+        .header("host", host)
+        .header("origin", format!("http://{host}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!("token={token}")))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let set = response.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}

@@ -1,8 +1,8 @@
-import { useEffect, useState } from 'react'
+import { useEffect, useState, type ReactNode } from 'react'
 import { subscribeJobs } from '../lib/live'
 import { formatDuration } from '../lib/format'
 import { forQueue, leaseLapsed, relative, shortId, type JobsReply } from '../lib/jobs'
-import { StatusBadge, TableHead, tableBoxClass } from './ui'
+import { QueuePicker, StatusBadge, TableHead, tableBoxClass } from './ui'
 
 /** How many rows each table shows at most. */
 const MAX_ROWS = 50
@@ -35,106 +35,55 @@ export function RecentJobs() {
         <h2 id="jobs-title" className="text-lg font-semibold">
           Running and recent jobs
         </h2>
-        <label className="flex items-center gap-2 text-sm">
-          <span className={muted}>Queue</span>
-          <select
-            value={picked ?? ''}
-            onChange={(e) => setQueue(e.target.value)}
-            className="rounded-md border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
-            data-testid="jobs-queue"
-          >
-            <option value="">All queues</option>
-            {(jobs?.queues ?? []).map((q) => (
-              <option key={q} value={q}>
-                {q}
-              </option>
-            ))}
-          </select>
-        </label>
+        <QueuePicker queues={jobs?.queues ?? []} value={picked ?? ''} onChange={setQueue} testId="jobs-queue" />
       </div>
       {jobs === null ? (
         <p className={`text-sm ${muted}`}>Loading the jobs…</p>
       ) : (
         <div className="grid gap-4 lg:grid-cols-2">
-          <div className="min-w-0 space-y-2">
-            <h3 className="text-sm font-semibold">
-              Running <span className={`font-normal ${muted}`}>({running.length})</span>
-            </h3>
-            <div className={`${tableBoxClass} max-h-[28rem] overflow-y-auto`}>
-              <table className="w-full text-sm" aria-label="Running jobs">
-                <TableHead columns={[{ label: 'Id' }, { label: 'Job' }, { label: 'Queue' }, { label: 'Attempt', right: true }, { label: 'Dispatched' }, { label: 'Lease' }]} />
-                <tbody>
-                  {running.length === 0 && (
-                    <tr className={row}>
-                      <td colSpan={6} className={`px-3 py-2 ${muted}`}>
-                        No job is running.
-                      </td>
-                    </tr>
-                  )}
-                  {running.map((job) => (
-                    <tr key={`${job.queue}/${job.id}`} className={row} data-running-id={job.id}>
-                      <td className={`${cell} font-mono`} title={job.id}>
-                        {shortId(job.id)}
-                      </td>
-                      <th scope="row" className={`${cell} text-left font-mono font-medium`} data-job-name>
-                        {job.name}
-                      </th>
-                      <td className={`${cell} font-mono`}>{job.queue}</td>
-                      <td className={`${cell} text-right tabular-nums`}>{job.attempt}</td>
-                      <td className={cell} title={job.dispatched_at ?? undefined}>
-                        {relative(job.dispatched_at, now)}
-                      </td>
-                      <td
-                        className={`${cell} ${leaseLapsed(job, now) ? 'text-amber-700 dark:text-amber-300' : ''}`}
-                        title={`Lease until ${job.lease_expires_at}`}
-                      >
-                        {leaseLapsed(job, now) ? `lapsed ${relative(job.lease_expires_at, now)}` : `ends ${relative(job.lease_expires_at, now)}`}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          </div>
-          <div className="min-w-0 space-y-2">
-            <h3 className="text-sm font-semibold">
-              Recent <span className={`font-normal ${muted}`}>({recent.length})</span>
-            </h3>
-            <div className={`${tableBoxClass} max-h-[28rem] overflow-y-auto`}>
-              <table className="w-full text-sm" aria-label="Recent jobs">
-                <TableHead columns={[{ label: 'Id' }, { label: 'Job' }, { label: 'Queue' }, { label: 'Outcome' }, { label: 'Took', right: true }, { label: 'Finished' }]} />
-                <tbody>
-                  {recent.length === 0 && (
-                    <tr className={row}>
-                      <td colSpan={6} className={`px-3 py-2 ${muted}`}>
-                        No job finished in this process yet.
-                      </td>
-                    </tr>
-                  )}
-                  {recent.map((job, i) => (
-                    <tr key={`${job.finished_at}/${job.id}/${job.attempt}/${i}`} className={row} data-recent-id={job.id}>
-                      <td className={`${cell} font-mono`} title={job.id}>
-                        {shortId(job.id)}
-                      </td>
-                      <th scope="row" className={`${cell} text-left font-mono font-medium`} data-job-name>
-                        {job.name}
-                      </th>
-                      <td className={`${cell} font-mono`}>{job.queue}</td>
-                      <td className={cell}>
-                        <span data-outcome={job.outcome}>
-                          <StatusBadge value={job.outcome} title={`Attempt ${job.attempt}`} />
-                        </span>
-                      </td>
-                      <td className={`${cell} text-right tabular-nums`}>{formatDuration(job.duration_ms)}</td>
-                      <td className={cell} title={job.finished_at}>
-                        {relative(job.finished_at, now)}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          </div>
+          <JobTable
+            title="Running"
+            count={running.length}
+            columns={[{ label: 'Id' }, { label: 'Job' }, { label: 'Queue' }, { label: 'Attempt', right: true }, { label: 'Dispatched' }, { label: 'Lease' }]}
+            empty="No job is running."
+          >
+            {running.map((job) => (
+              <tr key={`${job.queue}/${job.id}`} className={row} data-running-id={job.id}>
+                <IdAndName id={job.id} name={job.name} queue={job.queue} />
+                <td className={`${cell} text-right tabular-nums`}>{job.attempt}</td>
+                <td className={cell} title={job.dispatched_at ?? undefined}>
+                  {relative(job.dispatched_at, now)}
+                </td>
+                <td
+                  className={`${cell} ${leaseLapsed(job, now) ? 'text-amber-700 dark:text-amber-300' : ''}`}
+                  title={`Lease until ${job.lease_expires_at}`}
+                >
+                  {leaseLapsed(job, now) ? `lapsed ${relative(job.lease_expires_at, now)}` : `ends ${relative(job.lease_expires_at, now)}`}
+                </td>
+              </tr>
+            ))}
+          </JobTable>
+          <JobTable
+            title="Recent"
+            count={recent.length}
+            columns={[{ label: 'Id' }, { label: 'Job' }, { label: 'Queue' }, { label: 'Outcome' }, { label: 'Took', right: true }, { label: 'Finished' }]}
+            empty="No job finished in this process yet."
+          >
+            {recent.map((job, i) => (
+              <tr key={`${job.finished_at}/${job.id}/${job.attempt}/${i}`} className={row} data-recent-id={job.id}>
+                <IdAndName id={job.id} name={job.name} queue={job.queue} />
+                <td className={cell}>
+                  <span data-outcome={job.outcome}>
+                    <StatusBadge value={job.outcome} title={`Attempt ${job.attempt}`} />
+                  </span>
+                </td>
+                <td className={`${cell} text-right tabular-nums`}>{formatDuration(job.duration_ms)}</td>
+                <td className={cell} title={job.finished_at}>
+                  {relative(job.finished_at, now)}
+                </td>
+              </tr>
+            ))}
+          </JobTable>
         </div>
       )}
       <p className={`text-xs ${muted}`}>
@@ -142,5 +91,59 @@ export function RecentJobs() {
         finished; workers in other processes are not listed.
       </p>
     </section>
+  )
+}
+
+/** One of the two tables: its heading with the row count, a scrolling box, and a row saying
+ * `empty` when there are no rows. */
+function JobTable({
+  title,
+  count,
+  columns,
+  empty,
+  children,
+}: {
+  title: string
+  count: number
+  columns: { label: string; right?: boolean }[]
+  empty: string
+  children: ReactNode
+}) {
+  return (
+    <div className="min-w-0 space-y-2">
+      <h3 className="text-sm font-semibold">
+        {title} <span className={`font-normal ${muted}`}>({count})</span>
+      </h3>
+      <div className={`${tableBoxClass} max-h-[28rem] overflow-y-auto`}>
+        <table className="w-full text-sm" aria-label={`${title} jobs`}>
+          <TableHead columns={columns} />
+          <tbody>
+            {count === 0 && (
+              <tr className={row}>
+                <td colSpan={columns.length} className={`px-3 py-2 ${muted}`}>
+                  {empty}
+                </td>
+              </tr>
+            )}
+            {children}
+          </tbody>
+        </table>
+      </div>
+    </div>
+  )
+}
+
+/** The cells both tables start with: the short id, the job's name (the row's heading), its queue. */
+function IdAndName({ id, name, queue }: { id: string; name: string; queue: string }) {
+  return (
+    <>
+      <td className={`${cell} font-mono`} title={id}>
+        {shortId(id)}
+      </td>
+      <th scope="row" className={`${cell} text-left font-mono font-medium`} data-job-name>
+        {name}
+      </th>
+      <td className={`${cell} font-mono`}>{queue}</td>
+    </>
   )
 }

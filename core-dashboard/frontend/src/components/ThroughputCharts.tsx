@@ -1,6 +1,7 @@
 import { useState } from 'react'
 import { rates, timeDomain, type ThroughputReply } from '../lib/throughput'
 import { LineChart } from './LineChart'
+import { QueuePicker } from './ui'
 
 const seconds = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`)
 const span = (ms: number) => (ms >= 3_600_000 && ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : `${Math.round(ms / 60_000)} min`)
@@ -31,22 +32,7 @@ export function ThroughputCharts({ data }: { data: ThroughputReply | null }) {
         <h2 id="charts-title" className="text-lg font-semibold">
           Throughput, last {span(data.window_ms)}
         </h2>
-        <label className="flex items-center gap-2 text-sm">
-          <span className="text-slate-600 dark:text-slate-400">Queue</span>
-          <select
-            value={selected ?? ''}
-            onChange={(e) => setQueue(e.target.value)}
-            className="rounded-md border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
-            data-testid="chart-queue"
-          >
-            <option value="">All queues</option>
-            {data.queues.map((q) => (
-              <option key={q} value={q}>
-                {q}
-              </option>
-            ))}
-          </select>
-        </label>
+        <QueuePicker queues={data.queues} value={selected ?? ''} onChange={setQueue} testId="chart-queue" />
       </div>
       <div className="grid gap-3 lg:grid-cols-2">
         <LineChart

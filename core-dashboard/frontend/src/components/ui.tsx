@@ -41,6 +41,38 @@ const toneClass: Record<Tone, string> = {
   neutral: 'bg-slate-100 text-slate-700 dark:bg-slate-800 dark:text-slate-300',
 }
 
+/** A queue picker: "All queues" (the empty value) or one of `queues`. */
+export function QueuePicker({
+  queues,
+  value,
+  onChange,
+  testId,
+}: {
+  queues: string[]
+  value: string
+  onChange: (queue: string) => void
+  testId: string
+}) {
+  return (
+    <label className="flex items-center gap-2 text-sm">
+      <span className="text-slate-600 dark:text-slate-400">Queue</span>
+      <select
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        className="rounded-md border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
+        data-testid={testId}
+      >
+        <option value="">All queues</option>
+        {queues.map((q) => (
+          <option key={q} value={q}>
+            {q}
+          </option>
+        ))}
+      </select>
+    </label>
+  )
+}
+
 /** A status badge coloured by its value (see `statusTone`). */
 export function StatusBadge({ value, title }: { value: string; title?: string }) {
   return (
