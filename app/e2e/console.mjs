@@ -99,8 +99,9 @@ function watch(page) {
   })
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
   page.on('requestfailed', (request) => {
-    // Leaving a page ends its event streams: that is not a failure.
-    if (/\/(api\/events|live)$/.test(request.url()) && request.failure()?.errorText === 'net::ERR_ABORTED') return
+    // Leaving a page aborts what it still had in flight (its event streams, a list being
+    // fetched): the page's own doing, not a failure. A server's errors show as responses below.
+    if (request.failure()?.errorText === 'net::ERR_ABORTED') return
     problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`)
   })
   page.on('response', (response) => {
