@@ -136,6 +136,13 @@ impl RequestLocale {
         scoped(self.locale.clone(), fut)
     }
 
+    /// Runs `f` with this locale as the [`current_locale`](crate::current_locale): the
+    /// synchronous [`scope`](Self::scope), for a future that sets its scopes around each of its
+    /// polls itself.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        sync_scoped(self.locale.clone(), f)
+    }
+
     /// Sets `Content-Language` on `response` (unless it has one) and adds the negotiation's
     /// headers to `Vary`.
     pub fn finish<B>(self, response: &mut Response<B>) {

@@ -16,7 +16,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures_util::future::Either;
+use futures_util::future::{BoxFuture, Either};
 use tokio::task::futures::TaskLocalFuture;
 
 use crate::error::AppError;
@@ -68,22 +68,35 @@ impl Rewrite {
 
     /// Runs `fut` where a 413's message can name the body limit.
     pub(crate) fn scope<F: Future>(&self, fut: F) -> Either<TaskLocalFuture<usize, F>, F> {
-        match self.limit {
-            Some(limit) => Either::Left(LIMIT.scope(limit, fut)),
-            None => Either::Right(fut),
+        limit_scope(self.limit, fut)
+    }
+
+    /// The body limit the stack stored in the request's extensions.
+    pub(crate) fn limit(&self) -> Option<usize> {
+        self.limit
+    }
+
+    /// [`finish`](Self::finish) without a future when `response` is left as it is (the
+    /// common case: a success, or an error already JSON); otherwise the rewrite, which reads
+    /// the body first.
+    pub(crate) fn finish_now(
+        self,
+        response: Response,
+    ) -> Result<Response, BoxFuture<'static, Response>> {
+        if is_final(&response) {
+            Ok(response)
+        } else {
+            Err(Box::pin(self.finish(response)))
         }
     }
 
     /// `response`, or the framework's JSON error for its status when it is an error that is
     /// neither JSON nor an HTML page.
     pub(crate) async fn finish(self, response: Response) -> Response {
-        let status = response.status();
-        if !(status.is_client_error() || status.is_server_error())
-            || is_json(response.headers())
-            || is_html(response.headers())
-        {
+        if is_final(&response) {
             return response;
         }
+        let status = response.status();
         let path = self.uri.path();
         let (parts, body) = response.into_parts();
         let detail = read_detail(body).await;
@@ -101,6 +114,34 @@ impl Rewrite {
         }
         rewritten
     }
+}
+
+/// Runs `fut` where a 413's message can name `limit`, when there is one.
+pub(crate) fn limit_scope<F: Future>(
+    limit: Option<usize>,
+    fut: F,
+) -> Either<TaskLocalFuture<usize, F>, F> {
+    match limit {
+        Some(limit) => Either::Left(LIMIT.scope(limit, fut)),
+        None => Either::Right(fut),
+    }
+}
+
+/// Runs `f` where a 413's message can name `limit`, when there is one: the synchronous
+/// [`limit_scope`].
+pub(crate) fn in_limit_scope<R>(limit: Option<usize>, f: impl FnOnce() -> R) -> R {
+    match limit {
+        Some(limit) => LIMIT.sync_scope(limit, f),
+        None => f(),
+    }
+}
+
+/// Whether `response` is left as it is: not an error, or an error already JSON or an HTML page.
+fn is_final(response: &Response) -> bool {
+    let status = response.status();
+    !(status.is_client_error() || status.is_server_error())
+        || is_json(response.headers())
+        || is_html(response.headers())
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

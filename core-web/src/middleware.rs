@@ -23,7 +23,8 @@ use std::any::Any;
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::task::{Context, Poll};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -31,8 +32,8 @@ use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::TryFutureExt as _;
 use futures_util::future::{BoxFuture, Either, MapOk};
-use futures_util::{FutureExt as _, TryFutureExt as _};
 use http_body_util::Limited;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_http::compression::predicate::DefaultPredicate;
@@ -130,11 +131,11 @@ where
 /// Each `axum::middleware::from_fn` layer costs, on every request, a clone of the whole service
 /// inside it (down to the route's boxed handler and the application's state), a boxed
 /// `Next` and a boxed future; one service for all of them calls its inner service where it was
-/// polled ready, without a clone, and boxes one future. Each layer's work is split in the module
-/// that owns it into what it reads from the request, the scope it runs the rest in, and what it
-/// does to the response (`request_id::Assigned`, `problem::Negotiated`,
-/// `core_i18n::layer::RequestLocale`, `json_errors::Rewrite`, `metrics::Measured`), and the
-/// scopes are nested directly rather than through one `async fn` each.
+/// polled ready, without a clone, and boxes only the handler's future. Each layer's work is split
+/// in the module that owns it into what it reads from the request, the scope it runs the rest
+/// in, and what it does to the response (`request_id::Assigned`, `problem::Negotiated`,
+/// `core_i18n::layer::RequestLocale`, `json_errors::Rewrite`, `metrics::Measured`); the scopes
+/// are nested directly around one future, [`Handling`], and [`Handled`] finishes the response.
 #[derive(Debug, Clone, Copy)]
 struct FrameworkLayer {
     body_limit: usize,
@@ -164,13 +165,12 @@ struct Framework<S> {
 impl<S, B> Service<Request> for Framework<S>
 where
     S: Service<Request, Response = Response<B>, Error = Infallible>,
-    S::Future: Send + 'static,
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    type Future = Handled<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -180,8 +180,8 @@ where
         // What each layer reads from the request, taken before the request goes on.
         let started = Instant::now();
         let measured = metrics::Measured::start(&req, started);
-        let mut request_id = request_id::Assigned::assign(&mut req, started);
-        let mut format = problem::Negotiated::negotiate(&req);
+        let request_id = request_id::Assigned::assign(&mut req, started);
+        let format = problem::Negotiated::negotiate(&req);
         let locale = core_i18n::layer::RequestLocale::negotiate(req.headers());
         req.extensions_mut().insert(BodyLimit(self.body_limit));
         let rewrite = json_errors::Rewrite::new(&req);
@@ -208,55 +208,218 @@ where
                 Err(panic) => Handler::Panicked(panic),
             }
         };
-        let request_timeout = self.request_timeout;
         // The handler runs inside every scope (span and id, error format, locale, body limit);
         // the timeout runs outside the panic catcher (a panic is caught either way, and the
         // timeout's 408 is an `AppError` rendered inside the JSON error scope).
-        let handled = async move {
-            let response = rewrite
-                .scope(timeout(request_timeout, started, catch_panic(handler)))
-                .await;
-            rewrite.finish(response).await
-        };
-        let handled = request_id.scope(format.scope(locale.scope(handled)));
-        Box::pin(async move {
-            let mut handled = std::pin::pin!(handled);
-            let mut response = handled.as_mut().await;
-            locale.finish(&mut response);
-            problem::Negotiated::finish(&mut response);
-            let finished = Instant::now();
-            request_id.finish(&mut response, finished, handled.span());
-            measured.finish(&response, finished);
-            Ok(response)
+        let limit = rewrite.limit();
+        Handled {
+            handling: Handling {
+                handler,
+                limit: self.request_timeout,
+                started,
+                timer: None,
+                rewrite: Some(rewrite),
+                rewriting: None,
+            },
+            scopes: Some(Scopes {
+                request_id,
+                format,
+                locale,
+                limit,
+                measured,
+            }),
+        }
+    }
+}
+
+/// The future of [`Framework`]: the request's handling in its scopes, then what each layer
+/// does to the response.
+///
+/// One future written out, which sets the request's span and task-local values around each of
+/// its polls itself: nested `async` blocks each keep the future they await twice over (the one
+/// they captured and the one they pinned), which made the boxed future 2.8 KB, allocated and
+/// copied on every request, and a `TaskLocalFuture` or `Instrumented` per scope enters its
+/// scope again to drop what it wraps. This one is not boxed, and a handler's future is dropped
+/// in its scopes as soon as it has answered (or, cancelled, in [`Drop`]).
+pub struct Handled<F> {
+    handling: Handling<F>,
+    /// Until the response is finished.
+    scopes: Option<Scopes>,
+}
+
+/// A request's scopes, and what each layer does to its response.
+struct Scopes {
+    request_id: request_id::Assigned,
+    format: problem::Negotiated,
+    locale: core_i18n::layer::RequestLocale,
+    limit: Option<usize>,
+    measured: metrics::Measured,
+}
+
+impl Scopes {
+    /// Runs `f` in the request's scopes, from the outside in: its span and id, its error
+    /// format, its locale, its body limit.
+    fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.request_id.in_scope(|| {
+            self.format.in_scope(|| {
+                self.locale
+                    .in_scope(|| json_errors::in_limit_scope(self.limit, f))
+            })
         })
+    }
+
+    /// What each layer does to the response, then the request's log line and metrics.
+    fn finish(self, response: &mut Response) {
+        self.locale.finish(response);
+        problem::Negotiated::finish(response);
+        let finished = Instant::now();
+        self.request_id.finish_in_span(response, finished);
+        self.measured.finish(response, finished);
+    }
+}
+
+impl<F, B> Future for Handled<F>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every field is `Unpin`: the handler's future is boxed.
+        let this = &mut *self;
+        let Some(scopes) = &this.scopes else {
+            panic!("a request's future polled after it completed");
+        };
+        let handling = &mut this.handling;
+        let mut response = ready!(scopes.run(|| Pin::new(handling).poll(cx)));
+        if let Some(scopes) = this.scopes.take() {
+            scopes.finish(&mut response);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+impl<F> Drop for Handled<F> {
+    /// A request dropped before it answered (its client went away) drops its handler's future
+    /// in the request's scopes, as it would have been dropped had it answered.
+    fn drop(&mut self) {
+        if let Some(scopes) = &self.scopes {
+            let handling = &mut self.handling;
+            scopes.run(|| handling.cancel());
+        }
     }
 }
 
 /// What answers a request: the inner service's future, an answer given before it (a body over
 /// the limit), or the panic its `call` raised.
 enum Handler<F> {
-    Call(F),
+    Call(Pin<Box<F>>),
     Answer(Response),
     Panicked(Box<dyn Any + Send + 'static>),
+    /// Answered: the handler's future is dropped as soon as it is done, inside the scopes.
+    Done,
 }
 
-/// The handler's response, or a JSON 500 when it panicked (in the service's `call` or in its
-/// future).
-async fn catch_panic<F, B>(handler: Handler<F>) -> Response
+/// The innermost part of a request's handling, inside every scope: the handler with its panics
+/// caught, the timeout, and the JSON error rewrite of its response.
+///
+/// The timer starts only when the handler is not ready at its first poll: a request answered
+/// at once (most are) registers no timer, reads no clock and does not reach for the runtime's
+/// handle.
+struct Handling<F> {
+    handler: Handler<F>,
+    limit: Duration,
+    started: Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    rewrite: Option<json_errors::Rewrite>,
+    /// The rewrite of an error response whose body is read first.
+    rewriting: Option<BoxFuture<'static, Response>>,
+}
+
+impl<F> Handling<F> {
+    /// Drops the handler's future, its timer and a rewrite under way: the request is dropped
+    /// before it answered.
+    fn cancel(&mut self) {
+        self.handler = Handler::Done;
+        self.timer = None;
+        self.rewriting = None;
+    }
+}
+
+impl<F, B> Handling<F>
 where
     F: Future<Output = Result<Response<B>, Infallible>>,
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    let outcome = match handler {
-        Handler::Call(future) => AssertUnwindSafe(future).catch_unwind().await,
-        Handler::Answer(response) => return response,
-        Handler::Panicked(panic) => Err(panic),
-    };
-    match outcome {
-        Ok(Ok(response)) => response.map(Body::new),
-        Ok(Err(never)) => match never {},
-        Err(panic) => panic_response(panic),
+    /// The handler's response, a JSON 500 when it panicked (in the service's `call` or in its
+    /// future), or a JSON 408 once the limit has passed since the request came in.
+    fn poll_handler(&mut self, cx: &mut Context<'_>) -> Poll<Response> {
+        let answered = match std::mem::replace(&mut self.handler, Handler::Done) {
+            Handler::Call(mut future) => {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(Ok(response))) => Some(response.map(Body::new)),
+                    Ok(Poll::Ready(Err(never))) => match never {},
+                    Ok(Poll::Pending) => {
+                        self.handler = Handler::Call(future);
+                        None
+                    }
+                    Err(panic) => Some(panic_response(panic)),
+                }
+            }
+            Handler::Answer(response) => Some(response),
+            Handler::Panicked(panic) => Some(panic_response(panic)),
+            Handler::Done => panic!("a request's handler polled after it answered"),
+        };
+        if let Some(response) = answered {
+            return Poll::Ready(response);
+        }
+        let timer = self.timer.get_or_insert_with(|| {
+            // A limit past what the clock can express is no limit: a year is as good.
+            let year = Duration::from_secs(365 * 24 * 3600);
+            let deadline = self
+                .started
+                .checked_add(self.limit)
+                .unwrap_or(self.started + year);
+            Box::pin(tokio::time::sleep_until(deadline.into()))
+        });
+        ready!(timer.as_mut().poll(cx));
+        // The handler's future is dropped here, inside the request's scopes.
+        self.handler = Handler::Done;
+        Poll::Ready(timed_out(self.limit))
+    }
+}
+
+impl<F, B> Future for Handling<F>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Output = Response;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        // Every field is `Unpin`: the handler's future is boxed.
+        let this = &mut *self;
+        if let Some(rewriting) = &mut this.rewriting {
+            return rewriting.as_mut().poll(cx);
+        }
+        let response = ready!(this.poll_handler(cx));
+        let Some(rewrite) = this.rewrite.take() else {
+            panic!("a request's handling polled after it completed");
+        };
+        match rewrite.finish_now(response) {
+            Ok(response) => Poll::Ready(response),
+            Err(mut rewriting) => {
+                let polled = rewriting.as_mut().poll(cx);
+                if polled.is_pending() {
+                    this.rewriting = Some(rewriting);
+                }
+                polled
+            }
+        }
     }
 }
 
@@ -286,47 +449,15 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     Some(base.allow_origin(AllowOrigin::list(list)))
 }
 
-/// `response`, or a JSON 408 once `limit` has passed since `started`.
-///
-/// The timer starts only when the response is not ready at its first poll: a request answered
-/// at once (most are) registers no timer, reads no clock and does not reach for the runtime's
-/// handle.
-async fn timeout(
-    limit: Duration,
-    started: Instant,
-    response: impl Future<Output = Response>,
-) -> Response {
-    // A limit past what the clock can express is no limit: a year is as good.
-    let year = Duration::from_secs(365 * 24 * 3600);
-    let deadline =
-        tokio::time::Instant::from_std(started.checked_add(limit).unwrap_or(started + year));
-    let mut response = std::pin::pin!(response);
-    let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
-    let answered = std::future::poll_fn(|cx| {
-        if let Poll::Ready(response) = response.as_mut().poll(cx) {
-            return Poll::Ready(Some(response));
-        }
-        if timer.is_none() {
-            timer.set(Some(tokio::time::sleep_until(deadline)));
-        }
-        match timer.as_mut().as_pin_mut() {
-            Some(timer) => timer.poll(cx).map(|()| None),
-            None => Poll::Pending,
-        }
-    })
-    .await;
-    match answered {
-        Some(response) => response,
-        None => {
-            tracing::warn!(timeout_ms = limit.as_millis() as u64, "request timed out");
-            let seconds = format_seconds(limit);
-            AppError::Timeout(messages::text_args(
-                "errors.timeout",
-                &[("seconds", &seconds)],
-            ))
-            .into_response()
-        }
-    }
+/// The JSON 408 of a request that took longer than `limit`.
+fn timed_out(limit: Duration) -> Response {
+    tracing::warn!(timeout_ms = limit.as_millis() as u64, "request timed out");
+    let seconds = format_seconds(limit);
+    AppError::Timeout(messages::text_args(
+        "errors.timeout",
+        &[("seconds", &seconds)],
+    ))
+    .into_response()
 }
 
 fn format_seconds(d: Duration) -> String {

@@ -276,6 +276,15 @@ impl Negotiated {
         }
     }
 
+    /// Runs `f` where every `AppError` renders as problem details, when the client prefers
+    /// them: the synchronous [`scope`](Self::scope).
+    pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.instance {
+            Some(path) => INSTANCE.sync_scope(path.clone(), f),
+            None => f(),
+        }
+    }
+
     /// Adds `Vary: Accept` to an error response: its body depends on it.
     pub(crate) fn finish(response: &mut Response) {
         let status = response.status();

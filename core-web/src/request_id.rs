@@ -1,6 +1,7 @@
 //! Request ids: accepted from `x-request-id` or generated, echoed on the response, carried by
 //! the request's tracing span and readable anywhere in the request with [`current`].
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,6 +11,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use rand::rngs::SmallRng;
+use rand::{Rng as _, SeedableRng as _};
 use tokio::task::futures::TaskLocalFuture;
 use tracing::instrument::Instrumented;
 use tracing::{Instrument, Span};
@@ -63,11 +66,21 @@ fn accept(value: &HeaderValue) -> Option<&str> {
     ok.then(|| value.to_str().ok()).flatten()
 }
 
-/// A random (version 4) UUID in its simple form, in `buffer`. The bytes come from the thread's
-/// `rand` generator (seeded from the OS once per thread), not from a `getrandom` system call per
-/// request as `Uuid::new_v4` makes.
+/// A random (version 4) UUID in its simple form, in `buffer`.
+///
+/// The bytes come from a small, fast generator each thread keeps (xoshiro256++, `rand`'s
+/// `SmallRng`), seeded once per thread from the thread's `rand` generator, which the OS seeds:
+/// ids are unique across threads and processes, at a few nanoseconds an id rather than a
+/// `getrandom` system call (`Uuid::new_v4`) or a ChaCha block. A request id names a request in
+/// logs and errors; it is not a secret, so an unpredictable generator is not needed.
 fn generate(buffer: &mut [u8; uuid::fmt::Simple::LENGTH]) -> &str {
-    let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    thread_local! {
+        static RNG: RefCell<SmallRng> = RefCell::new(SmallRng::from_rng(&mut rand::rng()));
+    }
+    let bytes: [u8; 16] = RNG
+        .try_with(|rng| rng.borrow_mut().random())
+        .unwrap_or_else(|_| rand::random());
+    let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
     uuid.simple().encode_lower(buffer)
 }
 
@@ -139,18 +152,42 @@ impl Assigned {
         CURRENT.scope(self.id.clone(), fut).instrument(span)
     }
 
+    /// Runs `f` in the request's span, with its id as [`current`]'s: the synchronous
+    /// [`scope`](Self::scope), for a future that sets its scopes around each of its polls
+    /// itself. The span stays here, for [`finish_in_span`](Self::finish_in_span).
+    pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _entered = self.span.enter();
+        CURRENT.sync_scope(self.id.clone(), f)
+    }
+
     /// Logs the request's line (finished at `now`) in `span`, the request's span the future
     /// [`scope`](Self::scope) returned holds, and echoes the id on `response`.
     pub(crate) fn finish(self, response: &mut Response, now: Instant, span: &Span) {
-        // The span as the line's explicit parent: no entering and leaving it just to log.
-        tracing::info!(
-            parent: span,
-            status = response.status().as_u16(),
-            latency_ms = now.saturating_duration_since(self.started).as_secs_f64() * 1000.0,
-            "request finished"
-        );
-        if let Some(value) = self.header {
-            response.headers_mut().insert(HEADER, value);
-        }
+        finished(self.header, self.started, response, now, span);
+    }
+
+    /// [`finish`](Self::finish) in the span this holds (used with [`in_scope`](Self::in_scope)).
+    pub(crate) fn finish_in_span(self, response: &mut Response, now: Instant) {
+        finished(self.header, self.started, response, now, &self.span);
+    }
+}
+
+/// Logs the request's line in `span` and echoes the id's `header` on `response`.
+fn finished(
+    header: Option<HeaderValue>,
+    started: Instant,
+    response: &mut Response,
+    now: Instant,
+    span: &Span,
+) {
+    // The span as the line's explicit parent: no entering and leaving it just to log.
+    tracing::info!(
+        parent: span,
+        status = response.status().as_u16(),
+        latency_ms = now.saturating_duration_since(started).as_secs_f64() * 1000.0,
+        "request finished"
+    );
+    if let Some(value) = header {
+        response.headers_mut().insert(HEADER, value);
     }
 }

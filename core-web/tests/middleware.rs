@@ -294,3 +294,80 @@ async fn a_raw_body_stream_is_cut_off_at_the_body_limit() {
     let reply = send(&app, req).await;
     assert_eq!(reply.json["data"], serde_json::json!([900, false]));
 }
+
+/// The request id and locale current when a [`DropProbe`] was dropped.
+type Seen = std::sync::Arc<std::sync::Mutex<Option<(Option<String>, String)>>>;
+
+/// Records, when it is dropped, the request id and locale current at that moment.
+struct DropProbe(Seen);
+
+impl Drop for DropProbe {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() =
+            Some((core_web::request_id::current(), core_i18n::current_locale()));
+    }
+}
+
+/// A stack whose `/hang` handler never answers and holds a [`DropProbe`].
+fn hanging_app(config: HttpConfig) -> (Router, Seen) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let probe = seen.clone();
+    let router = core_web::middleware::stack(
+        Router::new().route(
+            "/hang",
+            get(move || {
+                let probe = DropProbe(probe.clone());
+                async move {
+                    let _probe = probe;
+                    std::future::pending::<()>().await;
+                    ApiResponse::success((), "")
+                }
+            }),
+        ),
+        &config,
+    );
+    (router, seen)
+}
+
+#[tokio::test]
+async fn a_cancelled_request_drops_its_handler_inside_the_requests_scopes() {
+    use tower::ServiceExt as _;
+    let (app, seen) = hanging_app(HttpConfig::default());
+    let request = Request::builder()
+        .uri("/hang")
+        .header("x-request-id", "cancelled-1")
+        .header("accept-language", "zh")
+        .body(Body::empty())
+        .unwrap();
+    // The client goes away: the response future is dropped before it answered.
+    let answered = tokio::time::timeout(Duration::from_millis(50), app.oneshot(request)).await;
+    assert!(answered.is_err(), "the handler never answers");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        Some((Some("cancelled-1".to_owned()), "zh".to_owned())),
+        "the handler's future was dropped with the request's id and locale current"
+    );
+}
+
+#[tokio::test]
+async fn a_timed_out_handler_is_dropped_inside_the_requests_scopes() {
+    let (app, seen) = hanging_app(HttpConfig {
+        request_timeout: Duration::from_millis(50),
+        ..HttpConfig::default()
+    });
+    let request = Request::builder()
+        .uri("/hang")
+        .header("x-request-id", "timed-out-1")
+        .header("accept-language", "zh")
+        .body(Body::empty())
+        .unwrap();
+    let reply = send(&app, request).await;
+    assert_error(&reply, 408, "REQUEST_TIMEOUT");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        Some((Some("timed-out-1".to_owned()), "zh".to_owned())),
+        "the handler's future was dropped with the request's id and locale current"
+    );
+}

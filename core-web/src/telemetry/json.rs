@@ -206,10 +206,26 @@ fn push_json_str(out: &mut String, s: &str) {
 /// A `fmt::Write` that escapes what it is given for the inside of a JSON string.
 struct Escaped<'a>(&'a mut String);
 
-/// Whether any of the eight bytes of `word` needs escaping in a JSON string: a control
-/// character (below 0x20, or 0x7f), `"` or `\`. Exact, with no false positives: bytes of 0x80
-/// and above never match.
-fn needs_escape(word: u64) -> bool {
+/// Whether any byte of `bytes` needs escaping in a JSON string: a control character (below
+/// 0x20, or 0x7f), `"` or `\`. Eight bytes at a time ([`word_needs_escape`]); the last eight
+/// bytes of the text are read as one more word, overlapping the words before, rather than
+/// copied out one by one.
+fn needs_escape(bytes: &[u8]) -> bool {
+    let word = |chunk: &[u8]| u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+    if bytes.len() < 8 {
+        return bytes
+            .iter()
+            .any(|&b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f);
+    }
+    bytes
+        .chunks_exact(8)
+        .any(|chunk| word_needs_escape(word(chunk)))
+        || word_needs_escape(word(&bytes[bytes.len() - 8..]))
+}
+
+/// Whether any of the eight bytes of `word` needs escaping. Exact, with no false positives:
+/// bytes of 0x80 and above never match.
+fn word_needs_escape(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
@@ -223,32 +239,13 @@ fn needs_escape(word: u64) -> bool {
 
 impl fmt::Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        if !needs_escape(s.as_bytes()) {
+            self.0.push_str(s);
+            return Ok(());
+        }
         let bytes = s.as_bytes();
-        // Eight bytes at a time up to the first word that needs escaping: most text has none.
-        let mut clean = bytes
-            .chunks_exact(8)
-            .take_while(|chunk| {
-                !needs_escape(u64::from_le_bytes((*chunk).try_into().unwrap_or_default()))
-            })
-            .count()
-            * 8;
-        if bytes.len() - clean < 8 {
-            // The last bytes (fewer than eight) as one word, padded with a byte that needs no
-            // escaping: the whole text is clean when they are.
-            let mut tail = [b' '; 8];
-            tail[..bytes.len() - clean].copy_from_slice(&bytes[clean..]);
-            if !needs_escape(u64::from_le_bytes(tail)) {
-                self.0.push_str(s);
-                return Ok(());
-            }
-        }
-        // A word may end inside a character (whose bytes never need escaping).
-        while !s.is_char_boundary(clean) {
-            clean -= 1;
-        }
-        self.0.push_str(&s[..clean]);
-        let mut start = clean;
-        for (i, &b) in bytes.iter().enumerate().skip(clean) {
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
             let escape: &str = match b {
                 b'"' => "\\\"",
                 b'\\' => "\\\\",
@@ -303,7 +300,15 @@ impl Clock {
             );
         }
         out.push_str(&self.prefix);
-        let _ = write!(out, "{micros:06}Z");
+        // Six digits, zero-padded, without the formatting machinery.
+        let mut digits = [b'0'; 7];
+        digits[6] = b'Z';
+        let mut rest = micros.min(999_999);
+        for digit in digits[..6].iter_mut().rev() {
+            *digit = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.push_str(std::str::from_utf8(&digits).unwrap_or("000000Z"));
     }
 }
 
@@ -420,22 +425,18 @@ mod tests {
     }
 
     #[test]
-    fn the_word_check_finds_exactly_the_bytes_that_need_escaping() {
+    fn the_check_finds_exactly_the_bytes_that_need_escaping() {
         for b in 0..=255u8 {
             let expected = b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f;
             for at in 0..8 {
                 let mut word = [b'a'; 8];
                 word[at] = b;
-                assert_eq!(
-                    needs_escape(u64::from_le_bytes(word)),
-                    expected,
-                    "{b:#x} at {at}"
-                );
+                assert_eq!(needs_escape(&word), expected, "{b:#x} at {at}");
             }
         }
         // Bytes next to each other do not mask or fake one another.
-        assert!(!needs_escape(u64::from_le_bytes(*b"\x80\xff !#~\x7e\x21")));
-        assert!(needs_escape(u64::from_le_bytes(*b"\x80\x00\xff\x01abcd")));
+        assert!(!needs_escape(b"\x80\xff !#~\x7e\x21"));
+        assert!(needs_escape(b"\x80\x00\xff\x01abcd"));
         let long = format!("a{}\"{}\u{1}", "é".repeat(20), "x".repeat(30));
         let mut out = String::new();
         push_json_str(&mut out, &long);
