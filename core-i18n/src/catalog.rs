@@ -70,8 +70,9 @@ impl Default for I18nConfig {
 const DEFAULT_LOCALE: &str = "en";
 
 /// The hasher of the catalogs' maps. Every translated message is two lookups (the locale, then
-/// the key), by keys the application's code and catalogs choose: foldhash rather than SipHash,
-/// whose resistance to chosen keys is not needed here and costs several times as much.
+/// the key) into maps only the application's catalogs fill, so a client's `Accept-Language`
+/// cannot grow a chain of colliding keys: foldhash rather than SipHash, whose resistance to
+/// chosen keys is not needed here and costs several times as much.
 type Hasher = foldhash::fast::RandomState;
 
 /// One locale's flattened messages.

@@ -13,7 +13,8 @@ use std::future::Future;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::uri::PathAndQuery;
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::{BoxFuture, Either};
@@ -51,17 +52,18 @@ pub async fn middleware(req: Request, next: Next) -> Response {
 /// pieces of [`middleware`], for the stack that runs several layers' work in one future.
 pub(crate) struct Rewrite {
     method: Method,
-    uri: Uri,
+    /// The request's path (and query), for a 404's message.
+    path: Option<PathAndQuery>,
     limit: Option<usize>,
 }
 
 impl Rewrite {
-    /// Keeps `req`'s method and URI for the error message (cloning a parsed `Uri` shares its
+    /// Keeps `req`'s method and path for the error message (cloning a parsed path shares its
     /// bytes), and the body limit the stack stored in its extensions.
     pub(crate) fn new(req: &Request) -> Self {
         Self {
             method: req.method().clone(),
-            uri: req.uri().clone(),
+            path: req.uri().path_and_query().cloned(),
             limit: req.extensions().get::<BodyLimit>().map(|l| l.0),
         }
     }
@@ -97,7 +99,7 @@ impl Rewrite {
             return response;
         }
         let status = response.status();
-        let path = self.uri.path();
+        let path = self.path.as_ref().map_or("", PathAndQuery::path);
         let (parts, body) = response.into_parts();
         let detail = read_detail(body).await;
         let error = match self.limit {

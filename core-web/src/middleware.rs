@@ -170,7 +170,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Handled<S::Future>;
+    type Future = Pin<Box<Handled<S::Future>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -193,7 +193,7 @@ where
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         let handler = if declared.is_some_and(|len| len > self.body_limit as u64) {
-            Handler::Answer(StatusCode::PAYLOAD_TOO_LARGE.into_response())
+            Handler::Answer(Box::new(StatusCode::PAYLOAD_TOO_LARGE.into_response()))
         } else {
             if !req.body().is_end_stream() {
                 let limit = self.body_limit;
@@ -212,7 +212,7 @@ where
         // the timeout runs outside the panic catcher (a panic is caught either way, and the
         // timeout's 408 is an `AppError` rendered inside the JSON error scope).
         let limit = rewrite.limit();
-        Handled {
+        Box::pin(Handled {
             handling: Handling {
                 handler,
                 limit: self.request_timeout,
@@ -228,7 +228,7 @@ where
                 limit,
                 measured,
             }),
-        }
+        })
     }
 }
 
@@ -239,9 +239,10 @@ where
 /// its polls itself: nested `async` blocks each keep the future they await twice over (the one
 /// they captured and the one they pinned), which made the boxed future 2.8 KB, allocated and
 /// copied on every request, and a `TaskLocalFuture` or `Instrumented` per scope enters its
-/// scope again to drop what it wraps. This one is not boxed, and a handler's future is dropped
-/// in its scopes as soon as it has answered (or, cancelled, in [`Drop`]).
-pub struct Handled<F> {
+/// scope again to drop what it wraps. This one is 416 bytes; it is boxed, so each layer around
+/// it moves a pointer rather than the future. A handler's future is dropped in its scopes as
+/// soon as it has answered (or, cancelled, in [`Drop`]).
+struct Handled<F> {
     handling: Handling<F>,
     /// Until the response is finished.
     scopes: Option<Scopes>,
@@ -316,7 +317,8 @@ impl<F> Drop for Handled<F> {
 /// the limit), or the panic its `call` raised.
 enum Handler<F> {
     Call(Pin<Box<F>>),
-    Answer(Response),
+    /// Boxed: the rare case does not make every request's future larger.
+    Answer(Box<Response>),
     Panicked(Box<dyn Any + Send + 'static>),
     /// Answered: the handler's future is dropped as soon as it is done, inside the scopes.
     Done,
@@ -369,7 +371,7 @@ where
                     Err(panic) => Some(panic_response(panic)),
                 }
             }
-            Handler::Answer(response) => Some(response),
+            Handler::Answer(response) => Some(*response),
             Handler::Panicked(panic) => Some(panic_response(panic)),
             Handler::Done => panic!("a request's handler polled after it answered"),
         };

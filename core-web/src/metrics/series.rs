@@ -106,9 +106,12 @@ fn series() -> MutexGuard<'static, Vec<Series>> {
 /// names it; the cache keeps the `MatchedPath` alive, so the address cannot be reused.
 type SeriesKey = (usize, usize, &'static str, u16);
 
-/// A thread's shards; when the thread ends, their counts are folded into their series.
+/// A thread's shards; when the thread ends, their counts are folded into their series. Hashed
+/// with foldhash: every request looks its series up, by a key the application's routes bound.
 #[derive(Default)]
-struct ThreadShards(HashMap<SeriesKey, (Option<MatchedPath>, usize, Arc<Shard>)>);
+struct ThreadShards(
+    HashMap<SeriesKey, (Option<MatchedPath>, usize, Arc<Shard>), foldhash::fast::RandomState>,
+);
 
 impl Drop for ThreadShards {
     fn drop(&mut self) {
