@@ -329,25 +329,34 @@ fn hanging_app(config: HttpConfig) -> (Router, Seen) {
     (router, seen)
 }
 
+/// `GET /hang` with the request id `id`, in Chinese.
+fn hang_request(id: &str) -> Request<Body> {
+    Request::builder()
+        .uri("/hang")
+        .header("x-request-id", id)
+        .header("accept-language", "zh")
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// The handler's future was dropped with the request's id `id` and its locale current.
+fn assert_dropped_in_scope(seen: &Seen, id: &str) {
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some((Some(id.to_owned()), "zh".to_owned())),
+        "the handler's future was dropped with the request's id and locale current"
+    );
+}
+
 #[tokio::test]
 async fn a_cancelled_request_drops_its_handler_inside_the_requests_scopes() {
     use tower::ServiceExt as _;
     let (app, seen) = hanging_app(HttpConfig::default());
-    let request = Request::builder()
-        .uri("/hang")
-        .header("x-request-id", "cancelled-1")
-        .header("accept-language", "zh")
-        .body(Body::empty())
-        .unwrap();
+    let request = hang_request("cancelled-1");
     // The client goes away: the response future is dropped before it answered.
     let answered = tokio::time::timeout(Duration::from_millis(50), app.oneshot(request)).await;
     assert!(answered.is_err(), "the handler never answers");
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(
-        seen,
-        Some((Some("cancelled-1".to_owned()), "zh".to_owned())),
-        "the handler's future was dropped with the request's id and locale current"
-    );
+    assert_dropped_in_scope(&seen, "cancelled-1");
 }
 
 #[tokio::test]
@@ -356,18 +365,8 @@ async fn a_timed_out_handler_is_dropped_inside_the_requests_scopes() {
         request_timeout: Duration::from_millis(50),
         ..HttpConfig::default()
     });
-    let request = Request::builder()
-        .uri("/hang")
-        .header("x-request-id", "timed-out-1")
-        .header("accept-language", "zh")
-        .body(Body::empty())
-        .unwrap();
+    let request = hang_request("timed-out-1");
     let reply = send(&app, request).await;
     assert_error(&reply, 408, "REQUEST_TIMEOUT");
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(
-        seen,
-        Some((Some("timed-out-1".to_owned()), "zh".to_owned())),
-        "the handler's future was dropped with the request's id and locale current"
-    );
+    assert_dropped_in_scope(&seen, "timed-out-1");
 }

@@ -147,7 +147,9 @@ pub async fn create(
         ));
     }
     let row = WebhookRow {
-        id: uuid::Uuid::new_v4().to_string(),
+        // Time-ordered (v7): lists sort by `(created_at, id)`, and `created_at` is cut to the
+        // millisecond, so rows made in the same millisecond keep the order they were made in.
+        id: uuid::Uuid::now_v7().to_string(),
         client_id: caller.client_id.clone(),
         job_id: None,
         url: input.url,
