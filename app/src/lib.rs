@@ -46,6 +46,13 @@ pub use context::{
 pub use jobs::worker;
 pub use settings::Settings;
 
+/// A new id for a row its list sorts by `(created_at, id)`: a time-ordered UUID (version 7,
+/// monotonic within the process). `created_at` is cut to the millisecond, so rows made in the
+/// same millisecond keep the order they were made in, where random ids would shuffle them.
+pub fn ordered_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 // region: router
 /// The whole application: routes, the documentation site under `/docs`, the jobs dashboard
 /// under `/admin/jobs`, and the middleware stack configured from the settings.

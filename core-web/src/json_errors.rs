@@ -42,13 +42,14 @@ pub(crate) fn payload_too_large_message() -> String {
 
 /// Middleware: rewrites non-JSON error responses into the framework's JSON error body.
 pub async fn middleware(req: Request, next: Next) -> Response {
-    let rewrite = Rewrite::new(&req);
-    let response = rewrite.scope(next.run(req)).await;
+    let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
+    let rewrite = Rewrite::new(&req, limit);
+    let response = limit_scope(limit, next.run(req)).await;
     rewrite.finish(response).await
 }
 
 /// What rewriting a request's error response needs: [`new`](Self::new) before the request goes
-/// on, [`scope`](Self::scope) around its handling, [`finish`](Self::finish) on the response. The
+/// on, [`limit_scope`] around its handling, [`finish`](Self::finish) on the response. The
 /// pieces of [`middleware`], for the stack that runs several layers' work in one future.
 pub(crate) struct Rewrite {
     method: Method,
@@ -59,23 +60,13 @@ pub(crate) struct Rewrite {
 
 impl Rewrite {
     /// Keeps `req`'s method and path for the error message (cloning a parsed path shares its
-    /// bytes), and the body limit the stack stored in its extensions.
-    pub(crate) fn new(req: &Request) -> Self {
+    /// bytes), and the body `limit` a 413's message names.
+    pub(crate) fn new(req: &Request, limit: Option<usize>) -> Self {
         Self {
             method: req.method().clone(),
             path: req.uri().path_and_query().cloned(),
-            limit: req.extensions().get::<BodyLimit>().map(|l| l.0),
+            limit,
         }
-    }
-
-    /// Runs `fut` where a 413's message can name the body limit.
-    pub(crate) fn scope<F: Future>(&self, fut: F) -> Either<TaskLocalFuture<usize, F>, F> {
-        limit_scope(self.limit, fut)
-    }
-
-    /// The body limit the stack stored in the request's extensions.
-    pub(crate) fn limit(&self) -> Option<usize> {
-        self.limit
     }
 
     /// [`finish`](Self::finish) without a future when `response` is left as it is (the
@@ -119,10 +110,7 @@ impl Rewrite {
 }
 
 /// Runs `fut` where a 413's message can name `limit`, when there is one.
-pub(crate) fn limit_scope<F: Future>(
-    limit: Option<usize>,
-    fut: F,
-) -> Either<TaskLocalFuture<usize, F>, F> {
+fn limit_scope<F: Future>(limit: Option<usize>, fut: F) -> Either<TaskLocalFuture<usize, F>, F> {
     match limit {
         Some(limit) => Either::Left(LIMIT.scope(limit, fut)),
         None => Either::Right(fut),

@@ -184,7 +184,8 @@ where
         let format = problem::Negotiated::negotiate(&req);
         let locale = core_i18n::layer::RequestLocale::negotiate(req.headers());
         req.extensions_mut().insert(BodyLimit(self.body_limit));
-        let rewrite = json_errors::Rewrite::new(&req);
+        let limit = Some(self.body_limit);
+        let rewrite = json_errors::Rewrite::new(&req, limit);
         // The body limit: a declared length over it is refused before the handler runs (and
         // answered below as the framework's 413); any other body is cut off past it, which the
         // extractors report as a 413. A request without a body is left as it is.
@@ -211,7 +212,6 @@ where
         // The handler runs inside every scope (span and id, error format, locale, body limit);
         // the timeout runs outside the panic catcher (a panic is caught either way, and the
         // timeout's 408 is an `AppError` rendered inside the JSON error scope).
-        let limit = rewrite.limit();
         Box::pin(Handled {
             handling: Handling {
                 handler,

@@ -492,9 +492,7 @@ impl KeyStore {
         let api_key = keys::generate();
         IssuedKey {
             client_id: client_id.to_owned(),
-            // Time-ordered (v7): lists sort by `(created_at, id)`, and `created_at` is cut to the
-            // millisecond, so rows made in the same millisecond keep the order they were made in.
-            key_id: uuid::Uuid::now_v7().to_string(),
+            key_id: crate::ordered_id(),
             key_prefix: keys::display_prefix(&api_key).to_owned(),
             key_last_four: keys::last_four(&api_key).to_owned(),
             expires_at: self.inner.ttl.map(|ttl| after(now, ttl)),

@@ -147,9 +147,7 @@ pub async fn create(
         ));
     }
     let row = WebhookRow {
-        // Time-ordered (v7): lists sort by `(created_at, id)`, and `created_at` is cut to the
-        // millisecond, so rows made in the same millisecond keep the order they were made in.
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::ordered_id(),
         client_id: caller.client_id.clone(),
         job_id: None,
         url: input.url,

@@ -197,9 +197,7 @@ impl Deliver {
                 .map(|wait| Timestamp::from(chrono::Utc::now() + wait))
         });
         let row = DeliveryRow {
-            // Time-ordered (v7): lists sort by `(created_at, id)`, and `created_at` is cut to the
-            // millisecond, so rows made in the same millisecond keep the order they were made in.
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::ordered_id(),
             webhook_id: self.webhook_id.clone(),
             event_id: self.event_id.clone(),
             event_type: message.event_type.clone(),
