@@ -14,10 +14,13 @@
 //! router with no layer whose handlers answer the same JSON bodies: `GET /health`, the echo with
 //! `Json` + `validator`, a JSON 422 and a JSON 404 fallback. Both are served on 127.0.0.1; the
 //! load generator (in this process, so the two cores are shared by all of it) drives each over
-//! 64 keep-alive HTTP/1.1 connections for one round, alternating which side goes first, and the
-//! median of the rounds is printed. Beside requests per second, each side's CPU time per request
-//! (the whole process's, load generator included) and their ratio are printed: the throughput
-//! ratio also moves with how the tasks happen to land on the two cores, the CPU cost does not.
+//! 64 keep-alive HTTP/1.1 connections for one round, alternating which side goes first. Each
+//! side's median round is printed, and the ratio is the median of the rounds' ratios, each of
+//! two rounds run one after the other (the machine's speed drifts over a run, and moves both
+//! rounds of a pair alike). Beside requests per second, each side's CPU time per request (the
+//! whole process's, load generator included) and their ratio are printed: the throughput ratio
+//! also moves with how the tasks happen to land on the two cores, the CPU cost less so.
+//! `HTTP_BENCH_VERBOSE=1` prints every pair of rounds.
 //!
 //! Logs are the app's real setup, [`core_web::telemetry::init`], writing to stdout. The bench
 //! runs itself twice as a child process with stdout redirected to `/dev/null` (so every log line
@@ -414,8 +417,28 @@ fn child(mode: &str) {
                     ours.push(hammer(app_addr, *case, round).await);
                 }
             }
+            if std::env::var_os("HTTP_BENCH_VERBOSE").is_some() {
+                for (o, b) in ours.iter().zip(&bare) {
+                    eprintln!(
+                        "  round: {:.0} / {:.0} req/s = {:.2}x, {:.1} / {:.1} CPU µs/req",
+                        o.rps,
+                        b.rps,
+                        o.rps / b.rps,
+                        o.cpu_us,
+                        b.cpu_us
+                    );
+                }
+            }
+            // Each ratio is of two rounds run one after the other, so a change in the
+            // machine's speed over the run (which moves both sides) cancels out in it.
+            let ratio = median(ours.iter().zip(&bare).map(|(o, b)| o.rps / b.rps).collect());
+            let cpu_ratio = median(
+                ours.iter()
+                    .zip(&bare)
+                    .map(|(o, b)| b.cpu_us / o.cpu_us)
+                    .collect(),
+            );
             let (ours, bare) = (summary(&ours), summary(&bare));
-            let ratio = ours.rps / bare.rps;
             eprintln!(
                 "{:<28} {:>9.0} ({:>5.2}/{:>6.2}) {:>9.0} ({:>5.2}/{:>6.2}) {:>6.2}x {:>8.1} ({:>5.1}) {:>8.2}x",
                 case.name,
@@ -428,7 +451,7 @@ fn child(mode: &str) {
                 ratio,
                 ours.cpu_us,
                 bare.cpu_us,
-                bare.cpu_us / ours.cpu_us,
+                cpu_ratio,
             );
             if mode == "info-json" && case.path == "/health" {
                 eprintln!(

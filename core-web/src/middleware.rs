@@ -40,7 +40,7 @@ use tower_http::compression::predicate::DefaultPredicate;
 use tower_http::compression::{
     CompressionBody, CompressionLayer, ResponseFuture as CompressionFuture,
 };
-use tower_http::cors::{AllowOrigin, Any as CorsAny, CorsLayer};
+use tower_http::cors::{AllowOrigin, Any as CorsAny, Cors, CorsLayer};
 
 use crate::config::HttpConfig;
 use crate::error::AppError;
@@ -67,13 +67,27 @@ where
     let limit = config.body_limit;
     let layers = ServiceBuilder::new()
         .layer(NegotiatedCompressionLayer)
-        .option_layer(cors(&config.cors_allowed_origins))
+        .option_layer(cors(&config.cors_allowed_origins).map(BoxedCors))
         .layer(FrameworkLayer {
             body_limit: limit,
             request_timeout: config.request_timeout,
         })
         .layer(DefaultBodyLimit::max(limit));
     router.layer(layers)
+}
+
+/// The CORS layer, its service boxed. axum clones a route's whole service for every request;
+/// the CORS service holds its configuration inline (some 300 bytes), and unboxed it would make
+/// every route's service as large whether CORS is on or off (`option_layer` makes an `Either`).
+#[derive(Debug, Clone)]
+struct BoxedCors(CorsLayer);
+
+impl<S> Layer<S> for BoxedCors {
+    type Service = Box<Cors<S>>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Box::new(self.0.layer(inner))
+    }
 }
 
 /// Compression for the requests that accept an encoding; the others go straight to the inner

@@ -184,7 +184,8 @@ fn finished(
     tracing::info!(
         parent: span,
         status = response.status().as_u16(),
-        latency_ms = now.saturating_duration_since(started).as_secs_f64() * 1000.0,
+        // To the microsecond, which the JSON format writes without float formatting.
+        latency_ms = now.saturating_duration_since(started).as_micros() as f64 / 1000.0,
         "request finished"
     );
     if let Some(value) = header {

@@ -102,7 +102,8 @@ function Middleware() {
         </p>
         <p>
           Lines reach stdout through a writer thread of the logger's own, in batches, so a request does not wait for a
-          write of its own. Order is kept, warnings and errors are written out before the call that logs them returns,
+          write of its own: each thread queues its lines in a buffer of its own, and the writer merges them by the
+          moment they were queued, so order is kept across threads. Warnings and errors are written out before the call that logs them returns,
           and nothing is dropped when the destination is slow (the logging thread then writes the lines itself). A{' '}
           <code>main</code> that returns calls <code>core_web::telemetry::flush()</code> first, so its last lines are
           written; <code>core_web::server::run</code> does this when it stops serving.
