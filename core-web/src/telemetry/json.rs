@@ -207,17 +207,14 @@ fn push_f64(out: &mut String, value: f64) {
             out.push_str(itoa::Buffer::new().format(n / 1000));
             out.push('.');
             let fraction = n % 1000;
-            if fraction == 0 {
-                out.push('0');
-            } else {
-                let digits = [
-                    b'0' + (fraction / 100) as u8,
-                    b'0' + (fraction / 10 % 10) as u8,
-                    b'0' + (fraction % 10) as u8,
-                ];
-                let kept = 3 - digits.iter().rev().take_while(|&&d| d == b'0').count();
-                // ASCII digits.
-                out.push_str(std::str::from_utf8(&digits[..kept]).unwrap_or_default());
+            let digits = [fraction / 100, fraction / 10 % 10, fraction % 10];
+            // `.5` rather than `.500`, and `.0` for none.
+            let kept = digits
+                .iter()
+                .rposition(|&d| d != 0)
+                .map_or(1, |last| last + 1);
+            for &digit in &digits[..kept] {
+                out.push(char::from(b'0' + digit as u8));
             }
             return;
         }

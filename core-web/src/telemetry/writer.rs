@@ -58,10 +58,7 @@ struct Shared {
 }
 
 /// One thread's queued lines.
-#[derive(Default)]
-struct Buffer {
-    lines: Mutex<Lines>,
-}
+type Buffer = Mutex<Lines>;
 
 /// Lines as bytes, with when each was queued and where it ends.
 #[derive(Default)]
@@ -138,7 +135,7 @@ impl LogWriter {
                     &buffers[buffers.len() - 1].1
                 }
             };
-            let mut lines = lock(&buffer.lines);
+            let mut lines = lock(buffer);
             lines.bytes.extend_from_slice(line);
             // Stamped while the buffer is held: a batch gathered after this moment finds it.
             let end = lines.bytes.len();
@@ -187,7 +184,7 @@ impl LogWriter {
                 out.taken.resize_with(buffers.len(), Lines::default);
             }
             for (buffer, taken) in buffers.iter().zip(&mut out.taken) {
-                std::mem::swap(&mut *lock(&buffer.lines), taken);
+                std::mem::swap(&mut *lock(buffer), taken);
             }
             // A buffer only this list holds is an ended thread's, and now empty.
             buffers.retain(|buffer| Arc::strong_count(buffer) > 1);
@@ -251,7 +248,7 @@ impl LogWriter {
     fn any_queued(&self) -> bool {
         lock(&self.shared.buffers)
             .iter()
-            .any(|buffer| !lock(&buffer.lines).ends.is_empty())
+            .any(|buffer| !lock(buffer).ends.is_empty())
     }
 
     /// The thread: waits for lines, writes them out, lets the next ones gather.
@@ -502,7 +499,7 @@ mod tests {
         assert!(!logger.is_finished(), "the logger waits for the sink");
         let waiting: usize = lock(&writer.shared.buffers)
             .iter()
-            .map(|buffer| lock(&buffer.lines).bytes.len())
+            .map(|buffer| lock(buffer).bytes.len())
             .sum();
         assert!(waiting < MAX_PENDING + line.len());
         drop(closed);
